@@ -1,0 +1,53 @@
+//! # cache-core
+//!
+//! The core of a toolkit for caching range-keyed views (calendar feeds,
+//! timelines, dashboards) and invalidating them correctly: one backend trait
+//! with the same semantics on every store, and the pieces every backend and
+//! the simulator share.
+//!
+//! # Layout
+//!
+//! - [`backend`]: the object-safe [`Backend`] trait, its `# Contract`, and
+//!   [`Capabilities`]. Read this first.
+//! - [`ext`]: [`BackendExt`], typed JSON values and `get_or_set` for every backend.
+//! - [`key`]: [`Key`] validation, building keys from user input safely, glob
+//!   escaping, and the deterministic mapping to Memcached's key rules.
+//! - [`error`]: the one [`Error`] type, variants by meaning.
+//! - [`clock`]: the injectable [`Clock`] ([`SystemClock`], [`ManualClock`]).
+//! - [`instrumented`]: [`Instrumented`], a wrapper that counts round trips,
+//!   keys and latency per operation.
+//! - `conformance` (feature `conformance`): the shared behaviour suite every
+//!   backend runs from its tests, and the [`conformance_tests!`] macro.
+//!
+//! # Example
+//!
+//! ```
+//! use cache_core::{Backend, BackendExt, Key};
+//! # async fn demo(cache: std::sync::Arc<dyn Backend>) -> cache_core::Result<()> {
+//! let key = Key::from_parts(["calendar_feed", "{cal:1}"], ["2025-09-29", "2025-11-10"])?;
+//! cache.set_json(&key, &vec!["standup", "retro"], None).await?;
+//! let items: Option<Vec<String>> = cache.get_json(&key).await?;
+//! # Ok(()) }
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod backend;
+pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod error;
+pub mod ext;
+pub mod instrumented;
+pub mod key;
+
+pub use backend::{Backend, Capabilities, Ttl};
+pub use clock::{system_clock, Clock, ManualClock, SystemClock};
+pub use error::{BoxError, Error, Result};
+pub use ext::BackendExt;
+pub use instrumented::{Instrumented, Op, OpSnapshot, OpStats, StatsSnapshot};
+pub use key::Key;
+
+/// Re-exported so backends implementing [`Backend`] use the same version.
+pub use async_trait::async_trait;
+/// Re-exported: values are [`bytes::Bytes`].
+pub use bytes::Bytes;
