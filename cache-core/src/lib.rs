@@ -12,12 +12,16 @@
 //! - [`ext`]: [`BackendExt`], typed JSON values and `get_or_set` for every backend.
 //! - [`key`]: [`Key`] validation, building keys from user input safely, glob
 //!   escaping, and the deterministic mapping to Memcached's key rules.
+//! - [`view`]: the vocabulary: [`Scope`], [`TimeRange`], [`View`], [`Change`].
+//! - [`strategy`]: invalidation strategies behind the [`Strategy`] trait.
 //! - [`error`]: the one [`Error`] type, variants by meaning.
 //! - [`clock`]: the injectable [`Clock`] ([`SystemClock`], [`ManualClock`]).
 //! - [`instrumented`]: [`Instrumented`], a wrapper that counts round trips,
 //!   keys and latency per operation.
 //! - `conformance` (feature `conformance`): the shared behaviour suite every
 //!   backend runs from its tests, and the [`conformance_tests!`] macro.
+//! - `testkit` (feature `testkit`): real `redis-server` / `memcached`
+//!   processes on free loopback ports for tests and benchmarks.
 //!
 //! # Example
 //!
@@ -39,6 +43,10 @@ pub mod error;
 pub mod ext;
 pub mod instrumented;
 pub mod key;
+pub mod strategy;
+pub mod view;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use backend::{Backend, Capabilities, Ttl};
 pub use clock::{system_clock, Clock, ManualClock, SystemClock};
@@ -46,6 +54,8 @@ pub use error::{BoxError, Error, Result};
 pub use ext::BackendExt;
 pub use instrumented::{Instrumented, Op, OpSnapshot, OpStats, StatsSnapshot};
 pub use key::Key;
+pub use strategy::{ReadPlan, Strategy};
+pub use view::{Change, Scope, TimeRange, View};
 
 /// Re-exported so backends implementing [`Backend`] use the same version.
 pub use async_trait::async_trait;

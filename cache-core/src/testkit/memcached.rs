@@ -1,0 +1,1 @@
+//! `memcached` servers (see issue #4).
