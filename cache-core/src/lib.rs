@@ -14,6 +14,7 @@
 //!   escaping, and the deterministic mapping to Memcached's key rules.
 //! - [`view`]: the vocabulary: [`Scope`], [`TimeRange`], [`View`], [`Change`].
 //! - [`strategy`]: invalidation strategies behind the [`Strategy`] trait.
+//! - [`envelope`]: the stored form of a view (payload + logical expiry + load time).
 //! - [`error`]: the one [`Error`] type, variants by meaning.
 //! - [`clock`]: the injectable [`Clock`] ([`SystemClock`], [`ManualClock`]).
 //! - [`instrumented`]: [`Instrumented`], a wrapper that counts round trips,
@@ -39,14 +40,15 @@ pub mod backend;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod envelope;
 pub mod error;
 pub mod ext;
 pub mod instrumented;
 pub mod key;
 pub mod strategy;
-pub mod view;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod view;
 
 pub use backend::{Backend, Capabilities, Ttl};
 pub use clock::{system_clock, Clock, ManualClock, SystemClock};

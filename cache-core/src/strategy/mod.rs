@@ -8,10 +8,14 @@
 //! `invalidate`. The simulator runs each step with its own latency so races
 //! (the stale-set race) arise from interleaving rather than being scripted.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::backend::{Backend, Ttl};
+use crate::clock::{system_clock, Clock};
 use crate::error::Result;
 use crate::key::Key;
 use crate::view::{Change, View};
@@ -49,4 +53,54 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     /// for the scopes and ranges of `view`; empty for strategies without any.
     /// The simulator deletes them to reproduce the `version-eviction` hazard.
     fn control_keys(&self, view: &View) -> Vec<Key>;
+}
+
+/// Every strategy name the registry knows, in report order.
+pub const NAMES: [&str; 7] = [
+    "fixed-month",
+    "naive-versioned",
+    "versioned",
+    "wildcard",
+    "range-expansion",
+    "short-ttl",
+    "bucketed",
+];
+
+/// Options shared by the strategies (each uses the ones it needs).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StrategyOptions {
+    /// The clock strategies read "now" from (`fixed-month` invalidates months
+    /// around today).
+    pub clock: Arc<dyn Clock>,
+    /// TTL of cached views (default 300 s, the seed's).
+    pub ttl: Duration,
+    /// TTL used by `short-ttl` (default 60 s, the seed's Solution D).
+    pub short_ttl: Duration,
+    /// Seed for any random choice (e.g. `versioned`'s random generation start).
+    pub seed: u64,
+}
+
+impl Default for StrategyOptions {
+    fn default() -> Self {
+        StrategyOptions {
+            clock: system_clock(),
+            ttl: Duration::from_secs(300),
+            short_ttl: Duration::from_secs(60),
+            seed: 0,
+        }
+    }
+}
+
+/// Builds the strategy registered under `name` (one of [`NAMES`]).
+pub fn by_name(name: &str, options: &StrategyOptions) -> Result<Arc<dyn Strategy>> {
+    let _ = options;
+    Err(crate::Error::NotSupported {
+        backend: "strategy-registry".to_owned(),
+        operation: if NAMES.contains(&name) {
+            "strategy not implemented yet"
+        } else {
+            "unknown strategy"
+        },
+    })
 }

@@ -142,7 +142,10 @@ impl ServerProcess {
         Err(HarnessError::StartFailed {
             name: self.name.clone(),
             port: self.port,
-            detail: format!("exit status {status:?}; log: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")),
+            detail: format!(
+                "exit status {status:?}; log: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ),
         })
     }
 

@@ -1,0 +1,103 @@
+//! The stored form of a cached view: the payload plus its *logical* expiry
+//! and how long it took to load.
+//!
+//! Why the framework stores expiry itself: server TTLs follow real time, but
+//! the simulator runs on a [`ManualClock`](crate::ManualClock) (a week of
+//! traffic in seconds), and moka cannot take a custom clock at all. So the
+//! expiry instant per the injected [`Clock`](crate::Clock) travels with the
+//! entry and is checked on read; the server TTL stays as a garbage-collection
+//! bound. The load time feeds probabilistic early refresh (XFetch).
+//!
+//! Layout (big-endian): `b"RCE1"`, `expires_at` in Unix milliseconds
+//! (`u64::MAX` = never), load time in microseconds (`u64`), then the payload.
+//! 20 bytes of overhead per entry.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{Error, Result};
+use crate::key::Key;
+
+const MAGIC: &[u8; 4] = b"RCE1";
+/// Bytes added in front of every payload.
+pub const HEADER_LEN: usize = 20;
+
+/// A payload with its logical expiry and load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// When the entry stops being valid, per the injected clock; `None` = never.
+    pub expires_at: Option<SystemTime>,
+    /// How long the loader took to produce the payload.
+    pub load_time: Duration,
+    /// The cached bytes (e.g. a JSON feed).
+    pub payload: Bytes,
+}
+
+impl Envelope {
+    /// True when the entry is still valid at `now`.
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.expires_at.is_none_or(|t| now < t)
+    }
+
+    /// Serialises the envelope.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(HEADER_LEN + self.payload.len());
+        buf.put_slice(MAGIC);
+        let expires = self.expires_at.map_or(u64::MAX, |t| {
+            t.duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1))
+                .unwrap_or(0)
+        });
+        buf.put_u64(expires);
+        buf.put_u64(u64::try_from(self.load_time.as_micros()).unwrap_or(u64::MAX));
+        buf.put_slice(&self.payload);
+        buf.freeze()
+    }
+
+    /// Parses bytes written by [`Envelope::encode`]; `key` names the entry in
+    /// the error when the bytes are something else.
+    pub fn decode(key: &Key, bytes: &Bytes) -> Result<Self> {
+        if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC {
+            return Err(Error::Codec {
+                key: key.to_string(),
+                source: "entry is not a cache envelope (bad magic or too short)".into(),
+            });
+        }
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[4..12]);
+        let expires = u64::from_be_bytes(word);
+        word.copy_from_slice(&bytes[12..20]);
+        let load = u64::from_be_bytes(word);
+        Ok(Envelope {
+            expires_at: (expires != u64::MAX).then(|| UNIX_EPOCH + Duration::from_millis(expires)),
+            load_time: Duration::from_micros(load),
+            payload: bytes.slice(HEADER_LEN..),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_rejects_foreign_bytes() {
+        let key = Key::new("k").unwrap();
+        let e = Envelope {
+            expires_at: Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
+            load_time: Duration::from_micros(4_567),
+            payload: Bytes::from_static(b"[1,2,3]"),
+        };
+        let back = Envelope::decode(&key, &e.encode()).unwrap();
+        assert_eq!(back, e);
+        assert!(back.is_fresh(UNIX_EPOCH + Duration::from_millis(1_700_000_000_122)));
+        assert!(!back.is_fresh(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)));
+        let never = Envelope { expires_at: None, ..e };
+        assert_eq!(Envelope::decode(&key, &never.encode()).unwrap().expires_at, None);
+        assert!(matches!(
+            Envelope::decode(&key, &Bytes::from_static(b"[1,2,3]")),
+            Err(Error::Codec { .. })
+        ));
+    }
+}
