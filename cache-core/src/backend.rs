@@ -50,8 +50,10 @@ pub type Ttl = Option<Duration>;
 /// stored. Concurrent `add`s of one key: exactly one returns `true`.
 ///
 /// **Counters.** A counter is a value holding the ASCII decimal digits of an
-/// integer in `0..=i64::MAX` with no sign, spaces or leading `+` (e.g. `b"42"`);
-/// `get` returns those digits. [`incr`](Backend::incr):
+/// integer in `0..=i64::MAX` with no sign or leading `+` (e.g. `b"42"`);
+/// `get` returns those digits. Whether digits padded with ASCII spaces count
+/// as a counter is unspecified (Memcached accepts them, Redis does not).
+/// [`incr`](Backend::incr):
 /// - on a **missing** key returns [`Error::NotFound`](crate::Error::NotFound)
 ///   and creates nothing (Django and Memcached's ASCII protocol do this;
 ///   Redis and Memcached's binary protocol create the key, and their backends

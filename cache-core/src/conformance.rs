@@ -347,7 +347,7 @@ pub async fn incr_adds(backend: &dyn Backend) {
 /// `incr` on a value that is not a counter is `NotACounter`; nothing changes.
 pub async fn incr_not_a_counter(backend: &dyn Backend) {
     let ns = unique_namespace("incr_nan");
-    for (i, bad) in ["abc", "-5", "1.5", "", " 7", "99999999999999999999"]
+    for (i, bad) in ["abc", "-5", "1.5", "", "+7", "99999999999999999999"]
         .iter()
         .enumerate()
     {
