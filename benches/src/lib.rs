@@ -1,3 +1,399 @@
-//! Benchmark suites comparing the backends and strategies with the raw clients.
+//! # benches
 //!
-//! Not built yet: issue #7 fills this crate.
+//! Benchmark suites that put every layer of this project side by side with
+//! what it sits on, and the writer of `BENCHMARKS.md`.
+//!
+//! # Layout
+//!
+//! - `benches/*.rs`: the suites. Criterion suites measure per-call latency;
+//!   every group holds a pair, `ours` and `baseline`, measured in the same
+//!   run. `harness = false` load suites measure throughput at a given
+//!   concurrency (and run external tools such as `redis-benchmark` and
+//!   `memcaslap`) and append [`LoadResult`] lines to
+//!   `target/bench-results/*.jsonl`.
+//! - this library: reading both kinds of result ([`collect`]), pairing them
+//!   into ratios, checking the goals ([`GOALS`]) and rendering Markdown
+//!   ([`render_markdown`]).
+//! - `src/bin/bench-report.rs`: the binary `benches/run` calls last.
+//!
+//! A ratio is always "ours relative to the baseline in throughput terms":
+//! `baseline_ns / ours_ns` for latencies, `ours_ops / baseline_ops` for
+//! rates. Above 1 means we are faster.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One throughput figure from a load suite (one JSON line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadResult {
+    /// Comparison group, e.g. `redis/get/64-tasks`.
+    pub group: String,
+    /// `ours`, `baseline`, or another named subject (e.g. `redis-benchmark`).
+    pub subject: String,
+    /// Operations per second.
+    pub ops_per_sec: f64,
+    /// Free-form detail (concurrency, tool command line).
+    #[serde(default)]
+    pub detail: String,
+}
+
+impl LoadResult {
+    /// Appends this result as one JSON line to `target/bench-results/<suite>.jsonl`
+    /// (creating the directory), so several suites can feed one report.
+    pub fn append(&self, target_dir: &Path, suite: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let dir = target_dir.join("bench-results");
+        std::fs::create_dir_all(&dir)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{suite}.jsonl")))?;
+        let line = serde_json::to_string(self).map_err(std::io::Error::other)?;
+        writeln!(f, "{line}")
+    }
+}
+
+/// A measured figure, either kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Figure {
+    /// Mean nanoseconds per operation (criterion).
+    Nanos(f64),
+    /// Operations per second (load suites).
+    OpsPerSec(f64),
+}
+
+impl Figure {
+    /// Throughput in operations per second, whichever way it was measured.
+    pub fn ops_per_sec(&self) -> f64 {
+        match *self {
+            Figure::Nanos(ns) if ns > 0.0 => 1e9 / ns,
+            Figure::Nanos(_) => 0.0,
+            Figure::OpsPerSec(o) => o,
+        }
+    }
+
+    fn render(&self) -> String {
+        match *self {
+            Figure::Nanos(ns) if ns >= 1e6 => format!("{:.2} ms", ns / 1e6),
+            Figure::Nanos(ns) if ns >= 1e3 => format!("{:.2} µs", ns / 1e3),
+            Figure::Nanos(ns) => format!("{ns:.0} ns"),
+            Figure::OpsPerSec(o) if o >= 1e6 => format!("{:.2} M ops/s", o / 1e6),
+            Figure::OpsPerSec(o) => format!("{:.1} k ops/s", o / 1e3),
+        }
+    }
+}
+
+/// Every figure, by group then subject.
+pub type Results = BTreeMap<String, BTreeMap<String, Figure>>;
+
+/// Errors while collecting results.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A result file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A result file did not parse.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (1 for whole-file JSON).
+        line: usize,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct CriterionBenchmark {
+    group_id: String,
+    function_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CriterionEstimate {
+    point_estimate: f64,
+}
+
+#[derive(Deserialize)]
+struct CriterionEstimates {
+    mean: CriterionEstimate,
+}
+
+fn read(path: &Path) -> Result<String, ReportError> {
+    std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(path: &Path, line: usize, text: &str) -> Result<T, ReportError> {
+    serde_json::from_str(text).map_err(|e| ReportError::Parse {
+        path: path.to_owned(),
+        line,
+        message: e.to_string(),
+    })
+}
+
+/// Reads criterion's `target/criterion/**/new/{benchmark,estimates}.json`
+/// and the load suites' `target/bench-results/*.jsonl` under `target_dir`.
+pub fn collect(target_dir: &Path) -> Result<Results, ReportError> {
+    let mut results = Results::new();
+    let criterion = target_dir.join("criterion");
+    let mut stack = vec![criterion];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n == "new") {
+                    let bench_path = path.join("benchmark.json");
+                    let est_path = path.join("estimates.json");
+                    if bench_path.is_file() && est_path.is_file() {
+                        let b: CriterionBenchmark = parse(&bench_path, 1, &read(&bench_path)?)?;
+                        let e: CriterionEstimates = parse(&est_path, 1, &read(&est_path)?)?;
+                        let subject = b.function_id.unwrap_or_else(|| "ours".to_owned());
+                        results
+                            .entry(b.group_id)
+                            .or_default()
+                            .insert(subject, Figure::Nanos(e.mean.point_estimate));
+                    }
+                } else {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+    let load_dir = target_dir.join("bench-results");
+    if let Ok(entries) = std::fs::read_dir(&load_dir) {
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for path in files
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        {
+            let file = std::fs::File::open(&path).map_err(|source| ReportError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+                let line = line.map_err(|source| ReportError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let r: LoadResult = parse(&path, i + 1, &line)?;
+                results
+                    .entry(r.group)
+                    .or_default()
+                    .insert(r.subject, Figure::OpsPerSec(r.ops_per_sec));
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// A goal from the issues: `subject`'s throughput in `group` must be at
+/// least `min_ratio` × the `against` subject's.
+#[derive(Debug, Clone, Copy)]
+pub struct Goal {
+    /// Result group.
+    pub group: &'static str,
+    /// Subject measured (usually `ours`).
+    pub subject: &'static str,
+    /// Subject compared with (usually `baseline`).
+    pub against: &'static str,
+    /// Minimum ratio.
+    pub min_ratio: f64,
+    /// Where the goal comes from.
+    pub source: &'static str,
+}
+
+/// The goals recorded in BENCHMARKS.md (issue #4 and #7).
+pub const GOALS: &[Goal] = &[
+    Goal {
+        group: "locmem/get_hit",
+        subject: "ours",
+        against: "baseline",
+        min_ratio: 0.8,
+        source: "#7: locmem ≥ 0.8× raw moka (get)",
+    },
+    Goal {
+        group: "locmem/set",
+        subject: "ours",
+        against: "baseline",
+        min_ratio: 0.8,
+        source: "#7: locmem ≥ 0.8× raw moka (set)",
+    },
+    Goal {
+        group: "redis/get/64-tasks",
+        subject: "ours",
+        against: "baseline",
+        min_ratio: 0.9,
+        source: "#4/#7: Redis ≥ 0.9× raw multiplexed connection at 64 tasks",
+    },
+    Goal {
+        group: "redis/get/50-conns-vs-redis-benchmark",
+        subject: "ours",
+        against: "redis-benchmark",
+        min_ratio: 3.0,
+        source: "#7: Redis ≥ 3× redis-benchmark (no pipelining, 50 connections)",
+    },
+    Goal {
+        group: "memcached/get/64-tasks",
+        subject: "ours",
+        against: "memaslap-50",
+        min_ratio: 0.6,
+        source: "#4/#7: Memcached ≥ 0.6× memaslap at 50 connections",
+    },
+    Goal {
+        group: "memcached/get/1-task",
+        subject: "ours",
+        against: "memaslap-1",
+        min_ratio: 0.8,
+        source: "#4/#7: Memcached ≥ 0.8× memaslap at 1 connection",
+    },
+];
+
+/// Context printed at the top of the report.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Date of the run (UTC).
+    pub date: String,
+    /// Git commit measured.
+    pub commit: String,
+    /// Machine description (CPU, cores, memory, OS).
+    pub machine: String,
+    /// True for a `--quick` smoke run (numbers are not meaningful).
+    pub quick: bool,
+}
+
+/// Renders the whole BENCHMARKS.md body.
+pub fn render_markdown(results: &Results, ctx: &Context) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Benchmarks\n");
+    if ctx.quick {
+        let _ = writeln!(
+            out,
+            "> **Quick smoke run**: every suite ran briefly; the numbers are not meaningful.\n"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "- date: {}\n- commit: `{}`\n- machine: {}\n",
+        ctx.date, ctx.commit, ctx.machine
+    );
+    let _ = writeln!(
+        out,
+        "Regenerate with `benches/run` (full, < 20 min) or `benches/run --quick` (smoke)."
+    );
+    let _ = writeln!(
+        out,
+        "A ratio is ours relative to the baseline in throughput terms: above 1 means faster.\n"
+    );
+    let _ = writeln!(out, "## Goals\n\n| goal | measured | ratio | met |\n|---|---|---|---|");
+    for g in GOALS {
+        let row = results
+            .get(g.group)
+            .and_then(|m| Some((m.get(g.subject)?, m.get(g.against)?)));
+        match row {
+            Some((a, b)) => {
+                let ratio = ratio(a, b);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} vs {} | {:.2}× | {} |",
+                    g.source,
+                    a.render(),
+                    b.render(),
+                    ratio,
+                    if ratio >= g.min_ratio { "yes" } else { "**no**" }
+                );
+            }
+            None => {
+                let _ = writeln!(out, "| {} | not measured in this run | — | **no** |", g.source);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n## All figures\n\n| group | subject | figure | ratio to baseline |\n|---|---|---|---|"
+    );
+    for (group, subjects) in results {
+        let base = subjects.get("baseline");
+        for (subject, fig) in subjects {
+            let r = match base {
+                Some(b) if subject != "baseline" => format!("{:.2}×", ratio(fig, b)),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "| {group} | {subject} | {} | {r} |", fig.render());
+        }
+    }
+    out
+}
+
+fn ratio(ours: &Figure, baseline: &Figure) -> f64 {
+    let b = baseline.ops_per_sec();
+    if b > 0.0 {
+        ours.ops_per_sec() / b
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_and_goals_render() {
+        let mut r = Results::new();
+        let g = r.entry("locmem/get_hit".to_owned()).or_default();
+        g.insert("ours".to_owned(), Figure::Nanos(400.0));
+        g.insert("baseline".to_owned(), Figure::Nanos(300.0));
+        let md = render_markdown(&r, &Context::default());
+        assert!(md.contains("| 0.75× | **no** |"), "{md}");
+        assert!(md.contains("| locmem/get_hit | ours | 400 ns | 0.75× |"), "{md}");
+        assert!(md.contains("not measured in this run"));
+    }
+
+    #[test]
+    fn load_results_roundtrip_through_files() {
+        let dir = std::env::temp_dir().join(format!("bench-report-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        LoadResult {
+            group: "g".into(),
+            subject: "ours".into(),
+            ops_per_sec: 2000.0,
+            detail: String::new(),
+        }
+        .append(&dir, "suite")
+        .unwrap();
+        LoadResult {
+            group: "g".into(),
+            subject: "baseline".into(),
+            ops_per_sec: 1000.0,
+            detail: String::new(),
+        }
+        .append(&dir, "suite")
+        .unwrap();
+        let r = collect(&dir).unwrap();
+        assert_eq!(r["g"]["ours"], Figure::OpsPerSec(2000.0));
+        std::fs::write(dir.join("bench-results/bad.jsonl"), "{\"group\":1}\n").unwrap();
+        let err = collect(&dir).unwrap_err().to_string();
+        assert!(err.contains("bad.jsonl:1"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
