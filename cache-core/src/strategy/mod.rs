@@ -1,13 +1,39 @@
-//! Invalidation strategies as swappable components (one file per strategy).
+//! Invalidation strategies as swappable components, one file per strategy,
+//! and the registry that builds them by name.
 //!
-//! INTERFACE SKELETON — issue #5 fills in the strategies, the registry and
-//! the cache-aside layer. The step-wise shape of [`Strategy`] is fixed because
-//! the simulator depends on it: a feed request is
-//! `plan_read` (derive the key, fetching generations) → `backend.get(plan.key)`
-//! → on a miss, the database query → `store`; a write is commit →
-//! `invalidate`. The simulator runs each step with its own latency so races
-//! (the stale-set race) arise from interleaving rather than being scripted.
+//! The step-wise shape of [`Strategy`] is fixed because the simulator depends
+//! on it: a feed request is `plan_read` (derive the key, fetching generations)
+//! → `backend.get(plan.key)` → on a miss, the database query → `store`; a
+//! write is commit → `invalidate`. The simulator runs each step with its own
+//! latency so races (the stale-set race) arise from interleaving rather than
+//! being scripted. [`RangeCache`](crate::aside::RangeCache) drives the same
+//! steps for applications.
+//!
+//! # The strategies at a glance
+//!
+//! Costs are backend round trips for a view over one scope (`B` = buckets the
+//! view spans, `b` = buckets a change touches, `K` = keys a guess covers).
+//!
+//! | name | read (plan + get) | miss (store) | write | guarantee |
+//! |---|---|---|---|---|
+//! | [`fixed-month`](fixed_month) | 1 | 1 | 1 `delete_many` | none: the seed's bug |
+//! | [`naive-versioned`](naive_versioned) | 2 | 1 | 1 (2 when the version is missing) | breaks when the version key is lost |
+//! | [`versioned`](versioned) | 2 (+1 `add` once) | 1 | 1 `incr` | no stale read after the bump, even across lost generations |
+//! | [`wildcard`](wildcard) | 1 | 1 (3 with a key index) | 2 (`delete_prefix` + index) | stale-set race; index is lossy |
+//! | [`range-expansion`](range_expansion) | 1 | 1 | 1 `delete_many` of `K` keys | only the guessed keys |
+//! | [`short-ttl`](short_ttl) | 1 | 1 | 0 | stale for up to the TTL |
+//! | [`bucketed`](bucketed) | 2 (one `get_many` of `B`) | 1 | `b` `incr`s | as `versioned`, per bucket |
+//!
+//! # Keys
+//!
+//! Every key starts with the namespace ([`StrategyOptions::namespace`]), a
+//! short strategy tag, and the scope as a Redis Cluster hash tag
+//! (`feed:v:{cal%3A7}:…`), so all keys of one scope share one cluster slot
+//! and a prefix deletion of a scope stays on one node. User-controlled parts
+//! (scope names, parameters) go through [`Key::from_parts`]'s encoding, so they
+//! can contain neither `:` nor braces nor glob characters.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +42,26 @@ use bytes::Bytes;
 
 use crate::backend::{Backend, Ttl};
 use crate::clock::{system_clock, Clock};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::view::{Change, View};
+
+pub mod bucketed;
+pub mod fixed_month;
+mod keys;
+pub mod naive_versioned;
+pub mod range_expansion;
+pub mod short_ttl;
+pub mod versioned;
+pub mod wildcard;
+
+pub use bucketed::Bucketed;
+pub use fixed_month::FixedMonth;
+pub use naive_versioned::NaiveVersioned;
+pub use range_expansion::RangeExpansion;
+pub use short_ttl::ShortTtl;
+pub use versioned::Versioned;
+pub use wildcard::Wildcard;
 
 /// What [`Strategy::plan_read`] decided for one view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,17 +69,72 @@ use crate::view::{Change, View};
 pub struct ReadPlan {
     /// The storage key to read (and, on a miss, to fill).
     pub key: Key,
-    /// Backend TTL to store the entry with.
+    /// TTL to store the entry with; also its logical lifetime in
+    /// [`RangeCache`](crate::aside::RangeCache).
     pub ttl: Ttl,
+    /// The generations the key was derived from, in the order the strategy
+    /// fetched them (empty for strategies without generations). For reports
+    /// and debugging; the key already carries them.
+    pub generations: Vec<u64>,
+}
+
+impl ReadPlan {
+    /// A plan reading `key`, stored with `ttl`, derived from no generation.
+    /// Strategies outside this crate build their plans with this.
+    pub fn new(key: Key, ttl: Ttl) -> Self {
+        ReadPlan {
+            key,
+            ttl,
+            generations: Vec::new(),
+        }
+    }
+
+    /// Records the generations the key was derived from (builder style).
+    #[must_use]
+    pub fn with_generations(mut self, generations: Vec<u64>) -> Self {
+        self.generations = generations;
+        self
+    }
+}
+
+/// What a strategy needs from a backend, so callers (the simulator, a
+/// service's startup check) can tell which combinations make sense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Requirements {
+    /// Uses `add` and `incr` on counters (generations, versions).
+    pub counters: bool,
+    /// Uses [`Backend::delete_prefix`] when the backend has it, and works
+    /// (with weaker guarantees or more round trips) when it does not.
+    pub prefers_prefix_delete: bool,
+    /// Invalidates on writes at all (`short-ttl` does not).
+    pub invalidates: bool,
+    /// Correct only if every process shares one store: invalidation state in
+    /// a per-process cache never reaches the other processes' entries. True
+    /// for every strategy that invalidates (not `short-ttl`, whose bound on
+    /// staleness holds per process); listed so the `multi-process-locmem`
+    /// hazard has a place to be checked.
+    pub needs_shared_store: bool,
 }
 
 /// An invalidation strategy. Strategies keep no per-backend state in memory:
 /// everything they need (generations, key indexes) lives in the backend, so
 /// one instance serves many backends (e.g. one per simulated app process).
+///
+/// # Ordering rule for callers
+///
+/// Call `plan_read` **before** querying the database for a miss, and
+/// `invalidate` **after** the write has committed. Generation-based
+/// strategies rely on it: a reader that planned before a bump stores under the
+/// old generation, which nobody reads again, so a stale result can never be
+/// filled under a live key.
 #[async_trait]
 pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     /// The registry name (`"versioned"`, `"bucketed"`, …).
     fn name(&self) -> &str;
+
+    /// What this strategy uses from a backend.
+    fn needs(&self) -> Requirements;
 
     /// Step 1 of a read: the storage key for `view` (may read or seed
     /// generation keys on `backend`).
@@ -66,12 +164,34 @@ pub const NAMES: [&str; 7] = [
     "bucketed",
 ];
 
+/// Time bucket of the `bucketed` strategy. Buckets are computed in UTC, so a
+/// view and a change agree on them whatever offsets their clients used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BucketSize {
+    /// ISO weeks (Monday 00:00 UTC to the next Monday).
+    Week,
+    /// Calendar months (the 1st 00:00 UTC to the next 1st).
+    #[default]
+    Month,
+}
+
 /// Options shared by the strategies (each uses the ones it needs).
+///
+/// ```
+/// use cache_core::strategy::{by_name, BucketSize, StrategyOptions};
+/// let options = StrategyOptions::default()
+///     .with_seed(7)
+///     .with_bucket(BucketSize::Week)
+///     .with_namespace("feed");
+/// let strategy = by_name("bucketed", &options).unwrap();
+/// assert_eq!(strategy.name(), "bucketed");
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct StrategyOptions {
     /// The clock strategies read "now" from (`fixed-month` invalidates months
-    /// around today).
+    /// around today; generation starts mix in the reading).
     pub clock: Arc<dyn Clock>,
     /// TTL of cached views (default 300 s, the seed's).
     pub ttl: Duration,
@@ -79,6 +199,21 @@ pub struct StrategyOptions {
     pub short_ttl: Duration,
     /// Seed for any random choice (e.g. `versioned`'s random generation start).
     pub seed: u64,
+    /// First part of every key (default `"feed"`). Must be non-empty and free
+    /// of braces, whitespace and glob characters; tests sharing one server
+    /// give each run its own.
+    pub namespace: String,
+    /// Bucket size of `bucketed` (default: month).
+    pub bucket: BucketSize,
+    /// The filter combinations `fixed-month` and `range-expansion` delete keys
+    /// for, as the seed's loops over work types × statuses did. Each map is one
+    /// view's `params`; the default is one combination, no filters (the
+    /// seed's `None:None`).
+    pub filter_combinations: Vec<BTreeMap<String, String>>,
+    /// Most keys `wildcard`'s per-scope key index holds (default 1000); when
+    /// it is full, new entries for the scope are not cached at all, because an
+    /// entry missing from the index could never be invalidated.
+    pub index_cap: usize,
 }
 
 impl Default for StrategyOptions {
@@ -88,19 +223,139 @@ impl Default for StrategyOptions {
             ttl: Duration::from_secs(300),
             short_ttl: Duration::from_secs(60),
             seed: 0,
+            namespace: "feed".to_owned(),
+            bucket: BucketSize::Month,
+            filter_combinations: vec![BTreeMap::new()],
+            index_cap: 1000,
         }
     }
 }
 
-/// Builds the strategy registered under `name` (one of [`NAMES`]).
-pub fn by_name(name: &str, options: &StrategyOptions) -> Result<Arc<dyn Strategy>> {
-    let _ = options;
-    Err(crate::Error::NotSupported {
+impl StrategyOptions {
+    /// Sets [`Self::clock`].
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets [`Self::ttl`].
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets [`Self::short_ttl`].
+    #[must_use]
+    pub fn with_short_ttl(mut self, ttl: Duration) -> Self {
+        self.short_ttl = ttl;
+        self
+    }
+
+    /// Sets [`Self::seed`].
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets [`Self::namespace`].
+    #[must_use]
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Sets [`Self::bucket`].
+    #[must_use]
+    pub fn with_bucket(mut self, bucket: BucketSize) -> Self {
+        self.bucket = bucket;
+        self
+    }
+
+    /// Sets [`Self::filter_combinations`].
+    #[must_use]
+    pub fn with_filter_combinations(mut self, combos: Vec<BTreeMap<String, String>>) -> Self {
+        self.filter_combinations = combos;
+        self
+    }
+
+    /// Sets [`Self::index_cap`].
+    #[must_use]
+    pub fn with_index_cap(mut self, cap: usize) -> Self {
+        self.index_cap = cap;
+        self
+    }
+
+    /// Checks the options every strategy relies on.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |c: char| matches!(c, '{' | '}' | '*' | '?' | '[' | ']' | '\\') || c.is_whitespace();
+        if self.namespace.is_empty() || self.namespace.chars().any(bad) {
+            return Err(config(format!(
+                "namespace {:?} must be non-empty without braces, glob characters or whitespace",
+                self.namespace
+            )));
+        }
+        if self.ttl.is_zero() || self.short_ttl.is_zero() {
+            return Err(config("ttl and short_ttl must be positive".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+fn config(message: String) -> Error {
+    Error::Config {
         backend: "strategy-registry".to_owned(),
-        operation: if NAMES.contains(&name) {
-            "strategy not implemented yet"
-        } else {
-            "unknown strategy"
-        },
+        message,
+    }
+}
+
+/// Builds the strategy registered under `name` (one of [`NAMES`]).
+///
+/// An unknown name is an [`Error::Config`] that lists the valid ones.
+///
+/// ```
+/// use cache_core::strategy::{by_name, StrategyOptions, NAMES};
+/// for name in NAMES {
+///     assert_eq!(by_name(name, &StrategyOptions::default()).unwrap().name(), name);
+/// }
+/// let err = by_name("lru", &StrategyOptions::default()).unwrap_err();
+/// assert!(err.to_string().contains("versioned"));
+/// ```
+pub fn by_name(name: &str, options: &StrategyOptions) -> Result<Arc<dyn Strategy>> {
+    options.validate()?;
+    let o = options.clone();
+    Ok(match name {
+        "fixed-month" => Arc::new(FixedMonth::new(o)),
+        "naive-versioned" => Arc::new(NaiveVersioned::new(o)),
+        "versioned" => Arc::new(Versioned::new(o)),
+        "wildcard" => Arc::new(Wildcard::new(o)),
+        "range-expansion" => Arc::new(RangeExpansion::new(o)),
+        "short-ttl" => Arc::new(ShortTtl::new(o)),
+        "bucketed" => Arc::new(Bucketed::new(o)),
+        other => {
+            return Err(config(format!(
+                "unknown strategy {other:?}; valid names: {}",
+                NAMES.join(", ")
+            )))
+        }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_knows_every_name_and_rejects_others() {
+        for name in NAMES {
+            assert_eq!(by_name(name, &StrategyOptions::default()).unwrap().name(), name);
+        }
+        let err = by_name("Versioned", &StrategyOptions::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("\"Versioned\"") && msg.contains("bucketed"), "{msg}");
+        let bad = StrategyOptions::default().with_namespace("a{b}");
+        assert!(matches!(by_name("versioned", &bad), Err(Error::Config { .. })));
+    }
 }

@@ -1,0 +1,161 @@
+//! `fixed-month`: the seed's broken original, reproduced **faithfully**,
+//! bug included. It is the baseline that shows the bug; do not choose it.
+//!
+//! ```python
+//! for month_offset in range(4):
+//!     start_of_month = (today.replace(day=1) + timedelta(days=32 * month_offset)).replace(day=1)
+//!     end_of_month = (start_of_month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+//!     for wt in work_types:
+//!         for st in statuses:
+//!             cache_key = f"calendar_feed:{user_id}:{wt}:{st}:{start_of_month}:{end_of_month}"
+//!             cache.delete(cache_key)
+//! ```
+//!
+//! Reads key the view by the range **as the client sent it**
+//! (`2025-09-29T00:00:00+08:00 .. 2025-11-10T00:00:00+08:00`); invalidation
+//! deletes keys for fixed calendar-month boundaries (`2025-10-01 ..
+//! 2025-10-31`) for four months from "today" (per
+//! [`StrategyOptions::clock`], in UTC), for every filter combination in
+//! [`StrategyOptions::filter_combinations`]. Those keys are never the ones a
+//! FullCalendar client reads (a month grid starts before the 1st and ends
+//! after the last day, and the end is exclusive), so the cached feed survives
+//! the write: the `seed-october-2025` hazard. Months before today are never
+//! touched either.
+//!
+//! # Cost
+//!
+//! - read: 1 `get`; miss: 1 `set`;
+//! - write: one `delete` per (month × filter combination), issued one by one
+//!   as the seed did: 4 round trips with the default single combination, 100
+//!   for the seed's 5 work types × 5 statuses. All wasted.
+//!
+//! # Guarantees
+//!
+//! None beyond the TTL: a write is visible only once the stale entry expires.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{Datelike, Days, NaiveDate, Utc};
+
+use super::keys::{scope_tag, view_parts};
+use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::key::Key;
+use crate::view::{Change, View};
+
+const TAG: &str = "fm";
+
+/// The `fixed-month` strategy; see the [module docs](self).
+#[derive(Debug)]
+pub struct FixedMonth {
+    options: StrategyOptions,
+}
+
+impl FixedMonth {
+    /// A `fixed-month` strategy with `options` (uses `namespace`, `ttl`,
+    /// `clock`, `filter_combinations`).
+    pub fn new(options: StrategyOptions) -> Self {
+        FixedMonth { options }
+    }
+
+    /// The `(start_of_month, end_of_month)` pairs the seed computes for
+    /// `today`, with its `32 days` arithmetic.
+    pub fn months_from(today: NaiveDate) -> Vec<(NaiveDate, NaiveDate)> {
+        let mut out = Vec::with_capacity(4);
+        for month_offset in 0..4u64 {
+            let first = today.with_day(1).unwrap_or(today);
+            let Some(start) = first
+                .checked_add_days(Days::new(32 * month_offset))
+                .and_then(|d| d.with_day(1))
+            else {
+                continue;
+            };
+            let Some(end) = start
+                .checked_add_days(Days::new(32))
+                .and_then(|d| d.with_day(1))
+                .and_then(|d| d.checked_sub_days(Days::new(1)))
+            else {
+                continue;
+            };
+            out.push((start, end));
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl Strategy for FixedMonth {
+    fn name(&self) -> &str {
+        "fixed-month"
+    }
+
+    fn needs(&self) -> Requirements {
+        Requirements {
+            counters: false,
+            prefers_prefix_delete: false,
+            invalidates: true,
+            needs_shared_store: true,
+        }
+    }
+
+    async fn plan_read(&self, _backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
+        let mut trusted = vec![self.options.namespace.clone(), TAG.to_owned()];
+        trusted.extend(view.scopes.iter().map(scope_tag));
+        let parts = view_parts(&view.range, &view.params);
+        let key = Key::from_parts(trusted.iter().map(String::as_str), parts.iter().map(String::as_str))?;
+        Ok(ReadPlan::new(key, Some(self.options.ttl)))
+    }
+
+    async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
+        backend.set(&plan.key, value, plan.ttl).await
+    }
+
+    async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
+        // `today` per the injected clock: the seed's `date.today()`. Note the
+        // change's own dates play no part at all.
+        let today = chrono::DateTime::<Utc>::from(self.options.clock.now()).date_naive();
+        let tag = scope_tag(&change.scope);
+        for (start, end) in Self::months_from(today) {
+            for combo in &self.options.filter_combinations {
+                let mut parts = vec![start.to_string(), end.to_string()];
+                for (name, value) in combo {
+                    parts.push(name.clone());
+                    parts.push(value.clone());
+                }
+                let key = Key::from_parts(
+                    [self.options.namespace.as_str(), TAG, tag.as_str()],
+                    parts.iter().map(String::as_str),
+                )?;
+                // One round trip per key, as the seed did.
+                backend.delete(&key).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn control_keys(&self, _view: &View) -> Vec<Key> {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_arithmetic_gives_four_calendar_months() {
+        let today = NaiveDate::from_ymd_opt(2025, 10, 6).unwrap();
+        let months = FixedMonth::months_from(today);
+        let shown: Vec<String> = months.iter().map(|(s, e)| format!("{s}..{e}")).collect();
+        assert_eq!(
+            shown,
+            [
+                "2025-10-01..2025-10-31",
+                "2025-11-01..2025-11-30",
+                "2025-12-01..2025-12-31",
+                "2026-01-01..2026-01-31"
+            ]
+        );
+    }
+}

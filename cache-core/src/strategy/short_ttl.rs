@@ -1,0 +1,78 @@
+//! `short-ttl`: the seed's Solution D. No invalidation at all; entries live
+//! for [`StrategyOptions::short_ttl`] (default 60 s instead of 300 s).
+//!
+//! # Cost
+//!
+//! - read: 1 `get`; miss: 1 `set`; write: nothing.
+//!
+//! # Guarantees
+//!
+//! A write becomes visible within `short_ttl` of the commit, never sooner:
+//! every read in that window may be stale. Shorter TTLs trade hit rate for
+//! that window.
+//!
+//! # When to choose it
+//!
+//! When a bounded staleness is acceptable and writes are not tracked (data
+//! changed by another system, no hook on commit).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::keys::{scope_tag, view_key};
+use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::key::Key;
+use crate::view::{Change, View};
+
+const TAG: &str = "st";
+
+/// The `short-ttl` strategy; see the [module docs](self).
+#[derive(Debug)]
+pub struct ShortTtl {
+    options: StrategyOptions,
+}
+
+impl ShortTtl {
+    /// A `short-ttl` strategy with `options` (uses `namespace`, `short_ttl`).
+    pub fn new(options: StrategyOptions) -> Self {
+        ShortTtl { options }
+    }
+}
+
+#[async_trait]
+impl Strategy for ShortTtl {
+    fn name(&self) -> &str {
+        "short-ttl"
+    }
+
+    fn needs(&self) -> Requirements {
+        Requirements {
+            counters: false,
+            prefers_prefix_delete: false,
+            invalidates: false,
+            needs_shared_store: false,
+        }
+    }
+
+    async fn plan_read(&self, _backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
+        let mut trusted = vec![self.options.namespace.clone(), TAG.to_owned()];
+        trusted.extend(view.scopes.iter().map(scope_tag));
+        let refs: Vec<&str> = trusted.iter().map(String::as_str).collect();
+        Ok(ReadPlan::new(view_key(&refs, view)?, Some(self.options.short_ttl)))
+    }
+
+    async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
+        backend.set(&plan.key, value, plan.ttl).await
+    }
+
+    async fn invalidate(&self, _backend: &dyn Backend, _change: &Change) -> Result<()> {
+        // Solution D: the TTL is the only invalidation.
+        Ok(())
+    }
+
+    fn control_keys(&self, _view: &View) -> Vec<Key> {
+        Vec::new()
+    }
+}

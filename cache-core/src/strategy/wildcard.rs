@@ -1,0 +1,199 @@
+//! `wildcard`: the seed's Solution A, "delete every key of the scope".
+//!
+//! Keys of a view live under the scope's prefix `ns:wc:{scope}:d:`. On a
+//! change:
+//!
+//! - where the backend has [`Backend::delete_prefix`] (locmem; Redis via
+//!   SCAN + UNLINK, on every master of a cluster), that prefix is deleted;
+//! - otherwise (Memcached) a **per-scope key index** is used: `store` appends
+//!   the entry's key to the list stored under `ns:wc:{scope}:idx`, and
+//!   `invalidate` reads that list, deletes every key in it and the list.
+//!
+//! A view over several scopes is stored under its first scope's prefix, so
+//! the other scopes find it through their indexes, even where prefix
+//! deletion exists.
+//!
+//! # Why the key index is racy
+//!
+//! The index is a plain value updated by read-modify-write (`get`, append,
+//! `set`) because the contract has no atomic append. So:
+//!
+//! - **lost updates**: two misses of the same scope that read the index at
+//!   the same time each write back their own version, and the key of the
+//!   first writer vanishes from the index. That entry can no longer be
+//!   invalidated and may be served stale until its TTL;
+//! - **entries added after the index was read**: `invalidate` reads the
+//!   index, then deletes the listed keys and the index. A key appended in
+//!   between is dropped with the index while its data survives, stale until
+//!   its TTL.
+//!
+//! Both windows are a few round trips wide; the simulator measures how often
+//! they open. On top of that, every delete-based strategy (this one with or
+//! without an index) suffers the **stale-set race**: a reader that queried
+//! the database before a commit stores its old result after the
+//! invalidation, under a live key. `versioned` and `bucketed` do not.
+//!
+//! # What bounds the index
+//!
+//! Each append rewrites the index with the entry's own TTL, so the index
+//! outlives every entry it lists and disappears at most one TTL after the
+//! last miss of its scope; each invalidation empties it. Between
+//! invalidations it holds at most [`StrategyOptions::index_cap`] keys: when
+//! it is full, new entries of that scope are **not cached** (the view is
+//! served from the loader), because an entry that is not indexed could never
+//! be invalidated. Duplicates are not appended. The index's size is thus at
+//! most `index_cap` × key length (≈ 100 kB for 1000 keys), within
+//! Memcached's 1 MiB item limit.
+//!
+//! # Cost
+//!
+//! - read: 1 `get`;
+//! - miss: 1 `set` with prefix deletion; with the index 3 (`get` of the
+//!   index, `set` of the entry, `set` of the index; one `get_many` and one
+//!   `set_many` for several scopes);
+//! - write: `delete_prefix` (a full keyspace SCAN on Redis, O(keys) on
+//!   locmem) + 1 `get` of the index (+ 1 `delete_many` when it lists keys).
+//!
+//! # When to choose it
+//!
+//! When keys must stay readable without version lookups (other services read
+//! them) and writes are rare. Beware the SCAN cost on large Redis instances.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::keys::{decode_index, encode_index, scope_tag, view_parts};
+use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::key::Key;
+use crate::view::{Change, Scope, View};
+
+const TAG: &str = "wc";
+
+/// The `wildcard` strategy; see the [module docs](self).
+#[derive(Debug)]
+pub struct Wildcard {
+    options: StrategyOptions,
+}
+
+impl Wildcard {
+    /// A `wildcard` strategy with `options` (uses `namespace`, `ttl`,
+    /// `index_cap`).
+    pub fn new(options: StrategyOptions) -> Self {
+        Wildcard { options }
+    }
+
+    /// `ns:wc:{scope}:d:`, the prefix every entry of `scope` starts with.
+    fn data_prefix(&self, scope: &Scope) -> String {
+        format!("{}:{TAG}:{}:d:", self.options.namespace, scope_tag(scope))
+    }
+
+    /// `ns:wc:{scope}:idx`.
+    fn index_key(&self, scope: &Scope) -> Result<Key> {
+        let tag = scope_tag(scope);
+        Key::from_parts([self.options.namespace.as_str(), TAG, tag.as_str(), "idx"], [])
+    }
+
+    /// Appends `key` to the indexes of `scopes` and stores the entry, in the
+    /// order that keeps the index outliving the entry: read indexes, write
+    /// the entry, write the indexes with the entry's TTL. Stores nothing when
+    /// an index is full.
+    async fn store_indexed(
+        &self,
+        backend: &dyn Backend,
+        scopes: &[Scope],
+        plan: &ReadPlan,
+        value: Bytes,
+    ) -> Result<()> {
+        let index_keys = scopes.iter().map(|s| self.index_key(s)).collect::<Result<Vec<_>>>()?;
+        let current = match index_keys.as_slice() {
+            [one] => vec![backend.get(one).await?],
+            many => backend.get_many(many).await?,
+        };
+        let entry = plan.key.as_str();
+        let mut updated = Vec::with_capacity(index_keys.len());
+        for (index_key, value) in index_keys.into_iter().zip(current) {
+            let mut keys = value.as_deref().map(decode_index).unwrap_or_default();
+            if !keys.iter().any(|k| k == entry) {
+                if keys.len() >= self.options.index_cap {
+                    tracing::debug!(index = %index_key, cap = self.options.index_cap, "key index full; not caching");
+                    return Ok(());
+                }
+                keys.push(entry.to_owned());
+            }
+            updated.push((index_key, encode_index(&keys)));
+        }
+        backend.set(&plan.key, value, plan.ttl).await?;
+        match updated.as_slice() {
+            [(k, v)] => backend.set(k, v.clone(), plan.ttl).await,
+            many => backend.set_many(many, plan.ttl).await,
+        }
+    }
+}
+
+#[async_trait]
+impl Strategy for Wildcard {
+    fn name(&self) -> &str {
+        "wildcard"
+    }
+
+    fn needs(&self) -> Requirements {
+        Requirements {
+            counters: false,
+            prefers_prefix_delete: true,
+            invalidates: true,
+            needs_shared_store: true,
+        }
+    }
+
+    async fn plan_read(&self, _backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
+        // `ns:wc:{first}:d:{second}:…:<view>`: everything after `d:` is the
+        // view, so the first scope's prefix covers it.
+        let mut trusted = vec![self.options.namespace.clone(), TAG.to_owned()];
+        let mut scopes = view.scopes.iter();
+        if let Some(first) = scopes.next() {
+            trusted.push(scope_tag(first));
+        }
+        trusted.push("d".to_owned());
+        trusted.extend(scopes.map(scope_tag));
+        let parts = view_parts(&view.range, &view.params);
+        let key = Key::from_parts(trusted.iter().map(String::as_str), parts.iter().map(String::as_str))?;
+        Ok(ReadPlan::new(key, Some(self.options.ttl)))
+    }
+
+    async fn store(&self, backend: &dyn Backend, view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
+        if backend.capabilities().prefix_delete {
+            // The first scope's prefix covers the entry; the others need it
+            // in their index.
+            match view.scopes.get(1..) {
+                Some(rest) if !rest.is_empty() => self.store_indexed(backend, rest, plan, value).await,
+                _ => backend.set(&plan.key, value, plan.ttl).await,
+            }
+        } else {
+            self.store_indexed(backend, &view.scopes, plan, value).await
+        }
+    }
+
+    async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
+        if backend.capabilities().prefix_delete {
+            backend.delete_prefix(&self.data_prefix(&change.scope)).await?;
+        }
+        // The index exists without prefix deletion, and for views over
+        // several scopes with it.
+        let index_key = self.index_key(&change.scope)?;
+        if let Some(listed) = backend.get(&index_key).await? {
+            let mut keys = decode_index(&listed)
+                .into_iter()
+                .filter_map(|k| Key::new(k).ok())
+                .collect::<Vec<_>>();
+            keys.push(index_key);
+            backend.delete_many(&keys).await?;
+        }
+        Ok(())
+    }
+
+    fn control_keys(&self, view: &View) -> Vec<Key> {
+        view.scopes.iter().filter_map(|s| self.index_key(s).ok()).collect()
+    }
+}
