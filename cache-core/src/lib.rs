@@ -13,7 +13,10 @@
 //! - [`key`]: [`Key`] validation, building keys from user input safely, glob
 //!   escaping, and the deterministic mapping to Memcached's key rules.
 //! - [`view`]: the vocabulary: [`Scope`], [`TimeRange`], [`View`], [`Change`].
-//! - [`strategy`]: invalidation strategies behind the [`Strategy`] trait.
+//! - [`strategy`]: the invalidation strategies behind the [`Strategy`] trait
+//!   (one file each) and the by-name registry [`strategy::by_name`].
+//! - [`aside`]: [`RangeCache`], cache-aside over a strategy: single-flight,
+//!   logical expiry, optional XFetch early refresh, fail-open reads, metrics.
 //! - [`envelope`]: the stored form of a view (payload + logical expiry + load time).
 //! - [`error`]: the one [`Error`] type, variants by meaning.
 //! - [`clock`]: the injectable [`Clock`] ([`SystemClock`], [`ManualClock`]).
@@ -21,6 +24,9 @@
 //!   keys and latency per operation.
 //! - `conformance` (feature `conformance`): the shared behaviour suite every
 //!   backend runs from its tests, and the [`conformance_tests!`] macro.
+//! - `strategy_suite` (feature `conformance`): the strategy scenarios (the
+//!   seed's verification, version eviction, the stale-set race, a model
+//!   checker) as functions any backend's tests can call.
 //! - `testkit` (feature `testkit`): real `redis-server` / `memcached`
 //!   processes on free loopback ports for tests and benchmarks.
 //!
@@ -36,6 +42,7 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod aside;
 pub mod backend;
 pub mod clock;
 #[cfg(feature = "conformance")]
@@ -46,17 +53,20 @@ pub mod ext;
 pub mod instrumented;
 pub mod key;
 pub mod strategy;
+#[cfg(feature = "conformance")]
+pub mod strategy_suite;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod view;
 
+pub use aside::{CacheMetrics, RangeCache, RangeCacheOptions};
 pub use backend::{Backend, Capabilities, Ttl};
 pub use clock::{system_clock, Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, Result};
 pub use ext::BackendExt;
 pub use instrumented::{Instrumented, Op, OpSnapshot, OpStats, StatsSnapshot};
 pub use key::Key;
-pub use strategy::{ReadPlan, Strategy};
+pub use strategy::{ReadPlan, Strategy, StrategyOptions};
 pub use view::{Change, Scope, TimeRange, View};
 
 /// Re-exported so backends implementing [`Backend`] use the same version.

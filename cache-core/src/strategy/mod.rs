@@ -48,7 +48,7 @@ use crate::view::{Change, View};
 
 pub mod bucketed;
 pub mod fixed_month;
-mod keys;
+pub(crate) mod keys;
 pub mod naive_versioned;
 pub mod range_expansion;
 pub mod short_ttl;
