@@ -16,13 +16,13 @@
 //!
 //! | name | read (plan + get) | miss (store) | write | guarantee |
 //! |---|---|---|---|---|
-//! | [`fixed-month`](fixed_month) | 1 | 1 | 1 `delete_many` | none: the seed's bug |
+//! | [`fixed-month`](fixed_month) | 1 | 1 | one `delete` per month × filter combination (4 by default) | none: the seed's bug |
 //! | [`naive-versioned`](naive_versioned) | 2 | 1 | 1 (2 when the version is missing) | breaks when the version key is lost |
-//! | [`versioned`](versioned) | 2 (+1 `add` once) | 1 | 1 `incr` | no stale read after the bump, even across lost generations |
-//! | [`wildcard`](wildcard) | 1 | 1 (3 with a key index) | 2 (`delete_prefix` + index) | stale-set race; index is lossy |
+//! | [`versioned`] | 2 (+1 `add` once) | 1 | 1 `incr` | no stale read after the bump, even across lost generations |
+//! | [`wildcard`] | 1 | 1 (3 with a key index) | 2 (`delete_prefix` + index) | stale-set race; index is lossy |
 //! | [`range-expansion`](range_expansion) | 1 | 1 | 1 `delete_many` of `K` keys | only the guessed keys |
 //! | [`short-ttl`](short_ttl) | 1 | 1 | 0 | stale for up to the TTL |
-//! | [`bucketed`](bucketed) | 2 (one `get_many` of `B`) | 1 | `b` `incr`s | as `versioned`, per bucket |
+//! | [`bucketed`] | 2 (one `get_many` of `B`) | 1 | `b` `incr`s | as `versioned`, per bucket |
 //!
 //! # Keys
 //!
