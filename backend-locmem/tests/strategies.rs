@@ -150,3 +150,77 @@ proptest! {
         run(locmem_without_prefix_delete(), "wildcard", &ops).map_err(TestCaseError::fail)?;
     }
 }
+
+#[tokio::test]
+async fn range_expansion_clears_the_utc_grid_but_misses_the_plus_eight_variant() {
+    let h = suite::Harness::new(locmem(), "range-expansion");
+    let id =
+        h.db.lock()
+            .unwrap()
+            .create(
+                suite::scope("cal:1"),
+                suite::range("2025-10-15T10:00:00+08:00", "2025-10-15T11:00:00+08:00"),
+                "standup",
+                "meeting",
+            )
+            .0;
+    let views = suite::seed_views("cal:1");
+    let (plus_eight, utc) = (&views[0], &views[1]);
+    for view in [plus_eight, utc] {
+        assert!(!h.read_is_stale(view).await);
+    }
+    h.commit(|db| db.delete(id)).await;
+    assert!(!h.read_is_stale(utc).await, "the canonical UTC grid was guessed");
+    assert!(
+        h.read_is_stale(plus_eight).await,
+        "the +08:00 grid was not (timezone-variants)"
+    );
+}
+
+#[tokio::test]
+async fn short_ttl_is_stale_until_its_ttl_passes() {
+    let h = suite::Harness::new(locmem(), "short-ttl");
+    let view = suite::october_view("cal:1");
+    assert!(!h.read_is_stale(&view).await);
+    h.commit(|db| {
+        Some(
+            db.create(
+                suite::scope("cal:1"),
+                suite::range("2025-10-15T10:00:00Z", "2025-10-15T11:00:00Z"),
+                "new",
+                "task",
+            )
+            .1,
+        )
+    })
+    .await;
+    h.clock.advance(std::time::Duration::from_secs(59));
+    assert!(h.read_is_stale(&view).await);
+    h.clock.advance(std::time::Duration::from_secs(1));
+    assert!(!h.read_is_stale(&view).await);
+}
+
+#[tokio::test]
+async fn every_key_carries_the_scope_as_one_hash_tag() {
+    let backend = locmem();
+    let view = suite::october_view("cal:7").with_param("status", "open {*}");
+    for name in cache_core::strategy::NAMES {
+        let strategy = cache_core::strategy::by_name(name, &Default::default()).unwrap();
+        let plan = strategy.plan_read(backend.as_ref(), &view).await.unwrap();
+        let key = plan.key.as_str();
+        assert!(key.starts_with("feed:"), "{name}: {key}");
+        assert_eq!(
+            key.matches('{').count(),
+            1,
+            "{name}: user input must not add braces: {key}"
+        );
+        assert!(key.contains("{cal%3A7}"), "{name}: {key}");
+        assert!(
+            key.contains("2025-09-29T00%3A00%3A00+08%3A00"),
+            "{name}: the client's offset is kept: {key}"
+        );
+        for control in strategy.control_keys(&view) {
+            assert!(control.as_str().contains("{cal%3A7}"), "{name}: {control}");
+        }
+    }
+}

@@ -133,8 +133,16 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     /// The registry name (`"versioned"`, `"bucketed"`, …).
     fn name(&self) -> &str;
 
-    /// What this strategy uses from a backend.
-    fn needs(&self) -> Requirements;
+    /// What this strategy uses from a backend. The default (provided so that
+    /// strategies written before this method existed keep compiling) claims
+    /// only that it invalidates through a shared store.
+    fn needs(&self) -> Requirements {
+        Requirements {
+            invalidates: true,
+            needs_shared_store: true,
+            ..Requirements::default()
+        }
+    }
 
     /// Step 1 of a read: the storage key for `view` (may read or seed
     /// generation keys on `backend`).
