@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use backend_locmem::LocmemBackend;
+use cache_core::strategy::{BucketSize, StrategyOptions};
 use cache_core::strategy_suite::{self as suite, ModelOp, SeedOutcome, WithoutPrefixDelete};
 use cache_core::Backend;
 use proptest::prelude::*;
@@ -148,6 +149,13 @@ proptest! {
             prop_assert!(reads > 0);
         }
         run(locmem_without_prefix_delete(), "wildcard", &ops).map_err(TestCaseError::fail)?;
+        let weeks = StrategyOptions::default().with_bucket(BucketSize::Week);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(suite::model_check_with(locmem(), "bucketed", weeks, &ops))
+            .map_err(TestCaseError::fail)?;
     }
 }
 
