@@ -1,3 +1,81 @@
-//! Memcached backend for `cache-core` (one server or a pool).
+//! # backend-memcached
 //!
-//! Not built yet: issue #4 fills this crate.
+//! A [`cache_core::Backend`] on Memcached: one server, or a pool of servers
+//! with keys spread by consistent hashing. It passes the shared conformance
+//! suite unchanged (`tests/conformance.rs`), on one server and on a pool of
+//! two.
+//!
+//! # Layout
+//!
+//! - [`backend`]: [`MemcachedBackend`], the contract on the meta protocol,
+//!   and why the client was chosen (read its type docs).
+//! - [`options`]: [`MemcachedOptions`], built in code or from a URL.
+//! - [`ring`]: [`Ring`], the ketama-style consistent-hash ring.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use backend_memcached::MemcachedBackend;
+//! use cache_core::{Backend, Bytes, Key};
+//! # async fn demo() -> cache_core::Result<()> {
+//! let cache = MemcachedBackend::from_url("memcache://127.0.0.1:11211?timeout_ms=200").await?;
+//! let key = Key::new("calendar_feed:{cal:1}:2025-10")?;
+//! cache.set(&key, Bytes::from_static(b"[...]"), Some(std::time::Duration::from_secs(300))).await?;
+//! assert!(cache.get(&key).await?.is_some());
+//! # Ok(()) }
+//! ```
+//!
+//! # Connecting to your own Memcached
+//!
+//! Give the servers as a URL (or build [`MemcachedOptions`] in code):
+//!
+//! | URL | meaning |
+//! |---|---|
+//! | `memcache://127.0.0.1:11211` | one local server |
+//! | `memcache://cache-1` | port 11211 by default |
+//! | `memcache://10.0.0.1:11211,10.0.0.2:11211,10.0.0.3:11211` | a pool of three |
+//! | `memcache://[::1]:11211` | IPv6 literal |
+//! | `memcache://cache-1?timeout_ms=200&connect_timeout_ms=100` | command / connect timeouts |
+//! | `memcache://cache-1?connections=32` | connections kept per server (default 16) |
+//! | `memcache://cache-1?item_size=4194304` | servers run with `-I 4m`: allow larger values |
+//! | `memcache://cache-1?max_value_size=100000` | cap values explicitly |
+//! | `memcache://cache-1?check_on_connect=false` | start even if a server is down |
+//!
+//! Every process that shares a pool must list the same servers (in any
+//! order): the [`ring`] maps each key to a server from the server strings
+//! alone, so two processes agree without talking to each other. There is no
+//! TLS or SASL support (the `memcache` crate's `tls` feature is off, so no
+//! OpenSSL); reach a remote server over a private network or a tunnel.
+//!
+//! # Semantics worth knowing
+//!
+//! - **Keys** longer than 250 bytes or containing spaces/control characters
+//!   are stored under [`cache_core::key::safe_key`]'s deterministic mapping;
+//!   errors still name your key.
+//! - **Values** above [`MemcachedOptions::max_value_size`] (default: what a
+//!   stock `-I 1m` server accepts with a 250-byte key, minus headroom) are
+//!   rejected before sending with `ValueTooLarge`. Memcached itself would
+//!   answer `SERVER_ERROR` *and delete the old value*.
+//! - **TTLs** are whole seconds on memcached's coarse clock: an entry lives
+//!   at least its TTL and at most 2 s longer
+//!   ([`capabilities().ttl_granularity`](cache_core::Capabilities::ttl_granularity)).
+//!   TTLs over 30 days are sent as absolute Unix times.
+//! - **Counters**: `incr` never creates, never wraps at 2^64, never touches a
+//!   non-counter; see [`MemcachedBackend`]'s `incr`.
+//! - **Prefix deletion** is not supported (Memcached cannot enumerate keys);
+//!   the strategies layer keeps a key index instead.
+//! - **Faults**: an unreachable server gives `Unavailable` (naming
+//!   `host:port`) or `Timeout` within the command timeout; the same backend
+//!   object reconnects by itself once the server is back.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod backend;
+pub mod options;
+pub mod ring;
+
+pub use backend::{MemcachedBackend, ServerIoError, TTL_GRANULARITY};
+pub use options::MemcachedOptions;
+pub use ring::Ring;
+
+/// The name this backend reports in errors and [`cache_core::Backend::name`].
+pub const BACKEND_NAME: &str = "memcached";

@@ -112,6 +112,13 @@ impl ServerProcess {
         self.port
     }
 
+    /// The OS process id while running: lets a harness check that whatever
+    /// answers on [`Self::port`] is its own process and not one that won a
+    /// port race.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process is currently running (as far as we started it).
     pub fn is_running(&self) -> bool {
         self.child.is_some()
