@@ -1,0 +1,58 @@
+//! The simulator's error type: variants by meaning, each saying what and where.
+
+use std::path::PathBuf;
+
+/// Result alias for the simulator.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can stop a simulation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A cache backend or strategy failed in a way the run cannot continue
+    /// past (setting up, or the registry refusing a strategy).
+    #[error(transparent)]
+    Cache(#[from] cache_core::Error),
+
+    /// A malformed trace or access-log line.
+    #[error("{}:{line}: field `{field}`: {message}", file.display())]
+    Trace {
+        /// The file being read.
+        file: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// The offending field (`<line>` when the line is not JSON at all).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A `--backend` spec that cannot be used (unknown scheme, not wired yet,
+    /// or the server is unreachable).
+    #[error("backend {spec:?}: {message}")]
+    Backend {
+        /// The spec as given on the command line.
+        spec: String,
+        /// Why it cannot be used.
+        message: String,
+    },
+
+    /// A scenario name the simulator does not know.
+    #[error("unknown scenario {0:?}; `cache-sim scenarios` lists them")]
+    UnknownScenario(String),
+
+    /// Input that is internally inconsistent (an edit of an item that does
+    /// not exist, a date that does not parse, events out of time order).
+    #[error("{0}")]
+    Invalid(String),
+}

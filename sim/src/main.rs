@@ -1,0 +1,328 @@
+//! `cache-sim`: the command-line front end of the simulator.
+//!
+//! With no arguments it runs `seed-october-2025` on locmem for every strategy
+//! and prints the Markdown comparison table.
+// The binary's job is to print; the workspace lints forbid it in libraries.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sim::backends::BackendSpec;
+use sim::engine::Latencies;
+use sim::runner::{registry, run, RunConfig, SourceFactory};
+use sim::scenarios::{self, SCENARIOS};
+use sim::trace::{open_access_log, open_trace, write_trace};
+use sim::traffic::Traffic;
+use sim::{Error, Result};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cache-sim",
+    version,
+    about = "Replay calendar-feed traffic against cache backends × invalidation strategies and report stale reads, hit rate and cost"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a named scenario (default: seed-october-2025).
+    Run {
+        /// Scenario name (`cache-sim scenarios` lists them).
+        #[arg(long, default_value = "seed-october-2025")]
+        scenario: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write a scenario's events (e.g. generated `realistic` traffic) as a trace.
+    Generate {
+        /// Scenario name.
+        #[arg(long, default_value = "realistic")]
+        scenario: String,
+        /// Seed of the generated traffic.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Trace file to write (JSON Lines).
+        #[arg(long)]
+        out: PathBuf,
+        /// `realistic` only: user actions over the run.
+        #[arg(long)]
+        actions: Option<u64>,
+        /// `realistic` only: users.
+        #[arg(long)]
+        users: Option<u32>,
+        /// `realistic` only: simulated days.
+        #[arg(long)]
+        days: Option<u32>,
+        /// `realistic` only: app processes.
+        #[arg(long)]
+        processes: Option<u32>,
+    },
+    /// Replay a trace file (or an access log with --format access-log).
+    Replay {
+        /// The trace or log file.
+        file: PathBuf,
+        /// Input format.
+        #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+        format: Format,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the scenarios and what each shows.
+    Scenarios,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Format {
+    /// A cache-sim JSON Lines trace (TRACE_FORMAT.md).
+    Jsonl,
+    /// A Common/Combined Log Format access log of feed requests.
+    AccessLog,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Backend: `locmem`, `locmem:N` (N MiB per process), `redis://host:port`, `memcache://host:port` (repeatable).
+    #[arg(long = "backend", default_value = "locmem")]
+    backends: Vec<String>,
+    /// Strategies: a comma list or `all`.
+    #[arg(long, default_value = "all")]
+    strategies: String,
+    /// Seed for strategies' random choices and generated traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write report.{json,csv,md,html} into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads (cells run in parallel on locmem).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Cached views' TTL, seconds.
+    #[arg(long, default_value_t = 300)]
+    ttl: u64,
+    /// short-ttl's TTL, seconds.
+    #[arg(long, default_value_t = 60)]
+    short_ttl: u64,
+    /// Virtual latency of a cache round trip, µs (plan, get, store).
+    #[arg(long, default_value_t = 300)]
+    cache_latency_us: u64,
+    /// Virtual latency of a feed query on the database, µs.
+    #[arg(long, default_value_t = 8_000)]
+    db_latency_us: u64,
+    /// Virtual delay from a write's commit to its invalidation, µs.
+    #[arg(long, default_value_t = 1_000)]
+    invalidate_delay_us: u64,
+    /// Payload bytes per feed item (stored feed size = items × this + a header).
+    #[arg(long, default_value_t = 160)]
+    item_bytes: usize,
+    /// Staleness-over-time bucket width, seconds.
+    #[arg(long, default_value_t = 60)]
+    bucket_s: u64,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl Common {
+    fn config(&self, scenario: &str) -> Result<RunConfig> {
+        let mut cfg = RunConfig::new(scenario);
+        cfg.seed = self.seed;
+        cfg.backends = self
+            .backends
+            .iter()
+            .map(|b| BackendSpec::parse(b))
+            .collect::<Result<_>>()?;
+        if self.strategies != "all" {
+            let mut names = Vec::new();
+            for n in self.strategies.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                if !cache_core::strategy::NAMES.contains(&n) {
+                    return Err(Error::Invalid(format!(
+                        "unknown strategy {n:?}; known: {}",
+                        cache_core::strategy::NAMES.join(", ")
+                    )));
+                }
+                names.push(n.to_owned());
+            }
+            cfg.strategies = names;
+        }
+        let mut lat = Latencies::default();
+        lat.plan_us = self.cache_latency_us;
+        lat.get_us = self.cache_latency_us;
+        lat.store_us = self.cache_latency_us;
+        lat.db_us = self.db_latency_us;
+        lat.invalidate_us = self.invalidate_delay_us;
+        cfg.latencies = lat;
+        cfg.ttl = Duration::from_secs(self.ttl);
+        cfg.short_ttl = Duration::from_secs(self.short_ttl);
+        cfg.bucket = Duration::from_secs(self.bucket_s.max(1));
+        cfg.threads = self.threads.max(1);
+        cfg.item_bytes = self.item_bytes;
+        Ok(cfg)
+    }
+}
+
+/// Shows a spinner with the event count on stderr for runs longer than a
+/// second, only when stderr is a terminal.
+fn with_progress<T>(quiet: bool, f: impl FnOnce(Option<Arc<AtomicU64>>) -> T) -> T {
+    if quiet || !std::io::stderr().is_terminal() {
+        return f(None);
+    }
+    let counter = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let (c, d) = (counter.clone(), done.clone());
+    let ticker = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let mut bar: Option<indicatif::ProgressBar> = None;
+        while !d.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if bar.is_none() && start.elapsed() >= Duration::from_secs(1) {
+                let b = indicatif::ProgressBar::new_spinner();
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{spinner} {human_pos} events replayed ({per_sec}) {elapsed}",
+                ) {
+                    b.set_style(style);
+                }
+                bar = Some(b);
+            }
+            if let Some(b) = &bar {
+                b.set_position(c.load(Ordering::Relaxed));
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+    });
+    let out = f(Some(counter));
+    done.store(true, Ordering::Relaxed);
+    let _ = ticker.join();
+    out
+}
+
+fn write_reports(dir: &Path, report: &sim::report::Report) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for (name, body) in [
+        ("report.json", report.to_json()),
+        ("report.csv", report.to_csv()),
+        ("report.md", report.to_markdown()),
+        ("report.html", report.to_html()),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, body).map_err(|source| Error::Io { path, source })?;
+    }
+    Ok(())
+}
+
+fn compare(cfg: RunConfig, sources: SourceFactory, common: &Common) -> Result<()> {
+    let report = with_progress(common.quiet, |p| run(&cfg, sources, registry(), p))?;
+    print!("{}", report.to_markdown());
+    if let Some(dir) = &common.out {
+        write_reports(dir, &report)?;
+        eprintln!("wrote {}/report.{{json,csv,md,html}}", dir.display());
+    }
+    Ok(())
+}
+
+fn main_inner(cli: Cli) -> Result<()> {
+    let command = cli.command.unwrap_or(Command::Run {
+        scenario: "seed-october-2025".into(),
+        common: Common::parse_default(),
+    });
+    match command {
+        Command::Scenarios => {
+            for s in SCENARIOS {
+                println!(
+                    "{:<22} {}",
+                    s.name,
+                    s.shows.split_whitespace().collect::<Vec<_>>().join(" ")
+                );
+            }
+            Ok(())
+        }
+        Command::Run { scenario, common } => {
+            scenarios::info(&scenario)?;
+            let cfg = common.config(&scenario)?;
+            let seed = common.seed;
+            let name = scenario.clone();
+            compare(cfg, Arc::new(move || scenarios::source(&name, seed)), &common)
+        }
+        Command::Replay { file, format, common } => {
+            let mut cfg = common.config("replay")?;
+            cfg.trace = Some(file.display().to_string());
+            let sources: SourceFactory = match format {
+                Format::Jsonl => Arc::new(move || open_trace(&file)),
+                Format::AccessLog => Arc::new(move || open_access_log(&file)),
+            };
+            if let Some(s) = sources()?.header.scenario {
+                cfg.scenario = format!("replay of {s}");
+            }
+            compare(cfg, sources, &common)
+        }
+        Command::Generate {
+            scenario,
+            seed,
+            out,
+            actions,
+            users,
+            days,
+            processes,
+        } => {
+            let source = if scenario == "realistic" {
+                let mut tc = scenarios::realistic_config(seed);
+                if let Some(a) = actions {
+                    tc.actions = a;
+                }
+                if let Some(u) = users {
+                    tc.users = u;
+                }
+                if let Some(d) = days {
+                    tc.days = d;
+                }
+                if let Some(p) = processes {
+                    tc.processes = p;
+                }
+                let (header, traffic) = Traffic::new(tc, &scenario)?;
+                sim::trace::Source {
+                    header,
+                    events: Box::new(traffic),
+                }
+            } else {
+                scenarios::source(&scenario, seed)?
+            };
+            let n = write_trace(&out, &source.header, source.events)?;
+            eprintln!("wrote {n} events to {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+impl Common {
+    fn parse_default() -> Common {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            common: Common,
+        }
+        Wrapper::parse_from(["cache-sim"]).common
+    }
+}
+
+fn main() -> ExitCode {
+    match main_inner(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cache-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Runs every (strategy, backend) cell of a comparison and assembles the
+//! report.
+//!
+//! Cells are independent (each replays the whole trace on fresh stores with
+//! its own database and clock), so they run on worker threads, each with a
+//! single-threaded Tokio runtime, and results are placed by cell index: the
+//! report does not depend on which thread finished first.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cache_core::strategy::StrategyOptions;
+use cache_core::{ManualClock, Strategy};
+
+use crate::backends::{connect, BackendSpec};
+use crate::engine::{run_cell, Cell, Latencies, Metrics};
+use crate::error::{Error, Result};
+use crate::report::{CellResult, Report};
+use crate::trace::Source;
+
+/// Makes a fresh event source (each cell replays from the start).
+pub type SourceFactory = Arc<dyn Fn() -> Result<Source> + Send + Sync>;
+/// Builds a strategy by name ([`cache_core::strategy::by_name`] by default;
+/// tests inject their own).
+pub type StrategyFactory = Arc<dyn Fn(&str, &StrategyOptions) -> cache_core::Result<Arc<dyn Strategy>> + Send + Sync>;
+
+/// What to run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunConfig {
+    /// Scenario name (or a description of the trace) for the report.
+    pub scenario: String,
+    /// The seed (strategies' random choices; generated traffic).
+    pub seed: u64,
+    /// The trace file replayed, if any.
+    pub trace: Option<String>,
+    /// Backends to compare.
+    pub backends: Vec<BackendSpec>,
+    /// Strategy names, in report order.
+    pub strategies: Vec<String>,
+    /// Step latencies.
+    pub latencies: Latencies,
+    /// Cached views' TTL.
+    pub ttl: Duration,
+    /// `short-ttl`'s TTL.
+    pub short_ttl: Duration,
+    /// Payload bytes per feed item.
+    pub item_bytes: usize,
+    /// Staleness-over-time bucket width.
+    pub bucket: Duration,
+    /// Worker threads for cells.
+    pub threads: usize,
+}
+
+impl RunConfig {
+    /// Defaults: locmem, all strategies, seed 1, TTL 300 s / 60 s, two threads.
+    pub fn new(scenario: impl Into<String>) -> Self {
+        RunConfig {
+            scenario: scenario.into(),
+            seed: 1,
+            trace: None,
+            backends: vec![BackendSpec::Locmem {
+                capacity_bytes: backend_locmem::DEFAULT_CAPACITY_BYTES,
+            }],
+            strategies: cache_core::strategy::NAMES.iter().map(|s| (*s).to_owned()).collect(),
+            latencies: Latencies::default(),
+            ttl: Duration::from_secs(300),
+            short_ttl: Duration::from_secs(60),
+            item_bytes: 160,
+            bucket: Duration::from_secs(60),
+            threads: 2,
+        }
+    }
+}
+
+/// The registry's strategy factory.
+pub fn registry() -> StrategyFactory {
+    Arc::new(|name: &str, opts: &StrategyOptions| cache_core::strategy::by_name(name, opts))
+}
+
+fn run_one(
+    cfg: &RunConfig,
+    sources: &SourceFactory,
+    strategies: &StrategyFactory,
+    strategy: &str,
+    backend: &BackendSpec,
+    progress: Option<&AtomicU64>,
+) -> Result<Metrics> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start a runtime: {e}")))?;
+    let source = sources()?;
+    let clock = ManualClock::at_unix_millis(u64::try_from(source.header.start.timestamp_millis()).unwrap_or(0));
+    let mut opts = StrategyOptions::default();
+    opts.clock = Arc::new(clock.clone());
+    opts.ttl = cfg.ttl;
+    opts.short_ttl = cfg.short_ttl;
+    opts.seed = cfg.seed;
+    let strat = strategies(strategy, &opts)?;
+    let processes = source.header.processes;
+    rt.block_on(async {
+        let stores = connect(backend, processes, &clock).await?;
+        let mut cell = Cell::new(strat, stores.backends, clock);
+        cell.live_keys = stores.live_keys;
+        cell.latencies = cfg.latencies;
+        cell.item_bytes = cfg.item_bytes;
+        cell.bucket_us = u64::try_from(cfg.bucket.as_micros()).unwrap_or(u64::MAX).max(1);
+        run_cell(source, &cell, progress).await
+    })
+}
+
+/// Runs every cell and builds the report. `progress` counts replayed events
+/// across cells.
+pub fn run(
+    cfg: &RunConfig,
+    sources: SourceFactory,
+    strategies: StrategyFactory,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<Report> {
+    let header = sources()?.header;
+    // Fail before anything runs on an unusable backend.
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start a runtime: {e}")))?;
+        for b in &cfg.backends {
+            rt.block_on(connect(b, 1, &ManualClock::at_unix_millis(0)))?;
+        }
+    }
+    let cells: Vec<(String, BackendSpec)> = cfg
+        .backends
+        .iter()
+        .flat_map(|b| cfg.strategies.iter().map(move |s| (s.clone(), b.clone())))
+        .collect();
+    let parallel = cfg.backends.iter().all(BackendSpec::isolated_per_cell);
+    let threads = if parallel {
+        cfg.threads.clamp(1, cells.len().max(1))
+    } else {
+        1
+    };
+    let results: Mutex<Vec<Option<Result<Metrics>>>> = Mutex::new((0..cells.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((s, b)) = cells.get(i) else { break };
+                let r = run_one(cfg, &sources, &strategies, s, b, progress.as_deref());
+                if let Ok(mut all) = results.lock() {
+                    all[i] = Some(r);
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| Error::Invalid("a worker thread panicked".into()))?;
+    let mut rows = Vec::with_capacity(cells.len());
+    for ((strategy, backend), r) in cells.iter().zip(results) {
+        let m = r.ok_or_else(|| Error::Invalid(format!("cell {strategy} × {} did not run", backend.label())))??;
+        rows.push(CellResult::new(strategy, &backend.label(), &m, cfg.bucket));
+    }
+    Ok(Report::new(cfg, &header, rows))
+}

@@ -1,0 +1,388 @@
+//! The named scenarios: small scripted timelines that each reproduce one
+//! hazard from the spec, and `realistic`, generated traffic.
+//!
+//! Scripted scenarios only place *events* (reads, writes, control-key
+//! evictions) in time; what happens to them is up to the engine's step
+//! latencies (defaults: plan 0.3 ms, get 0.3 ms, DB 8 ms, store 0.3 ms,
+//! invalidation 1 ms after commit). The timings below are chosen against
+//! those defaults and say so where it matters.
+
+use cache_core::{Scope, View};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::calendar::{feed_range, visible_range, CalendarView, ViewOptions, WireFormat};
+use crate::db::{ItemState, Write, WriteKind};
+use crate::error::{Error, Result};
+use crate::trace::{Event, Header, Source};
+use crate::traffic::{Traffic, TrafficConfig};
+
+/// A scenario's name and what it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScenarioInfo {
+    /// The name used on the command line.
+    pub name: &'static str,
+    /// What it does and which outcome it demonstrates.
+    pub shows: &'static str,
+}
+
+/// Every scenario, in listing order.
+pub const SCENARIOS: [ScenarioInfo; 8] = [
+    ScenarioInfo {
+        name: "seed-october-2025",
+        shows: "The incident: a user views October 2025 (firstDay=1, +08:00, range 2025-09-29..2025-11-10), \
+                deletes an item, refreshes. fixed-month deletes Oct 1-31 keys that were never requested and \
+                serves the deleted item (stale > 0); versioned serves none.",
+    },
+    ScenarioInfo {
+        name: "stale-set-race",
+        shows: "A reader misses and queries the DB (8 ms); meanwhile a delete commits and is invalidated; the \
+                reader then fills the cache with the pre-delete result. Delete-based strategies (wildcard, \
+                range-expansion, fixed-month) keep serving it until the TTL; versioned/bucketed fill an \
+                orphaned generation instead.",
+    },
+    ScenarioInfo {
+        name: "version-eviction",
+        shows: "The version key is evicted while data keys survive. naive-versioned restarts at 0 and serves \
+                the old v0 entry again (stale > 0); versioned reseeds with a value that cannot recur (stale = 0).",
+    },
+    ScenarioInfo {
+        name: "shared-calendar",
+        shows: "One writer, six viewers of a team calendar, with different firstDay, offsets and filters. An \
+                invalidation must name the item's calendar, not the writer: versioned stale = 0.",
+    },
+    ScenarioInfo {
+        name: "multi-process-locmem",
+        shows: "Three app processes behind a load balancer. With an in-process store per process, a write \
+                invalidates only its own process: every invalidating strategy serves stale reads on locmem, \
+                and none do on a shared store (Redis, Memcached).",
+    },
+    ScenarioInfo {
+        name: "timezone-variants",
+        shows: "The same October window requested as +08:00, as Z with timeZone=UTC, and without offset with \
+                timeZone=Asia/Manila: three keys (lower hit rate), and range-expansion's guessed keys miss \
+                the variants it did not guess.",
+    },
+    ScenarioInfo {
+        name: "item-moved",
+        shows: "An edit drags an item from 2025-10-15 to 2025-12-10 while both months are cached. Strategies \
+                that invalidate only the new dates leave October stale; bucketed must bump old and new buckets.",
+    },
+    ScenarioInfo {
+        name: "realistic",
+        shows: "Generated traffic: 300 users (Zipf activity), 20 team calendars, a simulated week, month/week/ \
+                day/list views, prev/next/today, filters, lazyFetching, writes with refetch. Hit rate and cost \
+                at scale; the speed benchmark's workload.",
+    },
+];
+
+/// The scenario called `name`.
+pub fn info(name: &str) -> Result<ScenarioInfo> {
+    SCENARIOS
+        .iter()
+        .find(|s| s.name == name)
+        .copied()
+        .ok_or_else(|| Error::UnknownScenario(name.to_owned()))
+}
+
+/// The traffic `realistic` generates for `seed`.
+pub fn realistic_config(seed: u64) -> TrafficConfig {
+    TrafficConfig {
+        seed,
+        ..TrafficConfig::default()
+    }
+}
+
+/// Builds the event source of scenario `name` with `seed` (scripted scenarios
+/// ignore the seed: they are exact timelines).
+pub fn source(name: &str, seed: u64) -> Result<Source> {
+    info(name)?;
+    if name == "realistic" {
+        let (header, traffic) = Traffic::new(realistic_config(seed), name)?;
+        return Ok(Source {
+            header,
+            events: Box::new(traffic),
+        });
+    }
+    let script = script(name)?;
+    let header = Header::new(script.start, script.processes).with_origin(name, seed);
+    let mut events = script.events;
+    events.sort_by_key(Event::t_us); // stable: same-instant events keep script order
+    Ok(Source {
+        header,
+        events: Box::new(events.into_iter().map(Ok)),
+    })
+}
+
+/// 2025-10-06T09:00:00+08:00, the Monday of the incident.
+fn incident_start() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_759_712_400, 0).unwrap_or_default()
+}
+
+const PH: WireFormat = WireFormat::Offset { seconds: 8 * 3600 };
+
+struct Script {
+    start: DateTime<Utc>,
+    processes: u32,
+    events: Vec<Event>,
+}
+
+fn date(y: i32, m: u32, d: u32) -> Result<NaiveDate> {
+    NaiveDate::from_ymd_opt(y, m, d).ok_or_else(|| Error::Invalid(format!("{y}-{m}-{d}")))
+}
+
+fn view(scopes: &[&str], cv: CalendarView, on: NaiveDate, first_day: u8, fmt: &WireFormat) -> Result<View> {
+    let dates = visible_range(cv, on, &ViewOptions::with_first_day(first_day));
+    let (range, tz) = feed_range(dates, fmt)?;
+    let scopes = scopes
+        .iter()
+        .map(|s| Scope::new(*s))
+        .collect::<cache_core::Result<Vec<_>>>()?;
+    let mut v = View::new(scopes, range)?;
+    if let Some(z) = tz {
+        v = v.with_param("timeZone", z);
+    }
+    Ok(v)
+}
+
+/// An item at `hour`:00 +08:00 on `on`, one hour long.
+fn item_at(on: NaiveDate, hour: u32, work_type: u8, status: u8) -> ItemState {
+    let start_us = on
+        .and_hms_opt(hour, 0, 0)
+        .map(|t| t.and_utc().timestamp_micros() - 8 * 3_600_000_000)
+        .unwrap_or(0);
+    ItemState {
+        start_us,
+        end_us: start_us + 3_600_000_000,
+        work_type,
+        status,
+    }
+}
+
+impl Script {
+    fn new(processes: u32) -> Self {
+        Script {
+            start: incident_start(),
+            processes,
+            events: Vec::new(),
+        }
+    }
+
+    fn read_us(&mut self, t_us: u64, process: u32, user: u64, view: &View) {
+        self.events.push(Event::Read {
+            t_us,
+            process,
+            user,
+            tab: 0,
+            view: view.clone(),
+        });
+    }
+
+    fn read(&mut self, t_ms: u64, process: u32, user: u64, view: &View) {
+        self.read_us(t_ms * 1000, process, user, view);
+    }
+
+    fn write_us(&mut self, t_us: u64, process: u32, kind: WriteKind, item: u64, scope: &str, state: Option<ItemState>) {
+        self.events.push(Event::Write {
+            t_us,
+            process,
+            user: 1,
+            write: Write {
+                kind,
+                item,
+                scope: scope.to_owned(),
+                state,
+            },
+        });
+    }
+
+    fn write(&mut self, t_ms: u64, kind: WriteKind, item: u64, scope: &str, state: Option<ItemState>) {
+        self.write_us(t_ms * 1000, 0, kind, item, scope, state);
+    }
+
+    /// Items 1..=n of `scope` spread over Sep 29 .. Nov 9, ids from `first_id`.
+    fn load_month(&mut self, scope: &str, first_id: u64, n: u64) -> Result<()> {
+        let base = date(2025, 9, 29)?;
+        for i in 0..n {
+            let on = base + chrono::Duration::days((i * 41 / n.max(1)) as i64);
+            let st = item_at(on, 9 + (i % 8) as u32, (i % 5) as u8, (i % 3) as u8);
+            self.write(0, WriteKind::Load, first_id + i, scope, Some(st));
+        }
+        Ok(())
+    }
+}
+
+fn script(name: &str) -> Result<Script> {
+    let oct6 = date(2025, 10, 6)?;
+    let oct15 = date(2025, 10, 15)?;
+    let month = CalendarView::DayGridMonth;
+    match name {
+        "seed-october-2025" => {
+            let mut s = Script::new(1);
+            s.load_month("cal:1", 1, 20)?;
+            s.load_month("cal:2", 101, 10)?;
+            let oct = view(&["cal:1"], month, oct6, 1, &PH)?;
+            let week = view(&["cal:1"], CalendarView::TimeGridWeek, oct6, 1, &PH)?;
+            let other = view(&["cal:2"], month, oct6, 0, &PH)?;
+            s.read(0, 0, 1, &oct);
+            s.read(100, 0, 2, &other);
+            s.read(2_000, 0, 1, &oct);
+            s.read(3_000, 0, 1, &week);
+            s.read(4_000, 0, 2, &other);
+            // The incident: delete the item on Oct 15, the modal closes, refresh.
+            s.write(10_000, WriteKind::Delete, 10, "cal:1", None);
+            s.read(11_000, 0, 1, &oct);
+            s.read(12_000, 0, 1, &week);
+            s.read(30_000, 0, 1, &oct);
+            // A create and an edit, each followed by a refresh (seed's scenarios 2 and 3).
+            s.write(
+                40_000,
+                WriteKind::Create,
+                50,
+                "cal:1",
+                Some(item_at(date(2025, 10, 20)?, 14, 1, 0)),
+            );
+            s.read(41_000, 0, 1, &oct);
+            s.write(50_000, WriteKind::Edit, 11, "cal:1", Some(item_at(oct15, 16, 2, 3)));
+            s.read(51_000, 0, 1, &oct);
+            s.read(52_000, 0, 2, &other);
+            Ok(s)
+        }
+        "stale-set-race" => {
+            let mut s = Script::new(1);
+            s.load_month("cal:1", 1, 12)?;
+            let oct = view(&["cal:1"], month, oct6, 1, &PH)?;
+            // Reader: plan at 0, get at 0.3 ms (miss), DB query at 0.6 ms,
+            // store at 8.6 ms. The delete commits at 2 ms and is invalidated
+            // at 3 ms, between the reader's query and its store.
+            s.read_us(0, 0, 1, &oct);
+            s.write_us(2_000, 0, WriteKind::Delete, 5, "cal:1", None);
+            s.read(20, 0, 2, &oct);
+            s.read(1_000, 0, 1, &oct);
+            s.read(5_000, 0, 2, &oct);
+            // Second round on a warm cache: a fresh fill racing an edit.
+            s.write(30_000, WriteKind::Edit, 6, "cal:1", Some(item_at(oct15, 10, 0, 2)));
+            s.read(31_000, 0, 1, &oct);
+            s.read(33_000, 0, 1, &oct);
+            Ok(s)
+        }
+        "version-eviction" => {
+            let mut s = Script::new(1);
+            s.load_month("cal:1", 1, 12)?;
+            let oct = view(&["cal:1"], month, oct6, 1, &PH)?;
+            s.read(0, 0, 1, &oct); // fills generation 0 (naive: no version key yet)
+            s.read(1_000, 0, 1, &oct);
+            s.write(5_000, WriteKind::Delete, 7, "cal:1", None);
+            s.read(6_000, 0, 1, &oct); // new generation: miss, fresh
+            s.read(7_000, 0, 1, &oct);
+            s.events.push(Event::EvictControl {
+                t_us: 10_000_000,
+                process: 0,
+                view: oct.clone(),
+            });
+            s.read(11_000, 0, 1, &oct); // naive: back at v0, the pre-delete entry
+            s.read(12_000, 0, 1, &oct);
+            s.read(20_000, 0, 1, &oct);
+            Ok(s)
+        }
+        "shared-calendar" => {
+            let mut s = Script::new(1);
+            s.load_month("team:1", 1, 20)?;
+            let formats = [
+                PH,
+                WireFormat::Utc,
+                WireFormat::Named("Asia/Manila".into()),
+                WireFormat::Offset { seconds: 9 * 3600 },
+                PH,
+                PH,
+            ];
+            let mut views = Vec::new();
+            for (u, fmt) in formats.iter().enumerate() {
+                let own = format!("cal:{}", u + 1);
+                let mut v = view(&[own.as_str(), "team:1"], month, oct6, (u % 2) as u8, fmt)?;
+                if u == 5 {
+                    v = v.with_param("status", "open");
+                }
+                views.push(v);
+            }
+            for (u, v) in views.iter().enumerate() {
+                s.read(u as u64 * 100, 0, u as u64 + 1, v);
+                s.read(2_000 + u as u64 * 100, 0, u as u64 + 1, v);
+            }
+            // User 1 deletes a team item (status "open": visible in the filtered feed too).
+            s.write(10_000, WriteKind::Delete, 4, "team:1", None);
+            s.write(15_000, WriteKind::Edit, 7, "team:1", Some(item_at(oct15, 11, 1, 0)));
+            for (u, v) in views.iter().enumerate() {
+                s.read(16_000 + u as u64 * 100, 0, u as u64 + 1, v);
+                s.read(40_000 + u as u64 * 100, 0, u as u64 + 1, v);
+            }
+            Ok(s)
+        }
+        "multi-process-locmem" => {
+            let mut s = Script::new(3);
+            s.load_month("cal:1", 1, 15)?;
+            let oct = view(&["cal:1"], month, oct6, 1, &PH)?;
+            for p in 0..3u32 {
+                s.read(u64::from(p) * 100, p, 1, &oct);
+                s.read(2_000 + u64::from(p) * 100, p, 1, &oct);
+            }
+            s.write(10_000, WriteKind::Delete, 3, "cal:1", None); // committed and invalidated on process 0
+            for p in 0..3u32 {
+                s.read(11_000 + u64::from(p) * 100, p, 1, &oct);
+                s.read(30_000 + u64::from(p) * 100, p, 1, &oct);
+            }
+            Ok(s)
+        }
+        "timezone-variants" => {
+            let mut s = Script::new(1);
+            s.load_month("cal:1", 1, 15)?;
+            let variants = [
+                view(&["cal:1"], month, oct6, 1, &PH)?,
+                view(&["cal:1"], month, oct6, 1, &WireFormat::Utc)?,
+                view(&["cal:1"], month, oct6, 1, &WireFormat::Named("Asia/Manila".into()))?,
+            ];
+            for (i, v) in variants.iter().enumerate() {
+                s.read(i as u64 * 100, 0, i as u64 + 1, v);
+                s.read(2_000 + i as u64 * 100, 0, i as u64 + 1, v);
+            }
+            s.write(10_000, WriteKind::Delete, 8, "cal:1", None);
+            s.write(
+                12_000,
+                WriteKind::Edit,
+                9,
+                "cal:1",
+                Some(item_at(date(2025, 10, 21)?, 9, 0, 0)),
+            );
+            for (i, v) in variants.iter().enumerate() {
+                s.read(13_000 + i as u64 * 100, 0, i as u64 + 1, v);
+                s.read(20_000 + i as u64 * 100, 0, i as u64 + 1, v);
+            }
+            Ok(s)
+        }
+        "item-moved" => {
+            let mut s = Script::new(1);
+            s.load_month("cal:1", 1, 12)?;
+            s.write(0, WriteKind::Load, 77, "cal:1", Some(item_at(oct15, 10, 0, 0)));
+            let oct = view(&["cal:1"], month, oct6, 1, &PH)?;
+            let week = view(&["cal:1"], CalendarView::TimeGridWeek, oct15, 1, &PH)?;
+            let dec = view(&["cal:1"], month, date(2025, 12, 10)?, 1, &PH)?;
+            for (i, v) in [&oct, &week, &dec].into_iter().enumerate() {
+                s.read(i as u64 * 100, 0, 1, v);
+                s.read(2_000 + i as u64 * 100, 0, 1, v);
+            }
+            s.write(
+                10_000,
+                WriteKind::Edit,
+                77,
+                "cal:1",
+                Some(item_at(date(2025, 12, 10)?, 10, 0, 0)),
+            );
+            for (i, v) in [&oct, &week, &dec].into_iter().enumerate() {
+                s.read(11_000 + i as u64 * 100, 0, 1, v);
+                s.read(25_000 + i as u64 * 100, 0, 1, v);
+            }
+            Ok(s)
+        }
+        other => Err(Error::UnknownScenario(other.to_owned())),
+    }
+}

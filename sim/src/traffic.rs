@@ -1,0 +1,424 @@
+//! A seeded generator of FullCalendar traffic: users as browser tabs.
+//!
+//! Model (every number is a field of [`TrafficConfig`]):
+//! - users' activity follows a Zipf law over users (a few heavy users, a long
+//!   tail); each user is a Poisson process of actions;
+//! - each user owns a calendar `cal:<u>` and belongs to one or two team
+//!   calendars `team:<t>`; a feed shows the user's calendar plus their teams
+//!   (shared calendars: a team item is in the feeds of every member);
+//! - a user has one to three tabs; a tab is a FullCalendar instance with a
+//!   view, a date, the user's `firstDay` and wire format, filters, and the
+//!   last fetched range for `lazyFetching`;
+//! - actions: prev/next/today, view switches, filter changes, page reloads,
+//!   and writes (create, edit, move, delete), each write followed by
+//!   `refetchEvents()` on the writing tab;
+//! - item dates cluster around "today" (Laplace-distributed days).
+//!
+//! Events come out in time order from a heap of pending wake-ups, so the
+//! generator streams: memory is bounded by users and items, not by length.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use cache_core::{Scope, TimeRange, View};
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
+
+use crate::calendar::{feed_range, navigate, visible_range, CalendarView, Nav, ViewOptions, WireFormat};
+use crate::db::{ItemState, Write, WriteKind, STATUSES, WORK_TYPES};
+use crate::error::Result;
+use crate::rng::{Rng, Zipf};
+use crate::trace::{Event, Header};
+
+/// Parameters of the traffic model.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TrafficConfig {
+    /// Virtual start (the first "today").
+    pub start: DateTime<Utc>,
+    /// Simulated duration in days.
+    pub days: u32,
+    /// Users.
+    pub users: u32,
+    /// Team calendars shared among users.
+    pub teams: u32,
+    /// Items per calendar at the start.
+    pub items_per_calendar: u32,
+    /// Total user actions over the run (a read happens on most).
+    pub actions: u64,
+    /// Zipf exponent of activity over users.
+    pub zipf_s: f64,
+    /// Share of actions that are writes.
+    pub write_share: f64,
+    /// App processes requests are spread over (a load balancer picks one
+    /// uniformly per request).
+    pub processes: u32,
+    /// The seed of every random choice.
+    pub seed: u64,
+}
+
+impl Default for TrafficConfig {
+    fn default() -> Self {
+        TrafficConfig {
+            start: DateTime::from_timestamp(1_759_741_200, 0).unwrap_or_default(), // 2025-10-06T09:00:00Z
+            days: 7,
+            users: 300,
+            teams: 20,
+            items_per_calendar: 40,
+            actions: 1_000_000,
+            zipf_s: 1.0,
+            write_share: 0.04,
+            processes: 1,
+            seed: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Tab {
+    view: CalendarView,
+    date: NaiveDate,
+    fetched: Option<TimeRange>,
+    filters: (Option<&'static str>, Option<&'static str>),
+}
+
+#[derive(Debug)]
+struct User {
+    scopes: Vec<Scope>,
+    writable: Vec<u32>,
+    opts: ViewOptions,
+    fmt: WireFormat,
+    tabs: Vec<Tab>,
+    mean_gap_us: f64,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Wake(u32),
+    Emit(Box<Event>),
+}
+
+/// The streaming generator; an iterator of events in time order.
+#[derive(Debug)]
+pub struct Traffic {
+    cfg: TrafficConfig,
+    rng: Rng,
+    users: Vec<User>,
+    /// Per calendar (users first, then teams): (item id, state).
+    calendars: Vec<Vec<(u64, ItemState)>>,
+    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    pending: Vec<Option<Pending>>,
+    free: Vec<u32>,
+    seq: u64,
+    next_item: u64,
+    end_us: u64,
+    loads: std::vec::IntoIter<Event>,
+}
+
+const OFFSETS: [i32; 5] = [8 * 3600, 8 * 3600, 9 * 3600, 0, -5 * 3600];
+const ZONES: [&str; 3] = ["Asia/Manila", "Asia/Tokyo", "Asia/Kolkata"];
+
+fn calendar_name(cfg: &TrafficConfig, c: u32) -> String {
+    if c < cfg.users {
+        format!("cal:{c}")
+    } else {
+        format!("team:{}", c - cfg.users)
+    }
+}
+
+impl Traffic {
+    /// A generator for `cfg`, with its trace header.
+    pub fn new(cfg: TrafficConfig, scenario: &str) -> Result<(Header, Traffic)> {
+        let header = Header::new(cfg.start, cfg.processes).with_origin(scenario, cfg.seed);
+        let mut rng = Rng::derive(cfg.seed, 0x7472_6166);
+        let zipf = Zipf::new(cfg.users.max(1) as usize, cfg.zipf_s);
+        let duration_us = u64::from(cfg.days.max(1)) * 86_400_000_000;
+        let today = cfg.start.date_naive();
+        let mut users = Vec::with_capacity(cfg.users as usize);
+        for u in 0..cfg.users.max(1) {
+            let mut scopes = vec![Scope::new(format!("cal:{u}"))?];
+            let mut writable = vec![u];
+            if cfg.teams > 0 {
+                let t = rng.below(u64::from(cfg.teams)) as u32;
+                scopes.push(Scope::new(format!("team:{t}"))?);
+                writable.push(cfg.users + t);
+                if rng.chance(0.3) {
+                    let t2 = rng.below(u64::from(cfg.teams)) as u32;
+                    if t2 != t {
+                        scopes.push(Scope::new(format!("team:{t2}"))?);
+                        writable.push(cfg.users + t2);
+                    }
+                }
+            }
+            let fmt = match rng.below(10) {
+                0 => WireFormat::Utc,
+                1 => WireFormat::Named(ZONES[rng.index(ZONES.len())].to_owned()),
+                _ => WireFormat::Offset {
+                    seconds: OFFSETS[rng.index(OFFSETS.len())],
+                },
+            };
+            let opts = ViewOptions::with_first_day(if rng.chance(0.4) { 1 } else { 0 });
+            let ntabs = 1 + rng.below(3) as usize;
+            let tabs = (0..ntabs)
+                .map(|_| Tab {
+                    view: CalendarView::DayGridMonth,
+                    date: today,
+                    fetched: None,
+                    filters: (None, None),
+                })
+                .collect();
+            let rate = (cfg.actions as f64 * zipf.weight(u as usize)).max(1e-9);
+            users.push(User {
+                scopes,
+                writable,
+                opts,
+                fmt,
+                tabs,
+                mean_gap_us: duration_us as f64 / rate,
+            });
+        }
+        let ncal = cfg.users.max(1) + cfg.teams;
+        let mut calendars: Vec<Vec<(u64, ItemState)>> = vec![Vec::new(); ncal as usize];
+        let mut loads = Vec::new();
+        let mut next_item = 1u64;
+        let start_us = cfg.start.timestamp_micros();
+        for c in 0..ncal {
+            for _ in 0..cfg.items_per_calendar {
+                let state = random_item(&mut rng, start_us);
+                let id = next_item;
+                next_item += 1;
+                calendars[c as usize].push((id, state));
+                loads.push(Event::Write {
+                    t_us: 0,
+                    process: 0,
+                    user: 0,
+                    write: Write {
+                        kind: WriteKind::Load,
+                        item: id,
+                        scope: calendar_name(&cfg, c),
+                        state: Some(state),
+                    },
+                });
+            }
+        }
+        let mut g = Traffic {
+            end_us: duration_us,
+            cfg,
+            rng,
+            users,
+            calendars,
+            heap: BinaryHeap::new(),
+            pending: Vec::new(),
+            free: Vec::new(),
+            seq: 0,
+            next_item,
+            loads: loads.into_iter(),
+        };
+        for u in 0..g.users.len() as u32 {
+            let gap = g.rng.exp(g.users[u as usize].mean_gap_us) as u64;
+            g.push(1 + gap, Pending::Wake(u));
+        }
+        Ok((header, g))
+    }
+
+    fn push(&mut self, t: u64, p: Pending) {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.pending[s as usize] = Some(p);
+                s
+            }
+            None => {
+                self.pending.push(Some(p));
+                (self.pending.len() - 1) as u32
+            }
+        };
+        self.seq += 1;
+        self.heap.push(Reverse((t, self.seq, slot)));
+    }
+
+    fn today(&self, t_us: u64) -> NaiveDate {
+        (self.cfg.start + ChronoDuration::microseconds(t_us as i64)).date_naive()
+    }
+
+    /// The request a tab makes after moving to (view, date), if any.
+    fn fetch(&mut self, u: u32, tab: usize, t: u64, force: bool) -> Option<Event> {
+        let user = &mut self.users[u as usize];
+        let process = if self.cfg.processes > 1 {
+            self.rng.below(u64::from(self.cfg.processes)) as u32
+        } else {
+            0
+        };
+        let t_state = &mut user.tabs[tab];
+        let dates = visible_range(t_state.view, t_state.date, &user.opts);
+        let (range, tz) = feed_range(dates, &user.fmt).ok()?;
+        if !force && t_state.fetched.is_some_and(|f| f.contains(&range)) {
+            return None; // lazyFetching: the range is inside what the tab already has.
+        }
+        t_state.fetched = Some(range);
+        let mut view = View::new(user.scopes.iter().cloned(), range).ok()?;
+        if let Some(z) = tz {
+            view = view.with_param("timeZone", z);
+        }
+        if let Some(w) = t_state.filters.0 {
+            view = view.with_param("work_type", w);
+        }
+        if let Some(s) = t_state.filters.1 {
+            view = view.with_param("status", s);
+        }
+        Some(Event::Read {
+            t_us: t,
+            process,
+            user: u64::from(u),
+            tab: tab as u32,
+            view,
+        })
+    }
+
+    fn write(&mut self, u: u32, t: u64) -> Option<Event> {
+        let start_us = self.cfg.start.timestamp_micros() + t as i64;
+        let user = &self.users[u as usize];
+        let cal = user.writable[if self.rng.chance(0.7) {
+            0
+        } else {
+            self.rng.index(user.writable.len())
+        }];
+        let items = &mut self.calendars[cal as usize];
+        let roll = self.rng.f64();
+        let (kind, item, state) = if items.is_empty() || roll < 0.4 {
+            let id = self.next_item;
+            self.next_item += 1;
+            let s = random_item(&mut self.rng, start_us);
+            items.push((id, s));
+            (WriteKind::Create, id, Some(s))
+        } else if roll < 0.85 {
+            let i = self.rng.index(items.len());
+            let (id, mut s) = items[i];
+            if self.rng.chance(0.3) {
+                // Move: drag to another day, near or far.
+                let days = self.rng.laplace(5.0).round() as i64;
+                let shift = if days == 0 { 1 } else { days } * 86_400_000_000;
+                s.start_us += shift;
+                s.end_us += shift;
+            } else {
+                s.status = self.rng.below(STATUSES.len() as u64) as u8;
+            }
+            items[i].1 = s;
+            (WriteKind::Edit, id, Some(s))
+        } else {
+            let i = self.rng.index(items.len());
+            let (id, _) = items.swap_remove(i);
+            (WriteKind::Delete, id, None)
+        };
+        Some(Event::Write {
+            t_us: t,
+            process: if self.cfg.processes > 1 {
+                self.rng.below(u64::from(self.cfg.processes)) as u32
+            } else {
+                0
+            },
+            user: u64::from(u),
+            write: Write {
+                kind,
+                item,
+                scope: calendar_name(&self.cfg, cal),
+                state,
+            },
+        })
+    }
+
+    /// One action of user `u` at `t`; pushes the events it causes.
+    fn act(&mut self, u: u32, t: u64) {
+        let today = self.today(t);
+        let ntabs = self.users[u as usize].tabs.len();
+        let tab = if self.rng.chance(0.7) { 0 } else { self.rng.index(ntabs) };
+        let roll = self.rng.f64();
+        let write_share = self.cfg.write_share;
+        let ev = if roll < write_share {
+            if let Some(w) = self.write(u, t) {
+                self.push(t, Pending::Emit(Box::new(w)));
+            }
+            // refetchEvents() once the write's response is back.
+            let delay = 50_000 + self.rng.below(250_000);
+            self.fetch(u, tab, t + delay, true).map(|e| (e, t + delay))
+        } else {
+            let r = (roll - write_share) / (1.0 - write_share);
+            let t_state = &mut self.users[u as usize].tabs[tab];
+            if r < 0.40 {
+                let nav = if self.rng.chance(0.6) { Nav::Next } else { Nav::Prev };
+                t_state.date = navigate(t_state.view, t_state.date, nav);
+            } else if r < 0.50 {
+                t_state.date = navigate(t_state.view, t_state.date, Nav::Today(today));
+            } else if r < 0.65 {
+                t_state.view = match self.rng.below(10) {
+                    0..=3 => CalendarView::DayGridMonth,
+                    4..=6 => CalendarView::TimeGridWeek,
+                    7 => CalendarView::TimeGridDay,
+                    8 => CalendarView::ListWeek,
+                    _ => CalendarView::ListMonth,
+                };
+            } else if r < 0.70 {
+                t_state.filters = if self.rng.chance(0.5) {
+                    (None, None)
+                } else if self.rng.chance(0.5) {
+                    (Some(WORK_TYPES[self.rng.index(WORK_TYPES.len())]), None)
+                } else {
+                    (None, Some(STATUSES[self.rng.index(STATUSES.len())]))
+                };
+                t_state.fetched = None; // new extraParams → refetch
+            } else {
+                // Page reload: a fresh FullCalendar on today's month.
+                *t_state = Tab {
+                    view: CalendarView::DayGridMonth,
+                    date: today,
+                    fetched: None,
+                    filters: t_state.filters,
+                };
+            }
+            self.fetch(u, tab, t, false).map(|e| (e, t))
+        };
+        if let Some((e, at)) = ev {
+            self.push(at, Pending::Emit(Box::new(e)));
+        }
+        let gap = self.rng.exp(self.users[u as usize].mean_gap_us) as u64;
+        self.push(t + 1 + gap, Pending::Wake(u));
+    }
+}
+
+fn random_item(rng: &mut Rng, now_us: i64) -> ItemState {
+    let day = 86_400_000_000i64;
+    let offset_days = rng.laplace(10.0).round() as i64;
+    let midnight = now_us - now_us.rem_euclid(day);
+    let (start_us, end_us) = if rng.chance(0.1) {
+        let s = midnight + offset_days * day;
+        (s, s + day)
+    } else {
+        let s = midnight + offset_days * day + (8 + rng.below(10) as i64) * 3_600_000_000;
+        (s, s + (1 + rng.below(6) as i64) * 1_800_000_000)
+    };
+    ItemState {
+        start_us,
+        end_us,
+        work_type: rng.below(WORK_TYPES.len() as u64) as u8,
+        status: rng.below(STATUSES.len() as u64) as u8,
+    }
+}
+
+impl Iterator for Traffic {
+    type Item = Result<Event>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(l) = self.loads.next() {
+            return Some(Ok(l));
+        }
+        loop {
+            let Reverse((t, _, slot)) = self.heap.pop()?;
+            let p = self.pending.get_mut(slot as usize).and_then(Option::take);
+            self.free.push(slot);
+            match p {
+                Some(Pending::Emit(e)) => return Some(Ok(*e)),
+                Some(Pending::Wake(u)) if t <= self.end_us => self.act(u, t),
+                Some(Pending::Wake(_)) => {}
+                None => {}
+            }
+        }
+    }
+}
