@@ -1,9 +1,11 @@
 //! `--backend` specs and connecting them: the one place that knows which
 //! stores exist.
 //!
-//! `locmem` is wired. `redis://…` and `memcache://…` parse but return a clear
-//! "not wired yet" error from [`connect`] until their crates land; wiring them
-//! means adding two match arms here and nothing elsewhere.
+//! `locmem` gives every cell fresh in-process stores (one per simulated app
+//! process). `redis://…` / `redis+cluster://…` and `memcache://…` connect to
+//! a real server shared by every simulated process; the runner gives each
+//! cell its own key namespace there, so cells (and earlier runs) never read
+//! each other's entries and nothing on the server needs flushing.
 
 use std::sync::Arc;
 
@@ -118,9 +120,29 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                     .collect(),
             })
         }
-        BackendSpec::Redis(_) | BackendSpec::Memcache(_) => Err(Error::Backend {
-            spec: spec.label(),
-            message: "not wired into the simulator yet (backend crate in progress); use --backend locmem".into(),
-        }),
+        BackendSpec::Redis(url) => {
+            let backend = backend_redis::RedisBackend::connect(url.as_str())
+                .await
+                .map_err(|e| Error::Backend {
+                    spec: spec.label(),
+                    message: format!("cannot connect: {e}"),
+                })?;
+            Ok(Connected {
+                backends: vec![Arc::new(backend)],
+                live_keys: Vec::new(),
+            })
+        }
+        BackendSpec::Memcache(url) => {
+            let backend = backend_memcached::MemcachedBackend::from_url(url)
+                .await
+                .map_err(|e| Error::Backend {
+                    spec: spec.label(),
+                    message: format!("cannot connect: {e}"),
+                })?;
+            Ok(Connected {
+                backends: vec![Arc::new(backend)],
+                live_keys: Vec::new(),
+            })
+        }
     }
 }

@@ -81,6 +81,7 @@ pub fn registry() -> StrategyFactory {
 
 fn run_one(
     cfg: &RunConfig,
+    namespace: Option<String>,
     sources: &SourceFactory,
     strategies: &StrategyFactory,
     strategy: &str,
@@ -98,6 +99,9 @@ fn run_one(
     opts.ttl = cfg.ttl;
     opts.short_ttl = cfg.short_ttl;
     opts.seed = cfg.seed;
+    if let Some(ns) = namespace {
+        opts = opts.with_namespace(ns);
+    }
     let strat = strategies(strategy, &opts)?;
     let processes = source.header.processes;
     rt.block_on(async {
@@ -135,6 +139,19 @@ pub fn run(
         .iter()
         .flat_map(|b| cfg.strategies.iter().map(move |s| (s.clone(), b.clone())))
         .collect();
+    // On a shared server each cell writes under its own namespace. The run
+    // nonce only names keys: no result depends on it, so reports stay
+    // byte-identical across runs.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id()).rotate_left(40);
+    let namespaces: Vec<Option<String>> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, (s, b))| (!b.isolated_per_cell()).then(|| format!("sim-{nonce:x}-{i}-{s}")))
+        .collect();
     let parallel = cfg.backends.iter().all(BackendSpec::isolated_per_cell);
     let threads = if parallel {
         cfg.threads.clamp(1, cells.len().max(1))
@@ -148,7 +165,15 @@ pub fn run(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((s, b)) = cells.get(i) else { break };
-                let r = run_one(cfg, &sources, &strategies, s, b, progress.as_deref());
+                let r = run_one(
+                    cfg,
+                    namespaces[i].clone(),
+                    &sources,
+                    &strategies,
+                    s,
+                    b,
+                    progress.as_deref(),
+                );
                 if let Ok(mut all) = results.lock() {
                     all[i] = Some(r);
                 }
