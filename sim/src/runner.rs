@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_core::strategy::StrategyOptions;
+use chrono::Offset;
 use cache_core::{ManualClock, Strategy};
 
 use crate::backends::{connect, BackendSpec};
@@ -51,6 +52,9 @@ pub struct RunConfig {
     pub bucket: Duration,
     /// Worker threads for cells.
     pub threads: usize,
+    /// The offset most simulated clients send (`+08:00`, as in the seed);
+    /// `range-expansion` guesses keys in it.
+    pub home_offset: chrono::FixedOffset,
 }
 
 impl RunConfig {
@@ -70,6 +74,7 @@ impl RunConfig {
             item_bytes: 160,
             bucket: Duration::from_secs(60),
             threads: 2,
+            home_offset: chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Utc.fix()),
         }
     }
 }
@@ -99,6 +104,7 @@ fn run_one(
     opts.ttl = cfg.ttl;
     opts.short_ttl = cfg.short_ttl;
     opts.seed = cfg.seed;
+    opts.home_offset = cfg.home_offset;
     if let Some(ns) = namespace {
         opts = opts.with_namespace(ns);
     }

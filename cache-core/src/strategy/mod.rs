@@ -34,6 +34,8 @@
 //! can contain neither `:` nor braces nor glob characters.
 
 use std::collections::BTreeMap;
+
+use chrono::Offset;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -222,6 +224,11 @@ pub struct StrategyOptions {
     /// it is full, new entries for the scope are not cached at all, because an
     /// entry missing from the index could never be invalidated.
     pub index_cap: usize,
+    /// The UTC offset `range-expansion` writes its guessed keys in: the
+    /// offset most of the application's clients send (default UTC, `Z`).
+    /// Clients using any other offset or a named zone are the variants it
+    /// misses by design.
+    pub home_offset: chrono::FixedOffset,
 }
 
 impl Default for StrategyOptions {
@@ -235,6 +242,7 @@ impl Default for StrategyOptions {
             bucket: BucketSize::Month,
             filter_combinations: vec![BTreeMap::new()],
             index_cap: 1000,
+            home_offset: chrono::Utc.fix(),
         }
     }
 }
@@ -293,6 +301,13 @@ impl StrategyOptions {
     #[must_use]
     pub fn with_index_cap(mut self, cap: usize) -> Self {
         self.index_cap = cap;
+        self
+    }
+
+    /// Sets [`Self::home_offset`].
+    #[must_use]
+    pub fn with_home_offset(mut self, offset: chrono::FixedOffset) -> Self {
+        self.home_offset = offset;
         self
     }
 

@@ -2,7 +2,7 @@
 //! done as well as guessing allows. It exists to be measured: it misses by
 //! design whatever it did not guess.
 //!
-//! For every UTC day a change touches (at most [`MAX_DAYS`] per range), it
+//! For every day (in [`StrategyOptions::home_offset`]) a change touches (at most [`MAX_DAYS`] per range), it
 //! deletes the keys of the views a FullCalendar client would most likely
 //! have cached around that day (see `SPEC.md`):
 //!
@@ -15,12 +15,13 @@
 //!
 //! each for every filter combination in
 //! [`StrategyOptions::filter_combinations`], all in **one canonical format**:
-//! midnight UTC, `…T00:00:00Z`.
+//! midnight in the home offset (`…T00:00:00+08:00` for a `+08:00` app; UTC by
+//! default).
 //!
 //! # What it misses
 //!
-//! Any view keyed with another offset or zone (`+08:00`, a named zone: the
-//! `timezone-variants` hazard), any other period (4-day views, custom
+//! Any view keyed with another offset or zone (`Z` from a `timeZone=UTC`
+//! client of a `+08:00` app, a named zone: the `timezone-variants` hazard), any other period (4-day views, custom
 //! ranges), filter combinations not configured, views over several scopes,
 //! and the stale-set race of every delete-based strategy.
 //!
@@ -40,7 +41,7 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::{DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, TimeDelta};
 
 use super::keys::{fmt_instant, scope_tag, view_key};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
@@ -86,8 +87,9 @@ pub fn week_start(day: NaiveDate, first_day: u32) -> Option<NaiveDate> {
     day.checked_sub_days(Days::new(u64::from(back)))
 }
 
-fn utc_midnight(d: NaiveDate) -> DateTime<FixedOffset> {
-    d.and_time(chrono::NaiveTime::MIN).and_utc().fixed_offset()
+fn midnight(d: NaiveDate, offset: FixedOffset) -> Option<DateTime<FixedOffset>> {
+    // A fixed offset has no gaps or folds: `single` always answers.
+    d.and_time(chrono::NaiveTime::MIN).and_local_timezone(offset).single()
 }
 
 impl RangeExpansion {
@@ -132,10 +134,10 @@ impl RangeExpansion {
         out
     }
 
-    fn days_of(range: &TimeRange) -> Vec<NaiveDate> {
-        let first = range.start().with_timezone(&Utc).date_naive();
+    fn days_of(range: &TimeRange, home: FixedOffset) -> Vec<NaiveDate> {
+        let first = range.start().with_timezone(&home).date_naive();
         let last = (range.end() - TimeDelta::nanoseconds(1))
-            .with_timezone(&Utc)
+            .with_timezone(&home)
             .date_naive();
         first
             .iter_days()
@@ -174,7 +176,7 @@ impl Strategy for RangeExpansion {
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
         let mut ranges = BTreeSet::new();
         for range in &change.ranges {
-            for day in Self::days_of(range) {
+            for day in Self::days_of(range, self.options.home_offset) {
                 ranges.extend(Self::guesses_for_day(day));
             }
         }
@@ -182,7 +184,13 @@ impl Strategy for RangeExpansion {
         let trusted = [self.options.namespace.as_str(), TAG, tag.as_str()];
         let mut keys = Vec::with_capacity(ranges.len() * self.options.filter_combinations.len());
         for (start, end) in ranges {
-            let range = TimeRange::new(utc_midnight(start), utc_midnight(end))?;
+            let (Some(start), Some(end)) = (
+                midnight(start, self.options.home_offset),
+                midnight(end, self.options.home_offset),
+            ) else {
+                continue;
+            };
+            let range = TimeRange::new(start, end)?;
             for params in &self.options.filter_combinations {
                 let mut parts = vec![fmt_instant(&range.start()), fmt_instant(&range.end())];
                 for (name, value) in params {
