@@ -11,9 +11,22 @@
 //!   concurrency (and run external tools such as `redis-benchmark` and
 //!   `memcaslap`) and append [`LoadResult`] lines to
 //!   `target/bench-results/*.jsonl`.
+//!   - `locmem`, `redis`, `memcached` (criterion): each backend against the
+//!     raw client it wraps, one call at a time;
+//!   - `backend_load`: Redis at 50/64 tasks against the raw multiplexed
+//!     connection and `redis-benchmark`; Memcached at 1/64 tasks against the
+//!     raw `memcache` client and memaslap;
+//!   - `strategies` (criterion): read path and write path of every strategy
+//!     on locmem, Redis and Memcached;
+//!   - `invalidation_curve`: one invalidation of `versioned`, `bucketed` and
+//!     `wildcard` as the cached keys grow from 1k to 1M ([`CurvePoint`]);
+//!   - `sim`: the simulator's `realistic` scenario on locmem, 1 and 2 threads.
+//!   - `common/`: the load suites' runtime, throughput loop and output.
 //! - this library: reading both kinds of result ([`collect`]), pairing them
 //!   into ratios, checking the goals ([`GOALS`]) and rendering Markdown
-//!   ([`render_markdown`]).
+//!   ([`render_markdown`]); the invalidation cost curve's points
+//!   ([`CurvePoint`], [`collect_curve`], [`render_curve`]), which carry round
+//!   trips as well as time and so do not fit a [`LoadResult`].
 //! - `src/bin/bench-report.rs`: the binary `benches/run` calls last.
 //!
 //! A ratio is always "ours relative to the baseline in throughput terms":
@@ -55,6 +68,194 @@ impl LoadResult {
             .open(dir.join(format!("{suite}.jsonl")))?;
         let line = serde_json::to_string(self).map_err(std::io::Error::other)?;
         writeln!(f, "{line}")
+    }
+}
+
+/// One point of the invalidation cost curve: the cost of one `invalidate`
+/// of one strategy on one backend when `keys` entries are cached (one JSON
+/// line under `target/bench-results/curves/`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Backend label (`locmem`, `redis`).
+    pub backend: String,
+    /// Strategy name (`versioned`, `bucketed`, `wildcard`).
+    pub strategy: String,
+    /// How the cached keys are spread: `scope` (all in the changed scope) or
+    /// `keyspace` (100 per scope, the changed scope holding 100).
+    pub shape: String,
+    /// Entries cached before the change.
+    pub keys: u64,
+    /// Invalidations measured (the figures below are per invalidation).
+    pub reps: u64,
+    /// Mean wall time of one `invalidate`, nanoseconds.
+    pub nanos: f64,
+    /// Backend calls per invalidation, as `Instrumented` counts them (a
+    /// `delete_prefix` is one call however many server commands it takes).
+    pub calls: f64,
+    /// Keys those calls touched (a `delete_prefix` counts the keys deleted).
+    pub keys_touched: f64,
+    /// Commands the server processed per invalidation (Redis
+    /// `total_commands_processed`), where the backend is a server; this is
+    /// where a SCAN's many round trips show.
+    #[serde(default)]
+    pub server_commands: Option<f64>,
+    /// Most calls the goals allow (1 for `versioned`, the buckets the
+    /// change touches for `bucketed`); `None` where no bound is claimed.
+    #[serde(default)]
+    pub bound: Option<u64>,
+}
+
+impl CurvePoint {
+    /// Appends this point as one JSON line to
+    /// `target/bench-results/curves/<suite>.jsonl` (creating the directory).
+    /// A subdirectory, so [`collect`] does not read it as a [`LoadResult`].
+    pub fn append(&self, target_dir: &Path, suite: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let dir = target_dir.join("bench-results").join("curves");
+        std::fs::create_dir_all(&dir)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{suite}.jsonl")))?;
+        let line = serde_json::to_string(self).map_err(std::io::Error::other)?;
+        writeln!(f, "{line}")
+    }
+
+    /// True when the point respects its bound (or claims none).
+    pub fn within_bound(&self) -> bool {
+        self.bound.is_none_or(|b| self.calls <= b as f64)
+    }
+}
+
+/// Reads every curve point under `target_dir/bench-results/curves/`, in
+/// file order then line order (empty when the suite did not run).
+pub fn collect_curve(target_dir: &Path) -> Result<Vec<CurvePoint>, ReportError> {
+    let dir = target_dir.join("bench-results").join("curves");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    let mut points = Vec::new();
+    for path in files {
+        for (i, line) in read(&path)?.lines().enumerate() {
+            if !line.trim().is_empty() {
+                points.push(parse(&path, i + 1, line)?);
+            }
+        }
+    }
+    Ok(points)
+}
+
+/// `1k`, `10k`, `1M`: the curve's sizes as column headings.
+fn size_label(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+/// Renders the "Invalidation cost curve" section: one row per (backend,
+/// shape, strategy), one column per size, each cell `time · calls (server
+/// commands)`; then the round-trip goals of `versioned` and `bucketed`
+/// checked at every point. Empty when there are no points.
+pub fn render_curve(points: &[CurvePoint]) -> String {
+    let mut out = String::new();
+    if points.is_empty() {
+        return out;
+    }
+    let mut sizes: Vec<u64> = points.iter().map(|p| p.keys).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut rows: BTreeMap<(&str, &str, &str), BTreeMap<u64, &CurvePoint>> = BTreeMap::new();
+    for p in points {
+        rows.entry((&p.backend, &p.shape, &p.strategy))
+            .or_default()
+            .insert(p.keys, p);
+    }
+    let _ = writeln!(out, "\n## Invalidation cost curve\n");
+    let _ = writeln!(
+        out,
+        "Cost of one `invalidate` as the number of cached keys grows. Shape `scope`: every key \
+         belongs to the changed scope; `keyspace`: 100 keys per scope, so the change's scope holds \
+         100 and the rest of the keyspace grows. Each cell: time per invalidation · backend calls \
+         (`Instrumented`, the round trips the goals count) and, on Redis, the commands the server \
+         processed in parentheses: a `delete_prefix` is one call but a SCAN over the whole keyspace \
+         plus UNLINKs, and the commands a Lua script runs count too (the Redis backend's `incr` is \
+         one EVALSHA running GET, INCRBY and GET: 4 for 1 round trip). The change moves an item \
+         across a month boundary: it touches 2 buckets.\n"
+    );
+    let _ = write!(out, "| backend | shape | strategy |");
+    for s in &sizes {
+        let _ = write!(out, " {} keys |", size_label(*s));
+    }
+    let _ = write!(out, "\n|---|---|---|");
+    for _ in &sizes {
+        let _ = write!(out, "---|");
+    }
+    let _ = writeln!(out);
+    for ((backend, shape, strategy), by_size) in &rows {
+        let _ = write!(out, "| {backend} | {shape} | {strategy} |");
+        for s in &sizes {
+            match by_size.get(s) {
+                Some(p) => {
+                    let server = p
+                        .server_commands
+                        .map(|c| format!(" ({})", trim_float(c)))
+                        .unwrap_or_default();
+                    let _ = write!(
+                        out,
+                        " {} · {}{} |",
+                        Figure::Nanos(p.nanos).render(),
+                        trim_float(p.calls),
+                        server
+                    );
+                }
+                None => {
+                    let _ = write!(out, " — |");
+                }
+            }
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out, "\n| goal | points | worst calls | met |\n|---|---|---|---|");
+    for (strategy, goal) in [
+        (
+            "versioned",
+            "#7: `versioned`: 1 backend round trip per change at every keyspace size",
+        ),
+        ("bucketed", "#7: `bucketed`: at most the buckets the change touches"),
+    ] {
+        let mine: Vec<&CurvePoint> = points.iter().filter(|p| p.strategy == strategy).collect();
+        if mine.is_empty() {
+            let _ = writeln!(out, "| {goal} | not measured in this run | — | **no** |");
+            continue;
+        }
+        let worst = mine.iter().map(|p| p.calls).fold(0.0, f64::max);
+        let bound = mine.iter().filter_map(|p| p.bound).max().unwrap_or(0);
+        let met = mine.iter().all(|p| p.within_bound());
+        let _ = writeln!(
+            out,
+            "| {goal} | {} | {} (bound {bound}) | {} |",
+            mine.len(),
+            trim_float(worst),
+            if met { "yes" } else { "**no**" }
+        );
+    }
+    out
+}
+
+/// `1`, `2.5`: whole numbers without decimals, others with at most two.
+fn trim_float(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
     }
 }
 
@@ -370,6 +571,43 @@ mod tests {
     }
 
     #[test]
+    fn curve_renders_sizes_and_checks_bounds() {
+        let point = |strategy: &str, keys: u64, calls: f64, bound: Option<u64>| CurvePoint {
+            backend: "redis".into(),
+            strategy: strategy.into(),
+            shape: "scope".into(),
+            keys,
+            reps: 1,
+            nanos: 25_000.0,
+            calls,
+            keys_touched: calls,
+            server_commands: Some(calls + 1.0),
+            bound,
+        };
+        let points = vec![
+            point("versioned", 1_000, 1.0, Some(1)),
+            point("versioned", 1_000_000, 1.0, Some(1)),
+            point("bucketed", 1_000, 3.0, Some(2)),
+        ];
+        let md = render_curve(&points);
+        assert!(md.contains("| 1k keys | 1M keys |"), "{md}");
+        assert!(
+            md.contains("| redis | scope | versioned | 25.00 µs · 1 (2) | 25.00 µs · 1 (2) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| redis | scope | bucketed | 25.00 µs · 3 (4) | — |"),
+            "{md}"
+        );
+        assert!(md.contains("at every keyspace size | 2 | 1 (bound 1) | yes |"), "{md}");
+        assert!(
+            md.contains("buckets the change touches | 1 | 3 (bound 2) | **no** |"),
+            "{md}"
+        );
+        assert_eq!(render_curve(&[]), "");
+    }
+
+    #[test]
     fn load_results_roundtrip_through_files() {
         let dir = std::env::temp_dir().join(format!("bench-report-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -389,8 +627,23 @@ mod tests {
         }
         .append(&dir, "suite")
         .unwrap();
+        let point = CurvePoint {
+            backend: "locmem".into(),
+            strategy: "wildcard".into(),
+            shape: "keyspace".into(),
+            keys: 10_000,
+            reps: 3,
+            nanos: 1e6,
+            calls: 2.0,
+            keys_touched: 100.0,
+            server_commands: None,
+            bound: None,
+        };
+        point.append(&dir, "curve").unwrap();
         let r = collect(&dir).unwrap();
         assert_eq!(r["g"]["ours"], Figure::OpsPerSec(2000.0));
+        assert_eq!(r.len(), 1, "curve points are not load results");
+        assert_eq!(collect_curve(&dir).unwrap(), vec![point]);
         std::fs::write(dir.join("bench-results/bad.jsonl"), "{\"group\":1}\n").unwrap();
         let err = collect(&dir).unwrap_err().to_string();
         assert!(err.contains("bad.jsonl:1"), "{err}");

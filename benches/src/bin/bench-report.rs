@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use benches::{collect, render_markdown, Context};
+use benches::{collect, collect_curve, render_curve, render_markdown, Context};
 
 fn main() -> ExitCode {
     let mut quick = false;
@@ -32,6 +32,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let curve = match collect_curve(&target) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bench-report: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if results.is_empty() {
         eprintln!(
             "bench-report: no results under {}; run the suites first (benches/run)",
@@ -45,7 +52,7 @@ fn main() -> ExitCode {
         machine: machine(),
         quick,
     };
-    let md = render_markdown(&results, &ctx);
+    let md = render_markdown(&results, &ctx) + &render_curve(&curve);
     if let Err(e) = std::fs::write(&out, md) {
         eprintln!("bench-report: writing {}: {e}", out.display());
         return ExitCode::FAILURE;

@@ -1,0 +1,63 @@
+//! Simulator throughput: simulated feed requests per second on locmem.
+//!
+//! Runs the simulator's `realistic` scenario (generated traffic: 300 users,
+//! 20 team calendars, a simulated week; 200k actions, `--quick`: 20k) for every
+//! strategy on locmem through `sim::runner::run`, the code path of `cache-sim
+//! run --scenario realistic`, with 1 and then 2 worker threads (cells run in
+//! parallel; each cell is single-threaded). The figure is feed requests
+//! replayed (summed over the seven cells) per second of wall time, judging
+//! every response against the ground truth included. Results:
+//! `target/bench-results/sim.jsonl`, group `sim/realistic/locmem`.
+#![allow(missing_docs, clippy::print_stderr)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sim::runner::{registry, run, RunConfig, SourceFactory};
+use sim::scenarios::realistic_config;
+use sim::trace::Source;
+use sim::traffic::Traffic;
+
+const SUITE: &str = "sim";
+const SEED: u64 = 1;
+
+fn main() {
+    // The scenario's own length is 1M actions; the rate is steady well
+    // before that, and 200k keeps the full run within its 20 minutes.
+    let actions = if common::quick() { 20_000 } else { 200_000 };
+    let sources: SourceFactory = Arc::new(move || {
+        let mut traffic = realistic_config(SEED);
+        traffic.actions = actions;
+        let (header, events) = Traffic::new(traffic, "realistic")?;
+        Ok(Source {
+            header,
+            events: Box::new(events),
+        })
+    });
+    for threads in [1, 2] {
+        let mut cfg = RunConfig::new("realistic");
+        cfg.seed = SEED;
+        cfg.threads = threads;
+        let start = Instant::now();
+        let report = run(&cfg, sources.clone(), registry(), None).expect("simulator run");
+        let secs = start.elapsed().as_secs_f64();
+        let reads: u64 = report.results.iter().map(|r| r.reads).sum();
+        let subject = if threads == 1 {
+            "1-thread".to_owned()
+        } else {
+            format!("{threads}-threads")
+        };
+        common::record(
+            SUITE,
+            "sim/realistic/locmem",
+            &subject,
+            reads as f64 / secs,
+            format!(
+                "{reads} feed requests over {} strategies ({actions} actions each) in {secs:.1} s",
+                report.results.len()
+            ),
+        );
+    }
+}

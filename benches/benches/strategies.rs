@@ -1,0 +1,133 @@
+//! Per-operation cost of every invalidation strategy on every backend.
+//!
+//! - `strategy/read/<backend>`: the read path of a hit, `plan_read` (key
+//!   derivation and generation fetches) + `get` of the planned key, for a
+//!   month view of one calendar. `baseline` is a bare `get` of a stored key:
+//!   the floor every strategy adds its round trips to.
+//! - `strategy/write/<backend>`: `invalidate` for a one-day change of that
+//!   calendar. `baseline` is a single `delete`: one round trip.
+//!
+//! A ratio below 1 is the price of the strategy relative to that floor (for
+//! `versioned` on a network backend about 0.5×: two round trips instead of
+//! one). The strategies' round trips are in `cache_core::strategy`'s table;
+//! how `invalidate` scales with the number of cached keys is the
+//! `invalidation_curve` suite. Backends: locmem, and the Redis and Memcached
+//! servers this suite starts.
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backend_locmem::LocmemBackend;
+use backend_memcached::{MemcachedBackend, MemcachedOptions};
+use backend_redis::RedisBackend;
+use cache_core::strategy::{by_name, StrategyOptions, NAMES};
+use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
+use cache_core::testkit::redis::RedisServer;
+use cache_core::{Backend, Bytes, Change, Key, Scope, TimeRange, View};
+use chrono::DateTime;
+use criterion::{criterion_group, criterion_main, Criterion};
+use tokio::runtime::Runtime;
+
+fn range(start: &str, end: &str) -> TimeRange {
+    TimeRange::new(
+        DateTime::parse_from_rfc3339(start).unwrap(),
+        DateTime::parse_from_rfc3339(end).unwrap(),
+    )
+    .unwrap()
+}
+
+/// October 2025's month grid (firstDay = 1), as FullCalendar requests it.
+fn view() -> View {
+    View::new(
+        [Scope::new("cal:7").unwrap()],
+        range("2025-09-29T00:00:00+00:00", "2025-11-10T00:00:00+00:00"),
+    )
+    .unwrap()
+}
+
+/// An item created on 14 October.
+fn change() -> Change {
+    Change::new(
+        Scope::new("cal:7").unwrap(),
+        [range("2025-10-14T09:00:00+00:00", "2025-10-14T10:00:00+00:00")],
+    )
+    .unwrap()
+}
+
+fn bench_backend(c: &mut Criterion, rt: &Runtime, label: &str, backend: Arc<dyn Backend>) {
+    let options = StrategyOptions::default().with_seed(7).with_namespace("bench");
+    let value = Bytes::from(vec![b'x'; 2048]);
+    let (view, change) = (view(), change());
+    let floor_key = Key::new("bench:floor:cal-7").unwrap();
+    rt.block_on(backend.set(&floor_key, value.clone(), Some(Duration::from_secs(300))))
+        .unwrap();
+
+    let mut g = c.benchmark_group(format!("strategy/read/{label}"));
+    g.bench_function("baseline", |b| {
+        b.to_async(rt)
+            .iter(|| async { backend.get(&floor_key).await.unwrap().unwrap() })
+    });
+    for name in NAMES {
+        let strategy = by_name(name, &options).unwrap();
+        // Fill the view once, so every measured read is a hit.
+        rt.block_on(async {
+            let plan = strategy.plan_read(&*backend, &view).await.unwrap();
+            strategy.store(&*backend, &view, &plan, value.clone()).await.unwrap();
+        });
+        g.bench_function(name, |b| {
+            b.to_async(rt).iter(|| async {
+                let plan = strategy.plan_read(&*backend, &view).await.unwrap();
+                backend.get(&plan.key).await.unwrap().expect("a filled view must hit")
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group(format!("strategy/write/{label}"));
+    g.bench_function("baseline", |b| {
+        b.to_async(rt)
+            .iter(|| async { backend.delete(&floor_key).await.unwrap() })
+    });
+    for name in NAMES {
+        let strategy = by_name(name, &options).unwrap();
+        g.bench_function(name, |b| {
+            b.to_async(rt)
+                .iter(|| async { strategy.invalidate(&*backend, &change).await.unwrap() })
+        });
+    }
+    g.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    bench_backend(c, &rt, "locmem", Arc::new(LocmemBackend::new()));
+
+    let redis = RedisServer::new().expect("starting redis-server (install it with .ci/install-deps)");
+    let backend = rt.block_on(RedisBackend::connect(redis.url())).unwrap();
+    bench_backend(c, &rt, "redis", Arc::new(backend));
+    drop(redis);
+
+    let memcached = MemcachedServer::spawn(&MemcachedConfig::default().threads(4))
+        .expect("starting memcached (install it with .ci/install-deps)");
+    let backend = rt
+        .block_on(MemcachedBackend::connect(MemcachedOptions::new([memcached
+            .addr()
+            .to_string()])))
+        .unwrap();
+    bench_backend(c, &rt, "memcached", Arc::new(backend));
+    drop(memcached);
+}
+
+// 16 figures per backend: shorter than criterion's defaults (3 s + 5 s) keeps
+// the full run within its 20 minutes; the per-call costs here are µs-scale,
+// so 2 s still collects thousands of iterations per sample set.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
+    targets = bench
+}
+criterion_main!(benches);
