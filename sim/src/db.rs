@@ -9,6 +9,13 @@
 //!
 //! Times are microseconds since the Unix epoch (`i64`). A query "before `t`"
 //! sees exactly the writes with commit time `< t`.
+//!
+//! Only as much history as can still be asked about is kept: the engine
+//! calls [`Db::prune`] with the earliest instant any later question can
+//! name, so memory follows the live data and the recent writes, not the
+//! length of the trace. Each scope keeps its items' latest versions in one
+//! contiguous array, so a query about the present is a linear scan with no
+//! pointer chasing.
 
 use std::collections::HashMap;
 
@@ -90,9 +97,13 @@ pub struct Committed {
     pub new: Option<(i64, i64)>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Version {
     commit_us: i64,
+    /// The item's revision: 0 for its first commit, +1 per write. Stored
+    /// rather than implied by the position, because pruning drops old
+    /// versions from the front.
+    rev: u32,
     state: Option<ItemState>,
 }
 
@@ -100,22 +111,46 @@ struct Version {
 struct ItemRecord {
     id: u64,
     scope: u32,
+    /// Position of the item's row in its scope's `rows`.
+    row: u32,
+    /// Versions in commit order; pruning keeps the one visible at the horizon
+    /// and everything after it.
     history: Vec<Version>,
 }
 
 impl ItemRecord {
-    /// The version visible to a query before `t`, with its index (revision).
-    fn at(&self, before_us: i64) -> Option<(usize, &ItemState)> {
+    /// The version visible to a query before `t`: (revision, state).
+    fn at(&self, before_us: i64) -> Option<(u32, &ItemState)> {
         let n = self.history.partition_point(|v| v.commit_us < before_us);
-        let idx = n.checked_sub(1)?;
-        self.history[idx].state.as_ref().map(|s| (idx, s))
+        let v = &self.history[n.checked_sub(1)?];
+        v.state.as_ref().map(|s| (v.rev, s))
     }
+}
+
+/// One item's latest version, copied next to its scope's other items.
+///
+/// Why a copy: a feed query scans every item of its scopes, and almost
+/// always asks about the present, so the scan reads one contiguous array
+/// and touches an item's full history only when a version newer than the
+/// query instant exists.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    commit_us: i64,
+    start_us: i64,
+    end_us: i64,
+    id: u64,
+    item: u32,
+    rev: u32,
+    work_type: u8,
+    status: u8,
+    /// False once deleted (the row stays until pruning, for past queries).
+    present: bool,
 }
 
 #[derive(Debug, Default)]
 struct ScopeRecord {
-    items: Vec<u32>,
-    /// (commit time, item index) of every write, in commit order.
+    rows: Vec<Row>,
+    /// (commit time, item index) of every write not yet pruned, in commit order.
     writes: Vec<(i64, u32)>,
 }
 
@@ -130,11 +165,15 @@ pub struct Query {
 }
 
 impl Query {
+    fn matches_fields(&self, start_us: i64, end_us: i64, work_type: u8, status: u8) -> bool {
+        start_us < self.end_us
+            && self.start_us < end_us
+            && self.work_type.is_none_or(|w| w == Some(work_type))
+            && self.status.is_none_or(|w| w == Some(status))
+    }
+
     fn matches(&self, s: &ItemState) -> bool {
-        s.start_us < self.end_us
-            && self.start_us < s.end_us
-            && self.work_type.is_none_or(|w| w == Some(s.work_type))
-            && self.status.is_none_or(|w| w == Some(s.status))
+        self.matches_fields(s.start_us, s.end_us, s.work_type, s.status)
     }
 }
 
@@ -144,7 +183,9 @@ impl Query {
 pub struct Answer {
     /// Items in the feed.
     pub items: u32,
-    /// FNV-1a over (item id, revision) in a canonical order.
+    /// The wrapping sum of a 64-bit mix of each (item id, revision): equal
+    /// sets give equal sums whatever the order items are visited in, so rows
+    /// may move (pruning) without changing answers.
     pub fingerprint: u64,
 }
 
@@ -152,28 +193,37 @@ pub struct Answer {
 #[derive(Debug, Default)]
 pub struct Db {
     items: Vec<ItemRecord>,
+    /// Slots of `items` freed by pruning, reused by later creates.
+    free_items: Vec<u32>,
     ids: HashMap<u64, u32>,
     scope_ids: HashMap<String, u32>,
     scopes: Vec<ScopeRecord>,
     last_commit_us: i64,
+    /// Nothing before this instant may be asked any more (see [`Db::prune`]).
+    horizon_us: i64,
+    created: usize,
     queries: u64,
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// The SplitMix64 finaliser: a bijective, well-mixed 64-bit step.
+fn fin(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
 
-fn fnv(mut h: u64, x: u64) -> u64 {
-    for b in x.to_le_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
+/// One item revision as a well-mixed 64-bit value, for [`Answer::fingerprint`].
+fn mix(id: u64, rev: u32) -> u64 {
+    fin(fin(id.wrapping_add(0x9E37_79B9_7F4A_7C15)) ^ u64::from(rev))
 }
 
 impl Db {
     /// An empty database.
     pub fn new() -> Self {
-        Self::default()
+        Db {
+            horizon_us: i64::MIN,
+            ..Self::default()
+        }
     }
 
     /// Feed queries answered so far (each one is a `db_queries` in reports).
@@ -217,14 +267,36 @@ impl Db {
                         write.item
                     )));
                 }
-                let i = self.items.len() as u32;
-                self.items.push(ItemRecord {
+                let rows = &mut self.scopes[scope as usize].rows;
+                let record = ItemRecord {
                     id: write.item,
                     scope,
+                    row: rows.len() as u32,
                     history: Vec::new(),
+                };
+                let i = match self.free_items.pop() {
+                    Some(i) => {
+                        self.items[i as usize] = record;
+                        i
+                    }
+                    None => {
+                        self.items.push(record);
+                        (self.items.len() - 1) as u32
+                    }
+                };
+                rows.push(Row {
+                    commit_us: i64::MIN,
+                    start_us: 0,
+                    end_us: 0,
+                    id: write.item,
+                    item: i,
+                    rev: 0,
+                    work_type: 0,
+                    status: 0,
+                    present: false,
                 });
                 self.ids.insert(write.item, i);
-                self.scopes[scope as usize].items.push(i);
+                self.created += 1;
                 i
             }
         };
@@ -235,7 +307,9 @@ impl Db {
                 write.item, write.scope
             )));
         }
-        let old = rec.history.last().and_then(|v| v.state);
+        let last = rec.history.last();
+        let old = last.and_then(|v| v.state);
+        let rev = last.map_or(0, |v| v.rev + 1);
         match (write.kind, old.is_some()) {
             (WriteKind::Create | WriteKind::Load, true) => {
                 return Err(Error::Invalid(format!("create of item {} which exists", write.item)))
@@ -254,8 +328,19 @@ impl Db {
         } else {
             write.state
         };
-        rec.history.push(Version { commit_us, state });
-        self.scopes[scope as usize].writes.push((commit_us, idx));
+        rec.history.push(Version { commit_us, rev, state });
+        let sr = &mut self.scopes[scope as usize];
+        let row = &mut sr.rows[rec.row as usize];
+        row.commit_us = commit_us;
+        row.rev = rev;
+        row.present = state.is_some();
+        if let Some(s) = state {
+            row.start_us = s.start_us;
+            row.end_us = s.end_us;
+            row.work_type = s.work_type;
+            row.status = s.status;
+        }
+        sr.writes.push((commit_us, idx));
         self.last_commit_us = commit_us;
         Ok(Committed {
             scope: write.scope.clone(),
@@ -264,16 +349,7 @@ impl Db {
         })
     }
 
-    /// Resolves a view into a query. Filters are the view parameters
-    /// `work_type` and `status`; an unknown value matches nothing, as a SQL
-    /// `WHERE` would.
-    pub fn resolve(&self, view: &View) -> Query {
-        let mut scopes: Vec<u32> = view
-            .scopes
-            .iter()
-            .filter_map(|s| self.scope_ids.get(s.as_str()).copied())
-            .collect();
-        scopes.sort_unstable();
+    fn query_for(&self, scopes: Vec<u32>, view: &View) -> Query {
         Query {
             scopes,
             start_us: view.range.start().timestamp_micros(),
@@ -283,18 +359,48 @@ impl Db {
         }
     }
 
+    /// Resolves a view into a query. Filters are the view parameters
+    /// `work_type` and `status`; an unknown value matches nothing, as a SQL
+    /// `WHERE` would. Scopes without items yet are left out, so the query
+    /// must be resolved again once they have some; [`Db::intern`] gives a
+    /// query that stays valid.
+    pub fn resolve(&self, view: &View) -> Query {
+        let mut scopes: Vec<u32> = view
+            .scopes
+            .iter()
+            .filter_map(|s| self.scope_ids.get(s.as_str()).copied())
+            .collect();
+        scopes.sort_unstable();
+        self.query_for(scopes, view)
+    }
+
+    /// Like [`Db::resolve`], but registers unknown scopes (empty until
+    /// written), so the query stays valid for the rest of the run and can
+    /// be kept with an interned view.
+    pub fn intern(&mut self, view: &View) -> Query {
+        let mut scopes: Vec<u32> = view.scopes.iter().map(|s| self.scope_id(s.as_str())).collect();
+        scopes.sort_unstable();
+        self.query_for(scopes, view)
+    }
+
     /// Answers `q` as the app would have before `before_us` (commits `<`
-    /// that instant), without counting it as an app query.
+    /// that instant), without counting it as an app query. Instants before
+    /// the pruning horizon are answered from what is left (see [`Db::prune`]).
     pub fn answer(&self, q: &Query, before_us: i64) -> Answer {
-        let mut h = FNV_OFFSET;
+        let mut h = 0u64;
         let mut n = 0u32;
         for &s in &q.scopes {
-            for &i in &self.scopes[s as usize].items {
-                let rec = &self.items[i as usize];
-                if let Some((rev, st)) = rec.at(before_us) {
+            for r in &self.scopes[s as usize].rows {
+                if r.commit_us < before_us {
+                    // The latest version is the one visible: no history lookup.
+                    if r.present && q.matches_fields(r.start_us, r.end_us, r.work_type, r.status) {
+                        n += 1;
+                        h = h.wrapping_add(mix(r.id, r.rev));
+                    }
+                } else if let Some((rev, st)) = self.items[r.item as usize].at(before_us) {
                     if q.matches(st) {
                         n += 1;
-                        h = fnv(fnv(h, rec.id), rev as u64);
+                        h = h.wrapping_add(mix(r.id, rev));
                     }
                 }
             }
@@ -345,9 +451,61 @@ impl Db {
         best
     }
 
+    /// Forgets what only questions about instants before `horizon_us` could
+    /// need: versions superseded before it, writes committed before it, and
+    /// items deleted before it (their ids may then be created again).
+    ///
+    /// Why: the history grows with every write, and a long trace must replay
+    /// in bounded memory. The engine knows how far back any later question
+    /// can reach (the oldest in-flight request, the oldest query a cached
+    /// entry that is still fresh can carry) and prunes up to there; every
+    /// answer about an instant at or after the horizon is unchanged. A
+    /// horizon behind an earlier one is ignored.
+    pub fn prune(&mut self, horizon_us: i64) {
+        if horizon_us <= self.horizon_us {
+            return;
+        }
+        self.horizon_us = horizon_us;
+        for sr in &mut self.scopes {
+            let old_writes = sr.writes.partition_point(|&(t, _)| t < horizon_us);
+            sr.writes.drain(..old_writes);
+            let mut i = 0;
+            while i < sr.rows.len() {
+                let r = sr.rows[i];
+                if !r.present && r.commit_us < horizon_us {
+                    // Deleted before the horizon: invisible to every question left.
+                    sr.rows.swap_remove(i);
+                    if let Some(moved) = sr.rows.get(i) {
+                        self.items[moved.item as usize].row = i as u32;
+                    }
+                    let rec = &mut self.items[r.item as usize];
+                    self.ids.remove(&rec.id);
+                    rec.history = Vec::new();
+                    self.free_items.push(r.item);
+                    continue;
+                }
+                let h = &mut self.items[r.item as usize].history;
+                // Keep the version visible at the horizon and all later ones.
+                let visible = h.partition_point(|v| v.commit_us < horizon_us);
+                if visible > 1 {
+                    h.drain(..visible - 1);
+                    if h.capacity() > 4 * h.len() {
+                        h.shrink_to_fit();
+                    }
+                }
+                i += 1;
+            }
+        }
+    }
+
+    /// Versions held in item histories (what [`Db::prune`] bounds).
+    pub fn versions_held(&self) -> usize {
+        self.items.iter().map(|r| r.history.len()).sum()
+    }
+
     /// Items ever created.
     pub fn item_count(&self) -> usize {
-        self.items.len()
+        self.created
     }
 }
 
@@ -393,5 +551,88 @@ mod tests {
         let outside = db.resolve(&view("2025-12-01T00:00:00Z", "2025-12-02T00:00:00Z"));
         assert_eq!(db.first_relevant_write(&outside, 0, 300), None);
         assert!(db.commit(&w(WriteKind::Edit, Some(st)), 300).is_err());
+    }
+
+    /// A random history on a few items in two scopes; pruning at `h` must
+    /// leave every question about instants at or after `h` unchanged.
+    #[test]
+    fn pruning_keeps_every_answer_at_or_after_the_horizon() {
+        let mut rng = crate::rng::Rng::new(42);
+        let hour = 3_600_000_000i64;
+        let state = |rng: &mut crate::rng::Rng| {
+            let start_us = rng.below(48) as i64 * hour;
+            ItemState {
+                start_us,
+                end_us: start_us + hour,
+                work_type: rng.below(2) as u8,
+                status: rng.below(2) as u8,
+            }
+        };
+        let mut live: Vec<u64> = Vec::new();
+        let mut scope_of: HashMap<u64, &str> = HashMap::new();
+        let mut db = Db::new();
+        let mut next_id = 1;
+        for t in 1..2_000i64 {
+            let (kind, item, st) = if live.is_empty() || rng.chance(0.3) {
+                next_id += 1;
+                live.push(next_id);
+                scope_of.insert(next_id, if rng.chance(0.5) { "cal:1" } else { "team:1" });
+                (WriteKind::Create, next_id, Some(state(&mut rng)))
+            } else if rng.chance(0.7) {
+                (WriteKind::Edit, live[rng.index(live.len())], Some(state(&mut rng)))
+            } else {
+                (WriteKind::Delete, live.swap_remove(rng.index(live.len())), None)
+            };
+            let w = Write {
+                kind,
+                item,
+                scope: scope_of[&item].into(),
+                state: st,
+            };
+            db.commit(&w, t * 10).unwrap();
+        }
+        let v = |s: i64, e: i64| {
+            let at = |h: i64| DateTime::from_timestamp_micros(h * hour).unwrap().fixed_offset();
+            let r = TimeRange::new(at(s), at(e)).unwrap();
+            View::new([Scope::new("cal:1").unwrap(), Scope::new("team:1").unwrap()], r)
+                .unwrap()
+                .with_param("status", "open")
+        };
+        let mut queries = vec![db.intern(&v(0, 48)), db.intern(&v(10, 20))];
+        queries.push(db.intern(&View {
+            params: Default::default(),
+            ..v(5, 30)
+        }));
+        let horizon = 12_000;
+        let instants: Vec<i64> = (horizon..20_010).step_by(7).collect();
+        let before: Vec<_> = queries
+            .iter()
+            .flat_map(|q| {
+                instants.iter().map(|&t| {
+                    (
+                        db.answer(q, t),
+                        db.any_write_between(q, horizon + 3, t),
+                        db.first_relevant_write(q, horizon, t),
+                    )
+                })
+            })
+            .collect();
+        let held = db.versions_held();
+        db.prune(horizon);
+        assert!(db.versions_held() < held / 2, "{} of {held}", db.versions_held());
+        let after: Vec<_> = queries
+            .iter()
+            .flat_map(|q| {
+                instants.iter().map(|&t| {
+                    (
+                        db.answer(q, t),
+                        db.any_write_between(q, horizon + 3, t),
+                        db.first_relevant_write(q, horizon, t),
+                    )
+                })
+            })
+            .collect();
+        assert_eq!(before, after);
+        assert!(before.iter().any(|(a, _, _)| a.items > 0));
     }
 }

@@ -21,11 +21,11 @@
 //! Parallelism comes from running independent cells on separate threads.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use cache_core::envelope::Envelope;
@@ -159,6 +159,10 @@ pub struct Metrics {
 }
 
 const MAGIC: &[u8; 4] = b"SIMF";
+/// Commits between two prunings of the database history: often enough that
+/// history stays a small multiple of one TTL's writes, rarely enough that the
+/// pass over all items costs nothing per write.
+const PRUNE_EVERY: u64 = 4096;
 const PAYLOAD_HEADER: usize = 4 + 8 + 8 + 4 + 8 + 4;
 
 /// The simulator's feed payload: what the DB answered, as of when, for which
@@ -172,9 +176,18 @@ struct Payload<'a> {
 }
 
 impl Payload<'_> {
-    fn encode(&self, item_bytes: usize) -> Bytes {
+    /// The stored entry: `envelope`'s header followed by this payload, built
+    /// in one buffer.
+    ///
+    /// Why not [`Envelope::encode`]: it copies the payload into a second
+    /// buffer, and the payload is padded to a realistic feed size (kilobytes),
+    /// so every cache fill paid for two allocations and a large copy. The
+    /// layout is cache-core's (checked against [`Envelope::encode`] in a
+    /// test).
+    fn encode_entry(&self, envelope: &EntryHeader, item_bytes: usize) -> Bytes {
         let pad = self.answer.items as usize * item_bytes;
-        let mut b = BytesMut::with_capacity(PAYLOAD_HEADER + self.view_json.len() + pad);
+        let mut b = BytesMut::with_capacity(ENVELOPE_HEADER_LEN + PAYLOAD_HEADER + self.view_json.len() + pad);
+        envelope.put(&mut b);
         b.put_slice(MAGIC);
         b.put_i64(self.as_of_excl);
         b.put_u64(self.answer.fingerprint);
@@ -204,6 +217,157 @@ impl Payload<'_> {
             view_digest,
             view_json,
         })
+    }
+}
+
+/// The envelope fields written in front of a payload (see
+/// [`cache_core::envelope`] for the layout).
+struct EntryHeader {
+    expires_at: Option<SystemTime>,
+    load_time: Duration,
+}
+
+impl EntryHeader {
+    fn put(&self, b: &mut BytesMut) {
+        // Same arithmetic as `Envelope::encode`, so the bytes are identical.
+        let expires = self.expires_at.map_or(u64::MAX, |t| {
+            t.duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1))
+                .unwrap_or(0)
+        });
+        b.put_slice(ENVELOPE_MAGIC);
+        b.put_u64(expires);
+        b.put_u64(u64::try_from(self.load_time.as_micros()).unwrap_or(u64::MAX));
+    }
+}
+
+const ENVELOPE_MAGIC: &[u8; 4] = b"RCE1";
+const ENVELOPE_HEADER_LEN: usize = cache_core::envelope::HEADER_LEN;
+
+/// What the engine derives once per distinct view and shares between the
+/// requests for it: the DB query, the digest and JSON form stored in
+/// payloads.
+///
+/// Why: the same few thousand views are requested over and over; resolving
+/// scopes, hashing the view and serialising it per request were a large
+/// share of a request's cost.
+struct ViewInfo {
+    view: View,
+    query: Query,
+    digest: u64,
+    json: Vec<u8>,
+}
+
+/// Interned views, bounded: when full it starts over (in-flight requests
+/// hold their own `Arc`), which only costs recomputation, never changes a
+/// result.
+struct ViewTable {
+    map: HashMap<ViewKey, Arc<ViewInfo>, WordHashBuilder>,
+}
+
+/// A view as a table key, offsets included.
+///
+/// Why not `View` itself: chrono's `DateTime` compares and hashes the instant
+/// only, so `2025-09-29T00:00:00+08:00` and `2025-09-28T16:00:00Z` are equal
+/// `View`s, yet clients sending them get different cache keys (the
+/// `timezone-variants` hazard). Interning them together would plan one with
+/// the other's key.
+#[derive(PartialEq, Eq, Hash)]
+struct ViewKey {
+    view: View,
+    offsets: (i32, i32),
+}
+
+impl ViewKey {
+    fn new(view: View) -> Self {
+        let offsets = (
+            view.range.start().offset().local_minus_utc(),
+            view.range.end().offset().local_minus_utc(),
+        );
+        ViewKey { view, offsets }
+    }
+}
+
+/// Distinct views kept interned (a few hundred bytes each).
+const VIEW_TABLE_CAP: usize = 1 << 14;
+
+impl ViewTable {
+    fn get(&mut self, view: View, db: &mut Db) -> Result<Arc<ViewInfo>> {
+        let key = ViewKey::new(view);
+        if let Some(info) = self.map.get(&key) {
+            return Ok(info.clone());
+        }
+        let view = &key.view;
+        if self.map.len() >= VIEW_TABLE_CAP {
+            self.map.clear();
+        }
+        let info = Arc::new(ViewInfo {
+            query: db.intern(view),
+            digest: view_digest(view),
+            json: serde_json::to_vec(view).map_err(|e| Error::Invalid(e.to_string()))?,
+            view: view.clone(),
+        });
+        self.map.insert(key, info.clone());
+        Ok(info)
+    }
+}
+
+/// A word-at-a-time multiply-rotate hasher (FxHash's step, SplitMix64's
+/// finaliser) for the view table.
+///
+/// Why not std's SipHash: it was the largest single cost of interning, and
+/// the table needs no protection against crafted keys. It is never iterated,
+/// so its order cannot reach a report.
+#[derive(Debug, Default, Clone, Copy)]
+struct WordHashBuilder;
+
+impl std::hash::BuildHasher for WordHashBuilder {
+    type Hasher = WordHasher;
+    fn build_hasher(&self) -> WordHasher {
+        WordHasher(0)
+    }
+}
+
+struct WordHasher(u64);
+
+impl WordHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
     }
 }
 
@@ -239,8 +403,7 @@ enum Stage {
 enum Slot {
     Free,
     Read {
-        view: View,
-        query: Query,
+        info: Arc<ViewInfo>,
         start_us: i64,
         process: usize,
         stage: Stage,
@@ -268,6 +431,13 @@ struct Run<'a> {
     read: Vec<Instrumented<Arc<dyn Backend>>>,
     write: Vec<Instrumented<Arc<dyn Backend>>>,
     db: Db,
+    views: ViewTable,
+    /// Longest TTL any fill used so far, µs; `None` before the first fill.
+    max_ttl_us: Option<u64>,
+    /// A fill without TTL happened: its payload may be judged at any later
+    /// time, so history can never be pruned.
+    unbounded_ttl: bool,
+    commits_since_prune: u64,
     heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
     seq: u64,
     slots: Vec<Slot>,
@@ -337,11 +507,10 @@ impl Run<'_> {
         match ev {
             Event::Read { process, view, .. } => {
                 self.m.reads += 1;
-                let query = self.db.resolve(&view);
+                let info = self.views.get(view, &mut self.db)?;
                 let process = self.proc_index(process);
                 let slot = self.alloc(Slot::Read {
-                    view,
-                    query,
+                    info,
                     start_us: t,
                     process,
                     stage: Stage::Get,
@@ -352,6 +521,11 @@ impl Run<'_> {
             }
             Event::Write { process, write, .. } => {
                 let c = self.db.commit(&write, t)?;
+                self.commits_since_prune += 1;
+                if self.commits_since_prune >= PRUNE_EVERY {
+                    self.commits_since_prune = 0;
+                    self.prune(t);
+                }
                 if write.kind == crate::db::WriteKind::Load {
                     return Ok(());
                 }
@@ -380,11 +554,31 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Drops database history no later question can reach: judgements ask
+    /// about instants from the start of an in-flight request, or from the
+    /// query time of a payload that is still fresh, which is at most the
+    /// longest TTL (plus the DB and fill latencies) ago.
+    fn prune(&mut self, now: i64) {
+        if self.unbounded_ttl {
+            return;
+        }
+        let lat = self.cell.latencies;
+        // A second of slack covers the envelope's millisecond rounding.
+        let reach = self.max_ttl_us.unwrap_or(0) + lat.db_us + lat.store_us + lat.get_us + lat.plan_us + 1_000_000;
+        let mut horizon = now.saturating_sub(i64::try_from(reach).unwrap_or(i64::MAX));
+        for s in &self.slots {
+            if let Slot::Read { start_us, .. } = s {
+                horizon = horizon.min(*start_us);
+            }
+        }
+        self.db.prune(horizon);
+    }
+
     async fn plan(&mut self, slot: u32, now: i64) {
-        let Slot::Read { view, process, .. } = &self.slots[slot as usize] else {
+        let Slot::Read { info, process, .. } = &self.slots[slot as usize] else {
             return;
         };
-        let result = self.cell.strategy.plan_read(&self.read[*process], view).await;
+        let result = self.cell.strategy.plan_read(&self.read[*process], &info.view).await;
         let lat = self.cell.latencies.plan_us as i64;
         let Slot::Read { plan, stage, .. } = &mut self.slots[slot as usize] else {
             return;
@@ -416,8 +610,7 @@ impl Run<'_> {
                 self.release(slot);
             }
             Slot::Read {
-                view,
-                query,
+                info,
                 start_us,
                 process,
                 stage,
@@ -445,7 +638,7 @@ impl Run<'_> {
                     };
                     let judged = hit.as_ref().and_then(|b| {
                         let p = Payload::decode(b)?;
-                        Some(judge(&self.db, query, view, *start_us, served_at, &p))
+                        Some(judge(&self.db, info, *start_us, served_at, &p))
                     });
                     match judged {
                         Some(staleness) => {
@@ -465,7 +658,7 @@ impl Run<'_> {
                     }
                 }
                 Stage::Db => {
-                    let a = self.db.query(query, now);
+                    let a = self.db.query(&info.query, now);
                     *answer = Some((a, now + 1));
                     let served_at = now + lat.db_us as i64;
                     if plan.is_some() {
@@ -481,23 +674,28 @@ impl Run<'_> {
                         self.release(slot);
                         return Ok(());
                     };
-                    let view_json = serde_json::to_vec(&*view).map_err(|e| Error::Invalid(e.to_string()))?;
-                    let payload = Payload {
-                        as_of_excl,
-                        answer: a,
-                        view_digest: view_digest(view),
-                        view_json: &view_json,
+                    match p.ttl {
+                        Some(d) => {
+                            let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+                            self.max_ttl_us = Some(self.max_ttl_us.unwrap_or(0).max(us));
+                        }
+                        None => self.unbounded_ttl = true,
                     }
-                    .encode(self.cell.item_bytes);
-                    let env = Envelope {
+                    let header = EntryHeader {
                         expires_at: p.ttl.map(|d| self.cell.clock.now() + d),
                         load_time: Duration::from_micros(lat.db_us),
-                        payload,
                     };
+                    let entry = Payload {
+                        as_of_excl,
+                        answer: a,
+                        view_digest: info.digest,
+                        view_json: &info.json,
+                    }
+                    .encode_entry(&header, self.cell.item_bytes);
                     let r = self
                         .cell
                         .strategy
-                        .store(&self.read[*process], view, p, env.encode())
+                        .store(&self.read[*process], &info.view, p, entry)
                         .await;
                     if r.is_err() {
                         self.m.errors += 1;
@@ -559,10 +757,11 @@ impl Run<'_> {
 
 /// Judges a hit: `None` when fresh, `Some(staleness µs)` when it misses a
 /// write committed before the request started.
-fn judge(db: &Db, q: &Query, view: &View, start_us: i64, served_at: i64, p: &Payload<'_>) -> Option<u64> {
+fn judge(db: &Db, info: &ViewInfo, start_us: i64, served_at: i64, p: &Payload<'_>) -> Option<u64> {
+    let q = &info.query;
     // A payload stored for another view (a key collision) proves nothing by
     // its timestamp: only a content comparison can clear it.
-    let same_view = p.view_digest == view_digest(view);
+    let same_view = p.view_digest == info.digest;
     if same_view {
         if p.as_of_excl >= start_us {
             return None; // queried after the request started: reflects every earlier write
@@ -601,6 +800,12 @@ pub async fn run_cell(source: Source, cell: &Cell, progress: Option<&AtomicU64>)
             .map(|b| Instrumented::with_stats(b.clone(), write_stats.clone()))
             .collect(),
         db: Db::new(),
+        views: ViewTable {
+            map: HashMap::with_hasher(WordHashBuilder),
+        },
+        max_ttl_us: None,
+        unbounded_ttl: false,
+        commits_since_prune: 0,
         heap: BinaryHeap::new(),
         seq: 0,
         slots: Vec::new(),
@@ -664,4 +869,80 @@ pub async fn run_cell(source: Source, cell: &Cell, progress: Option<&AtomicU64>)
     run.m.write_ops = write_stats.snapshot();
     run.count_dead().await?;
     Ok(run.m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_cache_core_envelopes_byte_for_byte() {
+        let view_json = br#"{"scopes":["cal:1"]}"#;
+        let payload = Payload {
+            as_of_excl: 1_759_741_200_000_001,
+            answer: Answer {
+                items: 3,
+                fingerprint: 0xfeed,
+            },
+            view_digest: 7,
+            view_json,
+        };
+        for expires_at in [None, Some(UNIX_EPOCH + Duration::from_micros(1_759_741_500_123_456))] {
+            let header = EntryHeader {
+                expires_at,
+                load_time: Duration::from_micros(8_000),
+            };
+            let entry = payload.encode_entry(&header, 16);
+            // The payload on its own, wrapped by cache-core's encoder.
+            let mut plain = BytesMut::new();
+            plain.put_slice(&entry[ENVELOPE_HEADER_LEN..]);
+            let wrapped = Envelope {
+                expires_at,
+                load_time: header.load_time,
+                payload: plain.freeze(),
+            }
+            .encode();
+            assert_eq!(entry, wrapped);
+            let key = cache_core::Key::new("k").unwrap();
+            let back = Envelope::decode(&key, &entry).unwrap();
+            let p = Payload::decode(&back.payload).unwrap();
+            assert_eq!(
+                (p.as_of_excl, p.answer, p.view_digest),
+                (payload.as_of_excl, payload.answer, 7)
+            );
+            assert_eq!(p.view_json, view_json);
+            assert_eq!(back.payload.len(), PAYLOAD_HEADER + view_json.len() + 3 * 16);
+        }
+    }
+
+    #[test]
+    fn views_that_differ_in_one_field_or_offset_are_interned_apart() {
+        use std::hash::BuildHasher;
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+        let v = View::new(
+            [cache_core::Scope::new("cal:1").unwrap()],
+            TimeRange::new(at("2025-09-29T00:00:00+08:00"), at("2025-11-10T00:00:00+08:00")).unwrap(),
+        )
+        .unwrap();
+        let w = v.clone().with_param("status", "open");
+        let z = View::new(
+            [cache_core::Scope::new("cal:1").unwrap()],
+            TimeRange::new(at("2025-09-28T16:00:00Z"), at("2025-11-09T16:00:00Z")).unwrap(),
+        )
+        .unwrap();
+        let h = |x: &View| WordHashBuilder.hash_one(ViewKey::new(x.clone()));
+        assert_eq!(h(&v), h(&v.clone()));
+        assert_ne!(h(&v), h(&w));
+        assert_ne!(h(&v), h(&z), "same instants, other offset: another view");
+        assert!(ViewKey::new(v.clone()) != ViewKey::new(z.clone()));
+        let mut table = ViewTable {
+            map: HashMap::with_hasher(WordHashBuilder),
+        };
+        let mut db = Db::new();
+        let a = table.get(v.clone(), &mut db).unwrap();
+        let b = table.get(z.clone(), &mut db).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_ne!(a.json, b.json);
+        assert!(Arc::ptr_eq(&a, &table.get(v, &mut db).unwrap()));
+    }
 }

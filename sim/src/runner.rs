@@ -11,14 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_core::strategy::StrategyOptions;
-use chrono::Offset;
 use cache_core::{ManualClock, Strategy};
+use chrono::Offset;
 
 use crate::backends::{connect, BackendSpec};
 use crate::engine::{run_cell, Cell, Latencies, Metrics};
 use crate::error::{Error, Result};
 use crate::report::{CellResult, Report};
-use crate::trace::Source;
+use crate::trace::{Event, EventIter, Source};
 
 /// Makes a fresh event source (each cell replays from the start).
 pub type SourceFactory = Arc<dyn Fn() -> Result<Source> + Send + Sync>;
@@ -84,8 +84,55 @@ pub fn registry() -> StrategyFactory {
     Arc::new(|name: &str, opts: &StrategyOptions| cache_core::strategy::by_name(name, opts))
 }
 
+/// Events per batch handed from a reader thread to its cell.
+const PREFETCH_BATCH: usize = 1024;
+/// Batches in flight between a reader thread and its cell: enough to ride
+/// out jitter, few enough that memory stays at a few thousand events.
+const PREFETCH_DEPTH: usize = 4;
+
+/// Moves reading (parsing a trace, generating traffic) to its own thread,
+/// handing events over in order, in batches.
+///
+/// Why: with fewer cells than worker threads a core would sit idle while the
+/// cell's thread both reads and simulates; reading is a good share of a
+/// replay. Order is kept, so results are unchanged. The reader stops at the
+/// first error (passed on in order) or when the cell drops the iterator.
+fn prefetch(mut events: EventIter) -> Result<EventIter> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<Event>>>(PREFETCH_DEPTH);
+    std::thread::Builder::new()
+        .name("cache-sim-reader".into())
+        .spawn(move || loop {
+            let mut batch = Vec::with_capacity(PREFETCH_BATCH);
+            let mut done = false;
+            while batch.len() < PREFETCH_BATCH {
+                match events.next() {
+                    Some(ev) => {
+                        let failed = ev.is_err();
+                        batch.push(ev);
+                        if failed {
+                            done = true;
+                            break;
+                        }
+                    }
+                    None => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            if tx.send(batch).is_err() || done {
+                break;
+            }
+        })
+        .map_err(|e| Error::Invalid(format!("cannot start a reader thread: {e}")))?;
+    Ok(Box::new(rx.into_iter().flatten()))
+}
+
+// One call site; a struct for these would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn run_one(
     cfg: &RunConfig,
+    read_ahead: bool,
     namespace: Option<String>,
     sources: &SourceFactory,
     strategies: &StrategyFactory,
@@ -97,7 +144,10 @@ fn run_one(
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start a runtime: {e}")))?;
-    let source = sources()?;
+    let mut source = sources()?;
+    if read_ahead {
+        source.events = prefetch(source.events)?;
+    }
     let clock = ManualClock::at_unix_millis(u64::try_from(source.header.start.timestamp_millis()).unwrap_or(0));
     let mut opts = StrategyOptions::default();
     opts.clock = Arc::new(clock.clone());
@@ -164,6 +214,8 @@ pub fn run(
     } else {
         1
     };
+    // A spare core per cell: read each cell's events on it.
+    let read_ahead = cfg.threads >= 2 * threads.max(1);
     let results: Mutex<Vec<Option<Result<Metrics>>>> = Mutex::new((0..cells.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -173,6 +225,7 @@ pub fn run(
                 let Some((s, b)) = cells.get(i) else { break };
                 let r = run_one(
                     cfg,
+                    read_ahead,
                     namespaces[i].clone(),
                     &sources,
                     &strategies,
