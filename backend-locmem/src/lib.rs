@@ -36,8 +36,8 @@
 //!   cache may.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+use std::collections::hash_map::{DefaultHasher, RandomState};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -77,6 +77,33 @@ impl Entry {
     /// ~300 ns get.
     fn live(&self, clock: &dyn Clock) -> bool {
         self.expires_at.is_none_or(|t| clock.now() < t)
+    }
+}
+
+/// How keys are hashed (moka's table and admission, our write stripes).
+///
+/// `Random` is the default: per-process random SipHash keys, so callers
+/// who put user input into keys cannot aim collisions at one bucket. `Seeded`
+/// makes hashing, and with it moka's eviction choices, the same in every run,
+/// which a simulation needs for byte-identical reports.
+#[derive(Debug, Clone)]
+enum KeyHasher {
+    Random(RandomState),
+    Seeded(u64),
+}
+
+impl BuildHasher for KeyHasher {
+    type Hasher = DefaultHasher;
+
+    fn build_hasher(&self) -> DefaultHasher {
+        match self {
+            KeyHasher::Random(r) => r.build_hasher(),
+            KeyHasher::Seeded(seed) => {
+                let mut h = DefaultHasher::new();
+                h.write_u64(*seed);
+                h
+            }
+        }
     }
 }
 
@@ -120,6 +147,7 @@ pub struct LocmemBuilder {
     max_value_size: Option<usize>,
     clock: Arc<dyn Clock>,
     name: String,
+    hash_seed: Option<u64>,
 }
 
 impl LocmemBuilder {
@@ -142,6 +170,16 @@ impl LocmemBuilder {
         self
     }
 
+    /// Hash keys with a fixed seed instead of per-process random keys
+    /// (default: random). Use it where runs must repeat exactly (the
+    /// simulator): hashing decides which entries moka evicts. Do not use it
+    /// for keys built from untrusted input in production: a known seed lets
+    /// an attacker aim hash collisions.
+    pub fn hash_seed(mut self, seed: Option<u64>) -> Self {
+        self.hash_seed = seed;
+        self
+    }
+
     /// Name reported in errors and reports (default `"locmem"`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -150,17 +188,21 @@ impl LocmemBuilder {
 
     /// Builds the backend.
     pub fn build(self) -> LocmemBackend {
+        let hasher = match self.hash_seed {
+            Some(seed) => KeyHasher::Seeded(seed),
+            None => KeyHasher::Random(RandomState::new()),
+        };
         let cache = Cache::builder()
             .max_capacity(self.capacity)
             .weigher(|k: &String, v: &Entry| {
                 u32::try_from(k.len() + v.value.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
             })
             .expire_after(GcDeadline)
-            .build();
+            .build_with_hasher(hasher.clone());
         LocmemBackend {
             cache,
             stripes: Arc::new((0..STRIPES).map(|_| Mutex::new(())).collect()),
-            hasher: RandomState::new(),
+            hasher,
             clock: self.clock,
             max_value_size: self.max_value_size,
             name: self.name,
@@ -171,9 +213,9 @@ impl LocmemBuilder {
 /// The in-process backend. Cloning shares the same store.
 #[derive(Clone)]
 pub struct LocmemBackend {
-    cache: Cache<String, Entry>,
+    cache: Cache<String, Entry, KeyHasher>,
     stripes: Arc<Vec<Mutex<()>>>,
-    hasher: RandomState,
+    hasher: KeyHasher,
     clock: Arc<dyn Clock>,
     max_value_size: Option<usize>,
     name: String,
@@ -209,6 +251,7 @@ impl LocmemBackend {
             max_value_size: Some(DEFAULT_MAX_VALUE_SIZE),
             clock: system_clock(),
             name: "locmem".to_owned(),
+            hash_seed: None,
         }
     }
 

@@ -104,6 +104,9 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                     LocmemBackend::builder()
                         .clock(Arc::new(clock.clone()))
                         .max_capacity_bytes(*capacity_bytes)
+                        // Eviction choices follow key hashes: fixed hashing
+                        // keeps reports byte-identical when stores fill up.
+                        .hash_seed(Some(0x5eed_0000 + u64::from(p)))
                         .name(if processes > 1 {
                             format!("locmem-p{p}")
                         } else {
