@@ -28,31 +28,36 @@ fn same_seed_same_report_whatever_the_thread_count() {
     assert!(a.contains("\"results\""));
 }
 
+/// Runs generated `realistic` traffic (`users`, `actions`, `days`, `seed`)
+/// through `cfg`.
+fn generated_report(cfg: &RunConfig, users: u32, actions: u64, days: u32, seed: u64) -> sim::report::Report {
+    use sim::traffic::{Traffic, TrafficConfig};
+    let mut t = TrafficConfig::default();
+    t.users = users;
+    t.actions = actions;
+    t.days = days;
+    t.seed = seed;
+    run(
+        cfg,
+        Arc::new(move || {
+            let (header, tr) = Traffic::new(t.clone(), "realistic")?;
+            Ok(sim::trace::Source {
+                header,
+                events: Box::new(tr),
+            })
+        }),
+        registry(),
+        None,
+    )
+    .unwrap()
+}
+
 #[test]
 fn generated_traffic_is_deterministic() {
-    use sim::traffic::{Traffic, TrafficConfig};
     let make = || {
-        let mut t = TrafficConfig::default();
-        t.users = 30;
-        t.actions = 5_000;
-        t.days = 1;
-        t.seed = 11;
         let mut cfg = RunConfig::new("realistic-small");
         cfg.seed = 11;
-        run(
-            &cfg,
-            Arc::new(move || {
-                let (header, tr) = Traffic::new(t.clone(), "realistic")?;
-                Ok(sim::trace::Source {
-                    header,
-                    events: Box::new(tr),
-                })
-            }),
-            registry(),
-            None,
-        )
-        .unwrap()
-        .to_json()
+        generated_report(&cfg, 30, 5_000, 1, 11).to_json()
     };
     assert_eq!(make(), make());
 }
@@ -64,30 +69,12 @@ fn generated_traffic_is_deterministic() {
 #[test]
 fn reports_repeat_even_when_the_store_evicts() {
     use sim::backends::BackendSpec;
-    use sim::traffic::{Traffic, TrafficConfig};
     let make = || {
-        let mut t = TrafficConfig::default();
-        t.users = 60;
-        t.actions = 20_000;
-        t.days = 2;
-        t.seed = 5;
         let mut cfg = RunConfig::new("realistic-evicting");
         cfg.seed = 5;
         cfg.backends = vec![BackendSpec::parse("locmem:1").unwrap()];
         cfg.strategies = vec!["versioned".into(), "wildcard".into(), "bucketed".into()];
-        run(
-            &cfg,
-            Arc::new(move || {
-                let (header, tr) = Traffic::new(t.clone(), "realistic")?;
-                Ok(sim::trace::Source {
-                    header,
-                    events: Box::new(tr),
-                })
-            }),
-            registry(),
-            None,
-        )
-        .unwrap()
+        generated_report(&cfg, 60, 20_000, 2, 5)
     };
     let first = make();
     // The store must really be too small: otherwise this proves nothing.

@@ -45,7 +45,7 @@ use bytes::Bytes;
 use chrono::{Datelike, Days, Months, NaiveDate, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
-use super::keys::{bump_generation, read_generations, scope_tag, view_parts, GenerationSource};
+use super::keys::{bump_generation, read_generations, scope_tag, view_key, GenerationSource};
 use super::{BucketSize, ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -169,8 +169,8 @@ impl Strategy for Bucketed {
         let mut trusted = vec![self.options.namespace.clone(), TAG.to_owned()];
         trusted.extend(view.scopes.iter().map(scope_tag));
         trusted.push(format!("g{hex}"));
-        let parts = view_parts(&view.range, &view.params);
-        let key = Key::from_parts(trusted.iter().map(String::as_str), parts.iter().map(String::as_str))?;
+        let refs: Vec<&str> = trusted.iter().map(String::as_str).collect();
+        let key = view_key(&refs, view)?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)).with_generations(generations))
     }
 

@@ -37,7 +37,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{Datelike, Days, NaiveDate, Utc};
 
-use super::keys::{scope_tag, view_parts};
+use super::keys::{scope_tag, view_key};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
@@ -102,8 +102,8 @@ impl Strategy for FixedMonth {
     async fn plan_read(&self, _backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
         let mut trusted = vec![self.options.namespace.clone(), TAG.to_owned()];
         trusted.extend(view.scopes.iter().map(scope_tag));
-        let parts = view_parts(&view.range, &view.params);
-        let key = Key::from_parts(trusted.iter().map(String::as_str), parts.iter().map(String::as_str))?;
+        let refs: Vec<&str> = trusted.iter().map(String::as_str).collect();
+        let key = view_key(&refs, view)?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)))
     }
 

@@ -43,7 +43,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, TimeDelta};
 
-use super::keys::{fmt_instant, scope_tag, view_key};
+use super::keys::{scope_tag, view_key, view_parts};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
@@ -192,11 +192,8 @@ impl Strategy for RangeExpansion {
             };
             let range = TimeRange::new(start, end)?;
             for params in &self.options.filter_combinations {
-                let mut parts = vec![fmt_instant(&range.start()), fmt_instant(&range.end())];
-                for (name, value) in params {
-                    parts.push(name.clone());
-                    parts.push(value.clone());
-                }
+                // The exact key a client's view of this range would have.
+                let parts = view_parts(&range, params);
                 keys.push(Key::from_parts(trusted, parts.iter().map(String::as_str))?);
             }
         }

@@ -62,7 +62,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::keys::{decode_index, encode_index, scope_tag, view_parts};
+use super::keys::{decode_index, encode_index, scope_tag, view_key};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
@@ -157,8 +157,8 @@ impl Strategy for Wildcard {
         }
         trusted.push("d".to_owned());
         trusted.extend(scopes.map(scope_tag));
-        let parts = view_parts(&view.range, &view.params);
-        let key = Key::from_parts(trusted.iter().map(String::as_str), parts.iter().map(String::as_str))?;
+        let refs: Vec<&str> = trusted.iter().map(String::as_str).collect();
+        let key = view_key(&refs, view)?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)))
     }
 
