@@ -3,12 +3,12 @@
 //!
 //! Three separate concerns live here because they are easy to confuse:
 //!
-//! 1. **Building** a key from parts ([`Key::from_parts`]): parts that come from
-//!    user input (a filter value, a time-zone name) are percent-encoded so that a
-//!    part can never contain the separator `:`, a Redis Cluster hash-tag brace
-//!    `{`/`}`, whitespace, or a glob metacharacter. Two different part lists
-//!    therefore never build the same key, and a user cannot widen a prefix
-//!    deletion by typing `*`.
+//! 1. **Building** a key from parts ([`Key::from_parts`], or [`KeyBuilder`]
+//!    on hot paths): parts that come from user input (a filter value, a
+//!    time-zone name) are percent-encoded so that a part can never contain the
+//!    separator `:`, a Redis Cluster hash-tag brace `{`/`}`, whitespace, or a
+//!    glob metacharacter. Two different part lists therefore never build the
+//!    same key, and a user cannot widen a prefix deletion by typing `*`.
 //! 2. **Glob escaping** ([`escape_glob`]): when a backend turns a prefix into a
 //!    pattern (Redis `SCAN MATCH`), any metacharacter left in the prefix is
 //!    backslash-escaped, so the pattern matches exactly the prefix.
@@ -32,7 +32,7 @@ pub const MAX_KEY_BYTES: usize = 8 * 1024;
 /// The longest key Memcached accepts, in bytes.
 pub const MEMCACHED_MAX_KEY_BYTES: usize = 250;
 
-/// Separator placed between parts by [`Key::from_parts`].
+/// Separator placed between parts by [`Key::from_parts`] and [`KeyBuilder`].
 pub const SEPARATOR: char = ':';
 
 /// A validated cache key: non-empty UTF-8 of at most [`MAX_KEY_BYTES`] bytes.
@@ -80,20 +80,14 @@ impl Key {
         trusted: impl IntoIterator<Item = &'a str>,
         user: impl IntoIterator<Item = &'b str>,
     ) -> Result<Self> {
-        let mut s = String::new();
+        let mut b = KeyBuilder::with_capacity(64);
         for part in trusted {
-            if !s.is_empty() {
-                s.push(SEPARATOR);
-            }
-            s.push_str(part);
+            b.trusted(part);
         }
         for part in user {
-            if !s.is_empty() {
-                s.push(SEPARATOR);
-            }
-            s.push_str(&encode_part(part));
+            b.user(part);
         }
-        Key::new(s)
+        b.build()
     }
 
     /// The key as a string slice.
@@ -154,33 +148,212 @@ impl TryFrom<&str> for Key {
     }
 }
 
+/// Builds a key part by part in one `String`, with the same layout and
+/// encoding as [`Key::from_parts`]: parts are joined with [`SEPARATOR`]
+/// (none before the first non-empty content), [`trusted`](Self::trusted)
+/// parts are copied verbatim and [`user`](Self::user) parts go through
+/// [`encode_part`].
+///
+/// It exists for hot paths: the strategies derive a key on every request,
+/// and collecting parts into vectors of owned strings first cost a visible
+/// share of each simulated request in allocations and copies.
+///
+/// ```
+/// use cache_core::key::KeyBuilder;
+/// use cache_core::Key;
+/// let mut b = KeyBuilder::with_capacity(48);
+/// b.trusted("calendar_feed").trusted("{cal:7}").user("Work Type*");
+/// let key = b.build().unwrap();
+/// assert_eq!(key.as_str(), "calendar_feed:{cal:7}:Work%20Type%2A");
+/// assert_eq!(key, Key::from_parts(["calendar_feed", "{cal:7}"], ["Work Type*"]).unwrap());
+/// assert!(KeyBuilder::new().build().is_err()); // empty, like `Key::new("")`
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct KeyBuilder {
+    buf: String,
+}
+
+impl KeyBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        KeyBuilder::default()
+    }
+
+    /// An empty builder whose buffer holds `capacity` bytes before growing.
+    pub fn with_capacity(capacity: usize) -> Self {
+        KeyBuilder {
+            buf: String::with_capacity(capacity),
+        }
+    }
+
+    /// Appends a part verbatim (a namespace, a tag, a hash tag such as
+    /// `{cal:7}`): the program's own constants, never user input.
+    pub fn trusted(&mut self, part: &str) -> &mut Self {
+        self.begin_part().push_str(part);
+        self
+    }
+
+    /// Appends a part taken from user input, percent-encoded like
+    /// [`encode_part`].
+    pub fn user(&mut self, part: &str) -> &mut Self {
+        encode_part_into(self.begin_part(), part);
+        self
+    }
+
+    /// The key built so far (not yet validated).
+    pub fn as_str(&self) -> &str {
+        &self.buf
+    }
+
+    /// Validates the key built so far as [`Key::new`] does.
+    pub fn build(self) -> Result<Key> {
+        Key::new(self.buf)
+    }
+
+    /// Appends `{encoded part}`: a user-controlled name as a Redis Cluster
+    /// hash tag. [`encode_part`] escapes braces and `:`, so the tag ends
+    /// exactly at the closing brace written here.
+    pub(crate) fn hash_tag(&mut self, part: &str) -> &mut Self {
+        push_hash_tag(self.begin_part(), part);
+        self
+    }
+
+    /// Appends `prefix` followed by `n` in decimal (`g123`), a trusted part,
+    /// without going through `fmt`.
+    pub(crate) fn tagged_u64(&mut self, prefix: &str, n: u64) -> &mut Self {
+        let out = self.begin_part();
+        out.push_str(prefix);
+        push_u64(out, n);
+        self
+    }
+
+    /// Starts a new part (writes the separator unless nothing has been
+    /// written yet) and hands out the buffer, for callers that write a part
+    /// in pieces. What they write is used verbatim.
+    pub(crate) fn begin_part(&mut self) -> &mut String {
+        if !self.buf.is_empty() {
+            self.buf.push(SEPARATOR);
+        }
+        &mut self.buf
+    }
+}
+
+/// Writes `{encoded part}` to `out` (see [`KeyBuilder::hash_tag`]).
+pub(crate) fn push_hash_tag(out: &mut String, part: &str) {
+    out.push('{');
+    encode_part_into(out, part);
+    out.push('}');
+}
+
+/// Writes `n` in decimal into the end of `buf` and returns the digits.
+/// `u64::MAX` has 20 digits, so `buf` always fits.
+pub(crate) fn u64_digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        // `n % 10 < 10`, so the cast cannot truncate.
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// Appends `n` in decimal, as `n.to_string()` would.
+pub(crate) fn push_u64(out: &mut String, n: u64) {
+    let mut buf = [0u8; 20];
+    for &d in u64_digits(n, &mut buf) {
+        out.push(char::from(d));
+    }
+}
+
+/// Whether each ASCII byte must be escaped in a user part: the listed
+/// metacharacters, and exactly the ASCII characters for which
+/// `char::is_whitespace() || char::is_control()` holds (0x00–0x1F, space,
+/// 0x7F). A table because [`encode_part`] runs for every user part of every
+/// key; a test checks it against the `char` predicate.
+const ASCII_NEEDS_ESCAPE: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut b: u8 = 0;
+    while b < 128 {
+        table[b as usize] =
+            b < 0x20 || b == 0x7F || matches!(b, b' ' | b'%' | b':' | b'{' | b'}' | b'*' | b'?' | b'[' | b']' | b'\\');
+        b += 1;
+    }
+    table
+};
+
+/// The rule for any character: what [`ASCII_NEEDS_ESCAPE`] tabulates for
+/// ASCII, plus Unicode whitespace and control characters (`U+00A0`,
+/// `U+0085`, …).
+fn char_needs_escape(c: char) -> bool {
+    matches!(c, '%' | ':' | '{' | '}' | '*' | '?' | '[' | ']' | '\\') || c.is_whitespace() || c.is_control()
+}
+
+/// Appends `%XX` (uppercase hex) for one byte, without `format!`.
+fn push_escaped_byte(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(char::from(HEX[usize::from(b >> 4)]));
+    out.push(char::from(HEX[usize::from(b & 0x0F)]));
+}
+
 /// Percent-encodes the characters that must never appear inside a key part
 /// taken from user input: `%` itself, the separator `:`, hash-tag braces
 /// `{ }`, glob metacharacters `* ? [ ] \`, whitespace and control characters.
 /// Everything else (including non-ASCII) is kept, so keys stay readable.
+/// An escaped character is written as `%XX` per UTF-8 byte.
 ///
 /// ```
 /// assert_eq!(cache_core::key::encode_part("a:b*{c}"), "a%3Ab%2A%7Bc%7D");
+/// assert_eq!(cache_core::key::encode_part("é\u{a0}"), "é%C2%A0");
 /// ```
 pub fn encode_part(part: &str) -> Cow<'_, str> {
-    fn needs(c: char) -> bool {
-        matches!(c, '%' | ':' | '{' | '}' | '*' | '?' | '[' | ']' | '\\') || c.is_whitespace() || c.is_control()
-    }
-    if !part.chars().any(needs) {
+    let clean = if part.is_ascii() {
+        !part.bytes().any(|b| ASCII_NEEDS_ESCAPE[usize::from(b & 0x7F)])
+    } else {
+        !part.chars().any(char_needs_escape)
+    };
+    if clean {
         return Cow::Borrowed(part);
     }
     let mut out = String::with_capacity(part.len() + 8);
-    for c in part.chars() {
-        if needs(c) {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
+    encode_part_into(&mut out, part);
+    Cow::Owned(out)
+}
+
+/// Appends [`encode_part`]`(part)` to `out` without an intermediate string.
+///
+/// Runs of characters that need no escape are copied with one `push_str`
+/// each. Pure-ASCII input (nearly every part: dates, filter values, ids)
+/// takes a byte loop with a lookup table; anything else walks the `char`s,
+/// because Unicode whitespace and control characters must be escaped too.
+pub(crate) fn encode_part_into(out: &mut String, part: &str) {
+    let mut run_start = 0;
+    if part.is_ascii() {
+        for (i, b) in part.bytes().enumerate() {
+            // `b < 128` here; the mask only spares the bounds check.
+            if ASCII_NEEDS_ESCAPE[usize::from(b & 0x7F)] {
+                out.push_str(part.get(run_start..i).unwrap_or_default());
+                push_escaped_byte(out, b);
+                run_start = i + 1;
             }
-        } else {
-            out.push(c);
+        }
+    } else {
+        for (i, c) in part.char_indices() {
+            if char_needs_escape(c) {
+                out.push_str(part.get(run_start..i).unwrap_or_default());
+                let mut utf8 = [0u8; 4];
+                for &b in c.encode_utf8(&mut utf8).as_bytes() {
+                    push_escaped_byte(out, b);
+                }
+                run_start = i + c.len_utf8();
+            }
         }
     }
-    Cow::Owned(out)
+    out.push_str(part.get(run_start..).unwrap_or_default());
 }
 
 /// Backslash-escapes glob metacharacters (`* ? [ ] \`) so that the result,
@@ -289,7 +462,209 @@ mod tests {
         assert_eq!(escape_glob("p*"), r"p\*");
     }
 
+    /// `encode_part` as it was before the fast path, kept verbatim as the
+    /// reference the rewrite must match byte for byte.
+    fn encode_part_reference(part: &str) -> Cow<'_, str> {
+        fn needs(c: char) -> bool {
+            matches!(c, '%' | ':' | '{' | '}' | '*' | '?' | '[' | ']' | '\\') || c.is_whitespace() || c.is_control()
+        }
+        if !part.chars().any(needs) {
+            return Cow::Borrowed(part);
+        }
+        let mut out = String::with_capacity(part.len() + 8);
+        for c in part.chars() {
+            if needs(c) {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// `Key::from_parts`'s joining as it was before [`KeyBuilder`], over
+    /// the reference encoder: the layout the builder must reproduce.
+    fn from_parts_reference(trusted: &[&str], user: &[&str]) -> String {
+        let mut s = String::new();
+        for part in trusted {
+            if !s.is_empty() {
+                s.push(SEPARATOR);
+            }
+            s.push_str(part);
+        }
+        for part in user {
+            if !s.is_empty() {
+                s.push(SEPARATOR);
+            }
+            s.push_str(&encode_part_reference(part));
+        }
+        s
+    }
+
+    /// The key from a [`KeyBuilder`] and from [`Key::from_parts`], both
+    /// checked against [`from_parts_reference`]; `None` when invalid.
+    fn assert_builds_like_reference(trusted: &[&str], user: &[&str]) -> Option<Key> {
+        let mut b = KeyBuilder::new();
+        for t in trusted {
+            b.trusted(t);
+        }
+        for u in user {
+            b.user(u);
+        }
+        let expected = from_parts_reference(trusted, user);
+        assert_eq!(b.as_str(), expected);
+        let built = b.build().ok();
+        let from_parts = Key::from_parts(trusted.iter().copied(), user.iter().copied()).ok();
+        assert_eq!(built, from_parts);
+        assert_eq!(built.is_some(), Key::new(expected).is_ok());
+        built
+    }
+
+    /// Checks every entry point against the reference: the `Cow` result
+    /// (including whether it borrows) and `encode_part_into` after a prefix.
+    fn assert_encodes_like_reference(s: &str) {
+        let expected = encode_part_reference(s);
+        let got = encode_part(s);
+        assert_eq!(got, expected, "{s:?}");
+        assert_eq!(
+            matches!(got, Cow::Borrowed(_)),
+            matches!(expected, Cow::Borrowed(_)),
+            "{s:?}"
+        );
+        let mut out = String::from("pre:");
+        encode_part_into(&mut out, s);
+        assert_eq!(out, format!("pre:{expected}"), "{s:?}");
+    }
+
+    #[test]
+    fn ascii_table_matches_the_char_rule() {
+        for b in 0u8..128 {
+            assert_eq!(
+                ASCII_NEEDS_ESCAPE[usize::from(b)],
+                char_needs_escape(char::from(b)),
+                "byte {b:#04x}"
+            );
+        }
+    }
+
+    #[test]
+    fn encode_part_matches_reference_on_edge_cases() {
+        for s in [
+            "",
+            "plain",
+            "%",
+            "a:b*{c}",
+            "Work Type*",
+            "\\",
+            "\t\n\r\x0b\x0c\x00\x1f\x7f",
+            "é",
+            "日本",
+            "\u{a0}",
+            "\u{85}",
+            "\u{2028}\u{3000}\u{feff}\u{200b}",
+            "é:\u{a0}x*",
+            "trailing ",
+            " leading",
+            "ÿ\u{10FFFF}",
+        ] {
+            assert_encodes_like_reference(s);
+        }
+        // Every single character of the first planes, alone and between
+        // safe characters (the run-copying boundaries).
+        for c in (0u32..0x3100).filter_map(char::from_u32) {
+            assert_encodes_like_reference(&c.to_string());
+            assert_encodes_like_reference(&format!("a{c}b"));
+        }
+    }
+
+    #[test]
+    fn builder_matches_from_parts() {
+        let samples: &[(&[&str], &[&str])] = &[
+            (&["calendar_feed", "{cal:7}"], &["Work Type*"]),
+            (&["ns"], &[]),
+            (
+                &["ns", "v", "{cal%3A7}", "g42"],
+                &["2025-09-29T00:00:00+08:00", "a b", "", "日本\u{a0}"],
+            ),
+            // Empty parts: no separator until something has been written.
+            (&["", "a"], &["", "b"]),
+            (&["a", ""], &[""]),
+            (&[], &["x:y", "%"]),
+        ];
+        for (trusted, user) in samples {
+            assert!(assert_builds_like_reference(trusted, user).is_some());
+        }
+        assert_eq!(
+            assert_builds_like_reference(&["", "a"], &["", "b"]).unwrap().as_str(),
+            "a::b"
+        );
+        let mut b = KeyBuilder::with_capacity(8);
+        b.trusted("ns")
+            .hash_tag("cal:7 {x}")
+            .tagged_u64("g", 0)
+            .tagged_u64("v", u64::MAX);
+        assert_eq!(b.as_str(), "ns:{cal%3A7%20%7Bx%7D}:g0:v18446744073709551615");
+        assert!(KeyBuilder::new().build().is_err());
+        let mut huge = KeyBuilder::new();
+        huge.user(&"x".repeat(MAX_KEY_BYTES + 1));
+        assert!(huge.build().is_err());
+    }
+
+    #[test]
+    fn u64_digits_match_to_string() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            u64::from(u32::MAX),
+            i64::MAX as u64,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut s = String::new();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
+    /// Strings heavy in the characters that matter: every escaped ASCII
+    /// character, Unicode whitespace/controls, and ordinary non-ASCII.
+    fn tricky_string() -> impl Strategy<Value = String> {
+        let atoms = proptest::sample::select(vec![
+            "%", ":", "{", "}", "*", "?", "[", "]", "\\", " ", "\t", "\n", "\r", "\x00", "\x7f", "\u{a0}", "\u{85}",
+            "\u{2028}", "\u{3000}", "é", "日", "a", "Z", "0", "-", "+", ".", "/", "~",
+        ]);
+        proptest::collection::vec(atoms, 0..24).prop_map(|v| v.concat())
+    }
+
     proptest! {
+        #[test]
+        fn encode_part_matches_reference_on_any_string(s in any::<String>()) {
+            assert_encodes_like_reference(&s);
+        }
+
+        #[test]
+        fn encode_part_matches_reference_on_tricky_strings(s in tricky_string()) {
+            assert_encodes_like_reference(&s);
+        }
+
+        #[test]
+        fn builder_matches_from_parts_on_any_parts(
+            trusted in proptest::collection::vec("[a-z{}:%0-9]{0,6}", 0..4),
+            user in proptest::collection::vec(tricky_string(), 0..4),
+        ) {
+            let trusted: Vec<&str> = trusted.iter().map(String::as_str).collect();
+            let user: Vec<&str> = user.iter().map(String::as_str).collect();
+            assert_builds_like_reference(&trusted, &user);
+        }
+
         #[test]
         fn safe_key_is_always_memcached_legal(s in "\\PC{1,400}|[ -~\\t\\n]{1,400}") {
             let m = safe_key(&s, MEMCACHED_MAX_KEY_BYTES);

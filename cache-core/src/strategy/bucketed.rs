@@ -39,17 +39,21 @@
 //! and scattered writes it costs more keys than `versioned` for little gain.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{Datelike, Days, Months, NaiveDate, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
-use super::keys::{bump_generation, read_generations, scope_tag, view_key, GenerationSource};
+use super::keys::{
+    bump_generation, push_hex_lower, push_view, read_generations, view_key_builder, write_date, write_year_month,
+    year_0_9999, GenerationSource,
+};
 use super::{BucketSize, ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::key::Key;
+use crate::key::{u64_digits, Key, KeyBuilder};
 use crate::view::{Change, Scope, TimeRange, View};
 
 const TAG: &str = "b";
@@ -87,16 +91,43 @@ impl Bucketed {
         }
     }
 
-    fn bucket_id(&self, start: NaiveDate) -> String {
+    /// Appends the id of the bucket starting at `start`: `w2025-10-06`
+    /// (`w` + the date) or `m2025-10` (`m` + `{year:04}-{month:02}`).
+    /// Written by hand because `plan_read` writes one per bucket of every
+    /// view (see `keys::fmt_instant_fast`).
+    fn write_bucket_id(&self, out: &mut String, start: NaiveDate) {
         match self.options.bucket {
-            BucketSize::Week => format!("w{start}"),
-            BucketSize::Month => format!("m{:04}-{:02}", start.year(), start.month()),
+            BucketSize::Week => {
+                out.push('w');
+                write_date(out, start);
+            }
+            BucketSize::Month => match year_0_9999(start.year()) {
+                Some(year) => {
+                    out.push('m');
+                    write_year_month(out, year, start.month());
+                }
+                // Writing to a `String` cannot fail.
+                None => drop(write!(out, "m{:04}-{:02}", start.year(), start.month())),
+            },
         }
     }
 
     /// Ids of the buckets `range` overlaps, in time order (`w2025-10-06`,
     /// `m2025-10`).
     pub fn buckets(&self, range: &TimeRange) -> Result<Vec<String>> {
+        Ok(self
+            .bucket_starts(range)?
+            .into_iter()
+            .map(|start| {
+                let mut id = String::with_capacity(12);
+                self.write_bucket_id(&mut id, start);
+                id
+            })
+            .collect())
+    }
+
+    /// First days of the buckets `range` overlaps, in time order.
+    fn bucket_starts(&self, range: &TimeRange) -> Result<Vec<NaiveDate>> {
         let first = range.start().with_timezone(&Utc).date_naive();
         // The range is half-open: its last instant is one nanosecond before
         // `end`, so a view ending at midnight does not spill into the next
@@ -116,24 +147,37 @@ impl Bucketed {
                     reason: "range spans more than MAX_BUCKETS buckets",
                 });
             }
-            out.push(self.bucket_id(start));
+            out.push(start);
             cursor = self.next_bucket(start);
         }
         Ok(out)
     }
 
-    /// `ns:b:{scope}:gen:<bucket>`.
-    fn generation_key(&self, scope: &Scope, bucket: &str) -> Result<Key> {
-        let tag = scope_tag(scope);
-        Key::from_parts([self.options.namespace.as_str(), TAG, tag.as_str(), "gen", bucket], [])
+    /// `ns:b:{scope}:gen`, the head of every generation key of `scope`.
+    fn generation_head(&self, scope: &Scope) -> KeyBuilder {
+        let mut head = KeyBuilder::with_capacity(self.options.namespace.len() + scope.as_str().len() + 16);
+        head.trusted(&self.options.namespace)
+            .trusted(TAG)
+            .hash_tag(scope.as_str())
+            .trusted("gen");
+        head
+    }
+
+    /// `head:<bucket>`: `ns:b:{scope}:gen:<bucket>`.
+    fn generation_key(head: &KeyBuilder, bucket: impl FnOnce(&mut String)) -> Result<Key> {
+        let mut b = KeyBuilder::with_capacity(head.as_str().len() + 16);
+        b.trusted(head.as_str());
+        bucket(b.begin_part());
+        b.build()
     }
 
     fn generation_keys(&self, view: &View) -> Result<Vec<Key>> {
-        let buckets = self.buckets(&view.range)?;
-        let mut keys = Vec::with_capacity(view.scopes.len() * buckets.len());
+        let starts = self.bucket_starts(&view.range)?;
+        let mut keys = Vec::with_capacity(view.scopes.len() * starts.len());
         for scope in &view.scopes {
-            for bucket in &buckets {
-                keys.push(self.generation_key(scope, bucket)?);
+            let head = self.generation_head(scope);
+            for &start in &starts {
+                keys.push(Self::generation_key(&head, |out| self.write_bucket_id(out, start))?);
             }
         }
         Ok(keys)
@@ -159,18 +203,25 @@ impl Strategy for Bucketed {
         let gen_keys = self.generation_keys(view)?;
         let generations = read_generations(backend, &gen_keys, &self.source).await?;
         let mut digest = Sha256::new();
+        let mut digits = [0u8; 20];
         for (key, g) in gen_keys.iter().zip(&generations) {
             digest.update(key.as_str().as_bytes());
             digest.update(b"=");
-            digest.update(g.to_string().as_bytes());
+            digest.update(u64_digits(*g, &mut digits));
             digest.update(b"\n");
         }
-        let hex: String = digest.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
-        let mut trusted = vec![self.options.namespace.clone(), TAG.to_owned()];
-        trusted.extend(view.scopes.iter().map(scope_tag));
-        trusted.push(format!("g{hex}"));
-        let refs: Vec<&str> = trusted.iter().map(String::as_str).collect();
-        let key = view_key(&refs, view)?;
+        let digest = digest.finalize();
+        let mut b = view_key_builder(&self.options.namespace, view);
+        b.trusted(&self.options.namespace).trusted(TAG);
+        for scope in &view.scopes {
+            b.hash_tag(scope.as_str());
+        }
+        // `g` + the first 16 bytes of the digest in lowercase hex.
+        let part = b.begin_part();
+        part.push('g');
+        push_hex_lower(part, digest.get(..16).unwrap_or_default());
+        push_view(&mut b, view);
+        let key = b.build()?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)).with_generations(generations))
     }
 
@@ -183,8 +234,10 @@ impl Strategy for Bucketed {
         for range in &change.ranges {
             buckets.extend(self.buckets(range)?);
         }
+        let head = self.generation_head(&change.scope);
         for bucket in buckets {
-            bump_generation(backend, &self.generation_key(&change.scope, &bucket)?, &self.source).await?;
+            let key = Self::generation_key(&head, |out| out.push_str(&bucket))?;
+            bump_generation(backend, &key, &self.source).await?;
         }
         Ok(())
     }

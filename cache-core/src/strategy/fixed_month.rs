@@ -37,11 +37,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{Datelike, Days, NaiveDate, Utc};
 
-use super::keys::{scope_tag, view_key};
+use super::keys::{push_date, scoped_view_key};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::key::Key;
+use crate::key::{Key, KeyBuilder};
 use crate::view::{Change, View};
 
 const TAG: &str = "fm";
@@ -100,10 +100,7 @@ impl Strategy for FixedMonth {
     }
 
     async fn plan_read(&self, _backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
-        let mut trusted = vec![self.options.namespace.clone(), TAG.to_owned()];
-        trusted.extend(view.scopes.iter().map(scope_tag));
-        let refs: Vec<&str> = trusted.iter().map(String::as_str).collect();
-        let key = view_key(&refs, view)?;
+        let key = scoped_view_key(&self.options.namespace, TAG, view)?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)))
     }
 
@@ -115,18 +112,22 @@ impl Strategy for FixedMonth {
         // `today` per the injected clock: the seed's `date.today()`. Note the
         // change's own dates play no part at all.
         let today = chrono::DateTime::<Utc>::from(self.options.clock.now()).date_naive();
-        let tag = scope_tag(&change.scope);
+        // `ns:fm:{scope}`, shared by every key below.
+        let mut head = KeyBuilder::with_capacity(self.options.namespace.len() + change.scope.as_str().len() + 8);
+        head.trusted(&self.options.namespace)
+            .trusted(TAG)
+            .hash_tag(change.scope.as_str());
         for (start, end) in Self::months_from(today) {
             for combo in &self.options.filter_combinations {
-                let mut parts = vec![start.to_string(), end.to_string()];
+                let params: usize = combo.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+                let mut b = KeyBuilder::with_capacity(head.as_str().len() + 24 + params + 8);
+                b.trusted(head.as_str());
+                push_date(&mut b, start);
+                push_date(&mut b, end);
                 for (name, value) in combo {
-                    parts.push(name.clone());
-                    parts.push(value.clone());
+                    b.user(name).user(value);
                 }
-                let key = Key::from_parts(
-                    [self.options.namespace.as_str(), TAG, tag.as_str()],
-                    parts.iter().map(String::as_str),
-                )?;
+                let key = b.build()?;
                 // One round trip per key, as the seed did.
                 backend.delete(&key).await?;
             }

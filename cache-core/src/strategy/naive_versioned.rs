@@ -39,11 +39,11 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::keys::{scope_tag, view_key};
+use super::keys::{push_view, view_key_builder};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::{format_counter, parse_counter, Backend};
 use crate::error::{Error, Result};
-use crate::key::Key;
+use crate::key::{Key, KeyBuilder};
 use crate::view::{Change, Scope, View};
 
 const TAG: &str = "nv";
@@ -62,8 +62,12 @@ impl NaiveVersioned {
 
     /// `ns:nv:{scope}:version`.
     fn version_key(&self, scope: &Scope) -> Result<Key> {
-        let tag = scope_tag(scope);
-        Key::from_parts([self.options.namespace.as_str(), TAG, tag.as_str(), "version"], [])
+        let mut b = KeyBuilder::with_capacity(self.options.namespace.len() + scope.as_str().len() + 16);
+        b.trusted(&self.options.namespace)
+            .trusted(TAG)
+            .hash_tag(scope.as_str())
+            .trusted("version");
+        b.build()
     }
 }
 
@@ -97,13 +101,13 @@ impl Strategy for NaiveVersioned {
             .iter()
             .map(|v| v.as_deref().and_then(parse_counter).unwrap_or(0))
             .collect();
-        let mut trusted: Vec<String> = vec![self.options.namespace.clone(), TAG.to_owned()];
+        let mut b = view_key_builder(&self.options.namespace, view);
+        b.trusted(&self.options.namespace).trusted(TAG);
         for (scope, v) in view.scopes.iter().zip(&versions) {
-            trusted.push(scope_tag(scope));
-            trusted.push(format!("v{v}"));
+            b.hash_tag(scope.as_str()).tagged_u64("v", *v);
         }
-        let trusted_refs: Vec<&str> = trusted.iter().map(String::as_str).collect();
-        let key = view_key(&trusted_refs, view)?;
+        push_view(&mut b, view);
+        let key = b.build()?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)).with_generations(versions))
     }
 

@@ -43,11 +43,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, TimeDelta};
 
-use super::keys::{scope_tag, view_key, view_parts};
+use super::keys::{push_view_parts, scoped_view_key};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::key::Key;
+use crate::key::{Key, KeyBuilder};
 use crate::view::{Change, TimeRange, View};
 
 const TAG: &str = "rx";
@@ -163,10 +163,8 @@ impl Strategy for RangeExpansion {
     }
 
     async fn plan_read(&self, _backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
-        let mut trusted = vec![self.options.namespace.clone(), TAG.to_owned()];
-        trusted.extend(view.scopes.iter().map(scope_tag));
-        let refs: Vec<&str> = trusted.iter().map(String::as_str).collect();
-        Ok(ReadPlan::new(view_key(&refs, view)?, Some(self.options.ttl)))
+        let key = scoped_view_key(&self.options.namespace, TAG, view)?;
+        Ok(ReadPlan::new(key, Some(self.options.ttl)))
     }
 
     async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
@@ -180,8 +178,11 @@ impl Strategy for RangeExpansion {
                 ranges.extend(Self::guesses_for_day(day));
             }
         }
-        let tag = scope_tag(&change.scope);
-        let trusted = [self.options.namespace.as_str(), TAG, tag.as_str()];
+        // `ns:rx:{scope}`, shared by every key below.
+        let mut head = KeyBuilder::with_capacity(self.options.namespace.len() + change.scope.as_str().len() + 8);
+        head.trusted(&self.options.namespace)
+            .trusted(TAG)
+            .hash_tag(change.scope.as_str());
         let mut keys = Vec::with_capacity(ranges.len() * self.options.filter_combinations.len());
         for (start, end) in ranges {
             let (Some(start), Some(end)) = (
@@ -193,8 +194,11 @@ impl Strategy for RangeExpansion {
             let range = TimeRange::new(start, end)?;
             for params in &self.options.filter_combinations {
                 // The exact key a client's view of this range would have.
-                let parts = view_parts(&range, params);
-                keys.push(Key::from_parts(trusted, parts.iter().map(String::as_str))?);
+                let params_len: usize = params.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+                let mut b = KeyBuilder::with_capacity(head.as_str().len() + 2 * 32 + params_len + 8);
+                b.trusted(head.as_str());
+                push_view_parts(&mut b, &range, params);
+                keys.push(b.build()?);
             }
         }
         if !keys.is_empty() {

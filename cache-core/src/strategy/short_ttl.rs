@@ -19,7 +19,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::keys::{scope_tag, view_key};
+use super::keys::scoped_view_key;
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
@@ -57,10 +57,8 @@ impl Strategy for ShortTtl {
     }
 
     async fn plan_read(&self, _backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
-        let mut trusted = vec![self.options.namespace.clone(), TAG.to_owned()];
-        trusted.extend(view.scopes.iter().map(scope_tag));
-        let refs: Vec<&str> = trusted.iter().map(String::as_str).collect();
-        Ok(ReadPlan::new(view_key(&refs, view)?, Some(self.options.short_ttl)))
+        let key = scoped_view_key(&self.options.namespace, TAG, view)?;
+        Ok(ReadPlan::new(key, Some(self.options.short_ttl)))
     }
 
     async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {

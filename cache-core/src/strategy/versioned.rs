@@ -48,11 +48,11 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::keys::{bump_generation, read_generations, scope_tag, view_key, GenerationSource};
+use super::keys::{bump_generation, push_view, read_generations, view_key_builder, GenerationSource};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::key::Key;
+use crate::key::{Key, KeyBuilder};
 use crate::view::{Change, Scope, View};
 
 /// Tag of this strategy's keys.
@@ -75,8 +75,12 @@ impl Versioned {
 
     /// `ns:v:{scope}:gen`.
     fn generation_key(&self, scope: &Scope) -> Result<Key> {
-        let tag = scope_tag(scope);
-        Key::from_parts([self.options.namespace.as_str(), TAG, tag.as_str(), "gen"], [])
+        let mut b = KeyBuilder::with_capacity(self.options.namespace.len() + scope.as_str().len() + 16);
+        b.trusted(&self.options.namespace)
+            .trusted(TAG)
+            .hash_tag(scope.as_str())
+            .trusted("gen");
+        b.build()
     }
 }
 
@@ -105,13 +109,13 @@ impl Strategy for Versioned {
         // `ns:v:{scope1}:g<gen1>:{scope2}:g<gen2>:…:<view>`: the first hash
         // tag decides the cluster slot, so a single-scope view lives next to
         // its generation.
-        let mut trusted: Vec<String> = vec![self.options.namespace.clone(), TAG.to_owned()];
+        let mut b = view_key_builder(&self.options.namespace, view);
+        b.trusted(&self.options.namespace).trusted(TAG);
         for (scope, g) in view.scopes.iter().zip(&generations) {
-            trusted.push(scope_tag(scope));
-            trusted.push(format!("g{g}"));
+            b.hash_tag(scope.as_str()).tagged_u64("g", *g);
         }
-        let trusted_refs: Vec<&str> = trusted.iter().map(String::as_str).collect();
-        let key = view_key(&trusted_refs, view)?;
+        push_view(&mut b, view);
+        let key = b.build()?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)).with_generations(generations))
     }
 

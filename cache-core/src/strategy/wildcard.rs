@@ -62,11 +62,11 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::keys::{decode_index, encode_index, scope_tag, view_key};
+use super::keys::{decode_index, encode_index, push_view, view_key_builder};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::key::Key;
+use crate::key::{push_hash_tag, Key, KeyBuilder};
 use crate::view::{Change, Scope, View};
 
 const TAG: &str = "wc";
@@ -86,13 +86,27 @@ impl Wildcard {
 
     /// `ns:wc:{scope}:d:`, the prefix every entry of `scope` starts with.
     fn data_prefix(&self, scope: &Scope) -> String {
-        format!("{}:{TAG}:{}:d:", self.options.namespace, scope_tag(scope))
+        // Written out rather than with a `KeyBuilder`: a prefix is not a key,
+        // and its `:` follows the namespace even when that is empty.
+        let ns = &self.options.namespace;
+        let mut prefix = String::with_capacity(ns.len() + TAG.len() + scope.as_str().len() + 8);
+        prefix.push_str(ns);
+        prefix.push(':');
+        prefix.push_str(TAG);
+        prefix.push(':');
+        push_hash_tag(&mut prefix, scope.as_str());
+        prefix.push_str(":d:");
+        prefix
     }
 
     /// `ns:wc:{scope}:idx`.
     fn index_key(&self, scope: &Scope) -> Result<Key> {
-        let tag = scope_tag(scope);
-        Key::from_parts([self.options.namespace.as_str(), TAG, tag.as_str(), "idx"], [])
+        let mut b = KeyBuilder::with_capacity(self.options.namespace.len() + scope.as_str().len() + 16);
+        b.trusted(&self.options.namespace)
+            .trusted(TAG)
+            .hash_tag(scope.as_str())
+            .trusted("idx");
+        b.build()
     }
 
     /// Appends `key` to the indexes of `scopes` and stores the entry, in the
@@ -150,15 +164,18 @@ impl Strategy for Wildcard {
     async fn plan_read(&self, _backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
         // `ns:wc:{first}:d:{second}:…:<view>`: everything after `d:` is the
         // view, so the first scope's prefix covers it.
-        let mut trusted = vec![self.options.namespace.clone(), TAG.to_owned()];
+        let mut b = view_key_builder(&self.options.namespace, view);
+        b.trusted(&self.options.namespace).trusted(TAG);
         let mut scopes = view.scopes.iter();
         if let Some(first) = scopes.next() {
-            trusted.push(scope_tag(first));
+            b.hash_tag(first.as_str());
         }
-        trusted.push("d".to_owned());
-        trusted.extend(scopes.map(scope_tag));
-        let refs: Vec<&str> = trusted.iter().map(String::as_str).collect();
-        let key = view_key(&refs, view)?;
+        b.trusted("d");
+        for scope in scopes {
+            b.hash_tag(scope.as_str());
+        }
+        push_view(&mut b, view);
+        let key = b.build()?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)))
     }
 
