@@ -23,6 +23,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{Hash, Hasher};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,7 +36,7 @@ use cache_core::{
 };
 use chrono::{DateTime, FixedOffset};
 
-use crate::db::{Answer, Db, Query};
+use crate::db::{Answer, Db, Memo, Query};
 use crate::error::{Error, Result};
 use crate::trace::{Event, Source};
 
@@ -254,15 +255,17 @@ const ENVELOPE_HEADER_LEN: usize = cache_core::envelope::HEADER_LEN;
 struct ViewInfo {
     view: View,
     query: Query,
+    /// The database's last answer about the present (see [`Db::query_memo`]).
+    memo: std::cell::Cell<Option<Memo>>,
     digest: u64,
     json: Vec<u8>,
 }
 
 /// Interned views, bounded: when full it starts over (in-flight requests
-/// hold their own `Arc`), which only costs recomputation, never changes a
+/// hold their own `Rc`), which only costs recomputation, never changes a
 /// result.
 struct ViewTable {
-    map: HashMap<ViewKey, Arc<ViewInfo>, WordHashBuilder>,
+    map: HashMap<ViewKey, Rc<ViewInfo>, WordHashBuilder>,
 }
 
 /// A view as a table key, offsets included.
@@ -292,7 +295,7 @@ impl ViewKey {
 const VIEW_TABLE_CAP: usize = 1 << 14;
 
 impl ViewTable {
-    fn get(&mut self, view: View, db: &mut Db) -> Result<Arc<ViewInfo>> {
+    fn get(&mut self, view: View, db: &mut Db) -> Result<Rc<ViewInfo>> {
         let key = ViewKey::new(view);
         if let Some(info) = self.map.get(&key) {
             return Ok(info.clone());
@@ -301,8 +304,9 @@ impl ViewTable {
         if self.map.len() >= VIEW_TABLE_CAP {
             self.map.clear();
         }
-        let info = Arc::new(ViewInfo {
+        let info = Rc::new(ViewInfo {
             query: db.intern(view),
+            memo: std::cell::Cell::new(None),
             digest: view_digest(view),
             json: serde_json::to_vec(view).map_err(|e| Error::Invalid(e.to_string()))?,
             view: view.clone(),
@@ -403,7 +407,7 @@ enum Stage {
 enum Slot {
     Free,
     Read {
-        info: Arc<ViewInfo>,
+        info: Rc<ViewInfo>,
         start_us: i64,
         process: usize,
         stage: Stage,
@@ -658,7 +662,9 @@ impl Run<'_> {
                     }
                 }
                 Stage::Db => {
-                    let a = self.db.query(&info.query, now);
+                    let mut memo = info.memo.get();
+                    let a = self.db.query_memo(&info.query, now, &mut memo);
+                    info.memo.set(memo);
                     *answer = Some((a, now + 1));
                     let served_at = now + lat.db_us as i64;
                     if plan.is_some() {
@@ -941,8 +947,8 @@ mod tests {
         let mut db = Db::new();
         let a = table.get(v.clone(), &mut db).unwrap();
         let b = table.get(z.clone(), &mut db).unwrap();
-        assert!(!Arc::ptr_eq(&a, &b));
+        assert!(!Rc::ptr_eq(&a, &b));
         assert_ne!(a.json, b.json);
-        assert!(Arc::ptr_eq(&a, &table.get(v, &mut db).unwrap()));
+        assert!(Rc::ptr_eq(&a, &table.get(v, &mut db).unwrap()));
     }
 }
