@@ -20,7 +20,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sim::backends::BackendSpec;
 use sim::engine::Latencies;
-use sim::runner::{registry, run, RunConfig, SourceFactory};
+use sim::runner::{registry, run_timed, CellTiming, RunConfig, SourceFactory};
 use sim::scenarios::{self, SCENARIOS};
 use sim::trace::{open_access_log, open_trace, write_trace};
 use sim::traffic::Traffic;
@@ -134,6 +134,10 @@ struct Common {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// After the table, print each cell's wall time, requests per second and
+    /// time inside backend calls to stderr (real time: never in the report).
+    #[arg(long)]
+    timings: bool,
 }
 
 impl Common {
@@ -211,6 +215,32 @@ fn with_progress<T>(quiet: bool, f: impl FnOnce(Option<Arc<AtomicU64>>) -> T) ->
     out
 }
 
+/// The `--timings` table, on stderr.
+fn print_timings(timings: &[CellTiming], wall: Duration, threads: usize) {
+    eprintln!("\n| strategy | backend | reads | wall s | reads/s | in backend s | backend calls | µs/call |");
+    eprintln!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for t in timings {
+        let secs = t.wall.as_secs_f64();
+        eprintln!(
+            "| {} | {} | {} | {:.2} | {:.0} | {:.2} | {} | {:.2} |",
+            t.strategy,
+            t.backend,
+            t.reads,
+            secs,
+            t.reads as f64 / secs.max(1e-9),
+            t.backend_time.as_secs_f64(),
+            t.backend_calls,
+            t.backend_time.as_secs_f64() * 1e6 / (t.backend_calls.max(1) as f64),
+        );
+    }
+    let reads: u64 = timings.iter().map(|t| t.reads).sum();
+    eprintln!(
+        "\n{reads} feed requests in {:.2} s wall on {threads} thread(s): {:.0} simulated requests/s",
+        wall.as_secs_f64(),
+        reads as f64 / wall.as_secs_f64().max(1e-9)
+    );
+}
+
 fn write_reports(dir: &Path, report: &sim::report::Report) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_owned(),
@@ -229,8 +259,13 @@ fn write_reports(dir: &Path, report: &sim::report::Report) -> Result<()> {
 }
 
 fn compare(cfg: RunConfig, sources: SourceFactory, common: &Common) -> Result<()> {
-    let report = with_progress(common.quiet, |p| run(&cfg, sources, registry(), p))?;
+    let started = std::time::Instant::now();
+    let (report, timings) = with_progress(common.quiet, |p| run_timed(&cfg, sources, registry(), p))?;
+    let wall = started.elapsed();
     print!("{}", report.to_markdown());
+    if common.timings {
+        print_timings(&timings, wall, cfg.threads);
+    }
     if let Some(dir) = &common.out {
         write_reports(dir, &report)?;
         eprintln!("wrote {}/report.{{json,csv,md,html}}", dir.display());

@@ -171,6 +171,26 @@ fn run_one(
     })
 }
 
+/// How long one cell took in real time: not part of any report (reports
+/// depend only on their inputs), printed by `cache-sim --timings`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CellTiming {
+    /// The strategy.
+    pub strategy: String,
+    /// The backend's label.
+    pub backend: String,
+    /// Feed requests the cell replayed.
+    pub reads: u64,
+    /// Wall time of the cell on its worker thread (connecting included).
+    pub wall: Duration,
+    /// Time spent inside backend calls (reads and invalidations), as
+    /// measured around each call.
+    pub backend_time: Duration,
+    /// Backend calls made.
+    pub backend_calls: u64,
+}
+
 /// Runs every cell and builds the report. `progress` counts replayed events
 /// across cells.
 pub fn run(
@@ -179,6 +199,16 @@ pub fn run(
     strategies: StrategyFactory,
     progress: Option<Arc<AtomicU64>>,
 ) -> Result<Report> {
+    run_timed(cfg, sources, strategies, progress).map(|(report, _)| report)
+}
+
+/// [`run`], also returning each cell's [`CellTiming`], in report order.
+pub fn run_timed(
+    cfg: &RunConfig,
+    sources: SourceFactory,
+    strategies: StrategyFactory,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<(Report, Vec<CellTiming>)> {
     let header = sources()?.header;
     // Fail before anything runs on an unusable backend.
     {
@@ -216,13 +246,15 @@ pub fn run(
     };
     // A spare core per cell: read each cell's events on it.
     let read_ahead = cfg.threads >= 2 * threads.max(1);
-    let results: Mutex<Vec<Option<Result<Metrics>>>> = Mutex::new((0..cells.len()).map(|_| None).collect());
+    type Timed = (Result<Metrics>, Duration);
+    let results: Mutex<Vec<Option<Timed>>> = Mutex::new((0..cells.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((s, b)) = cells.get(i) else { break };
+                let started = std::time::Instant::now();
                 let r = run_one(
                     cfg,
                     read_ahead,
@@ -234,7 +266,7 @@ pub fn run(
                     progress.as_deref(),
                 );
                 if let Ok(mut all) = results.lock() {
-                    all[i] = Some(r);
+                    all[i] = Some((r, started.elapsed()));
                 }
             });
         }
@@ -243,9 +275,22 @@ pub fn run(
         .into_inner()
         .map_err(|_| Error::Invalid("a worker thread panicked".into()))?;
     let mut rows = Vec::with_capacity(cells.len());
+    let mut timings = Vec::with_capacity(cells.len());
     for ((strategy, backend), r) in cells.iter().zip(results) {
-        let m = r.ok_or_else(|| Error::Invalid(format!("cell {strategy} × {} did not run", backend.label())))??;
+        let (m, wall) =
+            r.ok_or_else(|| Error::Invalid(format!("cell {strategy} × {} did not run", backend.label())))?;
+        let m = m?;
+        let ops = m.read_ops.ops.iter().chain(&m.write_ops.ops);
+        let (nanos, calls) = ops.fold((0u64, 0u64), |(n, c), o| (n + o.total_nanos, c + o.calls));
+        timings.push(CellTiming {
+            strategy: strategy.clone(),
+            backend: backend.label(),
+            reads: m.reads,
+            wall,
+            backend_time: Duration::from_nanos(nanos),
+            backend_calls: calls,
+        });
         rows.push(CellResult::new(strategy, &backend.label(), &m, cfg.bucket));
     }
-    Ok(Report::new(cfg, &header, rows))
+    Ok((Report::new(cfg, &header, rows), timings))
 }
