@@ -12,7 +12,11 @@ use cache_core::backend::{checked_counter_add, parse_counter};
 use cache_core::{Backend, Bytes, Error, Key, ManualClock};
 use proptest::prelude::*;
 
-const KEYS: &[&str] = &["a", "b", "c", "a:1", "a:2", "b:1"];
+// Hash-tagged keys exercise the prefix index's narrowing by tag (`{x}` vs
+// `{xy}`, an empty tag, a tag the prefix leaves open).
+const KEYS: &[&str] = &[
+    "a", "b", "c", "a:1", "a:2", "b:1", "t:{x}:1", "t:{x}:2", "t:{xy}:1", "t:{}:1", "u:{x}:1",
+];
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -52,7 +56,20 @@ fn step() -> impl Strategy<Value = Step> {
         (k.clone(), prop_oneof![Just(0u64), 1u64..4, Just(u64::MAX)]).prop_map(|(k, d)| Step::Incr(k, d)),
         k.clone().prop_map(Step::Delete),
         proptest::collection::vec(k, 0..4).prop_map(Step::DeleteMany),
-        prop_oneof![Just("a"), Just("a:"), Just("b:"), Just("z")].prop_map(Step::DeletePrefix),
+        prop_oneof![
+            Just("a"),
+            Just("a:"),
+            Just("b:"),
+            Just("z"),
+            Just("t:{x}:"),
+            Just("t:{x}"),
+            Just("t:{x"),
+            Just("t:{"),
+            Just("t:{}:"),
+            Just("t:{xy}:1"),
+            Just("u:{x}:1"),
+        ]
+        .prop_map(Step::DeletePrefix),
         (0u64..3000).prop_map(Step::Advance),
     ]
 }
