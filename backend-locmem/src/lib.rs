@@ -67,6 +67,9 @@ const STRIPES: usize = 256;
 
 #[derive(Debug, Clone)]
 struct Entry {
+    /// The full key: moka is keyed by its [`Fingerprint`], so every lookup
+    /// checks that the entry found is the key's own.
+    key: Arc<str>,
     value: Bytes,
     /// Logical expiry per the backend's clock.
     expires_at: Option<SystemTime>,
@@ -88,23 +91,79 @@ impl Entry {
     }
 }
 
-/// How keys are hashed (moka's table and admission, our write stripes):
-/// foldhash, randomly seeded per process by default, or with a fixed seed.
+/// How keys are hashed: foldhash, randomly seeded per store by default, or
+/// with a fixed seed. Two independently seeded hashes of the key make its
+/// [`Fingerprint`].
 ///
-/// Why foldhash and not std's SipHash: every operation hashes its key at
-/// least twice (moka's table, our stripe), and moka re-hashes every entry
-/// when its table grows or sheds tombstones; with SipHash that was ~17% of
-/// a simulated feed request. foldhash keeps the property the default needs
-/// (a per-process random seed, so callers who put user input into keys
-/// cannot aim collisions at one bucket) at a fraction of the cost. A fixed
-/// seed makes hashing, and with it moka's eviction choices, the same in
-/// every run, which a simulation needs for byte-identical reports.
+/// Why foldhash and not std's SipHash: every operation hashes its key, and
+/// SipHash was ~17% of a simulated feed request. foldhash keeps the property
+/// the default needs (a per-process random seed, so callers who put user
+/// input into keys cannot aim collisions at one bucket) at a fraction of the
+/// cost. A fixed seed makes hashing, and with it moka's eviction choices,
+/// the same in every run, which a simulation needs for byte-identical
+/// reports.
 type KeyHasher = foldhash::quality::SeedableRandomState;
 
-fn key_hasher(seed: Option<u64>) -> KeyHasher {
+fn key_hashers(seed: Option<u64>) -> [KeyHasher; 2] {
     match seed {
-        Some(seed) => KeyHasher::with_seed(seed, foldhash::SharedSeed::global_fixed()),
-        None => KeyHasher::random(),
+        Some(seed) => [
+            KeyHasher::with_seed(seed, foldhash::SharedSeed::global_fixed()),
+            KeyHasher::with_seed(seed ^ 0x9E37_79B9_7F4A_7C15, foldhash::SharedSeed::global_fixed()),
+        ],
+        None => [KeyHasher::random(), KeyHasher::random()],
+    }
+}
+
+/// moka's key: 128 bits of seeded hash of the real key, which the entry
+/// carries in full.
+///
+/// Why not the `String` itself: moka's table keeps no hashes, so whenever it
+/// grows, or sheds the tombstones that eviction churn leaves (every few
+/// hundred removals per segment), it re-hashes every key, and each probe
+/// compares whole keys; with keys on the heap each of those is a cache miss
+/// on the key's bytes. Profiling the simulator put that re-hashing at ~19% of
+/// a request. A fixed-size fingerprint is hashed and compared in place.
+/// Two keys with the same fingerprint (chance ~2^-128 per pair with a random
+/// seed) share one slot: writing one replaces the other, which then reads as
+/// missing — an eviction, which any cache may do; a read never returns
+/// another key's value, because the entry's full key is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint(u64, u64);
+
+impl std::hash::Hash for Fingerprint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Already a well-mixed hash: moka's table needs no more mixing.
+        state.write_u64(self.0);
+    }
+}
+
+/// Passes a [`Fingerprint`]'s first word through as the table hash.
+#[derive(Debug, Clone, Copy, Default)]
+struct PassThrough;
+
+/// The hasher [`PassThrough`] builds.
+#[derive(Debug, Default)]
+struct PassThroughHasher(u64);
+
+impl std::hash::Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; anything else still gets a stable mix.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+}
+
+impl BuildHasher for PassThrough {
+    type Hasher = PassThroughHasher;
+    fn build_hasher(&self) -> PassThroughHasher {
+        PassThroughHasher(0)
     }
 }
 
@@ -202,14 +261,14 @@ const INDEX_SLACK: usize = 4096;
 /// moka expiry policy: each entry carries its own real-time deadline.
 struct GcDeadline;
 
-impl Expiry<String, Entry> for GcDeadline {
-    fn expire_after_create(&self, _key: &String, value: &Entry, created_at: Instant) -> Option<Duration> {
+impl Expiry<Fingerprint, Entry> for GcDeadline {
+    fn expire_after_create(&self, _key: &Fingerprint, value: &Entry, created_at: Instant) -> Option<Duration> {
         value.gc_deadline.map(|d| d.saturating_duration_since(created_at))
     }
 
     fn expire_after_update(
         &self,
-        _key: &String,
+        _key: &Fingerprint,
         value: &Entry,
         updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
@@ -280,19 +339,18 @@ impl LocmemBuilder {
 
     /// Builds the backend.
     pub fn build(self) -> LocmemBackend {
-        let hasher = key_hasher(self.hash_seed);
         let cache = Cache::builder()
             .max_capacity(self.capacity)
-            .weigher(|k: &String, v: &Entry| {
-                u32::try_from(k.len() + v.value.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+            .weigher(|_: &Fingerprint, v: &Entry| {
+                u32::try_from(v.key.len() + v.value.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
             })
             .expire_after(GcDeadline)
-            .build_with_hasher(hasher.clone());
+            .build_with_hasher(PassThrough);
         LocmemBackend {
             cache,
             stripes: Arc::new((0..STRIPES).map(|_| Mutex::new(())).collect()),
             index: Arc::default(),
-            hasher,
+            hashers: Arc::new(key_hashers(self.hash_seed)),
             clock: self.clock,
             max_value_size: self.max_value_size,
             name: self.name,
@@ -303,11 +361,11 @@ impl LocmemBuilder {
 /// The in-process backend. Cloning shares the same store.
 #[derive(Clone)]
 pub struct LocmemBackend {
-    cache: Cache<String, Entry, KeyHasher>,
+    cache: Cache<Fingerprint, Entry, PassThrough>,
     stripes: Arc<Vec<Mutex<()>>>,
     /// Keys by hash tag, kept once `delete_prefix` has been used.
     index: Arc<std::sync::Mutex<PrefixIndex>>,
-    hasher: KeyHasher,
+    hashers: Arc<[KeyHasher; 2]>,
     clock: Arc<dyn Clock>,
     max_value_size: Option<usize>,
     name: String,
@@ -366,15 +424,15 @@ impl LocmemBackend {
     /// Removes every entry whose logical expiry has passed; returns how many.
     pub async fn purge_expired(&self) -> u64 {
         let now = self.clock.now();
-        let dead: Vec<Arc<String>> = self
+        let dead: Vec<Arc<str>> = self
             .cache
             .iter()
             .filter(|(_, e)| !e.live_at(now))
-            .map(|(k, _)| k)
+            .map(|(_, e)| e.key)
             .collect();
         let mut n = 0;
         for k in dead {
-            if self.remove_if(k.as_str(), |e| !e.live_at(now)).await {
+            if self.remove_if(&k, |e| !e.live_at(now)).await {
                 n += 1;
             }
         }
@@ -388,11 +446,11 @@ impl LocmemBackend {
         self.cache
             .iter()
             .filter(|(_, e)| e.live_at(now))
-            .map(|(k, e)| (k.as_ref().clone(), e.value.len()))
+            .map(|(_, e)| (e.key.to_string(), e.value.len()))
             .collect()
     }
 
-    fn entry(&self, value: Bytes, ttl: Ttl) -> Entry {
+    fn entry(&self, key: &str, value: Bytes, ttl: Ttl) -> Entry {
         let (expires_at, gc_deadline) = match ttl {
             None => (None, None),
             Some(d) => {
@@ -401,10 +459,22 @@ impl LocmemBackend {
             }
         };
         Entry {
+            key: Arc::from(key),
             value,
             expires_at,
             gc_deadline,
         }
+    }
+
+    /// `key`'s fingerprint: moka's key for it.
+    fn fingerprint(&self, key: &str) -> Fingerprint {
+        Fingerprint(self.hashers[0].hash_one(key), self.hashers[1].hash_one(key))
+    }
+
+    /// `key`'s entry, live or logically expired; `None` when absent (or when
+    /// its slot holds another key with the same fingerprint).
+    async fn lookup(&self, key: &str, fp: Fingerprint) -> Option<Entry> {
+        self.cache.get(&fp).await.filter(|e| &*e.key == key)
     }
 
     fn check_size(&self, key: &Key, value: &Bytes) -> Result<()> {
@@ -419,8 +489,9 @@ impl LocmemBackend {
         }
     }
 
-    fn stripe(&self, key: &str) -> &Mutex<()> {
-        let i = (self.hasher.hash_one(key) as usize) % self.stripes.len();
+    fn stripe(&self, fp: Fingerprint) -> &Mutex<()> {
+        // The second word: the first already picks moka's segment and bucket.
+        let i = (fp.1 as usize) % self.stripes.len();
         &self.stripes[i]
     }
 
@@ -458,8 +529,8 @@ impl LocmemBackend {
         let mut index = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !index.active {
             index.clear();
-            for (key, _) in self.cache.iter() {
-                index.insert(key.as_str());
+            for (_, entry) in self.cache.iter() {
+                index.insert(&entry.key);
             }
             index.active = true;
         }
@@ -476,10 +547,10 @@ impl LocmemBackend {
 
     /// Removes `key` when `pred` holds for its entry; returns whether the
     /// removed entry was live. Caller holds the key's stripe lock.
-    async fn remove_locked(&self, key: &str, pred: impl FnOnce(&Entry) -> bool) -> bool {
-        match self.cache.get(key).await {
+    async fn remove_locked(&self, key: &str, fp: Fingerprint, pred: impl FnOnce(&Entry) -> bool) -> bool {
+        match self.lookup(key, fp).await {
             Some(e) if pred(&e) => {
-                self.cache.invalidate(key).await;
+                self.cache.invalidate(&fp).await;
                 self.index_remove(key);
                 e.live(self.clock.as_ref())
             }
@@ -493,15 +564,15 @@ impl LocmemBackend {
     }
 
     async fn remove_if(&self, key: &str, pred: impl FnOnce(&Entry) -> bool) -> bool {
-        let _guard = self.stripe(key).lock().await;
-        self.remove_locked(key, pred).await
+        let fp = self.fingerprint(key);
+        let _guard = self.stripe(fp).lock().await;
+        self.remove_locked(key, fp, pred).await
     }
 
     /// The incr read-modify-write; caller holds the key's stripe lock.
-    async fn incr_locked(&self, key: &Key, delta: u64) -> Result<u64> {
+    async fn incr_locked(&self, key: &Key, fp: Fingerprint, delta: u64) -> Result<u64> {
         let current = self
-            .cache
-            .get(key.as_str())
+            .lookup(key.as_str(), fp)
             .await
             .filter(|e| e.live(self.clock.as_ref()))
             .ok_or_else(|| Error::NotFound {
@@ -523,7 +594,7 @@ impl LocmemBackend {
                 value: format_counter(next),
                 ..current
             };
-            self.cache.insert(key.as_str().to_owned(), entry).await;
+            self.cache.insert(fp, entry).await;
         }
         Ok(next)
     }
@@ -545,8 +616,7 @@ impl Backend for LocmemBackend {
 
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
         Ok(self
-            .cache
-            .get(key.as_str())
+            .lookup(key.as_str(), self.fingerprint(key.as_str()))
             .await
             .filter(|e| e.live(self.clock.as_ref()))
             .map(|e| e.value))
@@ -566,9 +636,10 @@ impl Backend for LocmemBackend {
             self.remove_if(key.as_str(), |_| true).await;
             return Ok(());
         }
-        let entry = self.entry(value, ttl);
-        let _guard = self.stripe(key.as_str()).lock().await;
-        self.cache.insert(key.as_str().to_owned(), entry).await;
+        let entry = self.entry(key.as_str(), value, ttl);
+        let fp = self.fingerprint(key.as_str());
+        let _guard = self.stripe(fp).lock().await;
+        self.cache.insert(fp, entry).await;
         self.index_insert(key.as_str());
         Ok(())
     }
@@ -589,21 +660,23 @@ impl Backend for LocmemBackend {
         if is_expired_ttl(ttl) {
             return Ok(false);
         }
-        let _guard = self.stripe(key.as_str()).lock().await;
-        if let Some(e) = self.cache.get(key.as_str()).await {
+        let fp = self.fingerprint(key.as_str());
+        let _guard = self.stripe(fp).lock().await;
+        if let Some(e) = self.lookup(key.as_str(), fp).await {
             if e.live(self.clock.as_ref()) {
                 return Ok(false);
             }
         }
-        let entry = self.entry(value, ttl);
-        self.cache.insert(key.as_str().to_owned(), entry).await;
+        let entry = self.entry(key.as_str(), value, ttl);
+        self.cache.insert(fp, entry).await;
         self.index_insert(key.as_str());
         Ok(true)
     }
 
     async fn incr(&self, key: &Key, delta: u64) -> Result<u64> {
-        let _guard = self.stripe(key.as_str()).lock().await;
-        self.incr_locked(key, delta).await
+        let fp = self.fingerprint(key.as_str());
+        let _guard = self.stripe(fp).lock().await;
+        self.incr_locked(key, fp, delta).await
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
@@ -708,5 +781,27 @@ mod tests {
         assert!(live > 0);
         assert_eq!(cache.delete_prefix("n:{a}:").await.unwrap(), live);
         assert!(cache.live_entries().is_empty());
+    }
+
+    /// Two keys whose fingerprints collide share one slot: neither ever reads
+    /// the other's value, and writing one evicts the other.
+    #[tokio::test]
+    async fn a_fingerprint_collision_reads_as_a_miss_never_as_another_value() {
+        let cache = LocmemBackend::new();
+        let k = key("k");
+        // Plant "other" in the slot "k" hashes to, as a collision would.
+        let fp = cache.fingerprint("k");
+        let planted = cache.entry("other", Bytes::from_static(b"7"), None);
+        cache.cache.insert(fp, planted).await;
+        assert_eq!(cache.get(&k).await.unwrap(), None);
+        assert!(matches!(cache.incr(&k, 1).await, Err(Error::NotFound { .. })));
+        assert!(!cache.delete(&k).await.unwrap(), "nothing of k's to delete");
+        assert!(cache.cache.get(&fp).await.is_some(), "and the other key's entry stays");
+        assert!(cache.add(&k, Bytes::from_static(b"1"), None).await.unwrap());
+        assert_eq!(cache.get(&k).await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(
+            cache.cache.get(&fp).await.map(|e| e.key.to_string()).as_deref(),
+            Some("k")
+        );
     }
 }
