@@ -873,19 +873,6 @@ pub async fn run_cell(source: Source, cell: &Cell, progress: Option<&AtomicU64>)
     run.m.db_queries = run.db.queries();
     run.m.read_ops = read_stats.snapshot();
     run.m.write_ops = write_stats.snapshot();
-    if std::env::var_os("SIM_DEBUG_NANOS").is_some() {
-        for o in run.m.read_ops.ops.iter().chain(run.m.write_ops.ops.iter()) {
-            if o.calls > 0 {
-                eprintln!(
-                    "  {:?} {} calls {} keys {} ns/call",
-                    o.op,
-                    o.calls,
-                    o.keys,
-                    o.total_nanos / o.calls.max(1)
-                );
-            }
-        }
-    }
     run.count_dead().await?;
     Ok(run.m)
 }

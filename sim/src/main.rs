@@ -233,6 +233,19 @@ fn print_timings(timings: &[CellTiming], wall: Duration, threads: usize) {
             t.backend_time.as_secs_f64() * 1e6 / (t.backend_calls.max(1) as f64),
         );
     }
+    eprintln!("\n| strategy | backend | side | operation | calls | keys | µs/call |");
+    eprintln!("|---|---|---|---|---:|---:|---:|");
+    for t in timings {
+        for (side, op, calls, keys, time) in &t.ops {
+            eprintln!(
+                "| {} | {} | {side} | {} | {calls} | {keys} | {:.2} |",
+                t.strategy,
+                t.backend,
+                op.as_str(),
+                time.as_secs_f64() * 1e6 / (*calls).max(1) as f64
+            );
+        }
+    }
     let reads: u64 = timings.iter().map(|t| t.reads).sum();
     eprintln!(
         "\n{reads} feed requests in {:.2} s wall on {threads} thread(s): {:.0} simulated requests/s",

@@ -189,6 +189,9 @@ pub struct CellTiming {
     pub backend_time: Duration,
     /// Backend calls made.
     pub backend_calls: u64,
+    /// The same per side and operation: (`"read"` or `"write"`, operation,
+    /// calls, keys, time inside the calls), operations with calls only.
+    pub ops: Vec<(&'static str, cache_core::Op, u64, u64, Duration)>,
 }
 
 /// Runs every cell and builds the report. `progress` counts replayed events
@@ -280,8 +283,15 @@ pub fn run_timed(
         let (m, wall) =
             r.ok_or_else(|| Error::Invalid(format!("cell {strategy} × {} did not run", backend.label())))?;
         let m = m?;
-        let ops = m.read_ops.ops.iter().chain(&m.write_ops.ops);
-        let (nanos, calls) = ops.fold((0u64, 0u64), |(n, c), o| (n + o.total_nanos, c + o.calls));
+        let sides = [("read", &m.read_ops), ("write", &m.write_ops)];
+        let ops: Vec<_> = sides
+            .iter()
+            .flat_map(|(side, s)| s.ops.iter().map(move |o| (*side, o)))
+            .filter(|(_, o)| o.calls > 0)
+            .map(|(side, o)| (side, o.op, o.calls, o.keys, Duration::from_nanos(o.total_nanos)))
+            .collect();
+        let nanos: u64 = ops.iter().map(|o| o.4.as_nanos() as u64).sum();
+        let calls: u64 = ops.iter().map(|o| o.2).sum();
         timings.push(CellTiming {
             strategy: strategy.clone(),
             backend: backend.label(),
@@ -289,6 +299,7 @@ pub fn run_timed(
             wall,
             backend_time: Duration::from_nanos(nanos),
             backend_calls: calls,
+            ops,
         });
         rows.push(CellResult::new(strategy, &backend.label(), &m, cfg.bucket));
     }
