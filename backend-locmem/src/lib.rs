@@ -1,6 +1,6 @@
 //! # backend-locmem
 //!
-//! An in-process [`Backend`] on [`moka::future::Cache`]: bounded by bytes,
+//! An in-process [`Backend`] on [`moka::sync::Cache`]: bounded by bytes,
 //! per-entry TTL, atomic `incr` and `add`, prefix deletion. It is the
 //! embedded default of the simulator and the reference the other backends are
 //! compared with.
@@ -19,11 +19,21 @@
 //! # Design
 //!
 //! - **Atomicity.** Every write (`set`, `add`, `incr`, `delete`) holds one of
-//!   256 striped async mutexes, chosen by the key's hash, for its
+//!   256 striped mutexes, chosen by the key's hash, for its
 //!   read-modify-write; reads take no lock. moka's own `and_compute_with`
 //!   would serialise computes on a key, but its plain `insert` does not take
 //!   that lock, so `set` would have to be a compute too, which measured ~1 µs
 //!   slower per call than `insert` plus an uncontended stripe lock (~30 ns).
+//! - **No lock is held across an `.await`.** The store is moka's synchronous
+//!   cache and every operation runs to completion in its first poll (a test
+//!   checks it). With moka's async cache and async stripe locks, a future
+//!   that took a stripe and was then left unpolled by its caller (a
+//!   `buffered` stream whose consumer awaits something else, a losing
+//!   `select!` branch kept alive) would block every other write to that
+//!   stripe: a "futurelock". There is nothing to wait for in an in-process
+//!   map, so nothing is lost by not yielding; moka's maintenance (evictions)
+//!   runs inline, in short steps. It also measured ~10% less CPU per
+//!   simulated request than the async cache.
 //! - **Time.** moka cannot take a custom clock, so each entry stores its
 //!   logical expiry according to the backend's [`Clock`] and reads compare
 //!   against it: with a [`cache_core::ManualClock`] a TTL expires exactly when
@@ -41,8 +51,10 @@
 //!   prefixes scan every key. A store that never deletes by prefix pays
 //!   nothing. In the simulator this took `wildcard`'s invalidations from
 //!   ~270 µs to ~7 µs each.
-//! - **Hashing** is foldhash, randomly seeded per store unless
-//!   [`LocmemBuilder::hash_seed`] fixes it.
+//! - **Keys.** moka is keyed by a 128-bit seeded hash of the key (foldhash,
+//!   randomly seeded per store unless [`LocmemBuilder::hash_seed`] fixes it);
+//!   the entry keeps the full key and every lookup compares it, so a hash
+//!   collision can only read as a miss, never as another key's value.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::hash::BuildHasher;
@@ -51,9 +63,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cache_core::backend::{checked_counter_add, format_counter, is_expired_ttl, parse_counter};
 use cache_core::{async_trait, system_clock, Backend, Bytes, Capabilities, Clock, Error, Key, Result, Ttl};
-use moka::future::Cache;
+use moka::sync::Cache;
 use moka::Expiry;
-use tokio::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Default capacity: 256 MiB.
 pub const DEFAULT_CAPACITY_BYTES: u64 = 256 << 20;
@@ -91,9 +103,8 @@ impl Entry {
     }
 }
 
-/// How keys are hashed: foldhash, randomly seeded per store by default, or
-/// with a fixed seed. Two independently seeded hashes of the key make its
-/// [`Fingerprint`].
+/// How keys are hashed into their [`Fingerprint`]: foldhash, randomly
+/// seeded per store by default, or with a fixed seed.
 ///
 /// Why foldhash and not std's SipHash: every operation hashes its key, and
 /// SipHash was ~17% of a simulated feed request. foldhash keeps the property
@@ -104,17 +115,14 @@ impl Entry {
 /// reports.
 type KeyHasher = foldhash::quality::SeedableRandomState;
 
-fn key_hashers(seed: Option<u64>) -> [KeyHasher; 2] {
+fn key_hasher(seed: Option<u64>) -> KeyHasher {
     match seed {
-        Some(seed) => [
-            KeyHasher::with_seed(seed, foldhash::SharedSeed::global_fixed()),
-            KeyHasher::with_seed(seed ^ 0x9E37_79B9_7F4A_7C15, foldhash::SharedSeed::global_fixed()),
-        ],
-        None => [KeyHasher::random(), KeyHasher::random()],
+        Some(seed) => KeyHasher::with_seed(seed, foldhash::SharedSeed::global_fixed()),
+        None => KeyHasher::random(),
     }
 }
 
-/// moka's key: 128 bits of seeded hash of the real key, which the entry
+/// moka's key: a 64-bit seeded hash of the real key, which the entry
 /// carries in full.
 ///
 /// Why not the `String` itself: moka's table keeps no hashes, so whenever it
@@ -123,12 +131,14 @@ fn key_hashers(seed: Option<u64>) -> [KeyHasher; 2] {
 /// compares whole keys; with keys on the heap each of those is a cache miss
 /// on the key's bytes. Profiling the simulator put that re-hashing at ~19% of
 /// a request. A fixed-size fingerprint is hashed and compared in place.
-/// Two keys with the same fingerprint (chance ~2^-128 per pair with a random
-/// seed) share one slot: writing one replaces the other, which then reads as
-/// missing — an eviction, which any cache may do; a read never returns
-/// another key's value, because the entry's full key is compared.
+///
+/// Two live keys with the same fingerprint (with a random seed, chance
+/// about n²/2⁶⁵ for n keys: ~3·10⁻⁸ for a million) share one slot: writing
+/// one replaces the other, which then reads as missing, as if evicted,
+/// which any cache may do. A read never returns another key's value, because
+/// the entry's full key is compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint(u64, u64);
+struct Fingerprint(u64);
 
 impl std::hash::Hash for Fingerprint {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -137,7 +147,7 @@ impl std::hash::Hash for Fingerprint {
     }
 }
 
-/// Passes a [`Fingerprint`]'s first word through as the table hash.
+/// Passes a [`Fingerprint`] through as the table hash.
 #[derive(Debug, Clone, Copy, Default)]
 struct PassThrough;
 
@@ -350,7 +360,7 @@ impl LocmemBuilder {
             cache,
             stripes: Arc::new((0..STRIPES).map(|_| Mutex::new(())).collect()),
             index: Arc::default(),
-            hashers: Arc::new(key_hashers(self.hash_seed)),
+            hasher: key_hasher(self.hash_seed),
             clock: self.clock,
             max_value_size: self.max_value_size,
             name: self.name,
@@ -365,7 +375,7 @@ pub struct LocmemBackend {
     stripes: Arc<Vec<Mutex<()>>>,
     /// Keys by hash tag, kept once `delete_prefix` has been used.
     index: Arc<std::sync::Mutex<PrefixIndex>>,
-    hashers: Arc<[KeyHasher; 2]>,
+    hasher: KeyHasher,
     clock: Arc<dyn Clock>,
     max_value_size: Option<usize>,
     name: String,
@@ -418,7 +428,7 @@ impl LocmemBackend {
 
     /// Lets moka finish pending maintenance (evictions, counts).
     pub async fn run_pending_tasks(&self) {
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
     }
 
     /// Removes every entry whose logical expiry has passed; returns how many.
@@ -432,7 +442,7 @@ impl LocmemBackend {
             .collect();
         let mut n = 0;
         for k in dead {
-            if self.remove_if(&k, |e| !e.live_at(now)).await {
+            if self.remove_if(&k, |e| !e.live_at(now)) {
                 n += 1;
             }
         }
@@ -468,13 +478,13 @@ impl LocmemBackend {
 
     /// `key`'s fingerprint: moka's key for it.
     fn fingerprint(&self, key: &str) -> Fingerprint {
-        Fingerprint(self.hashers[0].hash_one(key), self.hashers[1].hash_one(key))
+        Fingerprint(self.hasher.hash_one(key))
     }
 
     /// `key`'s entry, live or logically expired; `None` when absent (or when
     /// its slot holds another key with the same fingerprint).
-    async fn lookup(&self, key: &str, fp: Fingerprint) -> Option<Entry> {
-        self.cache.get(&fp).await.filter(|e| &*e.key == key)
+    fn lookup(&self, key: &str, fp: Fingerprint) -> Option<Entry> {
+        self.cache.get(&fp).filter(|e| &*e.key == key)
     }
 
     fn check_size(&self, key: &Key, value: &Bytes) -> Result<()> {
@@ -489,16 +499,19 @@ impl LocmemBackend {
         }
     }
 
-    fn stripe(&self, fp: Fingerprint) -> &Mutex<()> {
-        // The second word: the first already picks moka's segment and bucket.
-        let i = (fp.1 as usize) % self.stripes.len();
-        &self.stripes[i]
+    /// Takes the write lock of `fp`'s stripe. A poisoned stripe is taken
+    /// anyway: it guards no data, only the order of writes to its keys.
+    fn lock(&self, fp: Fingerprint) -> MutexGuard<'_, ()> {
+        // Middle bits: moka picks its segment from the top bits and its
+        // bucket from the low ones.
+        let i = ((fp.0 >> 24) as usize) % self.stripes.len();
+        self.stripes[i].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records a key just written, when the prefix index is kept. Caller
     /// holds the key's stripe lock.
     fn index_insert(&self, key: &str) {
-        let mut index = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         if !index.active {
             return;
         }
@@ -513,9 +526,9 @@ impl LocmemBackend {
 
     /// Keys that may start with `prefix` (a superset of the live ones), from
     /// the prefix index, built first if it is not kept yet.
-    async fn prefix_candidates(&self, prefix: &str) -> Vec<String> {
+    fn prefix_candidates(&self, prefix: &str) -> Vec<String> {
         {
-            let index = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
             if index.active {
                 return index.matching(prefix);
             }
@@ -524,9 +537,9 @@ impl LocmemBackend {
         // the index going live (writers update it under their stripe).
         let mut guards = Vec::with_capacity(self.stripes.len());
         for stripe in self.stripes.iter() {
-            guards.push(stripe.lock().await);
+            guards.push(stripe.lock().unwrap_or_else(PoisonError::into_inner));
         }
-        let mut index = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         if !index.active {
             index.clear();
             for (_, entry) in self.cache.iter() {
@@ -539,7 +552,7 @@ impl LocmemBackend {
 
     /// Forgets a key just deleted. Caller holds the key's stripe lock.
     fn index_remove(&self, key: &str) {
-        let mut index = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         if index.active {
             index.remove(key);
         }
@@ -547,10 +560,10 @@ impl LocmemBackend {
 
     /// Removes `key` when `pred` holds for its entry; returns whether the
     /// removed entry was live. Caller holds the key's stripe lock.
-    async fn remove_locked(&self, key: &str, fp: Fingerprint, pred: impl FnOnce(&Entry) -> bool) -> bool {
-        match self.lookup(key, fp).await {
+    fn remove_locked(&self, key: &str, fp: Fingerprint, pred: impl FnOnce(&Entry) -> bool) -> bool {
+        match self.lookup(key, fp) {
             Some(e) if pred(&e) => {
-                self.cache.invalidate(&fp).await;
+                self.cache.invalidate(&fp);
                 self.index_remove(key);
                 e.live(self.clock.as_ref())
             }
@@ -563,17 +576,16 @@ impl LocmemBackend {
         }
     }
 
-    async fn remove_if(&self, key: &str, pred: impl FnOnce(&Entry) -> bool) -> bool {
+    fn remove_if(&self, key: &str, pred: impl FnOnce(&Entry) -> bool) -> bool {
         let fp = self.fingerprint(key);
-        let _guard = self.stripe(fp).lock().await;
-        self.remove_locked(key, fp, pred).await
+        let _guard = self.lock(fp);
+        self.remove_locked(key, fp, pred)
     }
 
     /// The incr read-modify-write; caller holds the key's stripe lock.
-    async fn incr_locked(&self, key: &Key, fp: Fingerprint, delta: u64) -> Result<u64> {
+    fn incr_locked(&self, key: &Key, fp: Fingerprint, delta: u64) -> Result<u64> {
         let current = self
             .lookup(key.as_str(), fp)
-            .await
             .filter(|e| e.live(self.clock.as_ref()))
             .ok_or_else(|| Error::NotFound {
                 backend: self.name.clone(),
@@ -594,7 +606,7 @@ impl LocmemBackend {
                 value: format_counter(next),
                 ..current
             };
-            self.cache.insert(fp, entry).await;
+            self.cache.insert(fp, entry);
         }
         Ok(next)
     }
@@ -617,7 +629,6 @@ impl Backend for LocmemBackend {
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
         Ok(self
             .lookup(key.as_str(), self.fingerprint(key.as_str()))
-            .await
             .filter(|e| e.live(self.clock.as_ref()))
             .map(|e| e.value))
     }
@@ -633,13 +644,13 @@ impl Backend for LocmemBackend {
     async fn set(&self, key: &Key, value: Bytes, ttl: Ttl) -> Result<()> {
         self.check_size(key, &value)?;
         if is_expired_ttl(ttl) {
-            self.remove_if(key.as_str(), |_| true).await;
+            self.remove_if(key.as_str(), |_| true);
             return Ok(());
         }
         let entry = self.entry(key.as_str(), value, ttl);
         let fp = self.fingerprint(key.as_str());
-        let _guard = self.stripe(fp).lock().await;
-        self.cache.insert(fp, entry).await;
+        let _guard = self.lock(fp);
+        self.cache.insert(fp, entry);
         self.index_insert(key.as_str());
         Ok(())
     }
@@ -661,32 +672,32 @@ impl Backend for LocmemBackend {
             return Ok(false);
         }
         let fp = self.fingerprint(key.as_str());
-        let _guard = self.stripe(fp).lock().await;
-        if let Some(e) = self.lookup(key.as_str(), fp).await {
+        let _guard = self.lock(fp);
+        if let Some(e) = self.lookup(key.as_str(), fp) {
             if e.live(self.clock.as_ref()) {
                 return Ok(false);
             }
         }
         let entry = self.entry(key.as_str(), value, ttl);
-        self.cache.insert(fp, entry).await;
+        self.cache.insert(fp, entry);
         self.index_insert(key.as_str());
         Ok(true)
     }
 
     async fn incr(&self, key: &Key, delta: u64) -> Result<u64> {
         let fp = self.fingerprint(key.as_str());
-        let _guard = self.stripe(fp).lock().await;
-        self.incr_locked(key, fp, delta).await
+        let _guard = self.lock(fp);
+        self.incr_locked(key, fp, delta)
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
-        Ok(self.remove_if(key.as_str(), |_| true).await)
+        Ok(self.remove_if(key.as_str(), |_| true))
     }
 
     async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
         let mut n = 0;
         for key in keys {
-            n += u64::from(self.remove_if(key.as_str(), |_| true).await);
+            n += u64::from(self.remove_if(key.as_str(), |_| true));
         }
         Ok(n)
     }
@@ -694,10 +705,10 @@ impl Backend for LocmemBackend {
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         // Collect first, then remove under each key's lock: removing while
         // collecting would make the count approximate.
-        let keys = self.prefix_candidates(prefix).await;
+        let keys = self.prefix_candidates(prefix);
         let mut n = 0;
         for k in keys {
-            n += u64::from(self.remove_if(k.as_str(), |_| true).await);
+            n += u64::from(self.remove_if(k.as_str(), |_| true));
         }
         Ok(n)
     }
@@ -792,16 +803,48 @@ mod tests {
         // Plant "other" in the slot "k" hashes to, as a collision would.
         let fp = cache.fingerprint("k");
         let planted = cache.entry("other", Bytes::from_static(b"7"), None);
-        cache.cache.insert(fp, planted).await;
+        cache.cache.insert(fp, planted);
         assert_eq!(cache.get(&k).await.unwrap(), None);
         assert!(matches!(cache.incr(&k, 1).await, Err(Error::NotFound { .. })));
         assert!(!cache.delete(&k).await.unwrap(), "nothing of k's to delete");
-        assert!(cache.cache.get(&fp).await.is_some(), "and the other key's entry stays");
+        assert!(cache.cache.get(&fp).is_some(), "and the other key's entry stays");
         assert!(cache.add(&k, Bytes::from_static(b"1"), None).await.unwrap());
         assert_eq!(cache.get(&k).await.unwrap().as_deref(), Some(&b"1"[..]));
-        assert_eq!(
-            cache.cache.get(&fp).await.map(|e| e.key.to_string()).as_deref(),
-            Some("k")
-        );
+        assert_eq!(cache.cache.get(&fp).map(|e| e.key.to_string()).as_deref(), Some("k"));
+    }
+
+    /// Runs `f` for exactly one poll; panics if it is not finished.
+    fn once<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("a locmem operation suspended"),
+        }
+    }
+
+    /// No operation ever suspends, so none can hold a stripe lock while its
+    /// caller stops polling it (the futurelock the module docs describe),
+    /// including while moka evicts.
+    #[test]
+    fn every_operation_completes_on_its_first_poll() {
+        let cache = LocmemBackend::builder().max_capacity_bytes(64 << 10).build();
+        let value = Bytes::from(vec![b'x'; 300]);
+        for i in 0..5_000 {
+            let k = key(&format!("n:{{a}}:{i}"));
+            once(cache.set(&k, value.clone(), Some(Duration::from_secs(60)))).unwrap();
+            once(cache.get(&k)).unwrap();
+        }
+        let k = key("n:{a}:counter");
+        assert!(once(cache.add(&k, Bytes::from_static(b"1"), None)).unwrap());
+        assert_eq!(once(cache.incr(&k, 2)).unwrap(), 3);
+        once(cache.get_many(&[k.clone(), key("n:{b}:1")])).unwrap();
+        once(cache.set_many(&[(key("n:{b}:1"), value.clone())], None)).unwrap();
+        assert!(once(cache.delete(&key("n:{b}:1"))).unwrap());
+        once(cache.delete_many(&[k.clone()])).unwrap();
+        once(cache.delete_prefix("n:{a}:")).unwrap();
+        once(cache.delete_prefix("n:")).unwrap();
+        once(cache.purge_expired());
+        once(cache.run_pending_tasks());
     }
 }

@@ -1,4 +1,4 @@
-//! locmem backend vs the raw `moka::future::Cache` it wraps.
+//! locmem backend vs the raw `moka::sync::Cache` it wraps.
 //!
 //! Each group holds a pair: `ours` (through `Arc<dyn Backend>`, as the
 //! simulator and services hold it) and `baseline` (moka directly, same key and
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use backend_locmem::LocmemBackend;
 use cache_core::{Backend, Bytes, Key};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use moka::future::Cache;
+use moka::sync::Cache;
 
 const N: usize = 10_000;
 
@@ -35,7 +35,7 @@ fn bench(c: &mut Criterion) {
     rt.block_on(async {
         for k in &keys {
             ours.set(k, value(), None).await.unwrap();
-            raw.insert(k.as_str().to_owned(), value()).await;
+            raw.insert(k.as_str().to_owned(), value());
         }
     });
 
@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| {
             i = (i + 1) % N;
             let (raw, k) = (&raw, &keys[i]);
-            async move { raw.get(k.as_str()).await }
+            async move { raw.get(k.as_str()) }
         })
     });
     g.finish();
@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async { ours.get(&missing).await.unwrap() })
     });
     g.bench_function("baseline", |b| {
-        b.to_async(&rt).iter(|| async { raw.get(missing.as_str()).await })
+        b.to_async(&rt).iter(|| async { raw.get(missing.as_str()) })
     });
     g.finish();
 
@@ -89,7 +89,7 @@ fn bench(c: &mut Criterion) {
             },
             |(k, v)| {
                 let raw = &raw;
-                async move { raw.insert(k, v).await }
+                async move { raw.insert(k, v) }
             },
             BatchSize::SmallInput,
         )
@@ -102,21 +102,19 @@ fn bench(c: &mut Criterion) {
     let counter = Key::new("gen:{cal:1}").unwrap();
     rt.block_on(async {
         ours.set(&counter, Bytes::from_static(b"0"), None).await.unwrap();
-        raw.insert(counter.as_str().to_owned(), Bytes::from_static(b"0")).await;
+        raw.insert(counter.as_str().to_owned(), Bytes::from_static(b"0"));
     });
     g.bench_function("ours", |b| {
         b.to_async(&rt).iter(|| async { ours.incr(&counter, 1).await.unwrap() })
     });
     g.bench_function("baseline", |b| {
         b.to_async(&rt).iter(|| async {
-            raw.entry_by_ref(counter.as_str())
-                .and_compute_with(|e| async move {
-                    let n: u64 = e
-                        .and_then(|e| std::str::from_utf8(e.value()).ok()?.parse().ok())
-                        .unwrap_or(0);
-                    moka::ops::compute::Op::Put(Bytes::from((n + 1).to_string()))
-                })
-                .await
+            raw.entry_by_ref(counter.as_str()).and_compute_with(|e| {
+                let n: u64 = e
+                    .and_then(|e| std::str::from_utf8(e.value()).ok()?.parse().ok())
+                    .unwrap_or(0);
+                moka::ops::compute::Op::Put(Bytes::from((n + 1).to_string()))
+            })
         })
     });
     g.finish();
