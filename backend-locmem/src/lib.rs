@@ -841,7 +841,7 @@ mod tests {
         once(cache.get_many(&[k.clone(), key("n:{b}:1")])).unwrap();
         once(cache.set_many(&[(key("n:{b}:1"), value.clone())], None)).unwrap();
         assert!(once(cache.delete(&key("n:{b}:1"))).unwrap());
-        once(cache.delete_many(&[k.clone()])).unwrap();
+        once(cache.delete_many(std::slice::from_ref(&k))).unwrap();
         once(cache.delete_prefix("n:{a}:")).unwrap();
         once(cache.delete_prefix("n:")).unwrap();
         once(cache.purge_expired());
