@@ -177,6 +177,17 @@ pub(crate) fn view_key_builder(namespace: &str, view: &View) -> KeyBuilder {
     KeyBuilder::with_capacity(namespace.len() + 8 + scopes + 2 * 32 + params + 16)
 }
 
+/// `ns:tag:{scope}:suffix`: a per-scope control key (a generation, a
+/// version, a key index).
+pub(crate) fn scope_key(namespace: &str, tag: &str, scope: &crate::view::Scope, suffix: &str) -> Result<Key> {
+    let mut b = KeyBuilder::with_capacity(namespace.len() + scope.as_str().len() + suffix.len() + 16);
+    b.trusted(namespace)
+        .trusted(tag)
+        .hash_tag(scope.as_str())
+        .trusted(suffix);
+    b.build()
+}
+
 /// `ns:tag:{scope1}:{scope2}:…:<view>`: the view key of the strategies
 /// without generations.
 pub(crate) fn scoped_view_key(namespace: &str, tag: &str, view: &View) -> Result<Key> {

@@ -39,11 +39,11 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::keys::{push_view, view_key_builder};
+use super::keys::{push_view, scope_key, view_key_builder};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::{format_counter, parse_counter, Backend};
 use crate::error::{Error, Result};
-use crate::key::{Key, KeyBuilder};
+use crate::key::Key;
 use crate::view::{Change, Scope, View};
 
 const TAG: &str = "nv";
@@ -62,12 +62,7 @@ impl NaiveVersioned {
 
     /// `ns:nv:{scope}:version`.
     fn version_key(&self, scope: &Scope) -> Result<Key> {
-        let mut b = KeyBuilder::with_capacity(self.options.namespace.len() + scope.as_str().len() + 16);
-        b.trusted(&self.options.namespace)
-            .trusted(TAG)
-            .hash_tag(scope.as_str())
-            .trusted("version");
-        b.build()
+        scope_key(&self.options.namespace, TAG, scope, "version")
     }
 }
 

@@ -48,11 +48,11 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::keys::{bump_generation, push_view, read_generations, view_key_builder, GenerationSource};
+use super::keys::{bump_generation, push_view, read_generations, scope_key, view_key_builder, GenerationSource};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::key::{Key, KeyBuilder};
+use crate::key::Key;
 use crate::view::{Change, Scope, View};
 
 /// Tag of this strategy's keys.
@@ -75,12 +75,7 @@ impl Versioned {
 
     /// `ns:v:{scope}:gen`.
     fn generation_key(&self, scope: &Scope) -> Result<Key> {
-        let mut b = KeyBuilder::with_capacity(self.options.namespace.len() + scope.as_str().len() + 16);
-        b.trusted(&self.options.namespace)
-            .trusted(TAG)
-            .hash_tag(scope.as_str())
-            .trusted("gen");
-        b.build()
+        scope_key(&self.options.namespace, TAG, scope, "gen")
     }
 }
 

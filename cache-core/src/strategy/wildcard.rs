@@ -62,11 +62,11 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::keys::{decode_index, encode_index, push_view, view_key_builder};
+use super::keys::{decode_index, encode_index, push_view, scope_key, view_key_builder};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::key::{push_hash_tag, Key, KeyBuilder};
+use crate::key::{push_hash_tag, Key};
 use crate::view::{Change, Scope, View};
 
 const TAG: &str = "wc";
@@ -101,12 +101,7 @@ impl Wildcard {
 
     /// `ns:wc:{scope}:idx`.
     fn index_key(&self, scope: &Scope) -> Result<Key> {
-        let mut b = KeyBuilder::with_capacity(self.options.namespace.len() + scope.as_str().len() + 16);
-        b.trusted(&self.options.namespace)
-            .trusted(TAG)
-            .hash_tag(scope.as_str())
-            .trusted("idx");
-        b.build()
+        scope_key(&self.options.namespace, TAG, scope, "idx")
     }
 
     /// Appends `key` to the indexes of `scopes` and stores the entry, in the
