@@ -234,6 +234,13 @@ async fn point(target: &Target, name: &str, shape: Shape, n: u64, calibration: u
         for _ in 0..fills {
             let backend = target.fresh();
             fill(&*backend, &*strategy, shape, n, target.fill_concurrency()).await;
+            // Unmeasured: a prefix deletion that matches nothing. locmem
+            // builds its prefix index on its first one (a full scan); an app
+            // pays that once per process, not per change.
+            backend
+                .delete_prefix("curve:warm-up:{none}:")
+                .await
+                .expect("warm-up delete_prefix");
             samples.push(invalidate(target, backend, &*strategy, 1, calibration).await);
         }
         // The median fill by time; its counts go with it.

@@ -188,7 +188,10 @@ pub fn render_curve(points: &[CurvePoint]) -> String {
          processed in parentheses: a `delete_prefix` is one call but a SCAN over the whole keyspace \
          plus UNLINKs, and the commands a Lua script runs count too (the Redis backend's `incr` is \
          one EVALSHA running GET, INCRBY and GET: 4 for 1 round trip). The change moves an item \
-         across a month boundary: it touches 2 buckets.\n"
+         across a month boundary: it touches 2 buckets. Before a `wildcard` point is measured, \
+         one unmeasured prefix deletion that matches nothing lets locmem build its per-hash-tag \
+         key index (a full scan, once per process), so locmem's `keyspace` row shows the cost of \
+         deleting one scope's keys, and its `scope` row the cost of deleting all of them.\n"
     );
     let _ = write!(out, "| backend | shape | strategy |");
     for s in &sizes {
