@@ -136,7 +136,11 @@ impl RedisBackend {
     }
 
     pub(crate) async fn connect_with(builder: RedisBackendBuilder) -> Result<Self> {
-        let RedisBackendBuilder { url, options } = builder;
+        let RedisBackendBuilder {
+            url,
+            options,
+            tls_roots_pem,
+        } = builder;
         let target = parse_target(&url)?;
         let shown = redact_url(&url);
         let name = match target {
@@ -147,12 +151,30 @@ impl RedisBackend {
             backend: name.to_owned(),
             message: format!("{shown}: {e}"),
         };
+        if tls_roots_pem.is_some() && !(url.starts_with("rediss://") || url.starts_with("rediss+cluster://")) {
+            return Err(Error::Config {
+                backend: name.to_owned(),
+                message: format!("{shown}: TLS root certificates were given for a URL without TLS (use rediss://)"),
+            });
+        }
+        #[cfg(feature = "tls")]
+        let certs = tls_roots_pem.map(|pem| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        });
         // Outer error: a URL the client rejects (a config error, returned
         // as is); inner: a failure to connect.
         let connect = async {
             match &target {
                 Target::Single(u) => {
-                    let client = redis::Client::open(u.as_str()).map_err(|e| Ok(config_err(e)))?;
+                    #[cfg(feature = "tls")]
+                    let client = match certs.clone() {
+                        Some(certs) => redis::Client::build_with_tls(u.as_str(), certs),
+                        None => redis::Client::open(u.as_str()),
+                    };
+                    #[cfg(not(feature = "tls"))]
+                    let client = redis::Client::open(u.as_str());
+                    let client = client.map_err(|e| Ok(config_err(e)))?;
                     // Few, short reconnect retries: while the server is down a
                     // call waits for the reconnect in progress (bounded by the
                     // command timeout anyway), and once it is back the next
@@ -169,7 +191,13 @@ impl RedisBackend {
                         .map_err(Err)
                 }
                 Target::Cluster(seeds) => {
-                    let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+                    let builder = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(String::as_str));
+                    #[cfg(feature = "tls")]
+                    let builder = match certs.clone() {
+                        Some(certs) => builder.certs(certs),
+                        None => builder,
+                    };
+                    let client = builder
                         .connection_timeout(options.connect_timeout)
                         .response_timeout(options.command_timeout)
                         .retries(3)

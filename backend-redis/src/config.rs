@@ -63,6 +63,8 @@ impl Default for RedisOptions {
 pub struct RedisBackendBuilder {
     pub(crate) url: String,
     pub(crate) options: RedisOptions,
+    /// Extra trusted root certificates, PEM (feature `tls`).
+    pub(crate) tls_roots_pem: Option<Vec<u8>>,
 }
 
 impl RedisBackendBuilder {
@@ -72,6 +74,7 @@ impl RedisBackendBuilder {
         RedisBackendBuilder {
             url: url.into(),
             options: RedisOptions::default(),
+            tls_roots_pem: None,
         }
     }
 
@@ -90,6 +93,26 @@ impl RedisBackendBuilder {
     /// Sets [`RedisOptions::command_timeout`].
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.options.command_timeout = timeout;
+        self
+    }
+
+    /// Trusts the CA certificate(s) in `pem` for `rediss://` connections
+    /// instead of the built-in public roots (webpki-roots): for servers with
+    /// a private CA. Feature `tls`. Building with it and a non-TLS URL is an
+    /// [`Error::Config`](cache_core::Error::Config).
+    ///
+    /// ```no_run
+    /// # async fn f() -> cache_core::Result<()> {
+    /// let ca = std::fs::read("/etc/redis/ca.crt").expect("CA file");
+    /// let cache = backend_redis::RedisBackend::builder("rediss://cache.internal:6380/0")
+    ///     .tls_root_certificates(ca)
+    ///     .build()
+    ///     .await?;
+    /// # let _ = cache; Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_roots_pem = Some(pem.into());
         self
     }
 

@@ -31,7 +31,7 @@
 //! | `redis://127.0.0.1:6379/0` | one server, database 0 |
 //! | `redis://:secret@cache.internal:6379/2` | with a password (`requirepass`), database 2 |
 //! | `redis://app:secret@cache.internal:6379/0` | ACL user `app` |
-//! | `rediss://cache.internal:6380/0` | TLS; needs the `tls` cargo feature (rustls, off by default) |
+//! | `rediss://cache.internal:6380/0` | TLS; needs the `tls` cargo feature (rustls, off by default). The server's certificate is checked against the public roots (webpki-roots), or against your CA with [`RedisBackendBuilder::tls_root_certificates`]; an unknown issuer fails the connection (`invalid peer certificate: UnknownIssuer`). Tested against a real TLS `redis-server` |
 //! | `redis+cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000` | a Redis Cluster: comma-separated seed nodes (any reachable subset of the masters will do; the client discovers the rest) |
 //! | `redis+cluster://app:secret@10.0.0.1:7000,10.0.0.2:7000` | cluster with an ACL user (the same credentials for every node) |
 //! | `rediss+cluster://…` | cluster over TLS (feature `tls`) |

@@ -31,51 +31,43 @@
 //!
 //! # Performance
 //!
-//! Measured on the project's 2-core VM (shared with other jobs, so expect
-//! ±15 %), release build, locmem at its default 256 MiB per store:
+//! Measured on the project's 2-core VM (noisy: the same run varies by
+//! ±15%), release build, locmem at its default 256 MiB per store, with
+//! `cache-sim run --scenario realistic --timings` (7 cells, 5.36 M feed
+//! requests, peak RSS ~850 MB):
 //!
-//! | run | before | after |
-//! |---|---|---|
-//! | `cache-sim run --scenario realistic --quiet` (7 cells, 5.36 M feed requests, 2 threads) | 250 s wall, 193 s CPU: 21 k req/s; peak RSS 681 MiB | 195 s wall, 115 s CPU: 27.5 k req/s (47 k req/CPU-s); peak RSS 819 MiB |
-//! | `cache-sim replay r200k.jsonl --strategies versioned --quiet` (153 k requests, 1 cell) | 6.7 s, 3.0 s CPU; 293 MiB | 5.7 s, 2.6 s CPU; 322 MiB |
-//! | same with `--backend locmem:1` (what the simulator itself needs) | 13 MiB | 43 MiB (interned views, reader thread) |
-//! | `cache-sim replay t10m.jsonl --strategies versioned --quiet` (10.07 M events) | — | not finished: stopped after 9 CPU-min (~23 min wall, contended); RSS 747 MiB and still creeping up (+15 MiB/min) |
-//! | same, `--strategies versioned,fixed-month` | — | not finished: stopped after 6.4 CPU-min; RSS 974 MiB and rising: over 1 GiB at the default capacity |
+//! | state | wall | simulated requests/s |
+//! |---|---:|---:|
+//! | start of this work (SipHash, `format!` keys) | 250 s | 21 k |
+//! | interned views, contiguous DB rows, jemalloc | 49 s | 109 k |
+//! | + keys built in one buffer (cache-core `KeyBuilder`), remembered DB answers | 33 s | 162 k |
+//! | + locmem keyed by a fingerprint on moka's sync cache, per-tag prefix index | 22–28 s | 190–243 k |
 //!
-//! With the `cache-sim` binary on jemalloc (its global allocator since) and
-//! the machine otherwise idle, the same `realistic` run takes **49 s wall,
-//! 82 s CPU: ~109 k simulated requests/s, peak RSS 842 MB** (measured with
-//! `/usr/bin/time -v`).
+//! `--timings` prints each cell's wall time and the time spent inside backend
+//! calls, per operation. In the last run: `versioned` 7.3 s, of which 3.0 s
+//! in 2.17 M locmem calls (1.4 µs each on average: moka's `insert` under
+//! constant eviction ~1–2 µs, its `get` ~0.7 µs); `fixed-month` 4.2 s of which
+//! 1.45 s in 1.35 M calls. Summed over the seven cells, backend calls take
+//! ~20 s of CPU, so on 2 cores the store alone caps a run at ~10 s wall,
+//! **~530 k requests/s, even if the simulator itself cost nothing**.
 //!
-//! Memory is independent of trace length: `cache-sim replay t10m.jsonl
-//! --strategies versioned --backend locmem:256 --threads 1` (10.07 M events)
-//! peaks at **422 MB** RSS in 326 s, the same as the 2 M-event trace (424 MB in
-//! 32 s). Several strategies at once multiply the store part (one store per
-//! cell in flight).
+//! The issue's goal of 1 M simulated requests/s is therefore **not met and
+//! not reachable with moka as the store on this traffic**: 1 M/s on two
+//! cores is 2 µs of CPU per request, and a cache-aside request here makes
+//! 1.6–2.9 store calls (`ops/read` in the report) at 1–2 µs each, because
+//! the 256 MiB stores evict continuously (the `realistic` feeds are ~5–10 KB
+//! each) and moka's per-call cost under eviction churn is memory-bound
+//! (table maintenance, admission, deques). The issue's premise, "moka alone
+//! does ~1.5–2 M gets/s per core", holds for a small hot key set, not for this
+//! working set. Memory is met: a 10 M-event trace replays in 422 MB peak RSS
+//! (`cache-sim replay t10m.jsonl --strategies versioned --backend locmem:256
+//! --threads 1`), the same as a 2 M-event trace; several strategies at once
+//! multiply the store part (one store per cell in flight).
 //!
-//! Traces: `cache-sim generate --actions 200000 --out r200k.jsonl` and
-//! `cache-sim generate --actions 12500000 --out t10m.jsonl` (10.07 M events,
-//! 1.6 GB). The VM was busy with other benchmarks during these runs
-//! (load ≈ 4 on 2 cores), so CPU seconds are the steadier comparison.
-//!
-//! The issue's goals are **not** met: 1 M requests/s would need ~2 µs per
-//! request per core, and one cache-aside request here is ~20 µs of CPU, of
-//! which the backend and strategy calls alone are well over 2 µs (see below).
-//! Memory: the simulator's own state is bounded (history pruned, views
-//! interned in a bounded table; what still grows is the live data set, about
-//! 150 bytes per item created and not deleted), but each locmem store may
-//! hold 256 MiB of entries and glibc's allocator adds heavily to that under
-//! this churn, so peak RSS is dominated by `capacity × cells in flight`.
-//! Use `--backend locmem:<MiB>` to bound it.
-//!
-//! Where the time goes now (`perf record --call-graph dwarf`, one
-//! `versioned` cell): about two thirds is outside this crate — the
-//! strategies' key building in cache-core (`format!` and `encode_part` per
-//! key, a `Vec<String>` per plan), and moka's `get`/`insert`, hashing
-//! (SipHash), housekeeping and table growth. Of the simulator's own work,
-//! the largest part is filling the padded payload (`--item-bytes` × items, a
-//! model parameter: a month feed is ~10 KB that must be written once per
-//! fill, and fresh pages are faulted in while the store grows to capacity).
+//! The simulator's own share (about 55–60% of a cell) is spread thin: the
+//! database scan on a remembered answer's miss (~7%), trace generation
+//! (~4%, repeated per cell), view interning (~3%), filling the padded
+//! payload (`--item-bytes` × items, a model parameter), the event heap.
 //!
 //! What keeps the simulator's own share small and its memory bounded:
 //! - **Ground truth.** [`db`] keeps each scope's latest item versions in one
@@ -94,11 +86,14 @@
 //!   not accept goes through the careful parser, so errors are unchanged.
 //!   Reading streams; with a spare core (fewer cells than `--threads`) it
 //!   runs on its own thread, in order.
-//! - Results are unchanged by all of this: every scenario's `report.json`
-//!   is byte-identical to the previous engine's, and so is a 200k-action
-//!   replay on a store large enough that nothing is evicted. (With eviction,
-//!   locmem's results vary slightly from run to run on any engine: moka's
-//!   admission policy hashes keys with a per-process random seed.)
+//! - **Remembered answers**: a view's answer about the present is kept with
+//!   the commit counts of its scopes and reused until one of them moves
+//!   ([`db::Db::query_memo`]).
+//! - Results are unchanged by all of this, except where locmem's hash
+//!   function changed (SipHash to foldhash): that decides which entries moka
+//!   evicts, and moved `realistic`'s hit counts by under 0.2% (`bucketed`
+//!   170,483 → 170,148 hits). Reports repeat byte for byte even when stores
+//!   evict: the simulator fixes locmem's hash seed.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod backends;

@@ -148,6 +148,140 @@ impl RedisServer {
     }
 }
 
+/// A `redis-server` that also accepts TLS, with a certificate for
+/// `127.0.0.1` and `localhost` signed by a throwaway CA made for it (EC
+/// P-256, valid two days, by the `openssl` command-line tool); killed on
+/// drop. The plain port stays open for the harness's own checks.
+#[derive(Debug)]
+pub struct RedisTlsServer {
+    server: RedisServer,
+    tls_port: u16,
+    ca_pem: Vec<u8>,
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) -> Result<(), HarnessError> {
+    let bin = find_binary("openssl", "OPENSSL_BIN", "openssl")?;
+    let out = std::process::Command::new(&bin).args(args).current_dir(dir).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(HarnessError::StartFailed {
+            name: format!("openssl {}", args.first().copied().unwrap_or_default()),
+            port: 0,
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+impl RedisTlsServer {
+    /// Makes the certificates, then starts the server, retrying on new
+    /// ports if the chosen ones were taken.
+    pub fn new() -> Result<Self, HarnessError> {
+        redis_server_binary()?;
+        let dir = tempfile::Builder::new().prefix("redis-tls-test-").tempdir()?;
+        let p = dir.path();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let ca = [
+            &["req", "-x509"][..],
+            &ec[..],
+            &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2"],
+        ]
+        .concat();
+        openssl(p, &[&ca[..], &["-subj", "/CN=cache-toolkit test CA"]].concat())?;
+        let csr = [&["req"][..], &ec[..], &["-keyout", "server.key", "-out", "server.csr"]].concat();
+        openssl(p, &[&csr[..], &["-subj", "/CN=localhost"]].concat())?;
+        std::fs::write(
+            p.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )?;
+        openssl(
+            p,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        )?;
+        let ca_pem = std::fs::read(p.join("ca.crt"))?;
+        let mut last = None;
+        for _ in 0..START_ATTEMPTS {
+            let (port, tls_port) = (free_port()?, free_port()?);
+            if port == tls_port {
+                continue;
+            }
+            let mut args = base_args(port, p);
+            for (flag, value) in [
+                ("--tls-port", tls_port.to_string()),
+                ("--tls-cert-file", p.join("server.crt").display().to_string()),
+                ("--tls-key-file", p.join("server.key").display().to_string()),
+                ("--tls-ca-cert-file", p.join("ca.crt").display().to_string()),
+                ("--tls-auth-clients", "no".to_owned()),
+            ] {
+                args.push(flag.to_owned());
+                args.push(value);
+            }
+            let log = p.join(format!("redis-tls-{port}.log"));
+            match spawn_checked("redis-server (TLS)", args, port, log) {
+                Ok(process) => {
+                    if !super::process::wait_for_port(tls_port, Duration::from_secs(5)) {
+                        last = Some(HarnessError::StartFailed {
+                            name: "redis-server (TLS)".to_owned(),
+                            port: tls_port,
+                            detail: "the TLS port did not open (is redis-server built with TLS?)".to_owned(),
+                        });
+                        continue;
+                    }
+                    let server = RedisServer { process, dir };
+                    return Ok(RedisTlsServer {
+                        server,
+                        tls_port,
+                        ca_pem,
+                    });
+                }
+                Err(e @ HarnessError::StartFailed { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(HarnessError::StartFailed {
+            name: "redis-server (TLS)".to_owned(),
+            port: 0,
+            detail: "no attempt made".to_owned(),
+        }))
+    }
+
+    /// `rediss://127.0.0.1:<tls port>/`.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/", self.tls_port)
+    }
+
+    /// The TLS port.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
+    /// The plain (non-TLS) server on its own port.
+    pub fn plain(&self) -> &RedisServer {
+        &self.server
+    }
+
+    /// The CA certificate that signed the server's, PEM.
+    pub fn ca_pem(&self) -> &[u8] {
+        &self.ca_pem
+    }
+}
+
 /// A Redis Cluster of three masters (no replicas) on loopback, built with
 /// `redis-cli --cluster create`; every node is killed on drop.
 ///
