@@ -150,9 +150,12 @@ impl Target {
     /// Plans derived at once while filling. On Redis each plan may fetch
     /// generations (one round trip), so 64 in flight keep the multiplexed
     /// connection busy. locmem gains nothing from concurrency on this
-    /// single-threaded runtime, and 64 concurrent `bucketed` plans on it
-    /// (generation `get_many` + `add`, polled in one task) were seen to stall
-    /// forever around the 1M-key fill (reported; not this suite's to fix).
+    /// single-threaded runtime: its operations finish in their first poll.
+    /// (An earlier locmem, on moka's async cache with async stripe locks,
+    /// was once seen to stall here with 64 `bucketed` plans in flight, the
+    /// consumer awaiting `set_many` while paused plans might hold stripes; it
+    /// did not reproduce since, and the current one holds no lock across an
+    /// `.await`, so it cannot.)
     fn fill_concurrency(&self) -> usize {
         match self {
             Target::Locmem => 1,
