@@ -21,16 +21,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::process::{find_binary, free_port, HarnessError, ServerProcess};
+use super::process::{find_binary, free_port, retry_start, HarnessError, ServerProcess};
 
 /// Environment variable that overrides the path of the `memcached` binary.
 pub const MEMCACHED_BIN_ENV: &str = "MEMCACHED_BIN";
 
 /// Debian package that provides `memcached`.
 pub const MEMCACHED_PACKAGE: &str = "memcached";
-
-/// How many fresh ports to try when another process wins the race for one.
-const START_ATTEMPTS: usize = 5;
 
 /// How a test server is started. Defaults match a stock `memcached` (64 MiB,
 /// 1 MiB items) except for the thread count, which is kept small because
@@ -122,34 +119,24 @@ impl MemcachedServer {
         let binary = find_binary("memcached", MEMCACHED_BIN_ENV, MEMCACHED_PACKAGE)?;
         let dir = tempfile::Builder::new().prefix("memcached-test-").tempdir()?;
         let log: PathBuf = dir.path().join("memcached.log");
-        let mut last_error = None;
-        for _ in 0..START_ATTEMPTS {
+        let process = retry_start("memcached", || {
             let port = free_port()?;
-            match ServerProcess::spawn("memcached", &binary, config.args(port), port, log.clone()) {
-                Ok(mut process) => {
-                    if answers_as(&process) {
-                        return Ok(MemcachedServer {
-                            process,
-                            config: config.clone(),
-                            _dir: dir,
-                        });
-                    }
-                    process.stop();
-                    last_error = Some(HarnessError::StartFailed {
-                        name: "memcached".into(),
-                        port,
-                        detail: "another process answered on the port (port race)".into(),
-                    });
-                }
-                Err(e @ HarnessError::StartFailed { .. }) => last_error = Some(e),
-                Err(e) => return Err(e),
+            let mut process = ServerProcess::spawn("memcached", &binary, config.args(port), port, log.clone())?;
+            if answers_as(&process) {
+                return Ok(process);
             }
-        }
-        Err(last_error.unwrap_or_else(|| HarnessError::StartFailed {
-            name: "memcached".into(),
-            port: 0,
-            detail: "no attempt made".into(),
-        }))
+            process.stop();
+            Err(HarnessError::StartFailed {
+                name: "memcached".into(),
+                port,
+                detail: "another process answered on the port (port race)".into(),
+            })
+        })?;
+        Ok(MemcachedServer {
+            process,
+            config: config.clone(),
+            _dir: dir,
+        })
     }
 
     /// Starts `n` servers with the same configuration, for pool tests.

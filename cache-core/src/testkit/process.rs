@@ -171,3 +171,29 @@ impl Drop for ServerProcess {
         self.stop();
     }
 }
+
+/// How often a start is retried on a fresh port when another process won the
+/// race for the port we picked.
+pub(crate) const START_ATTEMPTS: usize = 5;
+
+/// Runs `attempt` until it succeeds, up to [`START_ATTEMPTS`] times; only a
+/// [`HarnessError::StartFailed`] (typically a port another process won) is
+/// retried.
+pub(crate) fn retry_start<T>(
+    name: &str,
+    mut attempt: impl FnMut() -> Result<T, HarnessError>,
+) -> Result<T, HarnessError> {
+    let mut last = None;
+    for _ in 0..START_ATTEMPTS {
+        match attempt() {
+            Ok(t) => return Ok(t),
+            Err(e @ HarnessError::StartFailed { .. }) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(HarnessError::StartFailed {
+        name: name.to_owned(),
+        port: 0,
+        detail: "no attempt made".to_owned(),
+    }))
+}

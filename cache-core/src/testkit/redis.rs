@@ -23,11 +23,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::process::{find_binary, free_port, HarnessError, ServerProcess};
-
-/// How often a start is retried on a fresh port when another process won the
-/// race for the port we picked.
-const START_ATTEMPTS: usize = 5;
+use super::process::{find_binary, free_port, retry_start, HarnessError, ServerProcess};
 
 /// How long a new cluster may take to agree on its configuration.
 const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -98,21 +94,12 @@ impl RedisServer {
         // Fail with the install hint before creating anything.
         redis_server_binary()?;
         let dir = tempfile::Builder::new().prefix("redis-test-").tempdir()?;
-        let mut last = None;
-        for _ in 0..START_ATTEMPTS {
+        let process = retry_start("redis-server", || {
             let port = free_port()?;
             let log = dir.path().join(format!("redis-{port}.log"));
-            match spawn_checked("redis-server", base_args(port, dir.path()), port, log) {
-                Ok(process) => return Ok(RedisServer { process, dir }),
-                Err(e @ HarnessError::StartFailed { .. }) => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or(HarnessError::StartFailed {
-            name: "redis-server".to_owned(),
-            port: 0,
-            detail: "no attempt made".to_owned(),
-        }))
+            spawn_checked("redis-server", base_args(port, dir.path()), port, log)
+        })?;
+        Ok(RedisServer { process, dir })
     }
 
     /// `redis://127.0.0.1:<port>/`.
@@ -215,12 +202,8 @@ impl RedisTlsServer {
             ],
         )?;
         let ca_pem = std::fs::read(p.join("ca.crt"))?;
-        let mut last = None;
-        for _ in 0..START_ATTEMPTS {
+        let (process, tls_port) = retry_start("redis-server (TLS)", || {
             let (port, tls_port) = (free_port()?, free_port()?);
-            if port == tls_port {
-                continue;
-            }
             let mut args = base_args(port, p);
             for (flag, value) in [
                 ("--tls-port", tls_port.to_string()),
@@ -233,32 +216,21 @@ impl RedisTlsServer {
                 args.push(value);
             }
             let log = p.join(format!("redis-tls-{port}.log"));
-            match spawn_checked("redis-server (TLS)", args, port, log) {
-                Ok(process) => {
-                    if !super::process::wait_for_port(tls_port, Duration::from_secs(5)) {
-                        last = Some(HarnessError::StartFailed {
-                            name: "redis-server (TLS)".to_owned(),
-                            port: tls_port,
-                            detail: "the TLS port did not open (is redis-server built with TLS?)".to_owned(),
-                        });
-                        continue;
-                    }
-                    let server = RedisServer { process, dir };
-                    return Ok(RedisTlsServer {
-                        server,
-                        tls_port,
-                        ca_pem,
-                    });
-                }
-                Err(e @ HarnessError::StartFailed { .. }) => last = Some(e),
-                Err(e) => return Err(e),
+            let process = spawn_checked("redis-server (TLS)", args, port, log)?;
+            if tls_port == port || !super::process::wait_for_port(tls_port, Duration::from_secs(5)) {
+                return Err(HarnessError::StartFailed {
+                    name: "redis-server (TLS)".to_owned(),
+                    port: tls_port,
+                    detail: "the TLS port did not open (taken, or redis-server built without TLS?)".to_owned(),
+                });
             }
-        }
-        Err(last.unwrap_or(HarnessError::StartFailed {
-            name: "redis-server (TLS)".to_owned(),
-            port: 0,
-            detail: "no attempt made".to_owned(),
-        }))
+            Ok((process, tls_port))
+        })?;
+        Ok(RedisTlsServer {
+            server: RedisServer { process, dir },
+            tls_port,
+            ca_pem,
+        })
     }
 
     /// `rediss://127.0.0.1:<tls port>/`.
@@ -304,19 +276,7 @@ impl RedisCluster {
     pub fn new() -> Result<Self, HarnessError> {
         let cli = redis_cli_binary()?;
         redis_server_binary()?;
-        let mut last = None;
-        for _ in 0..START_ATTEMPTS {
-            match Self::try_start(&cli) {
-                Ok(cluster) => return Ok(cluster),
-                Err(e @ HarnessError::StartFailed { .. }) => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or(HarnessError::StartFailed {
-            name: "redis cluster".to_owned(),
-            port: 0,
-            detail: "no attempt made".to_owned(),
-        }))
+        retry_start("redis cluster", || Self::try_start(&cli))
     }
 
     fn try_start(cli: &std::path::Path) -> Result<Self, HarnessError> {
