@@ -174,6 +174,7 @@ impl Common {
         cfg.bucket = Duration::from_secs(self.bucket_s.max(1));
         cfg.threads = self.threads.max(1);
         cfg.item_bytes = self.item_bytes;
+        cfg.timings = self.timings;
         Ok(cfg)
     }
 }

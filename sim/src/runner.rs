@@ -52,6 +52,9 @@ pub struct RunConfig {
     pub bucket: Duration,
     /// Worker threads for cells.
     pub threads: usize,
+    /// Time backend calls (for [`CellTiming::backend_time`]); off, only
+    /// counted.
+    pub timings: bool,
     /// The offset most simulated clients send (`+08:00`, as in the seed);
     /// `range-expansion` guesses keys in it.
     pub home_offset: chrono::FixedOffset,
@@ -74,6 +77,7 @@ impl RunConfig {
             item_bytes: 160,
             bucket: Duration::from_secs(60),
             threads: 2,
+            timings: false,
             home_offset: chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Utc.fix()),
         }
     }
@@ -167,6 +171,7 @@ fn run_one(
         cell.latencies = cfg.latencies;
         cell.item_bytes = cfg.item_bytes;
         cell.bucket_us = u64::try_from(cfg.bucket.as_micros()).unwrap_or(u64::MAX).max(1);
+        cell.time_calls = cfg.timings;
         run_cell(source, &cell, progress).await
     })
 }
@@ -185,7 +190,7 @@ pub struct CellTiming {
     /// Wall time of the cell on its worker thread (connecting included).
     pub wall: Duration,
     /// Time spent inside backend calls (reads and invalidations), as
-    /// measured around each call.
+    /// measured around each call; zero unless [`RunConfig::timings`].
     pub backend_time: Duration,
     /// Backend calls made.
     pub backend_calls: u64,
