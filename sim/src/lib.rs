@@ -59,10 +59,12 @@
 //! each) and moka's per-call cost under eviction churn is memory-bound
 //! (table maintenance, admission, deques). The issue's premise, "moka alone
 //! does ~1.5–2 M gets/s per core", holds for a small hot key set, not for this
-//! working set. Memory is met: a 10 M-event trace replays in 422 MB peak RSS
-//! (`cache-sim replay t10m.jsonl --strategies versioned --backend locmem:256
-//! --threads 1`), the same as a 2 M-event trace; several strategies at once
-//! multiply the store part (one store per cell in flight).
+//! working set. Memory is met: a 10 M-event trace (`cache-sim generate
+//! --actions 12500000`) replays in 443 MB peak RSS and 156 s (`cache-sim
+//! replay t10m.jsonl --strategies versioned --backend locmem:256 --threads
+//! 1`; 422 MB and 326 s before this round), about the same as a 2 M-event
+//! trace; several strategies at once multiply the store part (one store per
+//! cell in flight).
 //!
 //! The simulator's own share (about 55–60% of a cell) is spread thin: the
 //! database scan on a remembered answer's miss (~7%), trace generation
