@@ -213,27 +213,39 @@ fn prefix_tag(prefix: &str) -> Option<Option<&str>> {
 #[derive(Debug, Default)]
 struct PrefixIndex {
     active: bool,
-    keys: std::collections::HashMap<Option<String>, std::collections::HashSet<String>>,
+    /// Keys by [`group`]: their first hash tag, `""` for keys without one
+    /// (tags are never empty, so the two cannot be confused).
+    keys: std::collections::HashMap<String, std::collections::HashSet<String>>,
     len: usize,
+}
+
+/// The index group of a key (or of a prefix's keys): its hash tag, or `""`.
+fn group(tag: Option<&str>) -> &str {
+    tag.unwrap_or("")
 }
 
 impl PrefixIndex {
     fn insert(&mut self, key: &str) {
-        let group = self.keys.entry(hash_tag(key).map(str::to_owned)).or_default();
-        if !group.contains(key) {
-            group.insert(key.to_owned());
+        let g = group(hash_tag(key));
+        // Look up by `&str` first: only a new group allocates its name.
+        let set = match self.keys.get_mut(g) {
+            Some(set) => set,
+            None => self.keys.entry(g.to_owned()).or_default(),
+        };
+        if !set.contains(key) {
+            set.insert(key.to_owned());
             self.len += 1;
         }
     }
 
     fn remove(&mut self, key: &str) {
-        let tag = hash_tag(key);
-        if let Some(group) = self.keys.get_mut(&tag.map(str::to_owned)) {
-            if group.remove(key) {
+        let g = group(hash_tag(key));
+        if let Some(set) = self.keys.get_mut(g) {
+            if set.remove(key) {
                 self.len -= 1;
             }
-            if group.is_empty() {
-                self.keys.remove(&tag.map(str::to_owned));
+            if set.is_empty() {
+                self.keys.remove(g);
             }
         }
     }
@@ -248,7 +260,7 @@ impl PrefixIndex {
     /// index holds; some may be dead).
     fn matching(&self, prefix: &str) -> Vec<String> {
         let groups: Vec<&std::collections::HashSet<String>> = match prefix_tag(prefix) {
-            Some(tag) => self.keys.get(&tag.map(str::to_owned)).into_iter().collect(),
+            Some(tag) => self.keys.get(group(tag)).into_iter().collect(),
             None => self.keys.values().collect(),
         };
         let mut out: Vec<String> = groups

@@ -27,7 +27,7 @@ use backend_redis::RedisBackend;
 use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
 use cache_core::testkit::redis::RedisServer;
 use cache_core::{Backend, Bytes, Key};
-use common::{measure, measure_time, median, record, rounds, rounds_detail};
+use common::{measure, measure_time, record_rounds, rounds};
 use memcache::exp::{AsyncMetaClient, Get};
 
 const SUITE: &str = "backend_load";
@@ -75,25 +75,19 @@ async fn redis_suite() {
         ours_rates.push(get_loop(ours.clone(), vec![key.clone()], TASKS).await);
     }
     let group = "redis/get/64-tasks";
-    record(
+    record_rounds(
         SUITE,
         group,
         "baseline",
-        median(&raw_rates),
-        format!(
-            "raw redis MultiplexedConnection, {TASKS} tasks, {}",
-            rounds_detail(&raw_rates)
-        ),
+        &raw_rates,
+        &format!("raw redis MultiplexedConnection, {TASKS} tasks"),
     );
-    record(
+    record_rounds(
         SUITE,
         group,
         "ours",
-        median(&ours_rates),
-        format!(
-            "RedisBackend as Arc<dyn Backend>, {TASKS} tasks, {}",
-            rounds_detail(&ours_rates)
-        ),
+        &ours_rates,
+        &format!("RedisBackend as Arc<dyn Backend>, {TASKS} tasks"),
     );
 
     // The physical reference: 50 connections, one request in flight on each.
@@ -117,26 +111,20 @@ async fn redis_suite() {
         }
     }
     let group = "redis/get/50-conns-vs-redis-benchmark";
-    record(
+    record_rounds(
         SUITE,
         group,
         "ours",
-        median(&ours_rates),
-        format!(
-            "RedisBackend, {CONNS} tasks on one multiplexed connection, {}",
-            rounds_detail(&ours_rates)
-        ),
+        &ours_rates,
+        &format!("RedisBackend, {CONNS} tasks on one multiplexed connection"),
     );
     if !tool_rates.is_empty() {
-        record(
+        record_rounds(
             SUITE,
             group,
             "redis-benchmark",
-            median(&tool_rates),
-            format!(
-                "redis-benchmark -c {CONNS} -n {requests} -t get (no pipelining), {}",
-                rounds_detail(&tool_rates)
-            ),
+            &tool_rates,
+            &format!("redis-benchmark -c {CONNS} -n {requests} -t get (no pipelining)"),
         );
     }
 }
@@ -232,36 +220,27 @@ async fn memcached_suite() {
                 }
             }
         }
-        record(
+        record_rounds(
             SUITE,
             group,
             "baseline",
-            median(&raw_rates),
-            format!(
-                "raw memcache AsyncMetaClient (pool {pool}), {tasks} task(s), {}",
-                rounds_detail(&raw_rates)
-            ),
+            &raw_rates,
+            &format!("raw memcache AsyncMetaClient (pool {pool}), {tasks} task(s)"),
         );
-        record(
+        record_rounds(
             SUITE,
             group,
             "ours",
-            median(&ours_rates),
-            format!(
-                "MemcachedBackend as Arc<dyn Backend> (pool {pool}), {tasks} task(s), {}",
-                rounds_detail(&ours_rates)
-            ),
+            &ours_rates,
+            &format!("MemcachedBackend as Arc<dyn Backend> (pool {pool}), {tasks} task(s)"),
         );
         if !tool_rates.is_empty() {
-            record(
+            record_rounds(
                 SUITE,
                 group,
                 &format!("memaslap-{conns}"),
-                median(&tool_rates),
-                format!(
-                    "memaslap -c {conns} -T {threads}, 90% get / 10% set of {VALUE_SIZE}-byte values, all ops/s, {}",
-                    rounds_detail(&tool_rates)
-                ),
+                &tool_rates,
+                &format!("memaslap -c {conns} -T {threads}, 90% get / 10% set of {VALUE_SIZE}-byte values, all ops/s"),
             );
         }
     }

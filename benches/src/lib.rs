@@ -59,16 +59,20 @@ impl LoadResult {
     /// Appends this result as one JSON line to `target/bench-results/<suite>.jsonl`
     /// (creating the directory), so several suites can feed one report.
     pub fn append(&self, target_dir: &Path, suite: &str) -> std::io::Result<()> {
-        use std::io::Write;
-        let dir = target_dir.join("bench-results");
-        std::fs::create_dir_all(&dir)?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(format!("{suite}.jsonl")))?;
-        let line = serde_json::to_string(self).map_err(std::io::Error::other)?;
-        writeln!(f, "{line}")
+        append_json_line(&target_dir.join("bench-results"), suite, self)
     }
+}
+
+/// Appends `value` as one JSON line to `dir/<suite>.jsonl`, creating `dir`.
+fn append_json_line(dir: &Path, suite: &str, value: &impl Serialize) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{suite}.jsonl")))?;
+    let line = serde_json::to_string(value).map_err(std::io::Error::other)?;
+    writeln!(f, "{line}")
 }
 
 /// One point of the invalidation cost curve: the cost of one `invalidate`
@@ -110,15 +114,7 @@ impl CurvePoint {
     /// `target/bench-results/curves/<suite>.jsonl` (creating the directory).
     /// A subdirectory, so [`collect`] does not read it as a [`LoadResult`].
     pub fn append(&self, target_dir: &Path, suite: &str) -> std::io::Result<()> {
-        use std::io::Write;
-        let dir = target_dir.join("bench-results").join("curves");
-        std::fs::create_dir_all(&dir)?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(format!("{suite}.jsonl")))?;
-        let line = serde_json::to_string(self).map_err(std::io::Error::other)?;
-        writeln!(f, "{line}")
+        append_json_line(&target_dir.join("bench-results").join("curves"), suite, self)
     }
 
     /// True when the point respects its bound (or claims none).

@@ -644,33 +644,25 @@ mod tests {
         }));
         let horizon = 12_000;
         let instants: Vec<i64> = (horizon..20_010).step_by(7).collect();
-        let before: Vec<_> = queries
-            .iter()
-            .flat_map(|q| {
-                instants.iter().map(|&t| {
-                    (
-                        db.answer(q, t),
-                        db.any_write_between(q, horizon + 3, t),
-                        db.first_relevant_write(q, horizon, t),
-                    )
+        let ask = |db: &Db| -> Vec<_> {
+            queries
+                .iter()
+                .flat_map(|q| {
+                    instants.iter().map(|&t| {
+                        (
+                            db.answer(q, t),
+                            db.any_write_between(q, horizon + 3, t),
+                            db.first_relevant_write(q, horizon, t),
+                        )
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        };
+        let before = ask(&db);
         let held = db.versions_held();
         db.prune(horizon);
         assert!(db.versions_held() < held / 2, "{} of {held}", db.versions_held());
-        let after: Vec<_> = queries
-            .iter()
-            .flat_map(|q| {
-                instants.iter().map(|&t| {
-                    (
-                        db.answer(q, t),
-                        db.any_write_between(q, horizon + 3, t),
-                        db.first_relevant_write(q, horizon, t),
-                    )
-                })
-            })
-            .collect();
+        let after = ask(&db);
         assert_eq!(before, after);
         assert!(before.iter().any(|(a, _, _)| a.items > 0));
     }

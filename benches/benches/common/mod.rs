@@ -120,6 +120,18 @@ pub fn record(suite: &str, group: &str, subject: &str, ops_per_sec: f64, detail:
     .expect("writing bench results");
 }
 
+/// [`record`] of the median of per-round `rates`, with `what` and the
+/// rounds as the detail.
+pub fn record_rounds(suite: &str, group: &str, subject: &str, rates: &[f64], what: &str) {
+    record(
+        suite,
+        group,
+        subject,
+        median(rates),
+        format!("{what}, {}", rounds_detail(rates)),
+    );
+}
+
 /// Formats per-round rates for a result's detail.
 pub fn rounds_detail(rates: &[f64]) -> String {
     let list: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
