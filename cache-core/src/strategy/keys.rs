@@ -200,28 +200,7 @@ pub(crate) fn scoped_view_key(namespace: &str, tag: &str, view: &View) -> Result
     b.build()
 }
 
-/// splitmix64 (Steele, Lea, Flood 2014): a tiny, well-mixed step function.
-/// Hand-written because a PRNG crate would be the only new dependency and we
-/// need nothing but reproducible 64-bit values from a seed.
-pub(crate) fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// FNV-1a, 64 bit: a hash that is stable across Rust versions and
-/// platforms (std's `DefaultHasher` promises neither), for mixing key names
-/// into seeds.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
-}
+pub(crate) use crate::hash::{fnv1a, splitmix64};
 
 /// Produces random generation starts: deterministic for a given seed and
 /// order of operations, yet different every time a generation key has to be
