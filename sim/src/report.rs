@@ -139,9 +139,8 @@ impl CellResult {
             timeline: m
                 .timeline
                 .iter()
-                .enumerate()
-                .filter(|(_, (r, _))| *r > 0)
-                .map(|(i, &(r, s))| [i as u64 * bucket_s, r, s])
+                .filter(|(_, r, _)| *r > 0)
+                .map(|&(i, r, s)| [i.saturating_mul(bucket_s), r, s])
                 .collect(),
         }
     }
