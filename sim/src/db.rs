@@ -97,6 +97,24 @@ pub struct Committed {
     pub new: Option<(i64, i64)>,
 }
 
+impl Committed {
+    /// The invalidation this commit calls for: the item's scope, its old and
+    /// new dates (as UTC ranges).
+    pub fn change(&self) -> Result<cache_core::Change> {
+        let utc = chrono::FixedOffset::east_opt(0).ok_or_else(|| Error::Invalid("UTC offset".into()))?;
+        let at = |us: i64| {
+            chrono::DateTime::from_timestamp_micros(us)
+                .map(|t| t.with_timezone(&utc))
+                .ok_or_else(|| Error::Invalid(format!("instant {us}µs out of range")))
+        };
+        let mut ranges = Vec::with_capacity(2);
+        for (s, e) in self.old.into_iter().chain(self.new) {
+            ranges.push(cache_core::TimeRange::new(at(s)?, at(e)?)?);
+        }
+        Ok(cache_core::Change::new(cache_core::Scope::new(self.scope.clone())?, ranges)?)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Version {
     commit_us: i64,

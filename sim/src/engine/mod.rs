@@ -44,8 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cache_core::flow::{Aside, AsideOptions, Flights, ReadFlow, Served, Step};
-use cache_core::{Backend, Change, Instrumented, ManualClock, OpStats, Scope, Strategy, TimeRange};
-use chrono::{DateTime, FixedOffset};
+use cache_core::{Backend, Change, Instrumented, ManualClock, OpStats, Strategy};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -175,16 +174,6 @@ enum Slot {
     Invalidate { store: usize, change: Change },
 }
 
-fn utc_range(start_us: i64, end_us: i64) -> Result<TimeRange> {
-    let utc = FixedOffset::east_opt(0).ok_or_else(|| Error::Invalid("UTC offset".into()))?;
-    let at = |us: i64| {
-        DateTime::from_timestamp_micros(us)
-            .map(|t| t.with_timezone(&utc))
-            .ok_or_else(|| Error::Invalid(format!("instant {us}µs out of range")))
-    };
-    Ok(TimeRange::new(at(start_us)?, at(end_us)?)?)
-}
-
 fn instant(t_us: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros(u64::try_from(t_us).unwrap_or(0))
 }
@@ -287,11 +276,7 @@ impl Run<'_> {
                     return Ok(());
                 }
                 self.rec.writes += 1;
-                let mut ranges = Vec::with_capacity(2);
-                for (s, e) in c.old.into_iter().chain(c.new) {
-                    ranges.push(utc_range(s, e)?);
-                }
-                let change = Change::new(Scope::new(c.scope)?, ranges)?;
+                let change = c.change()?;
                 let store = self.store_index(process);
                 let slot = self.alloc(Slot::Invalidate { store, change });
                 self.schedule(t.saturating_add(us(self.cell.latencies.invalidate_us)), slot);
