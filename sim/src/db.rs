@@ -111,7 +111,10 @@ impl Committed {
         for (s, e) in self.old.into_iter().chain(self.new) {
             ranges.push(cache_core::TimeRange::new(at(s)?, at(e)?)?);
         }
-        Ok(cache_core::Change::new(cache_core::Scope::new(self.scope.clone())?, ranges)?)
+        Ok(cache_core::Change::new(
+            cache_core::Scope::new(self.scope.clone())?,
+            ranges,
+        )?)
     }
 }
 
@@ -234,16 +237,10 @@ pub struct Db {
     queries: u64,
 }
 
-/// The SplitMix64 finaliser: a bijective, well-mixed 64-bit step.
-fn fin(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// One item revision as a well-mixed 64-bit value, for [`Answer::fingerprint`].
 fn mix(id: u64, rev: u32) -> u64 {
-    fin(fin(id.wrapping_add(0x9E37_79B9_7F4A_7C15)) ^ u64::from(rev))
+    use cache_core::hash::{mix64, GOLDEN_GAMMA};
+    mix64(mix64(id.wrapping_add(GOLDEN_GAMMA)) ^ u64::from(rev))
 }
 
 impl Db {

@@ -130,21 +130,28 @@ async fn through_range_cache(cfg: &RunConfig, header: &Header, events: &[Event])
             other => panic!("unexpected event {other:?}"),
         }
     }
-    caches.iter().map(RangeCache::metrics).fold((0, 0, 0), |(h, m, l), x| {
-        (h + x.hits, m + x.misses, l + x.loader_calls)
-    })
+    caches
+        .iter()
+        .map(RangeCache::metrics)
+        .fold((0, 0, 0), |(h, m, l), x| (h + x.hits, m + x.misses, l + x.loader_calls))
 }
 
 #[test]
 fn range_cache_and_the_simulator_agree_on_every_strategy() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (header, events) = trace();
     for store in ["locmem:256", "locmem:1"] {
         for name in NAMES {
             let cfg = config(name, store);
             let sim = simulated(&cfg, &header, &events);
             let app = rt.block_on(through_range_cache(&cfg, &header, &events));
-            assert_eq!(sim, app, "{name} on {store}: (hits, misses, loads) simulated vs RangeCache");
+            assert_eq!(
+                sim, app,
+                "{name} on {store}: (hits, misses, loads) simulated vs RangeCache"
+            );
             assert!(sim.0 > 0 && sim.1 > 0, "{name} on {store}: {sim:?}");
         }
     }
