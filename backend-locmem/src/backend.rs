@@ -133,7 +133,13 @@ impl LocmemBackend {
     }
 
     /// In a deterministic store, applies moka's pending maintenance now
-    /// (see [`LocmemBuilder::deterministic`]).
+    /// (see [`LocmemBuilder::deterministic`]). Called after every write:
+    /// the pending work is then the reads since the previous write plus
+    /// this one write, which moka applies reads first, i.e. in the order
+    /// they happened. Reads need no call of their own: moka records them,
+    /// flushes every 64 (a count, not a time), and a timed flush of reads
+    /// alone only applies the same reads earlier, in the same order, with
+    /// no eviction in between (only writes change the weighted size).
     fn settle(&self) {
         if self.deterministic {
             self.cache.run_pending_tasks();
@@ -291,12 +297,10 @@ impl Backend for LocmemBackend {
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        let found = self
+        Ok(self
             .lookup(key.as_str(), self.fingerprint(key.as_str()))
             .filter(|e| e.live(self.clock.as_ref()))
-            .map(|e| e.value);
-        self.settle();
-        Ok(found)
+            .map(|e| e.value))
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {

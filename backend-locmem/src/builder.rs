@@ -75,10 +75,18 @@ impl LocmemBuilder {
     /// passed** since the last batch. Where a batch boundary falls changes
     /// the order in which reads and writes reach its policy, so on a loaded
     /// machine two identical runs evicted different entries. With this on,
-    /// the store applies the pending work after every operation itself, so
-    /// neither threshold is ever reached by a single-threaded caller, and a
-    /// timer that fires anyway finds the same single operation to apply.
-    /// Measured cost: see the crate docs.
+    /// the store applies the pending work after every write itself, so
+    /// every write is applied after exactly the reads that preceded it and
+    /// before any that follow: the order the operations happened in, which
+    /// no timer can change (for a single-threaded caller, as the
+    /// simulator's cells are).
+    ///
+    /// It changes what moka keeps, not only when: batched, a read that
+    /// arrives just after an insert is counted before the insert is
+    /// admitted, which favours new entries; in order, it is not. On the
+    /// simulator's `realistic` scenario at 256 MiB this moved `versioned`'s
+    /// hit rate from 21.1% (batched, varying slightly between runs) to
+    /// 16.6% (in order, the same in every run).
     pub fn deterministic(mut self, on: bool) -> Self {
         self.deterministic = on;
         self

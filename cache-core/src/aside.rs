@@ -275,7 +275,7 @@ impl RangeCache {
             match flow.step() {
                 Step::Plan => flow.planned(aside.plan(backend, view).await),
                 Step::Get => {
-                    let got = match flow.key() {
+                    let got = match flow.fetch_key() {
                         Some(key) => backend.get(key).await,
                         None => Ok(None),
                     };

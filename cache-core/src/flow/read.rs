@@ -19,7 +19,9 @@ pub enum Step {
     /// Run the strategy's plan ([`Aside::plan`]) and feed
     /// [`ReadFlow::planned`].
     Plan,
-    /// Read [`ReadFlow::key`] from the backend and feed [`ReadFlow::fetched`].
+    /// Read [`ReadFlow::fetch_key`] from the backend (when it is `Some`:
+    /// a strategy may have read the entry with its plan) and feed
+    /// [`ReadFlow::fetched`].
     Get,
     /// Ask the process's single-flight table: [`ReadFlow::join`]. If it
     /// says to wait, feed [`ReadFlow::joined`] when the leader publishes.
@@ -94,7 +96,7 @@ pub struct Outcome {
 ///     match flow.step() {
 ///         Step::Plan => flow.planned(aside.plan(backend, view).await),
 ///         Step::Get => {
-///             let got = match flow.key() { Some(k) => backend.get(k).await, None => Ok(None) };
+///             let got = match flow.fetch_key() { Some(k) => backend.get(k).await, None => Ok(None) };
 ///             flow.fetched(got, now, &aside)
 ///         }
 ///         Step::Join => { flow.join(&mut flights, ()); } // nobody else here: it leads
@@ -145,6 +147,12 @@ impl ReadFlow {
     /// The storage key of the view, once planned.
     pub fn key(&self) -> Option<&Key> {
         self.plan.as_ref().map(|p| &p.key)
+    }
+
+    /// The key [`Step::Get`] must read: `None` when there is nothing to
+    /// read, because the plan failed or already read the entry.
+    pub fn fetch_key(&self) -> Option<&Key> {
+        self.plan.as_ref().filter(|p| p.entry.is_none()).map(|p| &p.key)
     }
 
     /// The entry to store at [`Step::Store`] (envelope + payload).
@@ -199,8 +207,13 @@ impl ReadFlow {
 
     /// Result of [`Step::Get`] at `now` (per the driver's clock): a fresh
     /// entry is a hit unless XFetch refreshes it early; anything else
-    /// (absent, expired, not an envelope, a backend error) is a miss.
+    /// (absent, expired, not an envelope, a backend error) is a miss. When
+    /// the plan read the entry itself, `got` is ignored (pass `Ok(None)`).
     pub fn fetched(&mut self, got: Result<Option<Bytes>>, now: SystemTime, aside: &Aside) {
+        let got = match self.plan.as_mut().and_then(|p| p.entry.take()) {
+            Some(with_plan) => Ok(with_plan),
+            None => got,
+        };
         match got {
             Ok(Some(bytes)) => {
                 // A Get is only asked for after a plan, so the key is there.

@@ -73,7 +73,7 @@ impl Bucketed {
     /// A `bucketed` strategy with `options` (uses `namespace`, `ttl`, `seed`,
     /// `clock`, `bucket`).
     pub fn new(options: StrategyOptions) -> Self {
-        let source = GenerationSource::new(options.seed, options.clock.clone());
+        let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl());
         Bucketed { options, source }
     }
 
@@ -171,7 +171,9 @@ impl Bucketed {
         b.build()
     }
 
-    fn generation_keys(&self, view: &View) -> Result<Vec<Key>> {
+    /// The generation keys of `view`: one per (scope, bucket its range
+    /// spans), scope by scope, buckets in time order.
+    pub(crate) fn generation_keys(&self, view: &View) -> Result<Vec<Key>> {
         let starts = self.bucket_starts(&view.range)?;
         let mut keys = Vec::with_capacity(view.scopes.len() * starts.len());
         for scope in &view.scopes {
@@ -181,6 +183,20 @@ impl Bucketed {
             }
         }
         Ok(keys)
+    }
+
+    /// The generation keys `change` bumps: one per bucket its old and new
+    /// dates touch, in its scope.
+    pub(crate) fn change_keys(&self, change: &Change) -> Result<Vec<Key>> {
+        let mut buckets = BTreeSet::new();
+        for range in &change.ranges {
+            buckets.extend(self.buckets(range)?);
+        }
+        let head = self.generation_head(&change.scope);
+        buckets
+            .into_iter()
+            .map(|bucket| Self::generation_key(&head, |out| out.push_str(&bucket)))
+            .collect()
     }
 }
 
@@ -226,13 +242,7 @@ impl Strategy for Bucketed {
     }
 
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
-        let mut buckets = BTreeSet::new();
-        for range in &change.ranges {
-            buckets.extend(self.buckets(range)?);
-        }
-        let head = self.generation_head(&change.scope);
-        for bucket in buckets {
-            let key = Self::generation_key(&head, |out| out.push_str(&bucket))?;
+        for key in self.change_keys(change)? {
             bump_generation(backend, &key, &self.source).await?;
         }
         Ok(())

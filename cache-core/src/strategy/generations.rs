@@ -4,9 +4,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
-use crate::backend::{format_counter, parse_counter, Backend};
+use bytes::Bytes;
+
+use crate::backend::{format_counter, parse_counter, Backend, Ttl};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::hash::{fnv1a, splitmix64};
@@ -29,15 +31,24 @@ pub(crate) struct GenerationSource {
     seed: u64,
     clock: Arc<dyn Clock>,
     counter: AtomicU64,
+    /// TTL of the generation keys written (see
+    /// [`StrategyOptions::control_ttl`](super::StrategyOptions::control_ttl)).
+    ttl: Duration,
 }
 
 impl GenerationSource {
-    pub(crate) fn new(seed: u64, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(seed: u64, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
         GenerationSource {
             seed,
             clock,
             counter: AtomicU64::new(0),
+            ttl,
         }
+    }
+
+    /// The TTL generation keys are written with.
+    pub(crate) fn ttl(&self) -> Ttl {
+        Some(self.ttl)
     }
 
     /// A fresh start for the generation under `key`, in `1..2^62`.
@@ -73,13 +84,25 @@ pub(crate) async fn read_generations(
         [one] => vec![backend.get(one).await?],
         many => backend.get_many(many).await?,
     };
+    resolve_generations(backend, keys, values, source).await
+}
+
+/// The generations under `keys`, given the `values` already read for them
+/// (in the same round trip as something else: `stamped` reads its entry
+/// with them); missing ones are created as [`read_generations`] does.
+pub(crate) async fn resolve_generations(
+    backend: &dyn Backend,
+    keys: &[Key],
+    values: Vec<Option<Bytes>>,
+    source: &GenerationSource,
+) -> Result<Vec<u64>> {
     let mut out = Vec::with_capacity(keys.len());
     for (key, value) in keys.iter().zip(values) {
         let generation = match value.as_deref().map(parse_counter) {
             Some(Some(g)) => g,
             Some(None) => {
                 let g = source.fresh(key);
-                backend.set(key, format_counter(g), None).await?;
+                backend.set(key, format_counter(g), source.ttl()).await?;
                 g
             }
             None => seed_generation(backend, key, source).await?,
@@ -94,7 +117,7 @@ pub(crate) async fn read_generations(
 async fn seed_generation(backend: &dyn Backend, key: &Key, source: &GenerationSource) -> Result<u64> {
     for _ in 0..ATTEMPTS {
         let g = source.fresh(key);
-        if backend.add(key, format_counter(g), None).await? {
+        if backend.add(key, format_counter(g), source.ttl()).await? {
             return Ok(g);
         }
         // Someone else seeded it between our read and our add: use theirs.
@@ -118,14 +141,17 @@ pub(crate) async fn bump_generation(backend: &dyn Backend, key: &Key, source: &G
         match backend.incr(key, 1).await {
             Ok(_) => return Ok(()),
             Err(Error::NotFound { .. }) => {
-                if backend.add(key, format_counter(source.fresh(key)), None).await? {
+                if backend
+                    .add(key, format_counter(source.fresh(key)), source.ttl())
+                    .await?
+                {
                     return Ok(());
                 }
                 // A reader seeded it concurrently; that reader may have read
                 // the database before our commit, so bump past its value.
             }
             Err(Error::Overflow { .. } | Error::NotACounter { .. }) => {
-                return backend.set(key, format_counter(source.fresh(key)), None).await;
+                return backend.set(key, format_counter(source.fresh(key)), source.ttl()).await;
             }
             Err(e) => return Err(e),
         }
@@ -146,12 +172,15 @@ mod tests {
     fn fresh_starts_are_deterministic_and_distinct() {
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_unix_millis(1_000));
         let key = Key::new("feed:v:{a}:gen").unwrap();
-        let a = GenerationSource::new(7, clock.clone());
-        let b = GenerationSource::new(7, clock.clone());
+        let a = GenerationSource::new(7, clock.clone(), Duration::from_secs(600));
+        let b = GenerationSource::new(7, clock.clone(), Duration::from_secs(600));
         let first = a.fresh(&key);
         assert_eq!(first, b.fresh(&key), "same seed, same order, same value");
         assert_ne!(first, a.fresh(&key), "the counter moves on");
-        assert_ne!(first, GenerationSource::new(8, clock).fresh(&key));
+        assert_ne!(
+            first,
+            GenerationSource::new(8, clock, Duration::from_secs(600)).fresh(&key)
+        );
         assert!(first <= GENERATION_MASK);
     }
 }

@@ -23,6 +23,7 @@
 //! | [`range-expansion`](range_expansion) | 1 | 1 | 1 `delete_many` of `K` keys | only the guessed keys |
 //! | [`short-ttl`](short_ttl) | 1 | 1 | 0 | stale for up to the TTL |
 //! | [`bucketed`] | 2 (one `get_many` of `B`) | 1 | `b` `incr`s | as `versioned`, per bucket |
+//! | [`stamped`] | 1 (one `get_many` of generations + entry) | 1 | 1 `incr` (`b` per bucket) | as `versioned`, no orphans |
 //!
 //! # Keys
 //!
@@ -55,6 +56,7 @@ pub(crate) mod keys;
 pub mod naive_versioned;
 pub mod range_expansion;
 pub mod short_ttl;
+pub mod stamped;
 pub mod versioned;
 pub mod wildcard;
 
@@ -63,6 +65,7 @@ pub use fixed_month::FixedMonth;
 pub use naive_versioned::NaiveVersioned;
 pub use range_expansion::RangeExpansion;
 pub use short_ttl::ShortTtl;
+pub use stamped::{StampGranularity, Stamped};
 pub use versioned::Versioned;
 pub use wildcard::Wildcard;
 
@@ -75,10 +78,16 @@ pub struct ReadPlan {
     /// TTL to store the entry with; also its logical lifetime in
     /// [`RangeCache`](crate::aside::RangeCache).
     pub ttl: Ttl,
-    /// The generations the key was derived from, in the order the strategy
-    /// fetched them (empty for strategies without generations). For reports
-    /// and debugging; the key already carries them.
+    /// The generations the key was derived from (or, for `stamped`, that a
+    /// stored entry must carry), in the order the strategy fetched them
+    /// (empty for strategies without generations).
     pub generations: Vec<u64>,
+    /// The entry, when the plan already read it in the same round trip as
+    /// its generations (`stamped`): `Some(None)` is a miss (absent, or its
+    /// stamps are not current), `Some(Some(bytes))` the cached envelope.
+    /// `None` (every other strategy): the entry is read with a separate
+    /// `get` of [`Self::key`].
+    pub entry: Option<Option<Bytes>>,
 }
 
 impl ReadPlan {
@@ -89,6 +98,7 @@ impl ReadPlan {
             key,
             ttl,
             generations: Vec::new(),
+            entry: None,
         }
     }
 
@@ -96,6 +106,14 @@ impl ReadPlan {
     #[must_use]
     pub fn with_generations(mut self, generations: Vec<u64>) -> Self {
         self.generations = generations;
+        self
+    }
+
+    /// Hands over the entry the plan read itself (builder style): the read
+    /// path then makes no separate `get`.
+    #[must_use]
+    pub fn with_entry(mut self, entry: Option<Bytes>) -> Self {
+        self.entry = Some(entry);
         self
     }
 }
@@ -180,7 +198,7 @@ pub struct Registration {
 
 /// The registry: every strategy, in report order. The one place a strategy
 /// is registered; [`NAMES`] and [`by_name`] derive from it.
-pub const REGISTRY: [Registration; 7] = [
+pub const REGISTRY: [Registration; 8] = [
     Registration {
         name: FixedMonth::NAME,
         build: |o| Arc::new(FixedMonth::new(o)),
@@ -208,6 +226,10 @@ pub const REGISTRY: [Registration; 7] = [
     Registration {
         name: Bucketed::NAME,
         build: |o| Arc::new(Bucketed::new(o)),
+    },
+    Registration {
+        name: Stamped::NAME,
+        build: |o| Arc::new(Stamped::new(o)),
     },
 ];
 
@@ -261,8 +283,11 @@ pub struct StrategyOptions {
     /// of braces, whitespace and glob characters; tests sharing one server
     /// give each run its own.
     pub namespace: String,
-    /// Bucket size of `bucketed` (default: month).
+    /// Bucket size of `bucketed`, and of `stamped` with bucket granularity
+    /// (default: month).
     pub bucket: BucketSize,
+    /// Generation granularity of `stamped` (default: one per scope).
+    pub stamp_granularity: StampGranularity,
     /// The filter combinations `fixed-month` and `range-expansion` delete keys
     /// for, as the seed's loops over work types × statuses did. Each map is one
     /// view's `params`; the default is one combination, no filters (the
@@ -288,6 +313,7 @@ impl Default for StrategyOptions {
             seed: 0,
             namespace: "feed".to_owned(),
             bucket: BucketSize::Month,
+            stamp_granularity: StampGranularity::Scope,
             filter_combinations: vec![BTreeMap::new()],
             index_cap: 1000,
             home_offset: chrono::Utc.fix(),
@@ -338,6 +364,13 @@ impl StrategyOptions {
         self
     }
 
+    /// Sets [`Self::stamp_granularity`].
+    #[must_use]
+    pub fn with_stamp_granularity(mut self, granularity: StampGranularity) -> Self {
+        self.stamp_granularity = granularity;
+        self
+    }
+
     /// Sets [`Self::filter_combinations`].
     #[must_use]
     pub fn with_filter_combinations(mut self, combos: Vec<BTreeMap<String, String>>) -> Self {
@@ -357,6 +390,19 @@ impl StrategyOptions {
     pub fn with_home_offset(mut self, offset: chrono::FixedOffset) -> Self {
         self.home_offset = offset;
         self
+    }
+
+    /// TTL of every control key a strategy writes (generations, versions,
+    /// key indexes): twice the longest entry TTL, so a control key outlives
+    /// the entries written in the first half of its life and never lingers
+    /// long after the last one it guards; a busy scope re-creates it as
+    /// needed. Why an expired generation is safe: `versioned`, `bucketed`
+    /// and `stamped` re-create it at a fresh random start, so the entries it
+    /// guarded become unreadable (misses), never readable again with
+    /// changed data. `naive-versioned` restarts at 1, which is its known
+    /// hazard (`version-eviction`), whatever the TTL.
+    pub fn control_ttl(&self) -> Duration {
+        self.ttl.max(self.short_ttl).saturating_mul(2)
     }
 
     /// Checks the options every strategy relies on.

@@ -114,7 +114,11 @@ impl Strategy for NaiveVersioned {
             Ok(_) => Ok(()),
             // Django raises ValueError for a missing key; the seed catches it
             // and restarts the counter at 1: the flaw this strategy keeps.
-            Err(Error::NotFound { .. }) => backend.set(&key, format_counter(1), None).await,
+            Err(Error::NotFound { .. }) => {
+                backend
+                    .set(&key, format_counter(1), Some(self.options.control_ttl()))
+                    .await
+            }
             Err(e) => Err(e),
         }
     }

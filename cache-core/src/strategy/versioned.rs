@@ -72,7 +72,7 @@ impl Versioned {
     /// A `versioned` strategy with `options` (uses `namespace`, `ttl`, `seed`,
     /// `clock`).
     pub fn new(options: StrategyOptions) -> Self {
-        let source = GenerationSource::new(options.seed, options.clock.clone());
+        let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl());
         Versioned { options, source }
     }
 

@@ -356,12 +356,13 @@ impl Run<'_> {
                     break now.saturating_add(us(lat.plan_us));
                 }
                 Step::Get => {
-                    let got = match r.flow.key() {
-                        Some(key) => self.read[r.store].get(key).await,
-                        None => Ok(None),
+                    // No round trip (and no latency) when the plan read the
+                    // entry itself (`stamped`).
+                    let (got, at) = match r.flow.fetch_key() {
+                        Some(key) => (self.read[r.store].get(key).await, now.saturating_add(us(lat.get_us))),
+                        None => (Ok(None), now),
                     };
                     r.flow.fetched(got, instant(now), &self.aside);
-                    let at = now.saturating_add(us(lat.get_us));
                     if r.flow.step() == Step::Done {
                         self.serve(&r, at);
                         self.release(slot);
