@@ -13,6 +13,8 @@
 //! - [`key`]: [`Key`] validation, building keys from user input safely, glob
 //!   escaping, and the deterministic mapping to Memcached's key rules.
 //! - [`view`]: the vocabulary: [`Scope`], [`TimeRange`], [`View`], [`Change`].
+//! - [`fullcalendar`]: FullCalendar's feed query (`start`, `end`, `timeZone`,
+//!   filters) straight to a [`View`], with an error a handler answers with 400.
 //! - [`strategy`]: the invalidation strategies behind the [`Strategy`] trait
 //!   (one file each) and the by-name registry [`strategy::by_name`].
 //! - [`aside`]: [`RangeCache`], cache-aside over a strategy: single-flight,
@@ -50,6 +52,7 @@ pub mod conformance;
 pub mod envelope;
 pub mod error;
 pub mod ext;
+pub mod fullcalendar;
 pub mod instrumented;
 pub mod key;
 pub mod strategy;
