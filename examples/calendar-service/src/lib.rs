@@ -66,7 +66,7 @@ pub struct Config {
     pub db: Option<PathBuf>,
     /// Key namespace in the cache; default `calendar` with a database file,
     /// a per-run one with the in-memory database.
-    #[arg(long, env = "CALENDAR_CACHE_NAMESPACE")]
+    #[arg(long = "cache-namespace", env = "CALENDAR_CACHE_NAMESPACE")]
     pub namespace: Option<String>,
 }
 
