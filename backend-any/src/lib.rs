@@ -233,7 +233,8 @@ mod tests {
         .await
         .unwrap();
         let v = view();
-        let load = |body: &'static str| move || async move { Ok::<_, std::io::Error>(Bytes::from_static(body.as_bytes())) };
+        let load =
+            |body: &'static str| move || async move { Ok::<_, std::io::Error>(Bytes::from_static(body.as_bytes())) };
         assert_eq!(cache.get_or_load(&v, load("[1]")).await.unwrap(), "[1]");
         assert_eq!(cache.get_or_load(&v, load("[2]")).await.unwrap(), "[1]");
         cache
@@ -269,7 +270,10 @@ mod tests {
         let err = connect("postgres://u:pw@h/db").await.unwrap_err();
         assert!(matches!(err, Error::UnknownScheme { .. }));
         let msg = err.to_string();
-        assert!(msg.contains("memcache://") && msg.contains("u:***@h") && !msg.contains("pw@"), "{msg}");
+        assert!(
+            msg.contains("memcache://") && msg.contains("u:***@h") && !msg.contains("pw@"),
+            "{msg}"
+        );
         let err = range_cache("locmem", "lru").await.unwrap_err();
         assert!(matches!(err, Error::Strategy(_)));
         assert!(err.to_string().contains("versioned"), "{err}");

@@ -147,7 +147,9 @@ impl FeedQuery {
                 TIME_ZONE => &mut zone,
                 other if filters.contains(&other) => {
                     if found.insert(other.to_owned(), value.to_owned()).is_some() {
-                        return Err(FeedQueryError::Repeated { param: other.to_owned() });
+                        return Err(FeedQueryError::Repeated {
+                            param: other.to_owned(),
+                        });
                     }
                     continue;
                 }
@@ -207,11 +209,7 @@ impl FeedQuery {
 /// The [`View`] of `scopes` that a FullCalendar feed request with the raw
 /// query string `query` asks for, `filters` naming the parameters that are
 /// part of the key (see [`FeedQuery::parse`]).
-pub fn view(
-    scopes: impl IntoIterator<Item = Scope>,
-    query: &str,
-    filters: &[&str],
-) -> Result<View, FeedQueryError> {
+pub fn view(scopes: impl IntoIterator<Item = Scope>, query: &str, filters: &[&str]) -> Result<View, FeedQueryError> {
     FeedQuery::parse(query, filters)?.into_view(scopes)
 }
 
@@ -255,7 +253,8 @@ pub fn all_day_range(start: NaiveDate, end: NaiveDate) -> crate::Result<TimeRang
 
 /// `UTC` or an IANA name (case as in the tz database).
 fn parse_zone(name: &str) -> Result<Tz, FeedQueryError> {
-    name.parse::<Tz>().map_err(|_| FeedQueryError::UnknownTimeZone { value: quote(name) })
+    name.parse::<Tz>()
+        .map_err(|_| FeedQueryError::UnknownTimeZone { value: quote(name) })
 }
 
 fn parse_param(
@@ -397,7 +396,10 @@ mod tests {
     fn every_bad_input_is_a_typed_error() {
         let e = |q: &str| parse(q).unwrap_err();
         assert_eq!(e("end=2025-10-02T00:00:00Z"), FeedQueryError::Missing { param: START });
-        assert_eq!(e("start=2025-10-02T00:00:00Z&end="), FeedQueryError::Missing { param: END });
+        assert_eq!(
+            e("start=2025-10-02T00:00:00Z&end="),
+            FeedQueryError::Missing { param: END }
+        );
         assert!(matches!(
             e("start=2025-10-01T00:00:00Z&start=2025-10-02T00:00:00Z&end=2025-10-03T00:00:00Z"),
             FeedQueryError::Repeated { param } if param == "start"

@@ -22,7 +22,10 @@ pub const FILTERS: &[&str] = &["work_type", "status"];
 pub async fn feed(State(app): State<App>, user: User, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let calendars = app.db.calendars_of(&user.0).await?;
     let view = fullcalendar::view(calendars.iter().map(scope), query.as_deref().unwrap_or(""), FILTERS)?;
-    let body = app.cache.get_or_load(&view, || load_feed(&app, &calendars, &view)).await?;
+    let body = app
+        .cache
+        .get_or_load(&view, || load_feed(&app, &calendars, &view))
+        .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -49,7 +52,9 @@ async fn load_feed(app: &App, calendars: &[Calendar], view: &cache_core::View) -
     let ids: Vec<i64> = calendars.iter().map(|c| c.id).collect();
     let rows = app.db.feed(&ids, view.range, filter).await?;
     let events: Vec<Event<'_>> = rows.iter().map(|(item, cal)| Event::new(item, cal)).collect();
-    Ok(Bytes::from(serde_json::to_vec(&events).unwrap_or_else(|_| b"[]".to_vec())))
+    Ok(Bytes::from(
+        serde_json::to_vec(&events).unwrap_or_else(|_| b"[]".to_vec()),
+    ))
 }
 
 /// One event in FullCalendar's format (all-day, end exclusive).

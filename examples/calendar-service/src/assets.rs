@@ -19,7 +19,10 @@ const FULLCALENDAR_LICENSE: &str = include_str!("../static/vendor/fullcalendar/L
 /// (the browser test reloads right after changing the page's code paths).
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         body,
     )
 }
@@ -28,8 +31,14 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
-        .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
+        .route(
+            "/assets/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
         .route(
             "/assets/fullcalendar/index.global.min.js",
             get(|| async { asset("text/javascript; charset=utf-8", FULLCALENDAR_JS) }),

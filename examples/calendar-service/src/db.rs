@@ -437,7 +437,9 @@ mod tests {
     #[test]
     fn shown_days_follow_the_clients_offset() {
         assert_eq!(
-            shown_days(range("start=2025-09-29T00:00:00%2B08:00&end=2025-11-10T00:00:00%2B08:00")),
+            shown_days(range(
+                "start=2025-09-29T00:00:00%2B08:00&end=2025-11-10T00:00:00%2B08:00"
+            )),
             (d("2025-09-29"), d("2025-11-10"))
         );
         // An end at 12:00 still shows that day.
@@ -467,7 +469,10 @@ mod tests {
         // 8th, not on the 9th.
         let eighth = range("start=2025-10-08T00:00:00Z&end=2025-10-09T00:00:00Z");
         let ninth = range("start=2025-10-09T00:00:00Z&end=2025-10-10T00:00:00Z");
-        assert_eq!(titles(db.feed(&[3], eighth, FeedFilter::default()).await.unwrap()), ["Design review"]);
+        assert_eq!(
+            titles(db.feed(&[3], eighth, FeedFilter::default()).await.unwrap()),
+            ["Design review"]
+        );
         assert!(db.feed(&[3], ninth, FeedFilter::default()).await.unwrap().is_empty());
         assert!(matches!(db.calendars_of("mallory").await, Err(DbError::UnknownUser(_))));
     }

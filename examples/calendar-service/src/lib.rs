@@ -45,7 +45,10 @@ pub const DEFAULT_STRATEGY: &str = "versioned";
 
 /// How the service is set up: flags, or environment variables.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "calendar-service", about = "The seed's calendar on range-cache: axum + SQLite + FullCalendar")]
+#[command(
+    name = "calendar-service",
+    about = "The seed's calendar on range-cache: axum + SQLite + FullCalendar"
+)]
 #[non_exhaustive]
 pub struct Config {
     /// Address to listen on.

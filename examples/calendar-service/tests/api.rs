@@ -49,13 +49,20 @@ impl Service {
 
     /// The feed for `user`: (item id, start date) of every event.
     async fn feed(&self, user: &str, query: &str) -> Vec<(String, String)> {
-        let (status, events) = self.call(Method::GET, &format!("/calendar/feed?{query}"), user, None).await;
+        let (status, events) = self
+            .call(Method::GET, &format!("/calendar/feed?{query}"), user, None)
+            .await;
         assert_eq!(status, StatusCode::OK, "{events}");
         events
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| (e["id"].as_str().unwrap().to_owned(), e["start"].as_str().unwrap().to_owned()))
+            .map(|e| {
+                (
+                    e["id"].as_str().unwrap().to_owned(),
+                    e["start"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect()
     }
 }
@@ -70,11 +77,16 @@ async fn bad_feed_queries_are_400_with_the_reason() {
     for (query, expected) in [
         ("end=2025-10-01T00:00:00Z", "missing query parameter `start`"),
         ("start=2025-10-01T00:00:00&end=2025-10-02T00:00:00", "no UTC offset"),
-        ("start=2025-10-01&end=2025-10-02&timeZone=Mars%2FOlympus", "unknown time zone `Mars/Olympus`"),
+        (
+            "start=2025-10-01&end=2025-10-02&timeZone=Mars%2FOlympus",
+            "unknown time zone `Mars/Olympus`",
+        ),
         ("start=2025-10-02T00:00:00Z&end=2025-10-01T00:00:00Z", "empty range"),
         ("start=tomorrow&end=2025-10-01T00:00:00Z", "not an ISO-8601 date-time"),
     ] {
-        let (status, body) = s.call(Method::GET, &format!("/calendar/feed?{query}"), "alice", None).await;
+        let (status, body) = s
+            .call(Method::GET, &format!("/calendar/feed?{query}"), "alice", None)
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
         let error = body["error"].as_str().unwrap();
         assert!(error.contains(expected), "{query}: {error}");
@@ -90,10 +102,16 @@ async fn a_named_zone_and_an_offset_show_the_same_days() {
     let s = Service::start("versioned", "locmem").await;
     let offset = s.feed("alice", OCTOBER).await;
     let named = s
-        .feed("alice", "start=2025-09-29T00%3A00%3A00&end=2025-11-10T00%3A00%3A00&timeZone=Asia%2FShanghai")
+        .feed(
+            "alice",
+            "start=2025-09-29T00%3A00%3A00&end=2025-11-10T00%3A00%3A00&timeZone=Asia%2FShanghai",
+        )
         .await;
     assert_eq!(offset, named);
-    assert!(has(&offset, "3") && !has(&offset, "4"), "alice sees Team and Alice, not Bob: {offset:?}");
+    assert!(
+        has(&offset, "3") && !has(&offset, "4"),
+        "alice sees Team and Alice, not Bob: {offset:?}"
+    );
     // Two spellings, two entries; the second request of each is a hit.
     s.feed("alice", OCTOBER).await;
     let m = s.app.cache.metrics();
@@ -158,18 +176,33 @@ async fn writes_answer_with_their_status() {
                "start": start, "end": end})
     };
     let (status, created) = s
-        .call(Method::POST, "/api/items", "bob", Some(item(3, "2025-10-27", "2025-10-29")))
+        .call(
+            Method::POST,
+            "/api/items",
+            "bob",
+            Some(item(3, "2025-10-27", "2025-10-29")),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let id = created["id"].as_i64().unwrap();
     // Created by Bob in Team: Alice's cached October feed shows it at once.
     assert!(has(&s.feed("alice", OCTOBER).await, &id.to_string()));
     let into_alices = s
-        .call(Method::POST, "/api/items", "bob", Some(item(1, "2025-10-27", "2025-10-29")))
+        .call(
+            Method::POST,
+            "/api/items",
+            "bob",
+            Some(item(1, "2025-10-27", "2025-10-29")),
+        )
         .await;
     assert_eq!(into_alices.0, StatusCode::FORBIDDEN);
     let backwards = s
-        .call(Method::POST, "/api/items", "bob", Some(item(3, "2025-10-29", "2025-10-27")))
+        .call(
+            Method::POST,
+            "/api/items",
+            "bob",
+            Some(item(3, "2025-10-29", "2025-10-27")),
+        )
         .await;
     assert_eq!(backwards.0, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = s
@@ -179,7 +212,11 @@ async fn writes_answer_with_their_status() {
     let (status, _) = s.call(Method::DELETE, "/api/items/999", "alice", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let m = s.app.cache.metrics();
-    assert_eq!((m.invalidations, m.invalidation_errors), (1, 0), "only the committed write invalidated");
+    assert_eq!(
+        (m.invalidations, m.invalidation_errors),
+        (1, 0),
+        "only the committed write invalidated"
+    );
 }
 
 #[tokio::test]
@@ -197,7 +234,11 @@ async fn the_page_and_fullcalendar_are_served_from_the_binary() {
     let license = s
         .router
         .clone()
-        .oneshot(Request::get("/assets/fullcalendar/LICENSE.md").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/assets/fullcalendar/LICENSE.md")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let text = axum::body::to_bytes(license.into_body(), 1 << 16).await.unwrap();

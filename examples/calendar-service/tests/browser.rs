@@ -19,13 +19,13 @@
 //! `$CARGO_TARGET_TMPDIR/calendar-screenshots/`; with `UPDATE_SCREENSHOTS=1`
 //! they also replace the ones in `docs/` that the README shows.
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use calendar_service::{serve, App, Config};
 use cache_core::testkit::process::{find_binary, free_port, wait_for_port};
+use calendar_service::{serve, App, Config};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
@@ -78,11 +78,7 @@ impl Browser {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", chromedriver.display()));
-        let driver = Driver {
-            child,
-            log,
-            _dir: dir,
-        };
+        let driver = Driver { child, log, _dir: dir };
         assert!(
             wait_for_port(port, Duration::from_secs(20)),
             "chromedriver did not listen on {port}; log: {}",
@@ -123,9 +119,12 @@ impl Browser {
             Some(url) => self.client.goto(url).await.unwrap(),
             None => self.client.refresh().await.unwrap(),
         }
-        self.wait_until("the feed to load", "return document.documentElement.dataset.feed === 'ready' \
-             && document.querySelectorAll('.fc-event[data-item-id]').length > 0")
-            .await;
+        self.wait_until(
+            "the feed to load",
+            "return document.documentElement.dataset.feed === 'ready' \
+             && document.querySelectorAll('.fc-event[data-item-id]').length > 0",
+        )
+        .await;
     }
 
     /// Polls `script` (returning a boolean) until it is true, for 15 s.
@@ -152,11 +151,22 @@ impl Browser {
 
     async fn days_of(&self, id: &str) -> Vec<String> {
         let events = self.events().await;
-        events.into_iter().filter(|(i, _, _)| i == id).map(|(_, _, day)| day).collect()
+        events
+            .into_iter()
+            .filter(|(i, _, _)| i == id)
+            .map(|(_, _, day)| day)
+            .collect()
     }
 
     async fn click(&self, css: &str) {
-        self.client.wait().for_element(Locator::Css(css)).await.unwrap().click().await.unwrap();
+        self.client
+            .wait()
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
     }
 
     /// Sets a date input the way its picker would (typing into `<input
@@ -173,21 +183,29 @@ impl Browser {
     }
 
     async fn modal_closed(&self) {
-        self.wait_until("the modal to close", "return !document.getElementById('item-dialog').open")
-            .await;
+        self.wait_until(
+            "the modal to close",
+            "return !document.getElementById('item-dialog').open",
+        )
+        .await;
     }
 
     /// Saves a screenshot as `name.png`, checks it is a real PNG, and
     /// returns its path.
     async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.unwrap();
-        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000, "not a screenshot");
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000,
+            "not a screenshot"
+        );
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("calendar-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, &png).unwrap();
         if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
-            let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(format!("{name}.png"));
+            let docs = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("docs")
+                .join(format!("{name}.png"));
             std::fs::write(docs, &png).unwrap();
         }
         path
@@ -224,7 +242,11 @@ const MOVED: &str = "5";
 /// item is shown on after the reload (empty when it is gone). `shots`
 /// names the screenshots taken before the delete and after the reload.
 async fn delete_and_reload(b: &Browser, app: &App, shots: [Option<&str>; 2]) -> Vec<String> {
-    assert_eq!(b.days_of(DELETED).await, ["2025-10-08"], "the demo item is shown before the delete");
+    assert_eq!(
+        b.days_of(DELETED).await,
+        ["2025-10-08"],
+        "the demo item is shown before the delete"
+    );
     if let Some(name) = shots[0] {
         b.screenshot(name).await;
     }
@@ -260,7 +282,8 @@ async fn seed_scenarios_pass_with_the_default_strategy() {
         .unwrap();
     let first = feeds[0].as_str().unwrap_or_default();
     assert!(
-        first.contains("start=2025-09-29T00%3A00%3A00%2B08%3A00") && first.contains("end=2025-11-10T00%3A00%3A00%2B08%3A00"),
+        first.contains("start=2025-09-29T00%3A00%3A00%2B08%3A00")
+            && first.contains("end=2025-11-10T00%3A00%3A00%2B08%3A00"),
         "{first}"
     );
 
@@ -285,7 +308,12 @@ async fn seed_scenarios_pass_with_the_default_strategy() {
     b.click("#item-save").await;
     b.modal_closed().await;
     b.open(None).await;
-    let created: Vec<_> = b.events().await.into_iter().filter(|(_, t, _)| t == "Browser-made item").collect();
+    let created: Vec<_> = b
+        .events()
+        .await
+        .into_iter()
+        .filter(|(_, t, _)| t == "Browser-made item")
+        .collect();
     assert_eq!(created.len(), 1, "{created:?}");
     assert_eq!(created[0].2, "2025-10-14");
 
@@ -319,7 +347,11 @@ async fn fixed_month_brings_the_deleted_item_back() {
     // The seed's bug: fixed-month deleted the keys of calendar months, the
     // feed was cached under FullCalendar's 42-day range, so the reload is
     // served the entry that still holds the deleted item.
-    assert_eq!(after, ["2025-10-08"], "fixed-month was expected to serve the stale feed");
+    assert_eq!(
+        after,
+        ["2025-10-08"],
+        "fixed-month was expected to serve the stale feed"
+    );
     assert!(app.cache.metrics().hits >= 1);
     // And, as in the seed's report, clicking it finds nothing.
     b.click(&format!(".fc-event[data-item-id='{DELETED}']")).await;
