@@ -1,7 +1,7 @@
 //! # backend-any
 //!
 //! From a backend URL and a strategy name to a ready
-//! [`RangeCache`](cache_core::RangeCache) in one line, for applications that
+//! [`RangeCache`] in one line, for applications that
 //! choose their store in configuration:
 //!
 //! ```

@@ -2,7 +2,7 @@
 //!
 //! The seed's calendar, rebuilt on this workspace's library: an axum service
 //! with work items in SQLite, a FullCalendar page, and one
-//! [`RangeCache`](cache_core::RangeCache) in front of the feed.
+//! [`RangeCache`] in front of the feed.
 //!
 //! ```sh
 //! cargo run -p calendar-service                       # locmem, versioned, http://127.0.0.1:8080

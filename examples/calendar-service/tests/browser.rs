@@ -94,6 +94,9 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--disable-dev-shm-usage", "--lang=en-US", "--window-size=1000,760",
+                    // No name resolves except loopback: the page can reach
+                    // nothing but this service.
+                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
                     format!("--user-data-dir={}", profile.display()),
                 ],
             }),
