@@ -13,9 +13,11 @@
 //!
 //! Offsets are kept exactly as sent (clients that write the same instant
 //! differently get different cache keys, as they would in any key built from
-//! the request). A time without an offset is resolved in the named zone
-//! with [`chrono_tz`], daylight saving included, so the New York March 2025
-//! month view becomes `2025-03-01T00:00:00-05:00 .. 2025-04-01T00:00:00-04:00`.
+//! the request). A time without an offset is resolved in the named zone by
+//! [`wire::parse_instant`] (the IANA database of `chrono_tz`, daylight
+//! saving included), so the New York March 2025 month view becomes
+//! `2025-03-01T00:00:00-05:00 .. 2025-04-01T00:00:00-04:00`. This module adds
+//! the query string around it: parameters, filters, the [`View`].
 //!
 //! ```
 //! use cache_core::{fullcalendar, Scope};
@@ -35,10 +37,10 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone};
-use chrono_tz::Tz;
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone};
 
 use crate::view::{Scope, TimeRange, View};
+use crate::wire::{self, WireError};
 
 /// The query parameter holding the range's inclusive start.
 pub const START: &str = "start";
@@ -159,13 +161,12 @@ impl FeedQuery {
                 return Err(FeedQueryError::Repeated { param: name.to_owned() });
             }
         }
-        let zone = match zone.filter(|z| !z.is_empty()) {
-            None => None,
-            Some(name) => Some((parse_zone(&name)?, name)),
-        };
-        let tz = zone.as_ref().map(|(tz, _)| *tz);
-        let start = parse_param(START, start, tz)?;
-        let end = parse_param(END, end, tz)?;
+        let zone = zone.filter(|z| !z.is_empty());
+        if let Some(name) = &zone {
+            check_zone(name)?;
+        }
+        let start = parse_param(START, start, zone.as_deref())?;
+        let end = parse_param(END, end, zone.as_deref())?;
         let range = TimeRange::new(start, end).map_err(|_| FeedQueryError::EmptyRange {
             start: start.to_rfc3339(),
             end: end.to_rfc3339(),
@@ -173,7 +174,7 @@ impl FeedQuery {
         found.retain(|_, v| !v.is_empty());
         Ok(FeedQuery {
             range,
-            time_zone: zone.map(|(_, name)| name),
+            time_zone: zone,
             filters: found,
         })
     }
@@ -251,16 +252,20 @@ pub fn all_day_range(start: NaiveDate, end: NaiveDate) -> crate::Result<TimeRang
     }
 }
 
-/// `UTC` or an IANA name (case as in the tz database).
-fn parse_zone(name: &str) -> Result<Tz, FeedQueryError> {
-    name.parse::<Tz>()
+/// `UTC` or an IANA name, through [`wire::parse_zone`].
+fn check_zone(name: &str) -> Result<(), FeedQueryError> {
+    wire::parse_zone(name)
+        .map(|_| ())
         .map_err(|_| FeedQueryError::UnknownTimeZone { value: quote(name) })
 }
 
+/// One end of the range, read by [`wire::parse_instant`] (which resolves
+/// offset-less times in the named zone, daylight-saving gaps and folds
+/// included); its errors are told apart here to name the parameter.
 fn parse_param(
     param: &'static str,
     value: Option<String>,
-    zone: Option<Tz>,
+    zone: Option<&str>,
 ) -> Result<DateTime<FixedOffset>, FeedQueryError> {
     let Some(raw) = value.filter(|v| !v.is_empty()) else {
         return Err(FeedQueryError::Missing { param });
@@ -268,42 +273,17 @@ fn parse_param(
     // A date-time never holds a space: it is a `+` that the form decoding
     // turned into one.
     let value = raw.replace(' ', "+");
-    if let Ok(t) = DateTime::parse_from_rfc3339(&value) {
-        return Ok(t);
-    }
-    let naive = NaiveDateTime::parse_from_str(&value, "%Y-%m-%dT%H:%M:%S%.f")
-        .or_else(|_| NaiveDateTime::parse_from_str(&value, "%Y-%m-%dT%H:%M"))
-        .or_else(|_| NaiveDate::parse_from_str(&value, "%Y-%m-%d").map(|d| d.and_time(NaiveTime::MIN)))
-        .map_err(|_| FeedQueryError::BadDateTime {
+    wire::parse_instant(&value, zone).map_err(|e| match e {
+        WireError::MissingZone { .. } => FeedQueryError::NoZone {
             param,
             value: quote(&raw),
-        })?;
-    let Some(zone) = zone else {
-        return Err(FeedQueryError::NoZone {
+        },
+        WireError::UnknownZone { zone } => FeedQueryError::UnknownTimeZone { value: quote(&zone) },
+        _ => FeedQueryError::BadDateTime {
             param,
             value: quote(&raw),
-        });
-    };
-    Ok(resolve_local(zone, naive))
-}
-
-/// The instant the wall-clock time `naive` names in `zone`, with the offset
-/// in force then. A time repeated by a fall-back change takes its first
-/// occurrence; a time skipped by a spring-forward change is read with the
-/// offset from before the change, i.e. moved forward by the gap (what
-/// JavaScript's `Date` and Temporal's "compatible" rule do), so a day that
-/// starts inside a gap starts at the first instant that exists.
-fn resolve_local(zone: Tz, naive: NaiveDateTime) -> DateTime<FixedOffset> {
-    match zone.from_local_datetime(&naive) {
-        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.fixed_offset(),
-        LocalResult::None => {
-            // Zones change offset at most once within a day, so the offset a
-            // day earlier is the one before the gap.
-            let before = zone.offset_from_utc_datetime(&(naive - Duration::days(1))).fix();
-            let utc = naive - Duration::seconds(i64::from(before.local_minus_utc()));
-            zone.from_utc_datetime(&utc).fixed_offset()
-        }
-    }
+        },
+    })
 }
 
 fn quote(value: &str) -> String {
@@ -366,15 +346,20 @@ mod tests {
 
     #[test]
     fn daylight_saving_gaps_and_repeats_resolve_to_instants_that_exist() {
-        // 02:30 on 2025-03-09 does not exist in New York: it becomes 03:30 EDT.
+        // 02:30 on 2025-03-09 does not exist in New York: the instant of
+        // 03:30 EDT.
         let gap = parse("start=2025-03-09T02:30:00&end=2025-03-10T00:00:00&timeZone=America/New_York").unwrap();
-        assert_eq!(gap.range().start().to_rfc3339(), "2025-03-09T03:30:00-04:00");
+        let after = DateTime::parse_from_rfc3339("2025-03-09T03:30:00-04:00").unwrap();
+        assert_eq!(gap.range().start(), after);
         // 01:30 on 2025-11-02 happens twice: the first one (EDT).
         let rep = parse("start=2025-11-02T01:30:00&end=2025-11-03T00:00:00&timeZone=America/New_York").unwrap();
         assert_eq!(rep.range().start().to_rfc3339(), "2025-11-02T01:30:00-04:00");
-        // Santiago skips midnight on 2025-09-07: the day starts at 01:00.
+        // Santiago skips midnight on 2025-09-07: the day starts at the
+        // instant of 01:00-03:00 (wire keeps the fields sent, with the
+        // offset from before the gap).
         let midnight = parse("start=2025-09-07&end=2025-09-08&timeZone=America/Santiago").unwrap();
-        assert_eq!(midnight.range().start().to_rfc3339(), "2025-09-07T01:00:00-03:00");
+        let first = DateTime::parse_from_rfc3339("2025-09-07T01:00:00-03:00").unwrap();
+        assert_eq!(midnight.range().start(), first);
     }
 
     #[test]
