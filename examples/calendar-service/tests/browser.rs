@@ -130,9 +130,10 @@ impl Browser {
         .await;
     }
 
-    /// Polls `script` (returning a boolean) until it is true, for 15 s.
+    /// Polls `script` (returning a boolean) until it is true, for 30 s (a
+    /// loaded CI machine starts Chromium slowly).
     async fn wait_until(&self, what: &str, script: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if self.client.execute(script, vec![]).await.unwrap() == Value::Bool(true) {
                 return;
