@@ -36,9 +36,11 @@ pub fn scope(calendar: &Calendar) -> Scope {
 }
 
 fn scope_of(calendar_id: i64) -> Scope {
-    // Never empty, so `Scope::new` cannot fail; the fallback only keeps
-    // this free of `unwrap`.
-    Scope::new(format!("cal:{calendar_id}")).unwrap_or_else(|_| scope_of(0))
+    match Scope::new(format!("cal:{calendar_id}")) {
+        Ok(scope) => scope,
+        // `Scope::new` rejects only the empty name; no input reaches here.
+        Err(_) => unreachable!("`cal:<id>` is never empty"),
+    }
 }
 
 /// The loader: the database query a cache miss runs, rendered as
