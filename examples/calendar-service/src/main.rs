@@ -1,6 +1,8 @@
 //! `cargo run -p calendar-service [-- --port N --cache URL --strategy NAME --db FILE]`:
 //! serves the calendar page and its API on 127.0.0.1 (see `--help`).
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -10,6 +12,8 @@ use calendar_service::{serve, App, Config};
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        // Colours only on a terminal: logs sent to a file stay plain text.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     let config = Config::parse();
     match run(&config).await {
