@@ -32,8 +32,8 @@ use crate::backend::{Backend, Capabilities, Ttl};
 use crate::clock::{Clock, ManualClock};
 use crate::conformance::unique_namespace;
 use crate::error::{Error, Result};
+use crate::hash::splitmix64;
 use crate::key::Key;
-use crate::strategy::keys::splitmix64;
 use crate::strategy::{by_name, BucketSize, StrategyOptions};
 use crate::view::{Change, Scope, TimeRange, View};
 

@@ -17,6 +17,7 @@
 //!   stale-read judgement.
 //! - [`scenarios`]: the named scenarios and what each shows.
 //! - [`backends`]: `--backend` specs and connecting them.
+//! - [`config`]: [`config::RunConfig`], what a comparison runs.
 //! - [`runner`]: runs all cells (on worker threads) and assembles the report.
 //! - [`report`]: Markdown, CSV, JSON and HTML (inline SVG) renderings.
 //! - [`rng`]: the seeded PRNG (SplitMix64) and distributions.
@@ -100,6 +101,7 @@
 
 pub mod backends;
 pub mod calendar;
+pub mod config;
 pub mod db;
 pub mod engine;
 pub mod error;

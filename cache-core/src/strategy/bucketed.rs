@@ -42,14 +42,11 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{Datelike, Days, Months, NaiveDate, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
-use super::keys::{
-    bump_generation, push_hex_lower, push_view, read_generations, view_key_builder, write_date, write_year_month,
-    year_0_9999, GenerationSource,
-};
+use super::generations::{bump_generation, read_generations, GenerationSource};
+use super::keys::{push_hex_lower, push_view, view_key_builder, write_date, write_year_month, year_0_9999};
 use super::{BucketSize, ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -70,6 +67,9 @@ pub struct Bucketed {
 }
 
 impl Bucketed {
+    /// The registry name.
+    pub const NAME: &'static str = "bucketed";
+
     /// A `bucketed` strategy with `options` (uses `namespace`, `ttl`, `seed`,
     /// `clock`, `bucket`).
     pub fn new(options: StrategyOptions) -> Self {
@@ -187,7 +187,7 @@ impl Bucketed {
 #[async_trait]
 impl Strategy for Bucketed {
     fn name(&self) -> &str {
-        "bucketed"
+        Self::NAME
     }
 
     fn needs(&self) -> Requirements {
@@ -223,10 +223,6 @@ impl Strategy for Bucketed {
         push_view(&mut b, view);
         let key = b.build()?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)).with_generations(generations))
-    }
-
-    async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
-        backend.set(&plan.key, value, plan.ttl).await
     }
 
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {

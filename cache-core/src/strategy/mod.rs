@@ -50,6 +50,7 @@ use crate::view::{Change, View};
 
 pub mod bucketed;
 pub mod fixed_month;
+pub(crate) mod generations;
 pub(crate) mod keys;
 pub mod naive_versioned;
 pub mod range_expansion;
@@ -151,8 +152,12 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     async fn plan_read(&self, backend: &dyn Backend, view: &View) -> Result<ReadPlan>;
 
     /// Last step of a read miss: store the loaded `value` under `plan.key`
-    /// (a strategy that keeps a key index records the key here).
-    async fn store(&self, backend: &dyn Backend, view: &View, plan: &ReadPlan, value: Bytes) -> Result<()>;
+    /// (a strategy that keeps a key index records the key here). The
+    /// default sets it with the plan's TTL, which is all most strategies do.
+    async fn store(&self, backend: &dyn Backend, view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
+        let _ = view;
+        backend.set(&plan.key, value, plan.ttl).await
+    }
 
     /// After a write has been committed: invalidate what `change` affects.
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()>;
@@ -163,16 +168,59 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     fn control_keys(&self, view: &View) -> Vec<Key>;
 }
 
-/// Every strategy name the registry knows, in report order.
-pub const NAMES: [&str; 7] = [
-    "fixed-month",
-    "naive-versioned",
-    "versioned",
-    "wildcard",
-    "range-expansion",
-    "short-ttl",
-    "bucketed",
+/// One entry of the strategy registry: a name and how to build it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Registration {
+    /// The registry name (what [`Strategy::name`] returns).
+    pub name: &'static str,
+    /// Builds the strategy from validated options.
+    pub build: fn(StrategyOptions) -> Arc<dyn Strategy>,
+}
+
+/// The registry: every strategy, in report order. The one place a strategy
+/// is registered; [`NAMES`] and [`by_name`] derive from it.
+pub const REGISTRY: [Registration; 7] = [
+    Registration {
+        name: FixedMonth::NAME,
+        build: |o| Arc::new(FixedMonth::new(o)),
+    },
+    Registration {
+        name: NaiveVersioned::NAME,
+        build: |o| Arc::new(NaiveVersioned::new(o)),
+    },
+    Registration {
+        name: Versioned::NAME,
+        build: |o| Arc::new(Versioned::new(o)),
+    },
+    Registration {
+        name: "wildcard",
+        build: |o| Arc::new(Wildcard::new(o)),
+    },
+    Registration {
+        name: RangeExpansion::NAME,
+        build: |o| Arc::new(RangeExpansion::new(o)),
+    },
+    Registration {
+        name: ShortTtl::NAME,
+        build: |o| Arc::new(ShortTtl::new(o)),
+    },
+    Registration {
+        name: Bucketed::NAME,
+        build: |o| Arc::new(Bucketed::new(o)),
+    },
 ];
+
+/// Every strategy name the registry knows, in report order.
+pub const NAMES: [&str; REGISTRY.len()] = {
+    let mut names = [""; REGISTRY.len()];
+    let mut i = 0;
+    while i < REGISTRY.len() {
+        names[i] = REGISTRY[i].name;
+        i += 1;
+    }
+    names
+};
 
 /// Time bucket of the `bucketed` strategy. Buckets are computed in UTC, so a
 /// view and a change agree on them whatever offsets their clients used.
@@ -348,22 +396,13 @@ fn config(message: String) -> Error {
 /// ```
 pub fn by_name(name: &str, options: &StrategyOptions) -> Result<Arc<dyn Strategy>> {
     options.validate()?;
-    let o = options.clone();
-    Ok(match name {
-        "fixed-month" => Arc::new(FixedMonth::new(o)),
-        "naive-versioned" => Arc::new(NaiveVersioned::new(o)),
-        "versioned" => Arc::new(Versioned::new(o)),
-        "wildcard" => Arc::new(Wildcard::new(o)),
-        "range-expansion" => Arc::new(RangeExpansion::new(o)),
-        "short-ttl" => Arc::new(ShortTtl::new(o)),
-        "bucketed" => Arc::new(Bucketed::new(o)),
-        other => {
-            return Err(config(format!(
-                "unknown strategy {other:?}; valid names: {}",
-                NAMES.join(", ")
-            )))
-        }
-    })
+    match REGISTRY.iter().find(|r| r.name == name) {
+        Some(r) => Ok((r.build)(options.clone())),
+        None => Err(config(format!(
+            "unknown strategy {name:?}; valid names: {}",
+            NAMES.join(", ")
+        ))),
+    }
 }
 
 #[cfg(test)]
