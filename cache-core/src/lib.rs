@@ -13,6 +13,11 @@
 //! - [`key`]: [`Key`] validation, building keys from user input safely, glob
 //!   escaping, and the deterministic mapping to Memcached's key rules.
 //! - [`view`]: the vocabulary: [`Scope`], [`TimeRange`], [`View`], [`Change`].
+//! - [`wire`]: a range end as FullCalendar writes it (offset, `Z`, or none plus
+//!   a named zone with daylight saving) and as a server reads it back.
+//! - [`fullcalendar`]: FullCalendar's whole feed query (`start`, `end`,
+//!   `timeZone`, filters) straight to a [`View`], read with [`wire`], with an
+//!   error a handler answers with 400.
 //! - [`strategy`]: the invalidation strategies behind the [`Strategy`] trait
 //!   (one file each) and the by-name registry [`strategy::by_name`].
 //! - [`flow`]: the sans-IO core of cache-aside: every decision of a read
@@ -56,6 +61,7 @@ pub mod envelope;
 pub mod error;
 pub mod ext;
 pub mod flow;
+pub mod fullcalendar;
 pub mod hash;
 pub mod instrumented;
 pub mod key;
@@ -65,6 +71,7 @@ pub mod strategy_suite;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod view;
+pub mod wire;
 
 pub use aside::{CacheMetrics, RangeCache, RangeCacheOptions};
 pub use backend::{Backend, Capabilities, Ttl};
