@@ -41,7 +41,7 @@ pub use db::Db;
 
 /// The strategy used when none is configured: the one the measurements
 /// recommend (see the repository README, "Which strategy?").
-pub const DEFAULT_STRATEGY: &str = "versioned";
+pub const DEFAULT_STRATEGY: &str = "stamped";
 
 /// How the service is set up: flags, or environment variables.
 #[derive(Debug, Clone, clap::Parser)]
