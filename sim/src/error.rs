@@ -47,6 +47,18 @@ pub enum Error {
         message: String,
     },
 
+    /// A setting outside its documented valid range (a traffic-model field,
+    /// a run option given through the library).
+    #[error("{name} = {value} is outside its valid range {range}")]
+    OutOfRange {
+        /// The setting.
+        name: String,
+        /// The value given.
+        value: String,
+        /// The valid range.
+        range: String,
+    },
+
     /// A scenario name the simulator does not know.
     #[error("unknown scenario {0:?}; `cache-sim scenarios` lists them")]
     UnknownScenario(String),
