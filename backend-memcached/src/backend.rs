@@ -78,11 +78,25 @@ impl MemcachedBackend {
     /// every server must accept a TCP connection within the connect timeout,
     /// else the error names it; connections are then opened on demand, and
     /// a server that goes away later is reconnected to when it comes back.
-    pub async fn connect(options: MemcachedOptions) -> Result<Self> {
+    ///
+    /// With `check_on_connect`, each server is also asked for its item size
+    /// limit (`stats settings`), and
+    /// [`max_value_size`](MemcachedOptions::max_value_size) is lowered to the
+    /// smallest server's `item_size_max` minus
+    /// [`ITEM_OVERHEAD`](crate::options::ITEM_OVERHEAD): a value the server
+    /// would refuse (after deleting the old one) is refused before sending.
+    /// [`options`](Self::options) shows the limit in force.
+    pub async fn connect(mut options: MemcachedOptions) -> Result<Self> {
         options.validate()?;
         if options.check_on_connect {
             for server in &options.servers {
-                check_reachable(server, options.connect_timeout).await?;
+                let item = crate::settings::query_item_size(server, options.connect_timeout).await?;
+                if let crate::settings::ItemSize::Bytes(bytes) = item {
+                    let limit = usize::try_from(bytes)
+                        .unwrap_or(usize::MAX)
+                        .saturating_sub(crate::options::ITEM_OVERHEAD);
+                    options.max_value_size = options.max_value_size.min(limit);
+                }
             }
         }
         let ring = Ring::new(&options.servers);
@@ -174,7 +188,7 @@ impl MemcachedBackend {
     async fn set_inner(&self, key: &Key, value: Bytes, ttl: Ttl) -> Result<()> {
         let mapped = map_key(key);
         let mut op = Set::new(mapped.as_bytes(), &value);
-        if let Some(t) = wire_ttl(ttl) {
+        if let Some(t) = wire_ttl(ttl, key.as_str())? {
             op = op.ttl(t);
         }
         let r = self
@@ -188,7 +202,7 @@ impl MemcachedBackend {
     async fn add_inner(&self, key: &Key, value: Bytes, ttl: Ttl) -> Result<bool> {
         let mapped = map_key(key);
         let mut op = Set::new(mapped.as_bytes(), &value).add();
-        if let Some(t) = wire_ttl(ttl) {
+        if let Some(t) = wire_ttl(ttl, key.as_str())? {
             op = op.ttl(t);
         }
         let r = self
@@ -310,7 +324,10 @@ impl MemcachedBackend {
 
     async fn set_many_inner(&self, entries: &[(Key, Bytes)], ttl: Ttl) -> Result<()> {
         let mapped: Vec<Cow<'_, str>> = entries.iter().map(|(k, _)| map_key(k)).collect();
-        let wire = wire_ttl(ttl);
+        let wire = match entries.first() {
+            Some((k, _)) => wire_ttl(ttl, k.as_str())?,
+            None => None,
+        };
         let ops = mapped.iter().zip(entries).map(|(m, (_, v))| {
             let op = Set::new(m.as_bytes(), v);
             match wire {
@@ -477,13 +494,48 @@ fn map_key(key: &Key) -> Cow<'_, str> {
 /// itself, so its phase drifts; when it crosses a second boundary one tick
 /// advances the clock by two, and an item stored just before can expire up
 /// to a second early. That is rare and only costs a cache miss.)
-/// TTLs over 30 days are sent as absolute Unix times by the client; TTLs
-/// beyond `u32` seconds are clamped (that is year 2106).
-fn wire_ttl(ttl: Ttl) -> Option<McTtl> {
-    let ttl = ttl?;
-    let whole = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-    let secs = u32::try_from(whole.saturating_add(1)).unwrap_or(u32::MAX);
-    Some(McTtl::secs(secs))
+///
+/// TTLs over 30 days must be sent as absolute Unix times, which the
+/// server reads as a signed 32-bit number: a TTL reaching past
+/// [`MAX_EXPIRY_UNIX`] (2038-01-19) is clamped to it, so `Duration::MAX` means "as long as
+/// memcached can keep it", never a wrapped short TTL. Only once the clock
+/// itself is within 30 days of 2038-01-19 is a long TTL refused with
+/// [`Error::InvalidTtl`].
+fn wire_ttl(ttl: Ttl, key: &str) -> Result<Option<McTtl>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    wire_ttl_at(ttl, now, key)
+}
+
+/// Longest relative TTL memcached accepts; longer ones are absolute times.
+const MAX_RELATIVE_SECS: u64 = 30 * 86_400;
+
+/// The latest expiry memcached accepts: `i32::MAX` seconds after the Unix
+/// epoch (2038-01-19T03:14:07Z). Measured on memcached 1.6.18: `T2147483647`
+/// is stored, `T2147483648` (and anything up to `u32::MAX`) is read as
+/// already expired.
+pub const MAX_EXPIRY_UNIX: u64 = i32::MAX as u64;
+
+/// [`wire_ttl`] at Unix time `now` (seconds).
+fn wire_ttl_at(ttl: Ttl, now: u64, key: &str) -> Result<Option<McTtl>> {
+    let Some(ttl) = ttl else { return Ok(None) };
+    let whole = ttl.as_secs().saturating_add(u64::from(ttl.subsec_nanos() > 0));
+    let secs = whole.saturating_add(1);
+    if secs <= MAX_RELATIVE_SECS {
+        // Cannot fail: at most 30 days.
+        return Ok(Some(McTtl::secs(u32::try_from(secs).unwrap_or(u32::MAX))));
+    }
+    let at = now.saturating_add(secs).min(MAX_EXPIRY_UNIX);
+    if at <= now.saturating_add(MAX_RELATIVE_SECS) {
+        return Err(Error::InvalidTtl {
+            backend: BACKEND_NAME.to_owned(),
+            key: key.to_owned(),
+            ttl,
+            reason: "the expiry would be past memcached's signed 32-bit clock (2038-01-19)",
+        });
+    }
+    Ok(Some(McTtl::at(std::time::UNIX_EPOCH + Duration::from_secs(at))))
 }
 
 fn trim_trailing_spaces(value: &[u8]) -> &[u8] {
@@ -591,39 +643,49 @@ pub struct ServerIoError {
     pub source: std::io::Error,
 }
 
-async fn check_reachable(server: &str, timeout: Duration) -> Result<()> {
-    let unavailable = |source: std::io::Error| Error::Unavailable {
-        backend: BACKEND_NAME.to_owned(),
-        key: None,
-        source: Box::new(ServerIoError {
-            server: server.to_owned(),
-            source,
-        }),
-    };
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(server)).await {
-        Ok(Ok(_stream)) => Ok(()),
-        Ok(Err(e)) => Err(unavailable(e)),
-        Err(_) => Err(unavailable(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no connection within {timeout:?}"),
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ttl_is_rounded_up_plus_one_second() {
-        assert_eq!(wire_ttl(None), None);
-        assert_eq!(wire_ttl(Some(Duration::from_millis(1))), Some(McTtl::secs(2)));
-        assert_eq!(wire_ttl(Some(Duration::from_secs(1))), Some(McTtl::secs(2)));
-        assert_eq!(wire_ttl(Some(Duration::from_millis(1500))), Some(McTtl::secs(3)));
+        let w = |ttl| wire_ttl_at(ttl, 1_760_000_000, "k").unwrap();
+        assert_eq!(w(None), None);
+        assert_eq!(w(Some(Duration::from_millis(1))), Some(McTtl::secs(2)));
+        assert_eq!(w(Some(Duration::from_secs(1))), Some(McTtl::secs(2)));
+        assert_eq!(w(Some(Duration::from_millis(1500))), Some(McTtl::secs(3)));
         assert_eq!(
-            wire_ttl(Some(Duration::from_secs(u64::MAX))),
-            Some(McTtl::secs(u32::MAX))
+            w(Some(Duration::from_secs(30 * 86_400 - 1))),
+            Some(McTtl::secs(30 * 86_400))
         );
+        let at = |secs: u64| Some(McTtl::at(std::time::UNIX_EPOCH + Duration::from_secs(secs)));
+        assert_eq!(
+            w(Some(Duration::from_secs(30 * 86_400))),
+            at(1_760_000_000 + 30 * 86_400 + 1)
+        );
+    }
+
+    #[test]
+    fn huge_ttls_clamp_to_2038_and_never_wrap() {
+        let now = 1_760_000_000;
+        for ttl in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX),
+            Duration::from_secs(u64::MAX - 1),
+            Duration::from_secs(i64::MAX as u64),
+            Duration::from_secs(100 * 365 * 86_400),
+        ] {
+            let wire = wire_ttl_at(Some(ttl), now, "k").unwrap();
+            assert_eq!(
+                wire,
+                Some(McTtl::at(std::time::UNIX_EPOCH + Duration::from_secs(MAX_EXPIRY_UNIX))),
+                "{ttl:?}"
+            );
+        }
+        // Near 2038 nothing long can be expressed: an error, not a short TTL.
+        let e = wire_ttl_at(Some(Duration::MAX), MAX_EXPIRY_UNIX - 10, "k").unwrap_err();
+        assert!(matches!(e, Error::InvalidTtl { .. }), "{e}");
+        assert!(wire_ttl_at(Some(Duration::from_secs(5)), MAX_EXPIRY_UNIX, "k").is_ok());
     }
 
     #[test]

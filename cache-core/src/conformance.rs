@@ -232,6 +232,66 @@ pub async fn ttl_zero(backend: &dyn Backend) {
     assert_eq!(backend.get(&k).await.unwrap(), None, "zero TTL set_many deletes");
 }
 
+/// Huge TTLs (`Duration::MAX`, `u64::MAX` seconds, `i64::MAX` seconds,
+/// two centuries) through `set`, `set_many` and `add`: each call either
+/// stores an entry that stays readable (clamped to the backend's longest
+/// TTL, never wrapped to a short one) or returns
+/// [`Error::InvalidTtl`] and leaves the previous entry untouched. Never a
+/// panic.
+pub async fn huge_ttl(backend: &dyn Backend) {
+    let ns = unique_namespace("huge_ttl");
+    let name = backend.name().to_owned();
+    let ttls = [
+        Duration::MAX,
+        Duration::from_secs(u64::MAX),
+        Duration::from_secs(i64::MAX as u64),
+        Duration::from_secs(200 * 366 * 86_400),
+    ];
+    // (key, value expected after the calls)
+    let mut expect: Vec<(Key, Bytes)> = Vec::new();
+    for (i, ttl) in ttls.into_iter().enumerate() {
+        let (s, m, a) = (
+            key(&ns, &format!("set{i}")),
+            key(&ns, &format!("many{i}")),
+            key(&ns, &format!("add{i}")),
+        );
+        for k in [&s, &m] {
+            backend.set(k, b("old"), None).await.unwrap();
+        }
+        let outcome = |r: Result<(), Error>, what: &str| match r {
+            Ok(()) => true,
+            Err(Error::InvalidTtl { .. }) => false,
+            Err(e) => panic!("{name}: {what} with TTL {ttl:?}: {e}"),
+        };
+        let stored = outcome(backend.set(&s, b("new"), Some(ttl)).await, "set");
+        expect.push((s.clone(), b(if stored { "new" } else { "old" })));
+        let stored = outcome(backend.set_many(&[(m.clone(), b("new"))], Some(ttl)).await, "set_many");
+        expect.push((m.clone(), b(if stored { "new" } else { "old" })));
+        match backend.add(&a, b("new"), Some(ttl)).await {
+            Ok(true) => expect.push((a.clone(), b("new"))),
+            Ok(false) => panic!("{name}: add of a fresh key with TTL {ttl:?} stored nothing"),
+            Err(Error::InvalidTtl { .. }) => assert_eq!(backend.get(&a).await.unwrap(), None),
+            Err(e) => panic!("{name}: add with TTL {ttl:?}: {e}"),
+        }
+    }
+    for (k, v) in &expect {
+        assert_eq!(
+            backend.get(k).await.unwrap().as_ref(),
+            Some(v),
+            "{name}: {k} right after"
+        );
+    }
+    // A TTL wrapped to something short would be gone by now.
+    tokio::time::sleep(backend.capabilities().ttl_granularity + Duration::from_millis(1500)).await;
+    for (k, v) in &expect {
+        assert_eq!(
+            backend.get(k).await.unwrap().as_ref(),
+            Some(v),
+            "{name}: {k} expired early: a huge TTL wrapped"
+        );
+    }
+}
+
 /// `add` stores only when absent and reports it; works again after `delete`.
 pub async fn add_semantics(backend: &dyn Backend) {
     let ns = unique_namespace("add");
@@ -570,7 +630,7 @@ macro_rules! conformance_tests {
             use super::*;
             $crate::conformance_tests!(@tests $prefix, $make;
                 get_missing, set_get_roundtrip, set_overwrites, zero_length_value,
-                binary_value, large_value, ttl_expiry, ttl_zero, add_semantics,
+                binary_value, large_value, ttl_expiry, ttl_zero, huge_ttl, add_semantics,
                 add_concurrent_one_winner, incr_missing_is_not_found, incr_adds,
                 incr_not_a_counter, incr_overflow, delete_semantics,
                 get_many_semantics, set_many_semantics, delete_many_semantics,
