@@ -69,7 +69,9 @@
 //! reproduces it under `maxmemory 2mb`. `versioned` and `bucketed` are
 //! immune: a lost generation key yields a *new* generation, i.e. a miss,
 //! never an old entry. Use them when the cache evicts, or give `wildcard` a
-//! server with a `volatile-*` policy and enough memory.
+//! server that never evicts (Redis `maxmemory-policy noeviction` with
+//! enough memory: writes then fail loudly instead). `volatile-*` policies do
+//! not help: the index has a TTL, so it is a candidate too.
 //!
 //! # Cost
 //!
