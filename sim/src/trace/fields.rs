@@ -16,7 +16,7 @@ use chrono::DateTime;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::format::{Event, LineNo, MAX_SCOPE_BYTES, MAX_T_US, MAX_VIEW_SCOPE_BYTES, VIEW_PARAMS};
-use crate::calendar::parse_wire_instant;
+use crate::calendar::{named_zone_offset, parse_wire_instant};
 use crate::db::{code_of, ItemState, Write, WriteKind, STATUSES, WORK_TYPES};
 use crate::error::{Error, Result};
 
@@ -300,6 +300,14 @@ impl<'a, 'f> Fields<'a, 'f> {
             Some(v) => return Err(self.err("scopes", format!("expected a non-empty array, found {v}"))),
         };
         let tz = self.opt_str("timeZone")?;
+        if let Some(z) = tz {
+            // Checked even when the instants carry offsets: the writer
+            // spells them in the zone, so an unknown one could not be read
+            // back.
+            if named_zone_offset(z).is_none() {
+                return Err(self.err("timeZone", format!("unknown time zone {z:?} (see TRACE_FORMAT.md)")));
+            }
+        }
         let start = parse_wire_instant(self.str("start")?, tz).map_err(|e| self.err("start", e.to_string()))?;
         let end = parse_wire_instant(self.str("end")?, tz).map_err(|e| self.err("end", e.to_string()))?;
         let range = cache_core::TimeRange::new(start, end).map_err(|e| self.err("end", e.to_string()))?;
