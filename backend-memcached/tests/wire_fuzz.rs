@@ -23,7 +23,7 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
     let n = REPLIES.len();
     let pick = move |i: usize| REPLIES[i % n].to_vec();
     prop_oneof![
-        (0..n).prop_map(move |i| pick(i)),
+        (0..n).prop_map(pick),
         (
             0..n,
             proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)

@@ -45,7 +45,7 @@ fn mutated(corpus: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
     let pick = move |i: usize| corpus[i % n].as_bytes().to_vec();
     prop_oneof![
         // The line itself.
-        (0..n).prop_map(move |i| pick(i)),
+        (0..n).prop_map(pick),
         // A few bytes replaced.
         (
             0..n,
