@@ -91,8 +91,11 @@ fn complete(buf: &[u8]) -> bool {
             && (buf.starts_with(b"ERROR") || buf.starts_with(b"CLIENT_ERROR") || buf.starts_with(b"SERVER_ERROR")))
 }
 
-/// Asks `server` for its item size limit, within `timeout`. Connecting
-/// also proves the server is reachable; errors name it.
+/// Asks `server` for its item size limit. The TCP connection must be made
+/// within `timeout` (that proves the server is reachable; the error names
+/// it). A server that then stays silent for `timeout` is
+/// [`ItemSize::Unknown`]: the configured limit is kept, and calls will meet
+/// their own command timeout.
 pub(crate) async fn query_item_size(server: &str, timeout: Duration) -> Result<ItemSize> {
     let unavailable = |source: std::io::Error| Error::Unavailable {
         backend: BACKEND_NAME.to_owned(),
@@ -102,8 +105,16 @@ pub(crate) async fn query_item_size(server: &str, timeout: Duration) -> Result<I
             source,
         }),
     };
+    let mut stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(server)).await {
+        Ok(connected) => connected.map_err(unavailable)?,
+        Err(_) => {
+            return Err(unavailable(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection within {timeout:?}"),
+            )))
+        }
+    };
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(server).await.map_err(unavailable)?;
         stream.write_all(b"stats settings\r\n").await.map_err(unavailable)?;
         let mut buf = Vec::with_capacity(4096);
         let mut chunk = [0u8; 4096];
@@ -126,13 +137,9 @@ pub(crate) async fn query_item_size(server: &str, timeout: Duration) -> Result<I
             message: format!("memcached at {server}: unexpected `stats settings` reply: {why}"),
         })
     };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(r) => r,
-        Err(_) => Err(unavailable(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no `stats settings` reply within {timeout:?}"),
-        ))),
-    }
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or(Ok(ItemSize::Unknown))
 }
 
 #[cfg(test)]
