@@ -117,7 +117,15 @@ fn generate_bounds_users_days_processes_and_actions() {
     }
     // Options of the generator on a scripted scenario are an error, not ignored.
     fails(
-        &["generate", "--scenario", "burst", "--out", out, "--users", "3"],
+        &[
+            "generate",
+            "--scenario",
+            "seed-october-2025",
+            "--out",
+            out,
+            "--users",
+            "3",
+        ],
         1,
         &["--users", "realistic only"],
     );
@@ -240,4 +248,31 @@ fn access_logs_spanning_millennia_are_refused() {
         1,
         &["bad.log:1: field `<line>`", "not UTF-8"],
     );
+}
+
+/// Item errors ("create of item 1 which exists") are found while replaying,
+/// not while reading: each event carries its line so the replay can name it.
+#[test]
+fn events_carry_their_source_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = r#""type":"create","item":1,"scope":"cal:1","start":"2025-10-08T13:00:00Z","end":"2025-10-08T14:00:00Z","work_type":"task","status":"open""#;
+    let body = format!("{HEADER}\n{{\"t_us\":0,{READ}}}\n\n{{\"t_us\":1,{write}}}\n{{\"t_us\":2,{write}}}\n");
+    let path = dir.path().join("t.jsonl");
+    std::fs::write(&path, body).unwrap();
+    let lines: Vec<u64> = sim::trace::open_trace(&path)
+        .unwrap()
+        .events
+        .map(|e| e.unwrap().line())
+        .collect();
+    assert_eq!(lines, [2, 4, 5]);
+    let generated = sim::scenarios::source("seed-october-2025", 1).unwrap();
+    assert!(generated.events.take(50).all(|e| e.unwrap().line() == 0));
+}
+
+#[test]
+fn replay_errors_can_name_the_event_line() {
+    let e = sim::Error::Invalid("create of item 1 which exists".into());
+    assert_eq!(e.at_line(5).to_string(), "line 5: create of item 1 which exists");
+    let e = sim::Error::Invalid("x".into());
+    assert_eq!(e.at_line(0).to_string(), "x", "generated events have no line");
 }
