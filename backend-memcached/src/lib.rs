@@ -11,6 +11,7 @@
 //!   and why the client was chosen (read its type docs).
 //! - [`options`]: [`MemcachedOptions`], built in code or from a URL.
 //! - [`ring`]: [`Ring`], the ketama-style consistent-hash ring.
+//! - [`ttl`]: how TTLs are sent (rounding, absolute times, the 2038 clamp).
 //! - [`settings`]: reading a server's item size limit (`stats settings`)
 //!   at connect.
 //!
@@ -78,10 +79,12 @@ pub mod backend;
 pub mod options;
 pub mod ring;
 pub mod settings;
+pub mod ttl;
 
-pub use backend::{MemcachedBackend, ServerIoError, MAX_EXPIRY_UNIX, TTL_GRANULARITY};
+pub use backend::{MemcachedBackend, ServerIoError};
 pub use options::MemcachedOptions;
 pub use ring::Ring;
+pub use ttl::{MAX_EXPIRY_UNIX, TTL_GRANULARITY};
 
 /// The name this backend reports in errors and [`cache_core::Backend::name`].
 pub const BACKEND_NAME: &str = "memcached";
