@@ -128,7 +128,7 @@ enum Format {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Backend: `locmem`, `locmem:N` (N MiB per process), `redis://host:port`, `memcache://host:port` (repeatable).
+    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576), `redis://host:port`, `memcache://host:port` (repeatable).
     #[arg(long = "backend", default_value = "locmem", value_parser = backend_arg)]
     backends: Vec<String>,
     /// Strategies: a comma list or `all`.
