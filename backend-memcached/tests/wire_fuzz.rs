@@ -4,12 +4,24 @@
 //! inserted lines. The parser never panics, accepts only complete replies,
 //! and what it reads is what the reply says.
 //!
-//! CI runs proptest's default 256 cases; a longer run:
-//! `PROPTEST_CASES=100000 cargo test --release -p backend-memcached --test wire_fuzz`.
+//! CI runs proptest's default 256 cases from the fixed seed 15; a longer
+//! run on new inputs: `PROPTEST_CASES=100000 PROPTEST_RNG_SEED=$RANDOM
+//! cargo test --release -p backend-memcached --test wire_fuzz`.
 #![allow(missing_docs)]
 
 use backend_memcached::settings::{parse_item_size_max, ItemSize};
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
+
+/// Proptest's configuration from the environment, the seed fixed at 15
+/// unless `PROPTEST_RNG_SEED` is given.
+fn config() -> ProptestConfig {
+    let mut c = ProptestConfig::default();
+    if matches!(c.rng_seed, RngSeed::Random) {
+        c.rng_seed = RngSeed::Fixed(15);
+    }
+    c
+}
 
 const REPLIES: &[&[u8]] = &[
     b"STAT maxbytes 67108864\r\nSTAT maxconns 1024\r\nSTAT item_size_max 1048576\r\nSTAT memory_file (null)\r\nEND\r\n",
@@ -62,6 +74,8 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
+    #![proptest_config(config())]
+
     #[test]
     fn stats_replies_never_panic_and_are_read_faithfully(reply in mutated()) {
         match parse_item_size_max(&reply) {
@@ -86,7 +100,7 @@ proptest! {
 
 #[test]
 fn a_valid_reply_with_any_item_size_reads_back() {
-    proptest!(|(n in 1u64..u64::MAX, before in 0usize..5)| {
+    proptest!(config(), |(n in 1u64..u64::MAX, before in 0usize..5)| {
         let mut reply = String::new();
         for i in 0..before {
             reply.push_str(&format!("STAT other_{i} {i}\r\n"));
