@@ -414,7 +414,7 @@ mod tests {
             .collect();
         assert_eq!(
             digest,
-            "fe702a316fddfe4b2241748527b519b2f16ff11e9ad68e1098be1b1ccbdf894a"
+            "3484ed0e4fc98dac8d647e1db1a7c5a7d9baae37998a9dd2494a5158440643e7"
         );
     }
 
