@@ -277,12 +277,10 @@ fn replay_errors_can_name_the_event_line() {
     assert_eq!(e.at_line(0).to_string(), "x", "generated events have no line");
 }
 
-/// The longest span a trace may have, with the finest staleness buckets.
-/// Today the replay keeps one slot per bucket over the whole span (316 M
-/// slots here) and aborts on allocation under the cap; the sparse timeline
-/// the engine/report rewrite brings makes this pass. Un-ignore it then.
+/// The longest span a trace may have, with the finest staleness buckets:
+/// the timeline keeps only buckets that had reads (it once kept one slot
+/// per bucket over the whole span, 316 M here, and aborted on allocation).
 #[test]
-#[ignore = "needs the sparse staleness timeline (engine/report rewrite)"]
 fn a_ten_year_trace_with_one_second_buckets_runs() {
     let dir = tempfile::tempdir().unwrap();
     let last = sim::trace::MAX_T_US;
@@ -301,4 +299,20 @@ fn a_ten_year_trace_with_one_second_buckets_runs() {
         "1",
     ]);
     assert_eq!(code, 0, "{stderr}");
+}
+
+/// End to end: a trace that creates one item twice fails naming the line
+/// of the second create.
+#[test]
+fn a_replayed_item_error_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = r#""type":"create","item":1,"scope":"cal:1","start":"2025-10-08T13:00:00Z","end":"2025-10-08T14:00:00Z","work_type":"task","status":"open""#;
+    let trace = write_file(
+        dir.path(),
+        "twice.jsonl",
+        format!("{HEADER}\n{{\"t_us\":0,{READ}}}\n{{\"t_us\":1,{write}}}\n{{\"t_us\":2,{write}}}\n").as_bytes(),
+    );
+    let (code, stderr) = cache_sim(&["replay", &trace, "--strategies", "versioned", "--quiet"]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("line 4") && stderr.contains("item 1"), "{stderr}");
 }
