@@ -182,3 +182,10 @@ pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Resu
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The repository README: its Rust snippets compile and run as doctests
+/// (this crate has every dependency they use: axum, backend-any, chrono,
+/// tokio), so the README's "use it in your service" cannot drift either.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct RootReadmeDoctests;
