@@ -51,7 +51,7 @@ fn serves_the_page_on_loopback_and_prints_where() {
         .find(|l| l.contains("serving the calendar on"))
         .expect("the address is logged");
     assert!(
-        line.contains("strategy=versioned") && line.contains("cache=locmem"),
+        line.contains(&format!("strategy={}", calendar_service::DEFAULT_STRATEGY)) && line.contains("cache=locmem"),
         "{line}"
     );
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap();
