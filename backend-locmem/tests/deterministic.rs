@@ -25,11 +25,11 @@ async fn replay(deterministic: bool, stall: Duration) -> Vec<String> {
         }
         // Zipf-ish: most operations on a few hundred hot keys.
         let r = cache_core::hash::splitmix64(&mut state);
-        let k = if r % 4 == 0 { r % 3_000 } else { r % 300 };
+        let k = if r.is_multiple_of(4) { r % 3_000 } else { r % 300 };
         let key = Key::new(format!("k:{k}")).unwrap();
-        if r % 5 == 0 {
-            cache.set(&key, value.clone(), None).await.unwrap();
-        } else if cache.get(&key).await.unwrap().is_none() {
+        // Every fifth operation writes; the rest read, filling on a miss.
+        let write = r.is_multiple_of(5) || cache.get(&key).await.unwrap().is_none();
+        if write {
             cache.set(&key, value.clone(), None).await.unwrap();
         }
     }

@@ -66,7 +66,7 @@ use views::{ViewInfo, ViewTable};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Latencies {
-    /// `plan_read` (generation fetches).
+    /// The strategy's plan (generation fetches; with `stamped` also the entry).
     pub plan_us: u64,
     /// The cache `get`.
     pub get_us: u64,
