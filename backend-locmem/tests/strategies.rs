@@ -232,3 +232,26 @@ async fn every_key_carries_the_scope_as_one_hash_tag() {
         }
     }
 }
+
+/// `stamped` at both granularities on one workload: per (scope, month) it
+/// keeps the views that do not show the edited month cached, as
+/// `bucketed` does; per scope it misses as often as `versioned`. Neither
+/// serves a stale read.
+#[tokio::test]
+async fn stamped_buckets_miss_less_than_stamped_scopes() {
+    use cache_core::strategy::{BucketSize, StampGranularity, StrategyOptions};
+    use cache_core::strategy_suite::year_of_edits;
+    let backend: std::sync::Arc<dyn cache_core::Backend> = std::sync::Arc::new(backend_locmem::LocmemBackend::new());
+    let base = StrategyOptions::default().with_bucket(BucketSize::Month);
+    let scopes = year_of_edits(backend.clone(), "stamped", base.clone()).await;
+    let buckets = year_of_edits(
+        backend.clone(),
+        "stamped",
+        base.clone().with_stamp_granularity(StampGranularity::Bucket),
+    )
+    .await;
+    let versioned = year_of_edits(backend, "versioned", base).await;
+    assert_eq!((scopes.stale_reads, buckets.stale_reads), (0, 0));
+    assert_eq!(scopes.misses, versioned.misses, "{scopes:?} vs {versioned:?}");
+    assert!(buckets.misses < scopes.misses, "{buckets:?} vs {scopes:?}");
+}

@@ -4,7 +4,8 @@
 //!   `RangeCache::get_or_load` on a filled view (the strategy's plan, its
 //!   generation fetches, the entry's `get` unless the plan read it, the
 //!   envelope check), for a month view of one calendar; `<name>-2scopes`
-//!   for a view over two calendars. `baseline` is a bare `get` of a stored
+//!   for a view over two calendars; `stamped-buckets` for `stamped` with a
+//!   generation per (calendar, month). `baseline` is a bare `get` of a stored
 //!   value of the same size: the floor every strategy adds its round trips
 //!   to.
 //! - `strategy/write/<backend>`: `invalidate` for a one-day change of that
@@ -25,7 +26,7 @@ use backend_locmem::LocmemBackend;
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
 use backend_redis::RedisBackend;
 use cache_core::aside::{RangeCache, RangeCacheOptions};
-use cache_core::strategy::{by_name, StrategyOptions, NAMES};
+use cache_core::strategy::{by_name, StampGranularity, StrategyOptions, NAMES};
 use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
 use cache_core::testkit::redis::RedisServer;
 use cache_core::{Backend, Bytes, Change, Key, Scope, TimeRange, View};
@@ -77,13 +78,16 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, label: &str, backend: Arc<dyn 
         view.range,
     )
     .unwrap();
-    let mut cases: Vec<(String, &View)> = NAMES.iter().map(|n| ((*n).to_owned(), &view)).collect();
+    let buckets = options.clone().with_stamp_granularity(StampGranularity::Bucket);
+    let mut cases: Vec<(String, &str, &StrategyOptions, &View)> =
+        NAMES.iter().map(|n| ((*n).to_owned(), *n, &options, &view)).collect();
     for name in ["versioned", "stamped"] {
-        cases.push((format!("{name}-2scopes"), &two_scopes));
+        cases.push((format!("{name}-2scopes"), name, &options, &two_scopes));
     }
-    for (case, v) in cases {
-        let name = case.trim_end_matches("-2scopes");
-        let strategy = by_name(name, &options).unwrap();
+    // One generation per (scope, month): the October grid spans 3 months.
+    cases.push(("stamped-buckets".to_owned(), "stamped", &buckets, &view));
+    for (case, name, opts, v) in cases {
+        let strategy = by_name(name, opts).unwrap();
         let cache = RangeCache::new(backend.clone(), strategy, RangeCacheOptions::default());
         // Fill the view once, so every measured read is a hit.
         let filled = value.clone();
