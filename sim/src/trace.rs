@@ -309,6 +309,9 @@ impl Fields<'_> {
             Some(v) => return Err(self.err("scopes", format!("expected a non-empty array, found {v}"))),
         };
         let tz = self.opt_str("timeZone")?;
+        if let Some(z) = tz {
+            cache_core::wire::parse_zone(z).map_err(|e| self.err("timeZone", e.to_string()))?;
+        }
         let start = self.str("start")?;
         let end = self.str("end")?;
         parse_wire_instant(start, tz).map_err(|e| self.err("start", e.to_string()))?;
@@ -761,6 +764,9 @@ fn access_log_line(file: &Path, line: u64, text: &str) -> Result<Option<(i64, Vi
         .map_err(|e| err("timestamp", format!("{stamp:?}: {e}")))?
         .timestamp_micros();
     let tz = get("timeZone");
+    if let Some(z) = tz {
+        cache_core::wire::parse_zone(z).map_err(|e| err("timeZone", e.to_string()))?;
+    }
     parse_wire_instant(start, tz).map_err(|e| err("start", e.to_string()))?;
     parse_wire_instant(end, tz).map_err(|e| err("end", e.to_string()))?;
     let range = parse_wire(start, end, tz).map_err(|e| err("end", e.to_string()))?;
