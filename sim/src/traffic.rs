@@ -89,14 +89,17 @@ impl ZoneShare {
         let bad = |part: &str, why: &str| Error::Invalid(format!("zone mix entry {part:?}: {why}"));
         let mut out = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (what, share) = part.rsplit_once('=').ok_or_else(|| bad(part, "expected KIND[:ZONE]=SHARE"))?;
-            let share: f64 = share.trim().parse().map_err(|_| bad(part, "the share is not a number"))?;
+            let (what, share) = part
+                .rsplit_once('=')
+                .ok_or_else(|| bad(part, "expected KIND[:ZONE]=SHARE"))?;
+            let share: f64 = share
+                .trim()
+                .parse()
+                .map_err(|_| bad(part, "the share is not a number"))?;
             let (kind, arg) = what.split_once(':').unwrap_or((what, ""));
             let format = match kind {
                 "utc" if arg.is_empty() => WireFormat::Utc,
-                "local" => WireFormat::Local(
-                    cache_core::wire::parse_zone(arg).map_err(|e| bad(part, &e.to_string()))?,
-                ),
+                "local" => WireFormat::Local(cache_core::wire::parse_zone(arg).map_err(|e| bad(part, &e.to_string()))?),
                 "named" => {
                     cache_core::wire::parse_zone(arg).map_err(|e| bad(part, &e.to_string()))?;
                     WireFormat::Named(arg.to_owned())

@@ -109,7 +109,12 @@ fn ranges_match_fullcalendar_in_every_zone_and_mode() {
             if mode == "local" && range.start().offset() != range.end().offset() {
                 *t.mixed_offsets.entry(zone.to_owned()).or_default() += 1;
             }
-            t.check(zone, format!("{mode} {zone} {} {on} {opts:?}", view.as_str()), &want, &got);
+            t.check(
+                zone,
+                format!("{mode} {zone} {} {on} {opts:?}", view.as_str()),
+                &want,
+                &got,
+            );
         }
     }
     let per_zone = t.per_zone.clone();
@@ -118,11 +123,17 @@ fn ranges_match_fullcalendar_in_every_zone_and_mode() {
     // carry two different offsets (a change inside the range).
     for zone in header_zones(&lines, "dst_zones") {
         assert!(per_zone.get(&zone).copied().unwrap_or(0) > 500, "{zone}: too few cases");
-        assert!(mixed.get(&zone).copied().unwrap_or(0) > 10, "{zone}: no mixed-offset ranges");
+        assert!(
+            mixed.get(&zone).copied().unwrap_or(0) > 10,
+            "{zone}: no mixed-offset ranges"
+        );
     }
     for zone in header_zones(&lines, "fixed_zones") {
         assert!(per_zone.contains_key(&zone), "{zone} not checked");
-        assert!(!mixed.contains_key(&zone), "{zone} has no daylight saving, yet mixed offsets");
+        assert!(
+            !mixed.contains_key(&zone),
+            "{zone} has no daylight saving, yet mixed offsets"
+        );
     }
 }
 
@@ -177,9 +188,17 @@ fn today_is_the_clients_local_date() {
             differs_from_utc += usize::from(day != now.date_naive());
             let (got, _) = sim_request(view, day, &ViewOptions::default(), &fmt);
             let want = Value::Array(case.as_array().unwrap()[1..].to_vec());
-            t.check(zone, format!("{} {zone} {} now {now}", line["mode"], view.as_str()), &want, &got);
+            t.check(
+                zone,
+                format!("{} {zone} {} now {now}", line["mode"], view.as_str()),
+                &want,
+                &got,
+            );
         }
     }
     t.finish(300);
-    assert!(differs_from_utc > 20, "the fixture should hold local dates that differ from UTC's");
+    assert!(
+        differs_from_utc > 20,
+        "the fixture should hold local dates that differ from UTC's"
+    );
 }
