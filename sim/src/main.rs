@@ -70,6 +70,11 @@ enum Command {
         /// `realistic` only: app processes.
         #[arg(long)]
         processes: Option<u32>,
+        /// `realistic` only: users' time zones and shares, e.g.
+        /// `local:America/New_York=60,offset:+08:00=30,utc=5,named:Europe/Berlin=5`
+        /// (default: `sim::traffic::default_zone_mix`).
+        #[arg(long)]
+        zone_mix: Option<String>,
     },
     /// Replay a trace file (or an access log with --format access-log).
     Replay {
@@ -330,6 +335,7 @@ fn main_inner(cli: Cli) -> Result<()> {
             users,
             days,
             processes,
+            zone_mix,
         } => {
             let source = if scenario == "realistic" {
                 let mut tc = scenarios::realistic_config(seed);
@@ -344,6 +350,9 @@ fn main_inner(cli: Cli) -> Result<()> {
                 }
                 if let Some(p) = processes {
                     tc.processes = p;
+                }
+                if let Some(m) = zone_mix {
+                    tc.zones = sim::traffic::ZoneShare::parse_mix(&m)?;
                 }
                 let (header, traffic) = Traffic::new(tc, &scenario)?;
                 sim::trace::Source {

@@ -242,3 +242,49 @@ fn timezone_variants_dst_views_escape_range_expansion() {
         .count();
     assert!(mixed > 0);
 }
+
+#[test]
+fn the_zone_mix_is_configurable() {
+    use sim::traffic::{Traffic, TrafficConfig, ZoneShare};
+    let mix = ZoneShare::parse_mix("local:Europe/London=3, utc=1,named:America/New_York=0").unwrap();
+    assert_eq!(mix.len(), 3);
+    assert_eq!(mix[0].format, WireFormat::Local(chrono_tz::Europe::London));
+    assert_eq!(mix[2].format, WireFormat::Named("America/New_York".into()));
+    let off = ZoneShare::parse_mix("offset:-05:30=1").unwrap();
+    assert_eq!(
+        off[0].format,
+        WireFormat::Offset {
+            seconds: -(5 * 3600 + 1800)
+        }
+    );
+    for bad in [
+        "local:Mars/Base=1",
+        "utc",
+        "utc=-1",
+        "utc=0",
+        "gmt=1",
+        "offset:+25:00=1",
+    ] {
+        assert!(ZoneShare::parse_mix(bad).is_err(), "{bad}");
+    }
+
+    let mut cfg = TrafficConfig::default();
+    cfg.users = 30;
+    cfg.actions = 3_000;
+    cfg.zones = mix;
+    let (_, t) = Traffic::new(cfg, "realistic").unwrap();
+    let mut seen = BTreeMap::<Option<String>, usize>::new();
+    for e in t {
+        if let Event::Read { view, .. } = e.unwrap() {
+            let tz = view.params.get("timeZone").cloned();
+            assert_ne!(tz.as_deref(), Some("America/New_York"), "share 0 is never drawn");
+            if tz.is_none() {
+                // London: +01:00 until Oct 26, then Z.
+                let off = view.range.start().offset().local_minus_utc();
+                assert!(off == 0 || off == 3600, "{off}");
+            }
+            *seen.entry(tz).or_default() += 1;
+        }
+    }
+    assert!(seen[&None] > seen[&Some("UTC".to_owned())], "{seen:?}");
+}
