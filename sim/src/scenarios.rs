@@ -347,6 +347,16 @@ fn script(name: &str) -> Result<Script> {
             // The daylight-saving case: cal:2 is viewed from New York and
             // Berlin, whose offsets change inside the October grid (Berlin on
             // Oct 26, New York on Nov 2), so the ends carry different offsets.
+            //
+            // What range-expansion misses here: it guesses midnights in one
+            // fixed `home_offset` (+08:00 in the simulator). It misses every
+            // view below, because none is written in +08:00; and it would miss
+            // the month grids and the week of the change even in an app whose
+            // home offset is New York's summer offset (-04:00), because one
+            // fixed offset can only name ranges whose two ends carry that same
+            // offset, while these end at -05:00 (+01:00 for Berlin). The
+            // `timeZone=America/New_York` view carries a parameter no guess
+            // includes. (`sim/tests/timezones.rs` checks both claims.)
             s.load_month("cal:2", 101, 15)?;
             s.write(
                 0,
