@@ -3,7 +3,6 @@
 //! zone names are line-numbered errors, and what `range-expansion` misses.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Arc;
 
 use chrono::{FixedOffset, NaiveDate, NaiveTime, TimeZone};
@@ -27,12 +26,13 @@ fn offset_of(s: &str) -> Option<&str> {
 fn generated_realistic_traffic_is_fullcalendars_wire_form() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("realistic.jsonl");
-    let out = Command::new(env!("CARGO_BIN_EXE_cache-sim"))
-        .args(["generate", "--scenario", "realistic", "--actions", "60000", "--out"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // What `cache-sim generate --scenario realistic --actions 60000` does,
+    // through the library (the binary's path is shared by every build using
+    // the same target directory).
+    let mut cfg = sim::scenarios::realistic_config(1);
+    cfg.actions = 60_000;
+    let (header, traffic) = sim::traffic::Traffic::new(cfg, "realistic").unwrap();
+    sim::trace::write_trace(&path, &header, traffic).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains("+00:00"), "FullCalendar writes a zero offset as Z");
 
