@@ -1,9 +1,12 @@
 //! Per-operation cost of every invalidation strategy on every backend.
 //!
-//! - `strategy/read/<backend>`: the read path of a hit, `plan_read` (key
-//!   derivation and generation fetches) + `get` of the planned key, for a
-//!   month view of one calendar. `baseline` is a bare `get` of a stored key:
-//!   the floor every strategy adds its round trips to.
+//! - `strategy/read/<backend>`: the application's read path of a hit,
+//!   `RangeCache::get_or_load` on a filled view (the strategy's plan, its
+//!   generation fetches, the entry's `get` unless the plan read it, the
+//!   envelope check), for a month view of one calendar; `<name>-2scopes`
+//!   for a view over two calendars. `baseline` is a bare `get` of a stored
+//!   value of the same size: the floor every strategy adds its round trips
+//!   to.
 //! - `strategy/write/<backend>`: `invalidate` for a one-day change of that
 //!   calendar. `baseline` is a single `delete`: one round trip.
 //!
@@ -21,6 +24,7 @@ use std::time::Duration;
 use backend_locmem::LocmemBackend;
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
 use backend_redis::RedisBackend;
+use cache_core::aside::{RangeCache, RangeCacheOptions};
 use cache_core::strategy::{by_name, StrategyOptions, NAMES};
 use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
 use cache_core::testkit::redis::RedisServer;
@@ -68,17 +72,30 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, label: &str, backend: Arc<dyn 
         b.to_async(rt)
             .iter(|| async { backend.get(&floor_key).await.unwrap().unwrap() })
     });
-    for name in NAMES {
+    let two_scopes = View::new(
+        [Scope::new("cal:7").unwrap(), Scope::new("team:1").unwrap()],
+        view.range,
+    )
+    .unwrap();
+    let mut cases: Vec<(String, &View)> = NAMES.iter().map(|n| ((*n).to_owned(), &view)).collect();
+    for name in ["versioned", "stamped"] {
+        cases.push((format!("{name}-2scopes"), &two_scopes));
+    }
+    for (case, v) in cases {
+        let name = case.trim_end_matches("-2scopes");
         let strategy = by_name(name, &options).unwrap();
+        let cache = RangeCache::new(backend.clone(), strategy, RangeCacheOptions::default());
         // Fill the view once, so every measured read is a hit.
-        rt.block_on(async {
-            let plan = strategy.plan_read(&*backend, &view).await.unwrap();
-            strategy.store(&*backend, &view, &plan, value.clone()).await.unwrap();
-        });
-        g.bench_function(name, |b| {
+        let filled = value.clone();
+        rt.block_on(cache.get_or_load(v, || async { Ok::<_, std::io::Error>(filled) }))
+            .unwrap();
+        g.bench_function(case.as_str(), |b| {
             b.to_async(rt).iter(|| async {
-                let plan = strategy.plan_read(&*backend, &view).await.unwrap();
-                backend.get(&plan.key).await.unwrap().expect("a filled view must hit")
+                cache
+                    .get_or_load(v, || async { panic!("a filled view must hit") })
+                    .await
+                    .map_err(|e: std::io::Error| e)
+                    .unwrap()
             })
         });
     }

@@ -2,14 +2,20 @@
 //! [`Strategy`], calls the loader on a miss and stores the result;
 //! [`RangeCache::invalidate`] is called after a write commits.
 //!
-//! What it adds over the strategy's steps:
+//! `RangeCache` is a thin async driver of the sans-IO core in
+//! [`crate::flow`]: every decision below is taken there, by the same code
+//! the simulator drives in virtual time. What it adds over the strategy's
+//! steps:
 //!
 //! - **Logical expiry.** Entries are stored as an [`Envelope`] whose expiry
 //!   and load time follow the injected [`Clock`], so a simulation on a
 //!   [`ManualClock`](crate::ManualClock) expires entries exactly.
-//! - **Single-flight.** Concurrent misses on one key in one process call
-//!   the loader once; the others wait for its result. (Across processes
-//!   nothing is coordinated: that would need a lock in the backend.)
+//! - **Single-flight** (on by default). Concurrent misses on one key in one
+//!   process call the loader once; the others wait for its result, and
+//!   requests arriving while the leader stores it take it at once. If the
+//!   leader fails or is cancelled, a waiter takes over with its own loader.
+//!   (Across processes nothing is coordinated: that would need a lock in
+//!   the backend.)
 //! - **XFetch** (optional): probabilistic early refresh (Vattani, Chierichetti,
 //!   Lowenstein, VLDB 2015). A reader recomputes a fresh entry early when
 //!   `now − Δ·β·ln(rand) ≥ expiry`, `Δ` being how long the last load took, so
@@ -39,24 +45,22 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 use crate::backend::Backend;
 use crate::clock::{system_clock, Clock};
-use crate::envelope::Envelope;
+use crate::envelope::EntryBuf;
 use crate::error::Result;
+use crate::flow::{Aside, AsideOptions, FlightId, Flights, Step, Tally};
 use crate::instrumented::{Instrumented, OpStats, StatsSnapshot};
 use crate::key::Key;
-use crate::strategy::keys::splitmix64;
-use crate::strategy::{ReadPlan, Strategy};
+use crate::strategy::Strategy;
 use crate::view::{Change, View};
 
 /// Options of a [`RangeCache`].
@@ -70,6 +74,8 @@ pub struct RangeCacheOptions {
     pub xfetch_beta: Option<f64>,
     /// Seed of XFetch's random draws.
     pub seed: u64,
+    /// Coalesce concurrent misses on one key (default on).
+    pub single_flight: bool,
 }
 
 impl Default for RangeCacheOptions {
@@ -78,6 +84,7 @@ impl Default for RangeCacheOptions {
             clock: system_clock(),
             xfetch_beta: None,
             seed: 0,
+            single_flight: true,
         }
     }
 }
@@ -101,6 +108,13 @@ impl RangeCacheOptions {
     #[must_use]
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Sets [`Self::single_flight`].
+    #[must_use]
+    pub fn with_single_flight(mut self, on: bool) -> Self {
+        self.single_flight = on;
         self
     }
 }
@@ -140,63 +154,39 @@ pub struct CacheMetrics {
     pub write_ops: StatsSnapshot,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    loader_calls: AtomicU64,
-    loader_errors: AtomicU64,
-    coalesced: AtomicU64,
-    early_refreshes: AtomicU64,
-    read_errors: AtomicU64,
-    store_errors: AtomicU64,
-    corrupt_entries: AtomicU64,
-    invalidations: AtomicU64,
-    invalidation_errors: AtomicU64,
-}
-
-fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
-
-/// One load in progress: followers watch for its value. `None` until the
-/// leader sends; a closed channel with `None` means the leader failed or was
-/// cancelled.
-#[derive(Debug)]
-struct Flight {
-    id: u64,
-    rx: watch::Receiver<Option<Bytes>>,
-}
+/// A waiter of this driver: where the leader sends its value (`None`: it
+/// failed; a dropped sender means the same).
+type Waiter = oneshot::Sender<Option<Bytes>>;
 
 /// Cache-aside over one backend and one strategy; see the [module
 /// docs](self). Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct RangeCache {
-    strategy: Arc<dyn Strategy>,
+    aside: Aside,
     read_backend: Instrumented<Arc<dyn Backend>>,
     write_backend: Instrumented<Arc<dyn Backend>>,
-    options: RangeCacheOptions,
-    // A std mutex, not Tokio's: it is held only to look up or insert a map
-    // entry, never across an await, and std's is cheaper for that.
-    inflight: Mutex<HashMap<Key, Flight>>,
-    next_flight: AtomicU64,
-    rng: AtomicU64,
-    counters: Counters,
+    clock: Arc<dyn Clock>,
+    // std mutexes, not Tokio's: each is held only to update a map or a few
+    // counters, never across an await, and std's is cheaper for that.
+    flights: Mutex<Flights<Waiter>>,
+    tally: Mutex<Tally>,
 }
 
-/// Removes the leader's flight from the map when the leader finishes, fails
-/// or is cancelled (dropped mid-load), so followers never wait on a ghost.
-struct FlightGuard<'a> {
-    cache: &'a RangeCache,
+/// Ends a leader's flight when the leader is dropped mid-load (its future
+/// cancelled): the waiters' senders drop with it, so they take over instead
+/// of waiting on a ghost.
+struct LeadGuard<'a> {
+    flights: &'a Mutex<Flights<Waiter>>,
     key: Key,
-    id: u64,
+    id: FlightId,
+    armed: bool,
 }
 
-impl Drop for FlightGuard<'_> {
+impl Drop for LeadGuard<'_> {
     fn drop(&mut self) {
-        let mut map = self.cache.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        if map.get(&self.key).is_some_and(|f| f.id == self.id) {
-            map.remove(&self.key);
+        if self.armed {
+            let mut f = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+            drop(f.abandon(&self.key, self.id));
         }
     }
 }
@@ -204,21 +194,23 @@ impl Drop for FlightGuard<'_> {
 impl RangeCache {
     /// A cache-aside layer over `backend` with `strategy`.
     pub fn new(backend: Arc<dyn Backend>, strategy: Arc<dyn Strategy>, options: RangeCacheOptions) -> Self {
+        let policy = AsideOptions::default()
+            .with_single_flight(options.single_flight)
+            .with_xfetch(options.xfetch_beta)
+            .with_seed(options.seed);
         RangeCache {
-            strategy,
+            aside: Aside::new(strategy, policy),
             read_backend: Instrumented::new(backend.clone()),
             write_backend: Instrumented::new(backend),
-            rng: AtomicU64::new(options.seed),
-            options,
-            inflight: Mutex::new(HashMap::new()),
-            next_flight: AtomicU64::new(0),
-            counters: Counters::default(),
+            clock: options.clock,
+            flights: Mutex::new(Flights::new()),
+            tally: Mutex::new(Tally::default()),
         }
     }
 
     /// The strategy in use.
     pub fn strategy(&self) -> &Arc<dyn Strategy> {
-        &self.strategy
+        self.aside.strategy()
     }
 
     /// The backend (unwrapped, uncounted).
@@ -236,23 +228,30 @@ impl RangeCache {
         self.write_backend.stats()
     }
 
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn flights(&self) -> std::sync::MutexGuard<'_, Flights<Waiter>> {
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The counters now.
     pub fn metrics(&self) -> CacheMetrics {
-        let c = &self.counters;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let t = *self.tally();
         CacheMetrics {
-            strategy: self.strategy.name().to_owned(),
-            hits: load(&c.hits),
-            misses: load(&c.misses),
-            loader_calls: load(&c.loader_calls),
-            loader_errors: load(&c.loader_errors),
-            coalesced: load(&c.coalesced),
-            early_refreshes: load(&c.early_refreshes),
-            read_errors: load(&c.read_errors),
-            store_errors: load(&c.store_errors),
-            corrupt_entries: load(&c.corrupt_entries),
-            invalidations: load(&c.invalidations),
-            invalidation_errors: load(&c.invalidation_errors),
+            strategy: self.strategy().name().to_owned(),
+            hits: t.hits,
+            misses: t.misses,
+            loader_calls: t.loader_calls,
+            loader_errors: t.loader_errors,
+            coalesced: t.coalesced,
+            early_refreshes: t.early_refreshes,
+            read_errors: t.read_errors,
+            store_errors: t.store_errors,
+            corrupt_entries: t.corrupt_entries,
+            invalidations: t.invalidations,
+            invalidation_errors: t.invalidation_errors,
             read_ops: self.read_backend.stats().snapshot(),
             write_ops: self.write_backend.stats().snapshot(),
         }
@@ -266,146 +265,113 @@ impl RangeCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, E>>,
     {
-        // Step 1, before any database access: this ordering is what makes
-        // generation-based strategies immune to the stale-set race.
-        let plan = match self.strategy.plan_read(&self.read_backend, view).await {
-            Ok(plan) => plan,
-            Err(e) => {
-                tracing::warn!(error = %e, strategy = self.strategy.name(), "plan_read failed; loading uncached");
-                bump(&self.counters.read_errors);
-                bump(&self.counters.misses);
-                return self.call_loader(loader).await.map(|(v, _)| v);
-            }
-        };
-        match self.read_backend.get(&plan.key).await {
-            Ok(Some(bytes)) => match Envelope::decode(&plan.key, &bytes) {
-                Ok(envelope) => {
-                    let now = self.options.clock.now();
-                    if envelope.is_fresh(now) {
-                        if !self.refresh_early(&envelope, now) {
-                            bump(&self.counters.hits);
-                            return Ok(envelope.payload);
-                        }
-                        bump(&self.counters.early_refreshes);
+        let aside = &self.aside;
+        let backend: &dyn Backend = &self.read_backend;
+        let mut flow = aside.read();
+        let mut loader = Some(loader);
+        let mut load_error = None;
+        let mut guard: Option<LeadGuard<'_>> = None;
+        loop {
+            match flow.step() {
+                Step::Plan => flow.planned(aside.plan(backend, view).await),
+                Step::Get => {
+                    let got = match flow.fetch_key() {
+                        Some(key) => backend.get(key).await,
+                        None => Ok(None),
+                    };
+                    flow.fetched(got, self.clock.now(), aside);
+                }
+                Step::Join => {
+                    let (tx, rx) = oneshot::channel();
+                    let wait = flow.join(&mut self.flights(), tx);
+                    if wait {
+                        flow.joined(rx.await.ok().flatten());
+                    } else if let (Some(id), Some(key)) = (flow.flight(), flow.key()) {
+                        guard = Some(LeadGuard {
+                            flights: &self.flights,
+                            key: key.clone(),
+                            id,
+                            armed: true,
+                        });
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cached entry is not an envelope; reloading");
-                    bump(&self.counters.corrupt_entries);
+                Step::Load => {
+                    let start = self.clock.now();
+                    let result = match loader.take() {
+                        Some(load) => load().await,
+                        // Unreachable: a flow loads at most once.
+                        None => break,
+                    };
+                    let now = self.clock.now();
+                    let took = now.duration_since(start).unwrap_or(Duration::ZERO);
+                    match result {
+                        Ok(v) => flow.loaded(Some(EntryBuf::from_payload(&v)), took, now),
+                        Err(e) => {
+                            load_error = Some(e);
+                            flow.loaded(None, took, now);
+                        }
+                    }
                 }
-            },
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, key = %plan.key, "cache read failed; loading");
-                bump(&self.counters.read_errors);
+                Step::Publish => {
+                    let (waiters, value) = flow.publish(&mut self.flights());
+                    if value.is_none() {
+                        // The flight is over; nothing for the guard to do.
+                        if let Some(g) = guard.as_mut() {
+                            g.armed = false;
+                        }
+                    }
+                    for w in waiters {
+                        let _ = w.send(value.clone());
+                    }
+                }
+                Step::Store => {
+                    let r = aside.store(backend, view, &flow).await;
+                    if let Err(e) = &r {
+                        tracing::warn!(error = %e, key = ?flow.key().map(Key::as_str), "storing the loaded view failed");
+                    }
+                    flow.stored(r);
+                }
+                Step::Finish => {
+                    flow.finish(&mut self.flights());
+                    if let Some(g) = guard.as_mut() {
+                        g.armed = false;
+                    }
+                }
+                _ => break,
             }
         }
-        bump(&self.counters.misses);
-        self.load_once(view, &plan, loader).await
+        let outcome = *flow.outcome();
+        if outcome.read_error {
+            tracing::warn!(
+                strategy = self.strategy().name(),
+                "cache read failed; answered by the loader"
+            );
+        }
+        self.tally().record(&outcome);
+        match (flow.into_payload(), load_error) {
+            (Some(v), _) => Ok(v),
+            (None, Some(e)) => Err(e),
+            // A loader that failed in another request cannot reach here: a
+            // waiter that gets `None` leads its own load.
+            (None, None) => match loader.take() {
+                Some(load) => load().await,
+                None => unreachable_payload(),
+            },
+        }
     }
 
     /// Invalidates what `change` affects; call it after the write commits.
     pub async fn invalidate(&self, change: &Change) -> Result<()> {
-        match self.strategy.invalidate(&self.write_backend, change).await {
-            Ok(()) => {
-                bump(&self.counters.invalidations);
-                Ok(())
-            }
-            Err(e) => {
-                bump(&self.counters.invalidation_errors);
-                Err(e)
-            }
-        }
+        let r = self.aside.invalidate(&self.write_backend, change).await;
+        self.tally().record_invalidation(r.is_ok());
+        r
     }
+}
 
-    /// XFetch: true when this reader should recompute a still-fresh entry.
-    fn refresh_early(&self, envelope: &Envelope, now: SystemTime) -> bool {
-        let (Some(beta), Some(expires)) = (self.options.xfetch_beta, envelope.expires_at) else {
-            return false;
-        };
-        // A uniform draw in (0, 1]: 53 random bits, shifted off zero so the
-        // logarithm is finite.
-        let mut state = self.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        let bits = splitmix64(&mut state) >> 11;
-        let r = (bits as f64 + 1.0) / (1u64 << 53) as f64;
-        let gap = -envelope.load_time.as_secs_f64() * beta * r.ln();
-        if !gap.is_finite() || gap <= 0.0 {
-            return false;
-        }
-        now + Duration::from_secs_f64(gap.min(1e9)) >= expires
-    }
-
-    async fn call_loader<F, Fut, E>(&self, loader: F) -> Result<(Bytes, Duration), E>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Bytes, E>>,
-    {
-        bump(&self.counters.loader_calls);
-        let start = self.options.clock.now();
-        match loader().await {
-            Ok(v) => {
-                let took = self.options.clock.now().duration_since(start).unwrap_or_default();
-                Ok((v, took))
-            }
-            Err(e) => {
-                bump(&self.counters.loader_errors);
-                Err(e)
-            }
-        }
-    }
-
-    /// Loads `plan.key` once per process: the first caller leads, the others
-    /// wait for its value; if the leader fails, a waiter takes over with its
-    /// own loader.
-    async fn load_once<F, Fut, E>(&self, view: &View, plan: &ReadPlan, loader: F) -> Result<Bytes, E>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Bytes, E>>,
-    {
-        let (tx, guard) = loop {
-            let mut rx = {
-                let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-                match map.get(&plan.key) {
-                    Some(flight) => flight.rx.clone(),
-                    None => {
-                        let (tx, rx) = watch::channel(None);
-                        let id = self.next_flight.fetch_add(1, Ordering::Relaxed);
-                        map.insert(plan.key.clone(), Flight { id, rx });
-                        let guard = FlightGuard {
-                            cache: self,
-                            key: plan.key.clone(),
-                            id,
-                        };
-                        break (tx, guard);
-                    }
-                }
-            };
-            // Either the value arrives or the leader goes away; check the
-            // value in both cases (it may have been sent just before).
-            let _ = rx.changed().await;
-            let sent = rx.borrow().clone();
-            if let Some(value) = sent {
-                bump(&self.counters.coalesced);
-                return Ok(value);
-            }
-        };
-        let (value, load_time) = self.call_loader(loader).await?;
-        let envelope = Envelope {
-            expires_at: plan.ttl.map(|ttl| self.options.clock.now() + ttl),
-            load_time,
-            payload: value.clone(),
-        };
-        if let Err(e) = self
-            .strategy
-            .store(&self.read_backend, view, plan, envelope.encode())
-            .await
-        {
-            tracing::warn!(error = %e, key = %plan.key, "storing the loaded view failed");
-            bump(&self.counters.store_errors);
-        }
-        // Waiters get the value even if storing failed.
-        let _ = tx.send(Some(value.clone()));
-        drop(guard);
-        Ok(value)
-    }
+/// The flow ended without a payload and without having called the loader:
+/// it cannot (every path to `Done` either serves a value or loads), so this
+/// is a bug in [`crate::flow`], reported as a panic in debug builds only.
+fn unreachable_payload<E>() -> Result<Bytes, E> {
+    debug_assert!(false, "a read flow ended with neither a value nor a load");
+    Ok(Bytes::new())
 }

@@ -15,10 +15,18 @@
 //! - [`view`]: the vocabulary: [`Scope`], [`TimeRange`], [`View`], [`Change`].
 //! - [`wire`]: a range end as FullCalendar writes it (offset, `Z`, or none plus
 //!   a named zone with daylight saving) and as a server reads it back.
+//! - [`fullcalendar`]: FullCalendar's whole feed query (`start`, `end`,
+//!   `timeZone`, filters) straight to a [`View`], read with [`wire`], with an
+//!   error a handler answers with 400.
 //! - [`strategy`]: the invalidation strategies behind the [`Strategy`] trait
 //!   (one file each) and the by-name registry [`strategy::by_name`].
-//! - [`aside`]: [`RangeCache`], cache-aside over a strategy: single-flight,
-//!   logical expiry, optional XFetch early refresh, fail-open reads, metrics.
+//! - [`flow`]: the sans-IO core of cache-aside: every decision of a read
+//!   (plan, hit or miss, single-flight, XFetch early refresh, fail-open,
+//!   store) and of a write, as a state machine with no I/O and no clock.
+//!   [`RangeCache`] and the simulator are its two drivers.
+//! - [`aside`]: [`RangeCache`], the async driver of [`flow`] for
+//!   applications: real awaits, a clock, metrics.
+//! - [`hash`]: the stable, seeded hashing (SplitMix64, FNV-1a) every crate shares.
 //! - [`envelope`]: the stored form of a view (payload + logical expiry + load time).
 //! - [`error`]: the one [`Error`] type, variants by meaning.
 //! - [`clock`]: the injectable [`Clock`] ([`SystemClock`], [`ManualClock`]).
@@ -52,6 +60,9 @@ pub mod conformance;
 pub mod envelope;
 pub mod error;
 pub mod ext;
+pub mod flow;
+pub mod fullcalendar;
+pub mod hash;
 pub mod instrumented;
 pub mod key;
 pub mod strategy;

@@ -32,8 +32,8 @@ use crate::backend::{Backend, Capabilities, Ttl};
 use crate::clock::{Clock, ManualClock};
 use crate::conformance::unique_namespace;
 use crate::error::{Error, Result};
+use crate::hash::splitmix64;
 use crate::key::Key;
-use crate::strategy::keys::splitmix64;
 use crate::strategy::{by_name, BucketSize, StrategyOptions};
 use crate::view::{Change, Scope, TimeRange, View};
 
@@ -400,6 +400,36 @@ pub async fn generation_eviction_serves_stale(backend: Arc<dyn Backend>, strateg
     assert!(!control.is_empty(), "{}: no control keys to evict", h.describe());
     backend.delete_many(&control).await.unwrap();
     h.read_is_stale(&view).await
+}
+
+/// Losing an entry: cache a view, change it, read it again (refilling),
+/// then delete the entry itself (eviction) while its generations stay.
+/// Returns whether any read served stale data (it must not: a lost entry is
+/// a miss).
+pub async fn entry_loss_serves_stale(backend: Arc<dyn Backend>, strategy: &str) -> bool {
+    let h = Harness::new(backend.clone(), strategy);
+    let view = october_view("cal:1");
+    let id = {
+        let mut db = h.db.lock().unwrap();
+        db.create(
+            scope("cal:1"),
+            range("2025-10-15T10:00:00+08:00", "2025-10-15T11:00:00+08:00"),
+            "standup",
+            "meeting",
+        )
+        .0
+    };
+    let mut stale = h.read_is_stale(&view).await;
+    h.commit(|db| db.delete(id)).await;
+    stale |= h.read_is_stale(&view).await;
+    let plan = h.cache.strategy().plan_read(backend.as_ref(), &view).await.unwrap();
+    assert!(
+        backend.delete(&plan.key).await.unwrap(),
+        "{}: the entry was stored",
+        h.describe()
+    );
+    stale |= h.read_is_stale(&view).await;
+    stale | h.read_is_stale(&view).await
 }
 
 /// The `stale-set-race`: a reader plans, misses and queries the database;
@@ -799,7 +829,7 @@ macro_rules! strategy_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn seed_scenarios_pass_for_versioned_bucketed_wildcard() {
                 let (_guard, backend) = $make.await;
-                for strategy in ["versioned", "bucketed", "wildcard", "naive-versioned"] {
+                for strategy in ["versioned", "bucketed", "wildcard", "naive-versioned", "stamped"] {
                     suite::assert_seed_scenarios_pass(backend.clone(), strategy).await;
                 }
             }
@@ -819,6 +849,8 @@ macro_rules! strategy_tests {
                 let (_guard, backend) = $make.await;
                 assert!(!suite::generation_eviction_serves_stale(backend.clone(), "versioned").await);
                 assert!(!suite::generation_eviction_serves_stale(backend.clone(), "bucketed").await);
+                assert!(!suite::generation_eviction_serves_stale(backend.clone(), "stamped").await);
+                assert!(!suite::entry_loss_serves_stale(backend.clone(), "stamped").await);
                 assert!(suite::generation_eviction_serves_stale(backend, "naive-versioned").await);
             }
 
@@ -827,6 +859,7 @@ macro_rules! strategy_tests {
                 let (_guard, backend) = $make.await;
                 assert!(suite::stale_set_race_serves_stale(backend.clone(), "wildcard").await);
                 assert!(!suite::stale_set_race_serves_stale(backend.clone(), "versioned").await);
+                assert!(!suite::stale_set_race_serves_stale(backend.clone(), "stamped").await);
                 assert!(!suite::stale_set_race_serves_stale(backend, "bucketed").await);
             }
 
@@ -841,7 +874,7 @@ macro_rules! strategy_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn seeded_random_sequences_never_read_stale() {
                 let (_guard, backend) = $make.await;
-                for strategy in ["versioned", "bucketed", "wildcard"] {
+                for strategy in ["versioned", "bucketed", "wildcard", "stamped"] {
                     suite::assert_model_check_seeds(backend.clone(), strategy, 0..8, 60).await;
                 }
             }

@@ -107,6 +107,8 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                         // Eviction choices follow key hashes: fixed hashing
                         // keeps reports byte-identical when stores fill up.
                         .hash_seed(Some(0x5eed_0000 + u64::from(p)))
+                        // And moka's maintenance must not follow wall time.
+                        .deterministic(true)
                         .name(if processes > 1 {
                             format!("locmem-p{p}")
                         } else {

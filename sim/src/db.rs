@@ -97,6 +97,27 @@ pub struct Committed {
     pub new: Option<(i64, i64)>,
 }
 
+impl Committed {
+    /// The invalidation this commit calls for: the item's scope, its old and
+    /// new dates (as UTC ranges).
+    pub fn change(&self) -> Result<cache_core::Change> {
+        let utc = chrono::FixedOffset::east_opt(0).ok_or_else(|| Error::Invalid("UTC offset".into()))?;
+        let at = |us: i64| {
+            chrono::DateTime::from_timestamp_micros(us)
+                .map(|t| t.with_timezone(&utc))
+                .ok_or_else(|| Error::Invalid(format!("instant {us}µs out of range")))
+        };
+        let mut ranges = Vec::with_capacity(2);
+        for (s, e) in self.old.into_iter().chain(self.new) {
+            ranges.push(cache_core::TimeRange::new(at(s)?, at(e)?)?);
+        }
+        Ok(cache_core::Change::new(
+            cache_core::Scope::new(self.scope.clone())?,
+            ranges,
+        )?)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Version {
     commit_us: i64,
@@ -216,16 +237,10 @@ pub struct Db {
     queries: u64,
 }
 
-/// The SplitMix64 finaliser: a bijective, well-mixed 64-bit step.
-fn fin(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// One item revision as a well-mixed 64-bit value, for [`Answer::fingerprint`].
 fn mix(id: u64, rev: u32) -> u64 {
-    fin(fin(id.wrapping_add(0x9E37_79B9_7F4A_7C15)) ^ u64::from(rev))
+    use cache_core::hash::{mix64, GOLDEN_GAMMA};
+    mix64(mix64(id.wrapping_add(GOLDEN_GAMMA)) ^ u64::from(rev))
 }
 
 impl Db {

@@ -2,7 +2,34 @@
 //!
 //! Replays FullCalendar feed traffic against every (strategy, backend) pair,
 //! judges every served response against a ground-truth database, and writes
-//! the comparison report: stale reads, hit rate, backend cost, dead keys.
+//! the comparison report: stale reads, hit rate, backend cost, DB load,
+//! feed latency, dead keys.
+//!
+//! # One read path
+//!
+//! The simulator does not model cache-aside: it runs the library's. Every
+//! feed request is a [`cache_core::flow::ReadFlow`], the sans-IO state
+//! machine that `RangeCache` also drives, so plan, hit or miss, single-flight,
+//! XFetch early refresh, fail-open and store are decided by the code an
+//! application runs. [`engine`] is only a driver: it performs each step the
+//! flow asks for in virtual time and charges it its modelled latency. A
+//! differential test (`tests/one_read_path.rs`) replays one trace through
+//! both drivers and gets the same hits, misses and loads for every strategy.
+//!
+//! ```text
+//!   cache-core::strategy ──┐
+//!   cache-core::flow  ─────┼──▶ RangeCache (async driver: real awaits, clock, channels)
+//!   (ReadFlow, Flights,    └──▶ sim::engine (virtual-time driver: latencies, request slots,
+//!    Tally, Aside)                              ground-truth judgement)
+//! ```
+//!
+//! What that models, per simulated app process: **single-flight** (on by
+//! default, `--single-flight off` to compare: concurrent misses on one key
+//! in one process load once and the others wait, counted as `coalesced`),
+//! **XFetch** (`--xfetch BETA`), **fail-open** (a backend error is answered
+//! by the database and counted in `errors`), and **feed latency**
+//! percentiles in virtual time, from the latencies of the steps each request
+//! took, waiting for a coalesced load included.
 //!
 //! # Layout
 //!
@@ -15,10 +42,12 @@
 //! - [`traffic`]: the seeded generator of users, tabs, navigation and writes.
 //! - [`trace`]: events, the JSON Lines trace format (`TRACE_FORMAT.md`), the
 //!   streaming reader with line-numbered errors, access-log import.
-//! - [`engine`]: the event-driven replay of one cell in virtual time and the
-//!   stale-read judgement.
+//! - [`engine`]: the virtual-time driver of cache-core's flow for one cell:
+//!   events and steps in one queue, per-process single-flight, the
+//!   stale-read judgement, metrics (its own `# Layout`).
 //! - [`scenarios`]: the named scenarios and what each shows.
 //! - [`backends`]: `--backend` specs and connecting them.
+//! - [`config`]: [`config::RunConfig`], what a comparison runs.
 //! - [`runner`]: runs all cells (on worker threads) and assembles the report.
 //! - [`report`]: Markdown, CSV, JSON and HTML (inline SVG) renderings.
 //! - [`rng`]: the seeded PRNG (SplitMix64) and distributions.
@@ -26,10 +55,16 @@
 //!
 //! # Determinism
 //!
-//! Every random choice draws from [`rng::Rng`] seeded explicitly; events at
-//! the same virtual instant are ordered by insertion sequence; reports hold
-//! no wall-clock times and no hash-map iteration order. The same scenario,
-//! seed and backend give a byte-identical `report.json` on locmem.
+//! Every random choice draws from [`rng::Rng`] (or, for XFetch, the flow's
+//! own stream) seeded explicitly; events at the same virtual instant are
+//! ordered by insertion sequence; reports hold no wall-clock times and no
+//! hash-map iteration order. The in-process store is made deterministic
+//! too: locmem's key hashing is seeded, and moka's maintenance, which
+//! otherwise runs when its queues fill **or when 300 ms of wall time have
+//! passed** (and so evicted differently on a loaded machine), is applied
+//! after every operation ([`backend_locmem::LocmemBuilder::deterministic`]).
+//! The same scenario, seed and backend give a byte-identical `report.json`
+//! on locmem, on one thread or two, evicting or not.
 //!
 //! # Performance
 //!
@@ -102,6 +137,7 @@
 
 pub mod backends;
 pub mod calendar;
+pub mod config;
 pub mod db;
 pub mod engine;
 pub mod error;

@@ -98,6 +98,15 @@ enum Format {
     AccessLog,
 }
 
+/// `on` or `off`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum OnOff {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
 #[derive(Args, Debug, Clone)]
 struct Common {
     /// Backend: `locmem`, `locmem:N` (N MiB per process), `redis://host:port`, `memcache://host:port` (repeatable).
@@ -139,6 +148,14 @@ struct Common {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Per-process single-flight: concurrent misses on one key in one app
+    /// process load once (`on`, as `RangeCache` does by default) or each
+    /// load on its own (`off`, an app without it).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    single_flight: OnOff,
+    /// XFetch early refresh with this β (e.g. 1.0); off by default.
+    #[arg(long, value_name = "BETA")]
+    xfetch: Option<f64>,
     /// After the table, print each cell's wall time, requests per second and
     /// time inside backend calls to stderr (real time: never in the report).
     #[arg(long)]
@@ -180,6 +197,14 @@ impl Common {
         cfg.threads = self.threads.max(1);
         cfg.item_bytes = self.item_bytes;
         cfg.timings = self.timings;
+        cfg.aside = cfg
+            .aside
+            .clone()
+            .with_single_flight(self.single_flight == OnOff::On)
+            .with_xfetch(self.xfetch);
+        cfg.aside
+            .validate()
+            .map_err(|e| Error::Invalid(format!("--xfetch: {e}")))?;
         Ok(cfg)
     }
 }

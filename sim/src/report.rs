@@ -12,8 +12,8 @@ use std::time::Duration;
 use cache_core::Op;
 use serde::Serialize;
 
+use crate::config::RunConfig;
 use crate::engine::{Latencies, Metrics};
-use crate::runner::RunConfig;
 use crate::trace::{Header, FORMAT_VERSION};
 
 /// Calls and keys of one operation kind.
@@ -65,6 +65,18 @@ pub struct CellResult {
     pub keys_per_write: f64,
     /// Feed queries the database answered.
     pub db_queries: u64,
+    /// Misses answered by another request's load in the same process
+    /// (single-flight).
+    pub coalesced: u64,
+    /// Fresh entries recomputed early (XFetch).
+    pub early_refreshes: u64,
+    /// Feed latency, median, ms of virtual time (from the modelled latencies
+    /// of the steps a request took, waiting for a coalesced load included).
+    pub latency_p50_ms: f64,
+    /// Feed latency, 99th percentile, ms.
+    pub latency_p99_ms: f64,
+    /// Feed latency, 99.9th percentile, ms.
+    pub latency_p999_ms: f64,
     /// Feed entries stored at the end that no current key can read; `null`
     /// when the backend cannot list its keys.
     pub dead_keys: Option<u64>,
@@ -90,6 +102,11 @@ fn ratio(a: u64, b: u64) -> f64 {
         // Rounded so that the JSON stays short and stable.
         (a as f64 / b as f64 * 1e6).round() / 1e6
     }
+}
+
+/// µs as ms, rounded to the µs so that the JSON stays short and stable.
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
 }
 
 impl CellResult {
@@ -130,6 +147,11 @@ impl CellResult {
             ops_per_write: ratio(write_ops, m.writes),
             keys_per_write: ratio(m.write_ops.total_keys(), m.writes),
             db_queries: m.db_queries,
+            coalesced: m.coalesced,
+            early_refreshes: m.early_refreshes,
+            latency_p50_ms: ms(m.latency.p50_us),
+            latency_p99_ms: ms(m.latency.p99_us),
+            latency_p999_ms: ms(m.latency.p999_us),
             dead_keys: m.dead_keys,
             dead_bytes: m.dead_bytes,
             live_keys: m.live_keys,
@@ -139,9 +161,8 @@ impl CellResult {
             timeline: m
                 .timeline
                 .iter()
-                .enumerate()
-                .filter(|(_, (r, _))| *r > 0)
-                .map(|(i, &(r, s))| [i as u64 * bucket_s, r, s])
+                .filter(|(_, r, _)| *r > 0)
+                .map(|&(i, r, s)| [i.saturating_mul(bucket_s), r, s])
                 .collect(),
         }
     }
@@ -173,6 +194,10 @@ pub struct Report {
     pub strategies: Vec<String>,
     /// Step latencies, µs.
     pub latencies_us: Latencies,
+    /// Whether each app process coalesced concurrent misses (single-flight).
+    pub single_flight: bool,
+    /// XFetch's β, when early refresh was on.
+    pub xfetch_beta: Option<f64>,
     /// Cached views' TTL, seconds.
     pub ttl_s: f64,
     /// `short-ttl`'s TTL, seconds.
@@ -200,6 +225,8 @@ impl Report {
             backends: cfg.backends.iter().map(|b| b.label()).collect(),
             strategies: cfg.strategies.clone(),
             latencies_us: cfg.latencies,
+            single_flight: cfg.aside.single_flight,
+            xfetch_beta: cfg.aside.xfetch_beta,
             ttl_s: cfg.ttl.as_secs_f64(),
             short_ttl_s: cfg.short_ttl.as_secs_f64(),
             item_bytes: cfg.item_bytes,
@@ -237,13 +264,13 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(s, "{}\n", self.caption());
         s.push_str(
-            "| strategy | backend | reads | writes | hits | hit rate | stale reads | stale % | max staleness ms | ops/read | ops/write | DB queries | dead keys |\n",
+            "| strategy | backend | reads | writes | hits | hit rate | stale reads | stale % | max staleness ms | ops/read | ops/write | DB queries | coalesced | p50 ms | p99 ms | p99.9 ms | errors | dead keys |\n",
         );
-        s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for r in &self.results {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {:.1}% | {} | {:.2}% | {:.1} | {:.2} | {:.2} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.1}% | {} | {:.2}% | {:.1} | {:.2} | {:.2} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} |",
                 r.strategy,
                 r.backend,
                 r.reads,
@@ -256,6 +283,11 @@ impl Report {
                 r.ops_per_read,
                 r.ops_per_write,
                 r.db_queries,
+                r.coalesced,
+                r.latency_p50_ms,
+                r.latency_p99_ms,
+                r.latency_p999_ms,
+                r.errors,
                 r.dead_keys.map(|d| d.to_string()).unwrap_or_else(|| "n/a".into())
             );
         }
@@ -267,13 +299,13 @@ impl Report {
         let mut s = String::from(
             "scenario,seed,strategy,backend,reads,writes,hits,misses,hit_rate,stale_reads,stale_rate,max_staleness_ms,\
              backend_ops,backend_keys,read_ops,write_ops,ops_per_read,ops_per_write,keys_per_write,db_queries,\
-             dead_keys,dead_bytes,live_keys,errors\n",
+             coalesced,early_refreshes,latency_p50_ms,latency_p99_ms,latency_p999_ms,dead_keys,dead_bytes,live_keys,errors\n",
         );
         let opt = |o: Option<u64>| o.map(|v| v.to_string()).unwrap_or_default();
         for r in &self.results {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 csv_field(&self.scenario),
                 self.seed,
                 csv_field(&r.strategy),
@@ -294,6 +326,11 @@ impl Report {
                 r.ops_per_write,
                 r.keys_per_write,
                 r.db_queries,
+                r.coalesced,
+                r.early_refreshes,
+                r.latency_p50_ms,
+                r.latency_p99_ms,
+                r.latency_p999_ms,
                 opt(r.dead_keys),
                 opt(r.dead_bytes),
                 opt(r.live_keys),
@@ -303,7 +340,7 @@ impl Report {
         s
     }
 
-    /// `report.html`: caption, table, and four inline SVG charts.
+    /// `report.html`: caption, table, and five inline SVG charts.
     pub fn to_html(&self) -> String {
         let labels: Vec<String> = self
             .results
@@ -331,11 +368,11 @@ impl Report {
             esc(&self.scenario),
             esc(&self.caption())
         );
-        h.push_str("<table><tr><th>strategy</th><th>backend</th><th>reads</th><th>hits</th><th>hit rate</th><th>stale reads</th><th>max staleness ms</th><th>ops/read</th><th>ops/write</th><th>DB queries</th><th>dead keys</th></tr>\n");
+        h.push_str("<table><tr><th>strategy</th><th>backend</th><th>reads</th><th>hits</th><th>hit rate</th><th>stale reads</th><th>max staleness ms</th><th>ops/read</th><th>ops/write</th><th>DB queries</th><th>coalesced</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>errors</th><th>dead keys</th></tr>\n");
         for r in &self.results {
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
                 esc(&r.strategy),
                 esc(&r.backend),
                 r.reads,
@@ -346,6 +383,11 @@ impl Report {
                 r.ops_per_read,
                 r.ops_per_write,
                 r.db_queries,
+                r.coalesced,
+                r.latency_p50_ms,
+                r.latency_p99_ms,
+                r.latency_p999_ms,
+                r.errors,
                 r.dead_keys.map(|d| d.to_string()).unwrap_or_else(|| "n/a".into())
             );
         }
@@ -371,6 +413,13 @@ impl Report {
             &self.results.iter().map(|r| r.ops_per_write).collect::<Vec<_>>(),
             &|v| format!("{v:.2}"),
             "#10b981",
+        ));
+        h.push_str(&bar_chart(
+            "Feed latency p99 (ms, virtual time)",
+            &labels,
+            &self.results.iter().map(|r| r.latency_p99_ms).collect::<Vec<_>>(),
+            &|v| format!("{v:.1} ms"),
+            "#a855f7",
         ));
         h.push_str(&staleness_chart(self, &labels));
         h.push_str("</body></html>\n");

@@ -4,8 +4,8 @@
 //! Hand-written rather than `rand` + `rand_chacha` because the simulator needs
 //! only a handful of draws, must give the same numbers on every platform and
 //! crate version forever (a trace generated today must be regenerated
-//! byte-identically next year), and SplitMix64 is eight lines that will never
-//! change under us.
+//! byte-identically next year). The step is the workspace's one SplitMix64,
+//! [`cache_core::hash::splitmix64`].
 
 /// SplitMix64 (Steele, Lea, Flood 2014): 64-bit state, passes BigCrush, and
 /// every seed (including 0) gives a good stream.
@@ -30,11 +30,7 @@ impl Rng {
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        cache_core::hash::splitmix64(&mut self.state)
     }
 
     /// Uniform in `[0, 1)` with 53 bits of precision.

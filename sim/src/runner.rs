@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use cache_core::strategy::StrategyOptions;
 use cache_core::{ManualClock, Strategy};
-use chrono::Offset;
 
 use crate::backends::{connect, BackendSpec};
-use crate::engine::{run_cell, Cell, Latencies, Metrics};
+pub use crate::config::RunConfig;
+use crate::engine::{run_cell, Cell, Metrics};
 use crate::error::{Error, Result};
 use crate::report::{CellResult, Report};
 use crate::trace::{Event, EventIter, Source};
@@ -25,63 +25,6 @@ pub type SourceFactory = Arc<dyn Fn() -> Result<Source> + Send + Sync>;
 /// Builds a strategy by name ([`cache_core::strategy::by_name`] by default;
 /// tests inject their own).
 pub type StrategyFactory = Arc<dyn Fn(&str, &StrategyOptions) -> cache_core::Result<Arc<dyn Strategy>> + Send + Sync>;
-
-/// What to run.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RunConfig {
-    /// Scenario name (or a description of the trace) for the report.
-    pub scenario: String,
-    /// The seed (strategies' random choices; generated traffic).
-    pub seed: u64,
-    /// The trace file replayed, if any.
-    pub trace: Option<String>,
-    /// Backends to compare.
-    pub backends: Vec<BackendSpec>,
-    /// Strategy names, in report order.
-    pub strategies: Vec<String>,
-    /// Step latencies.
-    pub latencies: Latencies,
-    /// Cached views' TTL.
-    pub ttl: Duration,
-    /// `short-ttl`'s TTL.
-    pub short_ttl: Duration,
-    /// Payload bytes per feed item.
-    pub item_bytes: usize,
-    /// Staleness-over-time bucket width.
-    pub bucket: Duration,
-    /// Worker threads for cells.
-    pub threads: usize,
-    /// Time backend calls (for [`CellTiming::backend_time`]); off, only
-    /// counted.
-    pub timings: bool,
-    /// The offset most simulated clients send (`+08:00`, as in the seed);
-    /// `range-expansion` guesses keys in it.
-    pub home_offset: chrono::FixedOffset,
-}
-
-impl RunConfig {
-    /// Defaults: locmem, all strategies, seed 1, TTL 300 s / 60 s, two threads.
-    pub fn new(scenario: impl Into<String>) -> Self {
-        RunConfig {
-            scenario: scenario.into(),
-            seed: 1,
-            trace: None,
-            backends: vec![BackendSpec::Locmem {
-                capacity_bytes: backend_locmem::DEFAULT_CAPACITY_BYTES,
-            }],
-            strategies: cache_core::strategy::NAMES.iter().map(|s| (*s).to_owned()).collect(),
-            latencies: Latencies::default(),
-            ttl: Duration::from_secs(300),
-            short_ttl: Duration::from_secs(60),
-            item_bytes: 160,
-            bucket: Duration::from_secs(60),
-            threads: 2,
-            timings: false,
-            home_offset: chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Utc.fix()),
-        }
-    }
-}
 
 /// The registry's strategy factory.
 pub fn registry() -> StrategyFactory {
@@ -172,6 +115,7 @@ fn run_one(
         cell.item_bytes = cfg.item_bytes;
         cell.bucket_us = u64::try_from(cfg.bucket.as_micros()).unwrap_or(u64::MAX).max(1);
         cell.time_calls = cfg.timings;
+        cell.aside = cfg.aside.clone().with_seed(cfg.seed);
         run_cell(source, &cell, progress).await
     })
 }

@@ -27,7 +27,7 @@ pub struct ScenarioInfo {
 }
 
 /// Every scenario, in listing order.
-pub const SCENARIOS: [ScenarioInfo; 8] = [
+pub const SCENARIOS: [ScenarioInfo; 9] = [
     ScenarioInfo {
         name: "seed-october-2025",
         shows: "The incident: a user views October 2025 (firstDay=1, +08:00, range 2025-09-29..2025-11-10), \
@@ -70,6 +70,14 @@ pub const SCENARIOS: [ScenarioInfo; 8] = [
         name: "item-moved",
         shows: "An edit drags an item from 2025-10-15 to 2025-12-10 while both months are cached. Strategies \
                 that invalidate only the new dates leave October stale; bucketed must bump old and new buckets.",
+    },
+    ScenarioInfo {
+        name: STAMPEDE,
+        shows: "A popular team calendar view expires (TTL 300 s) under steady traffic from 4 app processes \
+                (one read per ms each), and 400 more readers arrive within 2 ms of expiry. Without \
+                single-flight (--single-flight off) nearly every reader at expiry queries the DB; with it \
+                (the default) at most one per process does and the rest wait for it; with XFetch \
+                (--xfetch 1) a reader refreshes the entry before it expires and p99 latency falls.",
     },
     ScenarioInfo {
         name: "realistic",
@@ -121,6 +129,13 @@ pub fn source(name: &str, seed: u64) -> Result<Source> {
 fn incident_start() -> DateTime<Utc> {
     DateTime::from_timestamp(1_759_712_400, 0).unwrap_or_default()
 }
+
+/// The `stampede` scenario's name.
+pub const STAMPEDE: &str = "stampede";
+/// App processes in `stampede`.
+pub const STAMPEDE_PROCESSES: u32 = 4;
+/// Readers in `stampede`'s burst at expiry.
+pub const STAMPEDE_BURST: u64 = 400;
 
 const PH: WireFormat = WireFormat::Offset { seconds: 8 * 3600 };
 
@@ -433,6 +448,36 @@ fn script(name: &str) -> Result<Script> {
             }
             Ok(s)
         }
+        STAMPEDE => stampede(),
         other => Err(Error::UnknownScenario(other.to_owned())),
     }
+}
+
+/// See [`STAMPEDE`]'s entry in [`SCENARIOS`]. Timings against the default
+/// latencies and the default 300 s TTL: process `p` warms its entry at
+/// `p` ms (stored ~8.6 ms later, so it expires at ~300.009 s + `p` ms);
+/// background readers come every ms per process from 299.5 s to 300.5 s;
+/// the burst lands 300.015–300.017 s, after every process's entry expired.
+fn stampede() -> Result<Script> {
+    let mut s = Script::new(STAMPEDE_PROCESSES);
+    s.load_month("team:1", 1, 30)?;
+    let v = view(&["team:1"], CalendarView::DayGridMonth, date(2025, 10, 6)?, 1, &PH)?;
+    let procs = u64::from(STAMPEDE_PROCESSES);
+    for p in 0..procs {
+        s.read_us(p * 1_000, p as u32, p + 1, &v);
+    }
+    let mut user = procs + 1;
+    for t_ms in 299_500..300_500u64 {
+        for p in 0..procs {
+            // Staggered within the ms so processes do not move in lockstep.
+            s.read_us(t_ms * 1_000 + p * 250, p as u32, user, &v);
+            user += 1;
+        }
+    }
+    for i in 0..STAMPEDE_BURST {
+        let t_us = 300_015_000 + i * 2_000 / STAMPEDE_BURST;
+        s.read_us(t_us, (i % procs) as u32, user, &v);
+        user += 1;
+    }
+    Ok(s)
 }

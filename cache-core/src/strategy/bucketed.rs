@@ -42,14 +42,11 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{Datelike, Days, Months, NaiveDate, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
-use super::keys::{
-    bump_generation, push_hex_lower, push_view, read_generations, view_key_builder, write_date, write_year_month,
-    year_0_9999, GenerationSource,
-};
+use super::generations::{bump_generation, read_generations, GenerationSource};
+use super::keys::{push_hex_lower, push_view, view_key_builder, write_date, write_year_month, year_0_9999};
 use super::{BucketSize, ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -70,10 +67,13 @@ pub struct Bucketed {
 }
 
 impl Bucketed {
+    /// The registry name.
+    pub const NAME: &'static str = "bucketed";
+
     /// A `bucketed` strategy with `options` (uses `namespace`, `ttl`, `seed`,
     /// `clock`, `bucket`).
     pub fn new(options: StrategyOptions) -> Self {
-        let source = GenerationSource::new(options.seed, options.clock.clone());
+        let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl());
         Bucketed { options, source }
     }
 
@@ -171,7 +171,9 @@ impl Bucketed {
         b.build()
     }
 
-    fn generation_keys(&self, view: &View) -> Result<Vec<Key>> {
+    /// The generation keys of `view`: one per (scope, bucket its range
+    /// spans), scope by scope, buckets in time order.
+    pub(crate) fn generation_keys(&self, view: &View) -> Result<Vec<Key>> {
         let starts = self.bucket_starts(&view.range)?;
         let mut keys = Vec::with_capacity(view.scopes.len() * starts.len());
         for scope in &view.scopes {
@@ -182,12 +184,26 @@ impl Bucketed {
         }
         Ok(keys)
     }
+
+    /// The generation keys `change` bumps: one per bucket its old and new
+    /// dates touch, in its scope.
+    pub(crate) fn change_keys(&self, change: &Change) -> Result<Vec<Key>> {
+        let mut buckets = BTreeSet::new();
+        for range in &change.ranges {
+            buckets.extend(self.buckets(range)?);
+        }
+        let head = self.generation_head(&change.scope);
+        buckets
+            .into_iter()
+            .map(|bucket| Self::generation_key(&head, |out| out.push_str(&bucket)))
+            .collect()
+    }
 }
 
 #[async_trait]
 impl Strategy for Bucketed {
     fn name(&self) -> &str {
-        "bucketed"
+        Self::NAME
     }
 
     fn needs(&self) -> Requirements {
@@ -225,18 +241,8 @@ impl Strategy for Bucketed {
         Ok(ReadPlan::new(key, Some(self.options.ttl)).with_generations(generations))
     }
 
-    async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
-        backend.set(&plan.key, value, plan.ttl).await
-    }
-
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
-        let mut buckets = BTreeSet::new();
-        for range in &change.ranges {
-            buckets.extend(self.buckets(range)?);
-        }
-        let head = self.generation_head(&change.scope);
-        for bucket in buckets {
-            let key = Self::generation_key(&head, |out| out.push_str(&bucket))?;
+        for key in self.change_keys(change)? {
             bump_generation(backend, &key, &self.source).await?;
         }
         Ok(())

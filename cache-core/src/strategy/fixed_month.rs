@@ -34,7 +34,6 @@
 //! None beyond the TTL: a write is visible only once the stale entry expires.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{Datelike, Days, NaiveDate, Utc};
 
 use super::keys::{push_date, scoped_view_key};
@@ -53,6 +52,9 @@ pub struct FixedMonth {
 }
 
 impl FixedMonth {
+    /// The registry name.
+    pub const NAME: &'static str = "fixed-month";
+
     /// A `fixed-month` strategy with `options` (uses `namespace`, `ttl`,
     /// `clock`, `filter_combinations`).
     pub fn new(options: StrategyOptions) -> Self {
@@ -87,7 +89,7 @@ impl FixedMonth {
 #[async_trait]
 impl Strategy for FixedMonth {
     fn name(&self) -> &str {
-        "fixed-month"
+        Self::NAME
     }
 
     fn needs(&self) -> Requirements {
@@ -102,10 +104,6 @@ impl Strategy for FixedMonth {
     async fn plan_read(&self, _backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
         let key = scoped_view_key(&self.options.namespace, TAG, view)?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)))
-    }
-
-    async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
-        backend.set(&plan.key, value, plan.ttl).await
     }
 
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {

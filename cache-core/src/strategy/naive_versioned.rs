@@ -37,7 +37,6 @@
 //! As `versioned` while the version key survives; none after it is lost.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 
 use super::keys::{push_view, scope_key, view_key_builder};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
@@ -55,6 +54,9 @@ pub struct NaiveVersioned {
 }
 
 impl NaiveVersioned {
+    /// The registry name.
+    pub const NAME: &'static str = "naive-versioned";
+
     /// A `naive-versioned` strategy with `options` (uses `namespace`, `ttl`).
     pub fn new(options: StrategyOptions) -> Self {
         NaiveVersioned { options }
@@ -69,7 +71,7 @@ impl NaiveVersioned {
 #[async_trait]
 impl Strategy for NaiveVersioned {
     fn name(&self) -> &str {
-        "naive-versioned"
+        Self::NAME
     }
 
     fn needs(&self) -> Requirements {
@@ -106,17 +108,17 @@ impl Strategy for NaiveVersioned {
         Ok(ReadPlan::new(key, Some(self.options.ttl)).with_generations(versions))
     }
 
-    async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
-        backend.set(&plan.key, value, plan.ttl).await
-    }
-
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
         let key = self.version_key(&change.scope)?;
         match backend.incr(&key, 1).await {
             Ok(_) => Ok(()),
             // Django raises ValueError for a missing key; the seed catches it
             // and restarts the counter at 1: the flaw this strategy keeps.
-            Err(Error::NotFound { .. }) => backend.set(&key, format_counter(1), None).await,
+            Err(Error::NotFound { .. }) => {
+                backend
+                    .set(&key, format_counter(1), Some(self.options.control_ttl()))
+                    .await
+            }
             Err(e) => Err(e),
         }
     }

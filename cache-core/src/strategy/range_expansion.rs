@@ -40,7 +40,6 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, TimeDelta};
 
 use super::keys::{push_view_parts, scoped_view_key};
@@ -93,6 +92,9 @@ fn midnight(d: NaiveDate, offset: FixedOffset) -> Option<DateTime<FixedOffset>> 
 }
 
 impl RangeExpansion {
+    /// The registry name.
+    pub const NAME: &'static str = "range-expansion";
+
     /// A `range-expansion` strategy with `options` (uses `namespace`, `ttl`,
     /// `filter_combinations`).
     pub fn new(options: StrategyOptions) -> Self {
@@ -150,7 +152,7 @@ impl RangeExpansion {
 #[async_trait]
 impl Strategy for RangeExpansion {
     fn name(&self) -> &str {
-        "range-expansion"
+        Self::NAME
     }
 
     fn needs(&self) -> Requirements {
@@ -165,10 +167,6 @@ impl Strategy for RangeExpansion {
     async fn plan_read(&self, _backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
         let key = scoped_view_key(&self.options.namespace, TAG, view)?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)))
-    }
-
-    async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
-        backend.set(&plan.key, value, plan.ttl).await
     }
 
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {

@@ -17,7 +17,6 @@
 //! changed by another system, no hook on commit).
 
 use async_trait::async_trait;
-use bytes::Bytes;
 
 use super::keys::scoped_view_key;
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
@@ -35,6 +34,9 @@ pub struct ShortTtl {
 }
 
 impl ShortTtl {
+    /// The registry name.
+    pub const NAME: &'static str = "short-ttl";
+
     /// A `short-ttl` strategy with `options` (uses `namespace`, `short_ttl`).
     pub fn new(options: StrategyOptions) -> Self {
         ShortTtl { options }
@@ -44,7 +46,7 @@ impl ShortTtl {
 #[async_trait]
 impl Strategy for ShortTtl {
     fn name(&self) -> &str {
-        "short-ttl"
+        Self::NAME
     }
 
     fn needs(&self) -> Requirements {
@@ -59,10 +61,6 @@ impl Strategy for ShortTtl {
     async fn plan_read(&self, _backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
         let key = scoped_view_key(&self.options.namespace, TAG, view)?;
         Ok(ReadPlan::new(key, Some(self.options.short_ttl)))
-    }
-
-    async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
-        backend.set(&plan.key, value, plan.ttl).await
     }
 
     async fn invalidate(&self, _backend: &dyn Backend, _change: &Change) -> Result<()> {

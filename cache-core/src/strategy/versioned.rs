@@ -46,9 +46,9 @@
 //! span long periods that most writes do not touch.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 
-use super::keys::{bump_generation, push_view, read_generations, scope_key, view_key_builder, GenerationSource};
+use super::generations::{bump_generation, read_generations, GenerationSource};
+use super::keys::{push_view, scope_key, view_key_builder};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
@@ -66,10 +66,13 @@ pub struct Versioned {
 }
 
 impl Versioned {
+    /// The registry name.
+    pub const NAME: &'static str = "versioned";
+
     /// A `versioned` strategy with `options` (uses `namespace`, `ttl`, `seed`,
     /// `clock`).
     pub fn new(options: StrategyOptions) -> Self {
-        let source = GenerationSource::new(options.seed, options.clock.clone());
+        let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl());
         Versioned { options, source }
     }
 
@@ -82,7 +85,7 @@ impl Versioned {
 #[async_trait]
 impl Strategy for Versioned {
     fn name(&self) -> &str {
-        "versioned"
+        Self::NAME
     }
 
     fn needs(&self) -> Requirements {
@@ -112,10 +115,6 @@ impl Strategy for Versioned {
         push_view(&mut b, view);
         let key = b.build()?;
         Ok(ReadPlan::new(key, Some(self.options.ttl)).with_generations(generations))
-    }
-
-    async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
-        backend.set(&plan.key, value, plan.ttl).await
     }
 
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {

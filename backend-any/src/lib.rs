@@ -1,0 +1,307 @@
+//! # backend-any
+//!
+//! From a backend URL and a strategy name to a ready
+//! [`RangeCache`] in one line, for applications that
+//! choose their store in configuration:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), backend_any::Error> {
+//! let cache = backend_any::range_cache("locmem", "versioned").await?;
+//! assert_eq!(cache.metrics().strategy, "versioned");
+//! # Ok(()) }
+//! ```
+//!
+//! `cache-core` knows no backend, and each backend crate knows only itself;
+//! this crate is the one place that maps a URL to a backend.
+//!
+//! | URL | backend |
+//! |---|---|
+//! | `locmem` | in-process ([`backend_locmem`]), 256 MiB |
+//! | `locmem:64` | in-process, 64 MiB |
+//! | `redis://host:6379/0`, `redis://user:pass@host:6379/2` | one Redis server ([`backend_redis`]) |
+//! | `rediss://…`, `rediss+cluster://…` | Redis over TLS (cargo feature `tls`) |
+//! | `redis+cluster://host:7000,host:7001` | a Redis Cluster |
+//! | `memcache://host:11211`, `memcache://a:11211,b:11211?timeout_ms=200` | Memcached, one server or a pool ([`backend_memcached`]) |
+//!
+//! A password in a URL never appears in an error or a log line: [`redact`]
+//! shows it as `***`.
+//!
+//! When the application needs its own key namespace (several applications
+//! on one Redis) or other options, [`range_cache_with`] takes them:
+//!
+//! ```
+//! use cache_core::{strategy::StrategyOptions, RangeCacheOptions};
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), backend_any::Error> {
+//! let cache = backend_any::range_cache_with(
+//!     "locmem:64",
+//!     "bucketed",
+//!     &StrategyOptions::default().with_namespace("calendar"),
+//!     RangeCacheOptions::default(),
+//! )
+//! .await?;
+//! # let _ = cache; Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! Everything is in this file: [`connect`] (URL → backend), [`range_cache`]
+//! and [`range_cache_with`] (URL + strategy → `RangeCache`), [`redact`], and
+//! the [`Error`] type.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::sync::Arc;
+
+use backend_locmem::LocmemBackend;
+use cache_core::strategy::{by_name, StrategyOptions};
+use cache_core::{Backend, RangeCache, RangeCacheOptions};
+
+/// Why no backend or cache could be built. Every variant that quotes the URL
+/// quotes it [`redact`]ed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL's scheme names no backend.
+    #[error(
+        "unknown backend URL {url:?}: expected locmem, locmem:<MiB>, redis://, rediss://, \
+         redis+cluster://, rediss+cluster:// or memcache://"
+    )]
+    UnknownScheme {
+        /// The URL, password hidden.
+        url: String,
+    },
+    /// The URL has a known scheme but cannot be used (a bad capacity, an
+    /// option the backend rejects, a missing cargo feature).
+    #[error("{url}: {message}")]
+    Config {
+        /// The URL, password hidden.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The server could not be reached or refused the connection.
+    #[error("cannot connect to {url}: {message}")]
+    Connect {
+        /// The URL, password hidden.
+        url: String,
+        /// The backend's message, password hidden.
+        message: String,
+    },
+    /// The strategy name or options were rejected (the message lists the
+    /// valid names).
+    #[error("strategy: {0}")]
+    Strategy(#[source] cache_core::Error),
+}
+
+/// The backend `url` names, connected (see the [crate docs](crate) for the
+/// URL forms). Servers are contacted here, so an unreachable one fails now
+/// rather than on the first request.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let backend = backend_any::connect("locmem:16").await.unwrap();
+/// assert_eq!(backend.name(), "locmem");
+/// let err = backend_any::connect("redis://app:hunter2@127.0.0.1:1/0").await.unwrap_err();
+/// assert!(!err.to_string().contains("hunter2"));
+/// assert!(err.to_string().contains("redis://app:***@127.0.0.1:1/0"));
+/// # }
+/// ```
+pub async fn connect(url: &str) -> Result<Arc<dyn Backend>, Error> {
+    let shown = redact(url);
+    let config = |message: String| Error::Config {
+        url: shown.clone(),
+        message,
+    };
+    if url == "locmem" {
+        return Ok(Arc::new(LocmemBackend::new()));
+    }
+    if let Some(mib) = url.strip_prefix("locmem:") {
+        let mib: u64 = mib
+            .parse()
+            .ok()
+            .filter(|&m| m > 0 && m <= 1 << 20)
+            .ok_or_else(|| config("expected locmem:<capacity in MiB, 1 to 1048576>".to_owned()))?;
+        return Ok(Arc::new(LocmemBackend::builder().max_capacity_bytes(mib << 20).build()));
+    }
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or_default();
+    let result: cache_core::Result<Arc<dyn Backend>> = match scheme {
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => backend_redis::RedisBackend::connect(url)
+            .await
+            .map(|b| Arc::new(b) as Arc<dyn Backend>),
+        "memcache" | "memcached" => {
+            // The Memcached backend has no authentication; refusing
+            // credentials here also keeps them out of its messages, which
+            // quote the server list verbatim.
+            if userinfo(url).is_some() {
+                return Err(config("Memcached takes no user or password in the URL".to_owned()));
+            }
+            backend_memcached::MemcachedBackend::from_url(url)
+                .await
+                .map(|b| Arc::new(b) as Arc<dyn Backend>)
+        }
+        _ => return Err(Error::UnknownScheme { url: shown }),
+    };
+    result.map_err(|e| {
+        let message = scrub(&e.to_string(), url);
+        match e {
+            cache_core::Error::Config { .. } => Error::Config { url: shown, message },
+            _ => Error::Connect { url: shown, message },
+        }
+    })
+}
+
+/// A [`RangeCache`] over the backend `url` names, with the strategy
+/// registered as `strategy` (`"versioned"`, `"bucketed"`, … see
+/// [`cache_core::strategy::NAMES`]) and default options.
+///
+/// Build it once at startup and share it (`Arc`, or axum state): its
+/// single-flight and metrics work across requests only if they share it.
+pub async fn range_cache(url: &str, strategy: &str) -> Result<RangeCache, Error> {
+    range_cache_with(url, strategy, &StrategyOptions::default(), RangeCacheOptions::default()).await
+}
+
+/// As [`range_cache`], with strategy and cache options (a key namespace, a
+/// TTL, XFetch). The strategy is checked before any server is contacted.
+pub async fn range_cache_with(
+    url: &str,
+    strategy: &str,
+    strategy_options: &StrategyOptions,
+    options: RangeCacheOptions,
+) -> Result<RangeCache, Error> {
+    let strategy = by_name(strategy, strategy_options).map_err(Error::Strategy)?;
+    let backend = connect(url).await?;
+    Ok(RangeCache::new(backend, strategy, options))
+}
+
+/// `url` with the password of its user part replaced by `***`, for logs and
+/// errors.
+///
+/// ```
+/// assert_eq!(backend_any::redact("redis://app:s3cret@h:6379/0"), "redis://app:***@h:6379/0");
+/// assert_eq!(backend_any::redact("redis://:s3cret@h:6379"), "redis://:***@h:6379");
+/// assert_eq!(backend_any::redact("memcache://h:11211"), "memcache://h:11211");
+/// ```
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some(info) = userinfo(url) else {
+        return url.to_owned();
+    };
+    let hosts = &rest[info.len() + 1..];
+    match info.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{hosts}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The `user[:password]` part of `url`, if any.
+fn userinfo(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    authority.rfind('@').map(|at| &authority[..at])
+}
+
+/// `message` with every occurrence of `url`'s password replaced by `***`:
+/// the backends redact the URLs they quote, and this makes sure of it for
+/// any other place a client library might echo the password.
+fn scrub(message: &str, url: &str) -> String {
+    match userinfo(url).and_then(|info| info.split_once(':')) {
+        Some((_, password)) if !password.is_empty() => message.replace(password, "***"),
+        _ => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cache_core::{fullcalendar, Bytes, Change, Scope, View};
+
+    fn view() -> View {
+        let query = "start=2025-09-29T00:00:00Z&end=2025-11-10T00:00:00Z";
+        fullcalendar::view([Scope::new("cal:1").unwrap()], query, &[]).unwrap()
+    }
+
+    /// A filled view is served from the cache; after an invalidation of its
+    /// scope it is loaded again. Run on every backend URL form we can start.
+    async fn check_roundtrip(url: &str) {
+        let cache = range_cache_with(
+            url,
+            "versioned",
+            &StrategyOptions::default().with_namespace(format!("backend-any-test-{}", std::process::id())),
+            RangeCacheOptions::default(),
+        )
+        .await
+        .unwrap();
+        let v = view();
+        let load =
+            |body: &'static str| move || async move { Ok::<_, std::io::Error>(Bytes::from_static(body.as_bytes())) };
+        assert_eq!(cache.get_or_load(&v, load("[1]")).await.unwrap(), "[1]");
+        assert_eq!(cache.get_or_load(&v, load("[2]")).await.unwrap(), "[1]");
+        cache
+            .invalidate(&Change::new(Scope::new("cal:1").unwrap(), [v.range]).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(cache.get_or_load(&v, load("[3]")).await.unwrap(), "[3]");
+        let m = cache.metrics();
+        assert_eq!((m.hits, m.loader_calls, m.invalidations), (1, 2, 1), "{url}");
+    }
+
+    #[tokio::test]
+    async fn locmem_forms() {
+        check_roundtrip("locmem").await;
+        check_roundtrip("locmem:8").await;
+        for bad in ["locmem:", "locmem:0", "locmem:x", "locmem:-1", "locmem:99999999"] {
+            assert!(matches!(connect(bad).await, Err(Error::Config { .. })), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn real_redis_and_memcached() {
+        use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
+        use cache_core::testkit::redis::RedisServer;
+        let redis = RedisServer::new().unwrap();
+        check_roundtrip(&redis.url()).await;
+        let memcached = MemcachedServer::spawn(&MemcachedConfig::default()).unwrap();
+        check_roundtrip(&memcached.url()).await;
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_and_strategies_are_refused_with_the_choices() {
+        let err = connect("postgres://u:pw@h/db").await.unwrap_err();
+        assert!(matches!(err, Error::UnknownScheme { .. }));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("memcache://") && msg.contains("u:***@h") && !msg.contains("pw@"),
+            "{msg}"
+        );
+        let err = range_cache("locmem", "lru").await.unwrap_err();
+        assert!(matches!(err, Error::Strategy(_)));
+        assert!(err.to_string().contains("versioned"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn passwords_never_reach_an_error() {
+        // Port 1 on loopback: refused at once, nothing listens there.
+        for url in [
+            "redis://app:hunter2@127.0.0.1:1/0",
+            "redis://:hunter2@127.0.0.1:1",
+            "redis+cluster://app:hunter2@127.0.0.1:1,127.0.0.1:2",
+            "memcache://app:hunter2@127.0.0.1:1",
+            "redis://app:hunter2@127.0.0.1:notaport",
+        ] {
+            let err = connect(url).await.unwrap_err();
+            let text = format!("{err} {err:?}");
+            assert!(!text.contains("hunter2"), "{url}: {text}");
+            assert!(text.contains("***"), "{url}: {text}");
+        }
+    }
+
+    #[test]
+    fn redact_and_scrub() {
+        assert_eq!(redact("redis+cluster://u:p@a:1,b:2"), "redis+cluster://u:***@a:1,b:2");
+        assert_eq!(redact("redis://user@h:1"), "redis://user@h:1");
+        assert_eq!(redact("redis://h:1/0?x=a@b"), "redis://h:1/0?x=a@b");
+        assert_eq!(redact("locmem"), "locmem");
+        assert_eq!(scrub("bad pw zz in u:zz@h", "redis://u:zz@h"), "bad pw *** in u:***@h");
+    }
+}

@@ -1,0 +1,327 @@
+//! The sans-IO core of cache-aside: every decision of a read (plan, hit or
+//! miss, join an in-flight load, early refresh, fail-open, store) and of a
+//! write (invalidate), taken in one place and driven by two drivers.
+//!
+//! This is the shape of quinn-proto and rustls: the decisions are a state
+//! machine ([`ReadFlow`]) that performs no I/O and reads no clock. It says
+//! which [`Step`] to take next; the driver performs it and feeds the result
+//! back, with the time where freshness needs one.
+//!
+//! - [`RangeCache`](crate::RangeCache) drives it with real awaits, the
+//!   system (or an injected) clock, and Tokio channels for waiters.
+//! - The simulator (`cache-sim`) drives it in virtual time, charging each
+//!   step its modelled latency, with request slots for waiters.
+//!
+//! So the code the simulator judges is the code an application runs: a new
+//! strategy or layer is written once and is simulated by construction.
+//!
+//! # The steps of a read
+//!
+//! ```text
+//! Plan ─▶ Get ─▶ fresh entry ─▶ Done (hit)
+//!  │       └──▶ miss / expired / XFetch early refresh / error
+//!  │              └─▶ Join ─▶ another load in flight: wait ─▶ Done (coalesced)
+//!  │                    └──▶ lead ─▶ Load ─▶ Publish ─▶ Store ─▶ Finish ─▶ Done
+//!  └─ plan error (fail-open) ─▶ Load ─▶ Done (uncached)
+//! ```
+//!
+//! Single-flight is per process: [`Flights`] is one table per process (per
+//! `RangeCache`; per simulated app process). Nothing is coordinated across
+//! processes: that would take a lock in the shared store.
+//!
+//! The backend work of a step (the strategy's plan, its store, its
+//! invalidation) is done by [`Aside::plan`], [`Aside::store`] and
+//! [`Aside::invalidate`], so drivers never call a strategy themselves.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: [`Aside`] (the strategy plus the read policy: single-flight,
+//!   XFetch and its seeded draws) and [`AsideOptions`].
+//! - `read.rs`: [`ReadFlow`], [`Step`], [`Outcome`], [`Served`].
+//! - `flights.rs`: [`Flights`], the single-flight table.
+//! - `tally.rs`: [`Tally`], the counters both drivers keep.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::backend::Backend;
+use crate::envelope::Envelope;
+use crate::error::{Error, Result};
+use crate::hash::{splitmix64, unit_open_zero, GOLDEN_GAMMA};
+use crate::strategy::{ReadPlan, Strategy};
+use crate::view::{Change, View};
+
+pub mod flights;
+pub mod read;
+pub mod tally;
+
+pub use flights::{Begin, FlightId, Flights};
+pub use read::{Outcome, ReadFlow, Served, Step};
+pub use tally::Tally;
+
+/// The read policy of an [`Aside`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AsideOptions {
+    /// Concurrent misses on one key in one process load once; the others
+    /// wait for that load (default on).
+    pub single_flight: bool,
+    /// XFetch's β; `None` (the default) turns early refresh off. 1.0 is
+    /// the paper's recommendation; larger refreshes earlier.
+    pub xfetch_beta: Option<f64>,
+    /// Seed of XFetch's random draws.
+    pub seed: u64,
+}
+
+impl Default for AsideOptions {
+    fn default() -> Self {
+        AsideOptions {
+            single_flight: true,
+            xfetch_beta: None,
+            seed: 0,
+        }
+    }
+}
+
+impl AsideOptions {
+    /// Sets [`Self::single_flight`].
+    #[must_use]
+    pub fn with_single_flight(mut self, on: bool) -> Self {
+        self.single_flight = on;
+        self
+    }
+
+    /// Sets [`Self::xfetch_beta`].
+    #[must_use]
+    pub fn with_xfetch(mut self, beta: Option<f64>) -> Self {
+        self.xfetch_beta = beta;
+        self
+    }
+
+    /// Sets [`Self::seed`].
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Checks the options: β must be finite and positive.
+    pub fn validate(&self) -> Result<()> {
+        match self.xfetch_beta {
+            Some(b) if !(b.is_finite() && b > 0.0) => Err(Error::Config {
+                backend: "cache-aside".to_owned(),
+                message: format!("xfetch beta must be a finite number > 0, got {b}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One strategy with its read policy: starts [`ReadFlow`]s and performs
+/// the strategy's backend work for the drivers. Shareable between tasks.
+#[derive(Debug)]
+pub struct Aside {
+    strategy: Arc<dyn Strategy>,
+    options: AsideOptions,
+    rng: AtomicU64,
+}
+
+impl Aside {
+    /// `strategy` read with `options`.
+    pub fn new(strategy: Arc<dyn Strategy>, options: AsideOptions) -> Self {
+        Aside {
+            rng: AtomicU64::new(options.seed),
+            strategy,
+            options,
+        }
+    }
+
+    /// The strategy.
+    pub fn strategy(&self) -> &Arc<dyn Strategy> {
+        &self.strategy
+    }
+
+    /// The read policy.
+    pub fn options(&self) -> &AsideOptions {
+        &self.options
+    }
+
+    /// A new read, at [`Step::Plan`].
+    pub fn read(&self) -> ReadFlow {
+        ReadFlow::new(self.options.single_flight)
+    }
+
+    /// [`Step::Plan`]: the strategy derives the view's key (reading or
+    /// seeding generations on `backend`). Run it **before** the database is
+    /// queried: that ordering is what makes generation-based strategies
+    /// immune to the stale-set race.
+    pub async fn plan(&self, backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
+        self.strategy.plan_read(backend, view).await
+    }
+
+    /// [`Step::Store`]: the strategy stores `flow`'s loaded entry.
+    pub async fn store(&self, backend: &dyn Backend, view: &View, flow: &ReadFlow) -> Result<()> {
+        match (flow.plan(), flow.entry()) {
+            (Some(plan), Some(entry)) => self.strategy.store(backend, view, plan, entry.clone()).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The write path: after a write has committed, invalidate what
+    /// `change` affects.
+    pub async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
+        self.strategy.invalidate(backend, change).await
+    }
+
+    /// XFetch (Vattani, Chierichetti, Lowenstein, VLDB 2015): true when this
+    /// reader should recompute a still-fresh entry, i.e. when
+    /// `now − Δ·β·ln(rand) ≥ expiry`, `Δ` being how long the entry's load
+    /// took. `rand` comes from this `Aside`'s seeded stream, so a
+    /// simulation repeats exactly.
+    pub(crate) fn refresh_early(&self, envelope: &Envelope, now: SystemTime) -> bool {
+        let (Some(beta), Some(expires)) = (self.options.xfetch_beta, envelope.expires_at) else {
+            return false;
+        };
+        let mut state = self.rng.fetch_add(GOLDEN_GAMMA, Ordering::Relaxed);
+        let r = unit_open_zero(splitmix64(&mut state));
+        let gap = -envelope.load_time.as_secs_f64() * beta * r.ln();
+        if !gap.is_finite() || gap <= 0.0 {
+            return false;
+        }
+        now.checked_add(Duration::from_secs_f64(gap.min(1e9)))
+            .is_none_or(|t| t >= expires)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::EntryBuf;
+    use crate::flow::flights::Flights;
+    use crate::key::Key;
+    use crate::strategy::{by_name, StrategyOptions};
+    use bytes::Bytes;
+    use std::time::UNIX_EPOCH;
+
+    fn aside(single_flight: bool, beta: Option<f64>) -> Aside {
+        let s = by_name("fixed-month", &StrategyOptions::default()).unwrap();
+        Aside::new(
+            s,
+            AsideOptions::default()
+                .with_single_flight(single_flight)
+                .with_xfetch(beta),
+        )
+    }
+
+    fn planned(a: &Aside) -> ReadFlow {
+        let mut f = a.read();
+        f.planned(Ok(ReadPlan::new(Key::new("k").unwrap(), Some(Duration::from_secs(60)))));
+        f
+    }
+
+    fn entry(expires_s: u64, load_ms: u64) -> Bytes {
+        let mut b = EntryBuf::from_payload(b"v");
+        b.payload_mut();
+        b.seal(
+            Some(UNIX_EPOCH + Duration::from_secs(expires_s)),
+            Duration::from_millis(load_ms),
+        )
+        .0
+    }
+
+    #[test]
+    fn fresh_entries_hit_expired_and_corrupt_ones_miss() {
+        let a = aside(true, None);
+        let mut f = planned(&a);
+        f.fetched(Ok(Some(entry(100, 1))), UNIX_EPOCH + Duration::from_secs(99), &a);
+        assert_eq!((f.step(), f.outcome().served), (Step::Done, Served::Hit));
+        let mut f = planned(&a);
+        f.fetched(Ok(Some(entry(100, 1))), UNIX_EPOCH + Duration::from_secs(100), &a);
+        assert_eq!(f.step(), Step::Join, "expired: a miss, coalesced");
+        let mut f = planned(&a);
+        f.fetched(Ok(Some(Bytes::from_static(b"junk"))), UNIX_EPOCH, &a);
+        assert!(f.outcome().corrupt_entry);
+        let b = aside(false, None);
+        let mut f = planned(&b);
+        f.fetched(
+            Err(Error::Unavailable {
+                backend: "x".into(),
+                key: None,
+                source: "down".into(),
+            }),
+            UNIX_EPOCH,
+            &b,
+        );
+        assert_eq!(f.step(), Step::Load, "without single-flight a miss loads at once");
+        assert!(f.outcome().read_error);
+    }
+
+    #[test]
+    fn a_failed_plan_loads_uncached_and_stores_nothing() {
+        let a = aside(true, None);
+        let mut f = a.read();
+        f.planned(Err(Error::Unavailable {
+            backend: "x".into(),
+            key: None,
+            source: "down".into(),
+        }));
+        assert_eq!(f.step(), Step::Load);
+        f.loaded(Some(EntryBuf::from_payload(b"p")), Duration::ZERO, UNIX_EPOCH);
+        assert_eq!(f.step(), Step::Done);
+        assert_eq!(f.payload().map(|p| &p[..]), Some(&b"p"[..]));
+        assert!(f.outcome().read_error && f.outcome().loader_called);
+    }
+
+    #[test]
+    fn followers_get_the_leaders_value_or_take_over_after_a_failure() {
+        let a = aside(true, None);
+        let mut flights = Flights::new();
+        let (mut leader, mut follower) = (planned(&a), planned(&a));
+        for f in [&mut leader, &mut follower] {
+            f.fetched(Ok(None), UNIX_EPOCH, &a);
+        }
+        assert!(!leader.join(&mut flights, 1));
+        assert!(follower.join(&mut flights, 2), "the second waits");
+        assert_eq!(leader.step(), Step::Load);
+        leader.loaded(None, Duration::ZERO, UNIX_EPOCH);
+        let (waiters, value) = leader.publish(&mut flights);
+        assert_eq!((waiters, value), (vec![2], None));
+        assert_eq!(leader.outcome().served, Served::Failed);
+        follower.joined(None);
+        assert_eq!(follower.step(), Step::Join, "takes over");
+        assert!(!follower.join(&mut flights, 2));
+        follower.loaded(Some(EntryBuf::from_payload(b"v")), Duration::ZERO, UNIX_EPOCH);
+        let mut late = planned(&a);
+        late.fetched(Ok(None), UNIX_EPOCH, &a);
+        let (waiters, _) = follower.publish(&mut flights);
+        assert!(waiters.is_empty());
+        assert!(!late.join(&mut flights, 3), "a value being stored is handed out");
+        assert_eq!(late.outcome().served, Served::Coalesced);
+        assert_eq!(follower.step(), Step::Store);
+        follower.stored(Ok(()));
+        follower.finish(&mut flights);
+        assert!(flights.is_empty());
+    }
+
+    #[test]
+    fn xfetch_refreshes_some_fresh_entries_early_and_huge_ttls_never_overflow() {
+        let a = aside(true, Some(1.0));
+        let now = UNIX_EPOCH + Duration::from_secs(95);
+        let mut early = 0;
+        for _ in 0..1000 {
+            let mut f = planned(&a);
+            // 5 s before expiry with a 2 s load: about e^(-2.5) ≈ 8% refresh.
+            f.fetched(Ok(Some(entry(100, 2000))), now, &a);
+            early += u32::from(f.outcome().early_refresh);
+        }
+        assert!((30..200).contains(&early), "{early} early refreshes");
+        let mut f = a.read();
+        f.planned(Ok(ReadPlan::new(Key::new("k").unwrap(), Some(Duration::MAX))));
+        f.fetched(Ok(None), UNIX_EPOCH, &a);
+        f.join(&mut Flights::new(), ());
+        f.loaded(Some(EntryBuf::from_payload(b"v")), Duration::MAX, SystemTime::now());
+        assert!(f.entry().is_some());
+        assert!(AsideOptions::default().with_xfetch(Some(f64::NAN)).validate().is_err());
+    }
+}

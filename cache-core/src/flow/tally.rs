@@ -1,0 +1,65 @@
+//! [`Tally`]: the counters of cache-aside reads and invalidations, kept
+//! the same way by every driver.
+
+use serde::Serialize;
+
+use crate::flow::read::{Outcome, Served};
+
+/// Counts of what reads and invalidations did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Tally {
+    /// Requests served from the cache.
+    pub hits: u64,
+    /// Requests not served from the cache (includes coalesced ones, early
+    /// refreshes, fail-open reads and failed loads).
+    pub misses: u64,
+    /// Loader invocations.
+    pub loader_calls: u64,
+    /// Loader invocations that failed.
+    pub loader_errors: u64,
+    /// Misses answered by another request's load (single-flight).
+    pub coalesced: u64,
+    /// Fresh entries recomputed early by XFetch.
+    pub early_refreshes: u64,
+    /// Backend errors on the read path (plan or get) answered by the loader.
+    pub read_errors: u64,
+    /// Backend errors while storing a loaded view (the view was served).
+    pub store_errors: u64,
+    /// Entries that did not decode as an envelope (treated as misses).
+    pub corrupt_entries: u64,
+    /// Successful invalidations.
+    pub invalidations: u64,
+    /// Invalidations that returned an error.
+    pub invalidation_errors: u64,
+}
+
+impl Tally {
+    /// Counts one finished read.
+    pub fn record(&mut self, o: &Outcome) {
+        let add = |c: &mut u64, yes: bool| *c += u64::from(yes);
+        add(&mut self.hits, o.served == Served::Hit);
+        add(&mut self.misses, o.served != Served::Hit);
+        add(&mut self.coalesced, o.served == Served::Coalesced);
+        add(&mut self.loader_calls, o.loader_called);
+        add(&mut self.loader_errors, o.served == Served::Failed);
+        add(&mut self.early_refreshes, o.early_refresh);
+        add(&mut self.read_errors, o.read_error);
+        add(&mut self.store_errors, o.store_error);
+        add(&mut self.corrupt_entries, o.corrupt_entry);
+    }
+
+    /// Counts one invalidation.
+    pub fn record_invalidation(&mut self, ok: bool) {
+        if ok {
+            self.invalidations += 1;
+        } else {
+            self.invalidation_errors += 1;
+        }
+    }
+
+    /// Backend errors of any kind (read path, store, invalidation).
+    pub fn backend_errors(&self) -> u64 {
+        self.read_errors + self.store_errors + self.invalidation_errors
+    }
+}

@@ -1,0 +1,232 @@
+//! `stamped`: correct, one round trip per read, and no orphans.
+//!
+//! Each entry sits under the view's **stable** key (no generation in it,
+//! as Rails' recyclable cache keys), so a refill overwrites it and no entry
+//! is ever orphaned by a bump. The entry **carries the generations it was
+//! computed under** (its stamps, as Symfony's TagAwareAdapter and
+//! FusionCache's tags validate entries against tag versions), read before
+//! the database was queried. A read is **one multi-get** of the view's
+//! generation keys plus the entry, and hits only if every stamp equals the
+//! current generation.
+//!
+//! ```text
+//! get_many [ns:s:{cal:7}:gen, ns:s:{cal:7}:<view>] ──▶ [g, RCS1 | stamps | envelope]
+//!                                                       stamps == [g] ? hit : miss
+//! ```
+//!
+//! # Keys and round trips
+//!
+//! - Generation: `ns:s:{scope}:gen` (one per scope), or with
+//!   [`StampGranularity::Bucket`] one per (scope, month or week) as
+//!   `bucketed` keeps them: `ns:b:{scope}:gen:<bucket>`.
+//! - Entry: `ns:s:{scope1}:{scope2}:…:<view>`. Its first hash tag is its
+//!   first scope, so a one-scope view and its generation share a Redis
+//!   Cluster slot and the multi-get stays on one node. A view over several
+//!   scopes spans slots: the Redis backend then splits the multi-get by
+//!   slot and sends the groups concurrently (one round trip of latency,
+//!   several in CPU and network).
+//! - read: 1 round trip (`get_many`), +1 `add` per missing generation;
+//!   miss: 1 `set`; write: 1 `incr` per scope (per bucket touched).
+//!
+//! # Races and losses
+//!
+//! - **The stale-set race.** A reader read its stamps before querying the
+//!   database; a write bumps after its commit. A reader that loaded
+//!   pre-commit data therefore carries the pre-bump generation, and its
+//!   entry, though stored under the live key, is never served: every later
+//!   read sees the bumped generation and misses. The entry is overwritten
+//!   by the next fill.
+//! - **A slow filler overwriting a newer entry.** Two readers miss around
+//!   a bump; the one that planned before it stores last. The newer entry is
+//!   replaced by one with old stamps: that costs one miss (the next read
+//!   refills), never a stale read. A compare-and-set would avoid the miss
+//!   where the backend has one (Redis `WATCH`/Lua, Memcached `cas`); not
+//!   done: it costs a round trip on every fill to save one on a rare race.
+//! - **A lost generation** (eviction, restart). It is re-created with `add`
+//!   at a fresh random 62-bit start, which no stored stamp holds (chance
+//!   2⁻⁶²), so every entry it guarded misses; none is served stale. `add`
+//!   makes concurrent re-creators agree on one value.
+//! - **A lost entry** is a miss.
+//! - **The commit-to-bump window.** A read that plans after the commit but
+//!   before the bump still sees the old generation and may be served the
+//!   pre-commit entry: as for every invalidating strategy, bump right after
+//!   the commit. The simulator measures this window (`--invalidate-delay-us`).
+//!
+//! # Generation TTL
+//!
+//! Generation keys are written with [`StrategyOptions::control_ttl`]
+//! (twice the entry TTL). An expired generation is a lost one: misses,
+//! never stale reads.
+
+use async_trait::async_trait;
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::bucketed::Bucketed;
+use super::generations::{bump_generation, resolve_generations, GenerationSource};
+use super::keys::{scope_key, scoped_view_key};
+use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::key::Key;
+use crate::view::{Change, Scope, View};
+
+/// Tag of this strategy's keys.
+const TAG: &str = "s";
+/// Marks a stamped entry: magic, stamp count (u8), stamps (u64 each), then
+/// the envelope the read path stored.
+const MAGIC: &[u8; 4] = b"RCS1";
+
+/// How finely `stamped` keeps generations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StampGranularity {
+    /// One generation per scope: any write to a scope makes all its entries
+    /// miss once (as `versioned`).
+    #[default]
+    Scope,
+    /// One generation per (scope, time bucket) with
+    /// [`StrategyOptions::bucket`]: a write makes only the views that span
+    /// its buckets miss (as `bucketed`), at the price of more generation
+    /// keys in each read's multi-get.
+    Bucket,
+}
+
+/// The `stamped` strategy; see the [module docs](self).
+#[derive(Debug)]
+pub struct Stamped {
+    options: StrategyOptions,
+    source: GenerationSource,
+    /// Bucket arithmetic, with [`StampGranularity::Bucket`].
+    buckets: Option<Bucketed>,
+}
+
+impl Stamped {
+    /// The registry name.
+    pub const NAME: &'static str = "stamped";
+
+    /// A `stamped` strategy with `options` (uses `namespace`, `ttl`, `seed`,
+    /// `clock`, `stamp_granularity`, and `bucket` with bucket granularity).
+    pub fn new(options: StrategyOptions) -> Self {
+        let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl());
+        let buckets = (options.stamp_granularity == StampGranularity::Bucket).then(|| Bucketed::new(options.clone()));
+        Stamped {
+            options,
+            source,
+            buckets,
+        }
+    }
+
+    /// `ns:s:{scope}:gen`.
+    fn scope_generation(&self, scope: &Scope) -> Result<Key> {
+        scope_key(&self.options.namespace, TAG, scope, "gen")
+    }
+
+    fn generation_keys(&self, view: &View) -> Result<Vec<Key>> {
+        match &self.buckets {
+            Some(b) => b.generation_keys(view),
+            None => view.scopes.iter().map(|s| self.scope_generation(s)).collect(),
+        }
+    }
+}
+
+/// `value` with `stamps` in front.
+fn stamp(stamps: &[u64], value: &[u8]) -> Bytes {
+    let n = u8::try_from(stamps.len()).unwrap_or(u8::MAX);
+    let mut b = BytesMut::with_capacity(MAGIC.len() + 1 + 8 * usize::from(n) + value.len());
+    b.put_slice(MAGIC);
+    b.put_u8(n);
+    for s in stamps.iter().take(usize::from(n)) {
+        b.put_u64(*s);
+    }
+    b.put_slice(value);
+    b.freeze()
+}
+
+/// The value inside a stamped `entry` when its stamps are exactly
+/// `current`; `None` otherwise (stale stamps, more stamps than fit, or not
+/// a stamped entry at all).
+fn unstamp(entry: &Bytes, current: &[u64]) -> Option<Bytes> {
+    let n = usize::from(*entry.get(MAGIC.len())?);
+    let body = MAGIC.len() + 1 + 8 * n;
+    if entry.get(..MAGIC.len())? != MAGIC || n != current.len() || entry.len() < body {
+        return None;
+    }
+    let stamps = entry.get(MAGIC.len() + 1..body)?;
+    let all_current = stamps
+        .chunks_exact(8)
+        .zip(current)
+        .all(|(s, g)| s == g.to_be_bytes().as_slice());
+    all_current.then(|| entry.slice(body..))
+}
+
+#[async_trait]
+impl Strategy for Stamped {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn needs(&self) -> Requirements {
+        Requirements {
+            counters: true,
+            prefers_prefix_delete: false,
+            invalidates: true,
+            needs_shared_store: true,
+        }
+    }
+
+    async fn plan_read(&self, backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
+        let mut keys = self.generation_keys(view)?;
+        let entry_key = scoped_view_key(&self.options.namespace, TAG, view)?;
+        keys.push(entry_key);
+        // The one round trip: every generation and the entry.
+        let mut values = backend.get_many(&keys).await?;
+        let (entry_key, entry) = (keys.pop(), values.pop().flatten());
+        let Some(entry_key) = entry_key else {
+            return Err(crate::error::Error::Backend {
+                backend: backend.name().to_owned(),
+                key: None,
+                message: "no key to read".to_owned(),
+            });
+        };
+        let generations = resolve_generations(backend, &keys, values, &self.source).await?;
+        let current = entry.and_then(|e| unstamp(&e, &generations));
+        Ok(ReadPlan::new(entry_key, Some(self.options.ttl))
+            .with_generations(generations)
+            .with_entry(current))
+    }
+
+    async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
+        backend.set(&plan.key, stamp(&plan.generations, &value), plan.ttl).await
+    }
+
+    async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
+        let keys = match &self.buckets {
+            Some(b) => b.change_keys(change)?,
+            None => vec![self.scope_generation(&change.scope)?],
+        };
+        for key in keys {
+            bump_generation(backend, &key, &self.source).await?;
+        }
+        Ok(())
+    }
+
+    fn control_keys(&self, view: &View) -> Vec<Key> {
+        self.generation_keys(view).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_current_stamps_unlock_an_entry() {
+        let e = stamp(&[7, 9], b"envelope");
+        assert_eq!(unstamp(&e, &[7, 9]).as_deref(), Some(&b"envelope"[..]));
+        assert_eq!(unstamp(&e, &[7, 10]), None);
+        assert_eq!(unstamp(&e, &[7]), None);
+        assert_eq!(unstamp(&Bytes::from_static(b"RCS1"), &[]), None);
+        assert_eq!(unstamp(&Bytes::from_static(b"RCE1xxxxxxxxxxxxxxxxxxxx"), &[]), None);
+        assert_eq!(unstamp(&stamp(&[], b"x"), &[]).as_deref(), Some(&b"x"[..]));
+    }
+}

@@ -1,0 +1,518 @@
+//! The work items in SQLite (rusqlite): calendars, who may see them, and the
+//! items, with the feed query the cache sits in front of.
+//!
+//! Items are all-day work items, as in the seed: floating dates `[start,
+//! end)` (end exclusive, FullCalendar's convention), shown on the same days
+//! in every time zone. Dates are stored as `YYYY-MM-DD` text, which sorts
+//! like the dates, so the overlap query is plain string comparison.
+//!
+//! rusqlite is blocking: every call runs on Tokio's blocking pool behind one
+//! `std::sync::Mutex<Connection>`. One connection is plenty for an example
+//! and makes each write trivially serialised; a real service would use a
+//! pool (r2d2, deadpool) or sqlx.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{Days, NaiveDate, Timelike};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use cache_core::TimeRange;
+
+/// The work types the page offers and the API accepts.
+pub const WORK_TYPES: [&str; 3] = ["feature", "bug", "chore"];
+/// The statuses the page offers and the API accepts.
+pub const STATUSES: [&str; 3] = ["open", "in_progress", "done"];
+
+/// What can go wrong in the database layer, by what the caller answers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// No such item (or one the user may not see: not told apart, so ids of
+    /// other people's items are not revealed).
+    #[error("no such item")]
+    NotFound,
+    /// The user is not a member of the calendar named in the request.
+    #[error("you are not a member of calendar {0}")]
+    Forbidden(i64),
+    /// The user name is not known.
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    /// The request's content is not a valid item.
+    #[error("invalid item: {0}")]
+    Invalid(String),
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The blocking task running the query died.
+    #[error("database task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A calendar: the unit that is shared, and the cache's scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Calendar {
+    /// Row id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// CSS colour of its items.
+    pub color: String,
+}
+
+/// A stored work item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Item {
+    /// Row id.
+    pub id: i64,
+    /// The calendar it belongs to (its scope).
+    pub calendar_id: i64,
+    /// Title.
+    pub title: String,
+    /// One of [`WORK_TYPES`].
+    pub work_type: String,
+    /// One of [`STATUSES`].
+    pub status: String,
+    /// First day.
+    pub start: NaiveDate,
+    /// Day after the last day (exclusive).
+    pub end: NaiveDate,
+}
+
+/// The fields of an item a client sends to create or replace it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ItemInput {
+    /// The calendar it goes into (the user must be a member).
+    pub calendar_id: i64,
+    /// Title, 1 to 200 characters.
+    pub title: String,
+    /// One of [`WORK_TYPES`].
+    pub work_type: String,
+    /// One of [`STATUSES`].
+    pub status: String,
+    /// First day.
+    pub start: NaiveDate,
+    /// Day after the last day (exclusive); after `start`.
+    pub end: NaiveDate,
+}
+
+impl ItemInput {
+    fn validate(&self) -> Result<(), DbError> {
+        let title = self.title.trim();
+        if title.is_empty() || title.chars().count() > 200 {
+            return Err(DbError::Invalid("the title must have 1 to 200 characters".into()));
+        }
+        if !WORK_TYPES.contains(&self.work_type.as_str()) {
+            return Err(DbError::Invalid(format!("work_type must be one of {WORK_TYPES:?}")));
+        }
+        if !STATUSES.contains(&self.status.as_str()) {
+            return Err(DbError::Invalid(format!("status must be one of {STATUSES:?}")));
+        }
+        if self.start >= self.end {
+            return Err(DbError::Invalid("end (exclusive) must be after start".into()));
+        }
+        if (self.end - self.start).num_days() > 366 {
+            return Err(DbError::Invalid("an item spans at most 366 days".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The feed's filters; `None` = all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedFilter<'a> {
+    /// Only items of this work type.
+    pub work_type: Option<&'a str>,
+    /// Only items with this status.
+    pub status: Option<&'a str>,
+}
+
+/// The database handle; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS calendars (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    color TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    user TEXT NOT NULL,
+    calendar_id INTEGER NOT NULL REFERENCES calendars(id),
+    PRIMARY KEY (user, calendar_id)
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    calendar_id INTEGER NOT NULL REFERENCES calendars(id),
+    title TEXT NOT NULL,
+    work_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    start TEXT NOT NULL,
+    end TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_calendar ON items (calendar_id, start);
+";
+
+/// The demo data: Alice's and Bob's own calendars and a Team calendar both
+/// share, with work items in October 2025 (the seed's month).
+const DEMO: &str = "
+INSERT INTO calendars (id, name, color) VALUES
+    (1, 'Alice', '#2a7ab0'), (2, 'Bob', '#8a5a00'), (3, 'Team', '#2e7d32');
+INSERT INTO members (user, calendar_id) VALUES
+    ('alice', 1), ('alice', 3), ('bob', 2), ('bob', 3);
+INSERT INTO items (calendar_id, title, work_type, status, start, end) VALUES
+    (3, 'Sprint planning', 'chore', 'done', '2025-09-29', '2025-09-30'),
+    (1, 'Fix login redirect', 'bug', 'open', '2025-10-02', '2025-10-04'),
+    (3, 'Design review', 'feature', 'open', '2025-10-08', '2025-10-09'),
+    (2, 'Invoice export', 'feature', 'in_progress', '2025-10-13', '2025-10-16'),
+    (3, 'Release 2.4', 'chore', 'open', '2025-10-17', '2025-10-18'),
+    (1, 'Calendar cache bug', 'bug', 'in_progress', '2025-10-21', '2025-10-23'),
+    (3, 'Retrospective', 'chore', 'open', '2025-10-31', '2025-11-01'),
+    (2, 'Dependency upgrades', 'chore', 'open', '2025-11-04', '2025-11-06');
+";
+
+impl Db {
+    /// Opens (creating if needed) the database at `path`, or a private
+    /// in-memory one for `None`; a database without calendars gets the demo
+    /// data.
+    pub fn open(path: Option<&Path>) -> Result<Self, DbError> {
+        let conn = match path {
+            Some(p) => Connection::open(p)?,
+            None => Connection::open_in_memory()?,
+        };
+        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        conn.execute_batch(SCHEMA)?;
+        let calendars: i64 = conn.query_row("SELECT COUNT(*) FROM calendars", [], |r| r.get(0))?;
+        if calendars == 0 {
+            conn.execute_batch(&format!("BEGIN; {DEMO} COMMIT;"))?;
+        }
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection on Tokio's blocking pool.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the connection
+            // itself is still consistent (SQLite rolls back an open
+            // transaction), so go on with it.
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await?
+    }
+
+    /// Every user name, sorted.
+    pub async fn users(&self) -> Result<Vec<String>, DbError> {
+        self.call(|c| {
+            let mut st = c.prepare("SELECT DISTINCT user FROM members ORDER BY user")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// The calendars `user` is a member of, by id; an unknown user (a member
+    /// of nothing) is [`DbError::UnknownUser`].
+    pub async fn calendars_of(&self, user: &str) -> Result<Vec<Calendar>, DbError> {
+        let user = user.to_owned();
+        self.call(move |c| {
+            let mut st = c.prepare(
+                "SELECT c.id, c.name, c.color FROM calendars c JOIN members m ON m.calendar_id = c.id
+                 WHERE m.user = ?1 ORDER BY c.id",
+            )?;
+            let rows = st.query_map([&user], |r| {
+                Ok(Calendar {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    color: r.get(2)?,
+                })
+            })?;
+            let calendars: Vec<Calendar> = rows.collect::<Result<_, _>>()?;
+            if calendars.is_empty() {
+                return Err(DbError::UnknownUser(user));
+            }
+            Ok(calendars)
+        })
+        .await
+    }
+
+    /// The items of `calendars` shown on the days of `range` (as the client
+    /// sees them: each end's date in its own offset, a partial last day
+    /// included), filtered.
+    pub async fn feed(
+        &self,
+        calendars: &[i64],
+        range: TimeRange,
+        filter: FeedFilter<'_>,
+    ) -> Result<Vec<(Item, Calendar)>, DbError> {
+        let (from, to) = shown_days(range);
+        let ids = calendars.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let work_type = filter.work_type.map(str::to_owned);
+        let status = filter.status.map(str::to_owned);
+        self.call(move |c| {
+            // `ids` holds integers only, formatted by us: safe to inline.
+            let sql = format!(
+                "SELECT {ITEM_COLUMNS}, c.name, c.color FROM items i JOIN calendars c ON c.id = i.calendar_id
+                 WHERE i.calendar_id IN ({ids}) AND i.start < ?1 AND i.end > ?2
+                   AND (?3 IS NULL OR i.work_type = ?3) AND (?4 IS NULL OR i.status = ?4)
+                 ORDER BY i.start, i.id"
+            );
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(params![to.to_string(), from.to_string(), work_type, status], |r| {
+                let item = item_from_row(r)?;
+                let calendar = Calendar {
+                    id: item.calendar_id,
+                    name: r.get(7)?,
+                    color: r.get(8)?,
+                };
+                Ok((item, calendar))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Item `id`, if `user` may see it.
+    pub async fn item(&self, user: &str, id: i64) -> Result<Item, DbError> {
+        let user = user.to_owned();
+        self.call(move |c| visible_item(c, &user, id)).await
+    }
+
+    /// Creates an item in a calendar `user` is a member of; committed when
+    /// this returns.
+    pub async fn create(&self, user: &str, input: ItemInput) -> Result<Item, DbError> {
+        input.validate()?;
+        let user = user.to_owned();
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            require_member(&tx, &user, input.calendar_id)?;
+            tx.execute(
+                "INSERT INTO items (calendar_id, title, work_type, status, start, end) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    input.calendar_id,
+                    input.title.trim(),
+                    input.work_type,
+                    input.status,
+                    input.start.to_string(),
+                    input.end.to_string()
+                ],
+            )?;
+            let item = item_by_id(&tx, tx.last_insert_rowid())?;
+            tx.commit()?;
+            Ok(item)
+        })
+        .await
+    }
+
+    /// Replaces item `id` (title, dates, even its calendar); returns the
+    /// item before and after, committed when this returns.
+    pub async fn update(&self, user: &str, id: i64, input: ItemInput) -> Result<(Item, Item), DbError> {
+        input.validate()?;
+        let user = user.to_owned();
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let old = visible_item(&tx, &user, id)?;
+            require_member(&tx, &user, input.calendar_id)?;
+            tx.execute(
+                "UPDATE items SET calendar_id = ?1, title = ?2, work_type = ?3, status = ?4, start = ?5, end = ?6
+                 WHERE id = ?7",
+                params![
+                    input.calendar_id,
+                    input.title.trim(),
+                    input.work_type,
+                    input.status,
+                    input.start.to_string(),
+                    input.end.to_string(),
+                    id
+                ],
+            )?;
+            let new = item_by_id(&tx, id)?;
+            tx.commit()?;
+            Ok((old, new))
+        })
+        .await
+    }
+
+    /// Deletes item `id`; returns it as it was, committed when this returns.
+    pub async fn delete(&self, user: &str, id: i64) -> Result<Item, DbError> {
+        let user = user.to_owned();
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let old = visible_item(&tx, &user, id)?;
+            tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
+            tx.commit()?;
+            Ok(old)
+        })
+        .await
+    }
+}
+
+/// The dates a client sees in `range`: from the start's date to the end's
+/// date (exclusive), each read in the offset the client sent; an end that
+/// is not at midnight shows part of its day, so that day counts.
+pub fn shown_days(range: TimeRange) -> (NaiveDate, NaiveDate) {
+    let end = range.end();
+    let mut to = end.date_naive();
+    if end.num_seconds_from_midnight() != 0 || end.nanosecond() != 0 {
+        to = to.checked_add_days(Days::new(1)).unwrap_or(to);
+    }
+    (range.start().date_naive(), to)
+}
+
+const ITEM_COLUMNS: &str = "i.id, i.calendar_id, i.title, i.work_type, i.status, i.start, i.end";
+
+fn item_from_row(r: &Row<'_>) -> rusqlite::Result<Item> {
+    let date = |i: usize| -> rusqlite::Result<NaiveDate> {
+        let s: String = r.get(i)?;
+        s.parse()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+    };
+    Ok(Item {
+        id: r.get(0)?,
+        calendar_id: r.get(1)?,
+        title: r.get(2)?,
+        work_type: r.get(3)?,
+        status: r.get(4)?,
+        start: date(5)?,
+        end: date(6)?,
+    })
+}
+
+fn item_by_id(c: &Connection, id: i64) -> Result<Item, DbError> {
+    c.query_row(
+        &format!("SELECT {ITEM_COLUMNS} FROM items i WHERE i.id = ?1"),
+        [id],
+        item_from_row,
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+fn visible_item(c: &Connection, user: &str, id: i64) -> Result<Item, DbError> {
+    c.query_row(
+        &format!(
+            "SELECT {ITEM_COLUMNS} FROM items i JOIN members m ON m.calendar_id = i.calendar_id
+             WHERE i.id = ?1 AND m.user = ?2"
+        ),
+        params![id, user],
+        item_from_row,
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+fn require_member(c: &Connection, user: &str, calendar_id: i64) -> Result<(), DbError> {
+    let member: Option<i64> = c
+        .query_row(
+            "SELECT 1 FROM members WHERE user = ?1 AND calendar_id = ?2",
+            params![user, calendar_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    member.map(|_| ()).ok_or(DbError::Forbidden(calendar_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn range(q: &str) -> TimeRange {
+        cache_core::fullcalendar::FeedQuery::parse(q, &[]).unwrap().range()
+    }
+
+    #[test]
+    fn shown_days_follow_the_clients_offset() {
+        assert_eq!(
+            shown_days(range(
+                "start=2025-09-29T00:00:00%2B08:00&end=2025-11-10T00:00:00%2B08:00"
+            )),
+            (d("2025-09-29"), d("2025-11-10"))
+        );
+        // An end at 12:00 still shows that day.
+        assert_eq!(
+            shown_days(range("start=2025-10-01T00:00:00Z&end=2025-10-02T12:00:00Z")),
+            (d("2025-10-01"), d("2025-10-03"))
+        );
+    }
+
+    #[tokio::test]
+    async fn feed_overlaps_filters_and_sharing() {
+        let db = Db::open(None).unwrap();
+        let oct = range("start=2025-09-29T00:00:00Z&end=2025-11-10T00:00:00Z");
+        let titles = |rows: Vec<(Item, Calendar)>| rows.into_iter().map(|(i, _)| i.title).collect::<Vec<_>>();
+        let alice = db.calendars_of("alice").await.unwrap();
+        let ids: Vec<i64> = alice.iter().map(|c| c.id).collect();
+        assert_eq!(ids, [1, 3]);
+        let all = titles(db.feed(&ids, oct, FeedFilter::default()).await.unwrap());
+        assert!(all.contains(&"Design review".to_owned()) && !all.contains(&"Invoice export".to_owned()));
+        let bugs = FeedFilter {
+            work_type: Some("bug"),
+            status: None,
+        };
+        let bugs = titles(db.feed(&ids, oct, bugs).await.unwrap());
+        assert_eq!(bugs, ["Fix login redirect", "Calendar cache bug"]);
+        // One day: the item ending (exclusive) on 2025-10-09 shows on the
+        // 8th, not on the 9th.
+        let eighth = range("start=2025-10-08T00:00:00Z&end=2025-10-09T00:00:00Z");
+        let ninth = range("start=2025-10-09T00:00:00Z&end=2025-10-10T00:00:00Z");
+        assert_eq!(
+            titles(db.feed(&[3], eighth, FeedFilter::default()).await.unwrap()),
+            ["Design review"]
+        );
+        assert!(db.feed(&[3], ninth, FeedFilter::default()).await.unwrap().is_empty());
+        assert!(matches!(db.calendars_of("mallory").await, Err(DbError::UnknownUser(_))));
+    }
+
+    #[tokio::test]
+    async fn writes_check_membership_and_return_old_and_new() {
+        let db = Db::open(None).unwrap();
+        let input = ItemInput {
+            calendar_id: 3,
+            title: " Offsite ".into(),
+            work_type: "chore".into(),
+            status: "open".into(),
+            start: d("2025-10-27"),
+            end: d("2025-10-29"),
+        };
+        let created = db.create("bob", input.clone()).await.unwrap();
+        assert_eq!(created.title, "Offsite");
+        // Alice shares the Team calendar: she sees Bob's item.
+        assert_eq!(db.item("alice", created.id).await.unwrap(), created);
+        // Bob may not write into Alice's calendar, nor see her items.
+        let into_alice = ItemInput {
+            calendar_id: 1,
+            ..input.clone()
+        };
+        assert!(matches!(db.create("bob", into_alice).await, Err(DbError::Forbidden(1))));
+        assert!(matches!(db.item("bob", 2).await, Err(DbError::NotFound)));
+        let moved = ItemInput {
+            start: d("2025-11-03"),
+            end: d("2025-11-04"),
+            ..input.clone()
+        };
+        let (old, new) = db.update("alice", created.id, moved).await.unwrap();
+        assert_eq!((old.start, new.start), (d("2025-10-27"), d("2025-11-03")));
+        let gone = db.delete("alice", created.id).await.unwrap();
+        assert_eq!(gone, new);
+        assert!(matches!(db.item("alice", created.id).await, Err(DbError::NotFound)));
+        let backwards = ItemInput {
+            end: d("2025-10-01"),
+            ..input
+        };
+        assert!(matches!(db.create("bob", backwards).await, Err(DbError::Invalid(_))));
+    }
+}

@@ -1,0 +1,184 @@
+//! # calendar-service
+//!
+//! The seed's calendar, rebuilt on this workspace's library: an axum service
+//! with work items in SQLite, a FullCalendar page, and one
+//! [`RangeCache`] in front of the feed.
+//!
+//! ```sh
+//! cargo run -p calendar-service                       # locmem, versioned, http://127.0.0.1:8080
+//! cargo run -p calendar-service -- --cache redis://127.0.0.1:6379/0 --strategy bucketed --port 3000
+//! ```
+//!
+//! # Layout
+//!
+//! - `lib.rs` (here): [`Config`], the app state [`App`] (the database and
+//!   the one cache, built at startup), the [`router`], [`serve`].
+//! - [`api`]: the handlers: the cached feed, and create / edit / delete,
+//!   which invalidate after they commit.
+//! - [`db`]: calendars, members and work items in SQLite, and the feed query.
+//! - `assets`: the page (HTML, JS, CSS) and the vendored FullCalendar,
+//!   compiled into the binary.
+//!
+//! The real-browser test (`tests/browser.rs`) plays the seed's three
+//! verification scenarios through the page in headless Chromium.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::routing::get;
+use axum::Router;
+use cache_core::strategy::StrategyOptions;
+use cache_core::{RangeCache, RangeCacheOptions};
+
+pub mod api;
+mod assets;
+pub mod db;
+
+pub use db::Db;
+
+/// The strategy used when none is configured: the one the measurements
+/// recommend (see the repository README, "Which strategy?").
+pub const DEFAULT_STRATEGY: &str = "versioned";
+
+/// How the service is set up: flags, or environment variables.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "calendar-service",
+    about = "The seed's calendar on range-cache: axum + SQLite + FullCalendar"
+)]
+#[non_exhaustive]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CALENDAR_HOST", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub host: IpAddr,
+    /// Port to listen on (0: any free port).
+    #[arg(long, env = "CALENDAR_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Cache backend: `locmem`, `locmem:<MiB>`, `redis://…`, `redis+cluster://…`, `memcache://…`.
+    #[arg(long, env = "CALENDAR_CACHE_URL", default_value = "locmem")]
+    pub cache: String,
+    /// Invalidation strategy (`versioned`, `bucketed`, `fixed-month`, …).
+    #[arg(long, env = "CALENDAR_STRATEGY", default_value = DEFAULT_STRATEGY)]
+    pub strategy: String,
+    /// SQLite file (created and filled with demo data if new); default: a
+    /// private in-memory database with the demo data.
+    #[arg(long, env = "CALENDAR_DB")]
+    pub db: Option<PathBuf>,
+    /// Key namespace in the cache; default `calendar` with a database file,
+    /// a per-run one with the in-memory database.
+    #[arg(long = "cache-namespace", env = "CALENDAR_CACHE_NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8080,
+            cache: "locmem".to_owned(),
+            strategy: DEFAULT_STRATEGY.to_owned(),
+            db: None,
+            namespace: None,
+        }
+    }
+}
+
+impl Config {
+    /// The socket address to bind.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// The cache key namespace. An in-memory database is new on every start
+    /// while a Redis or Memcached cache outlives the process: entries of the
+    /// previous run would be served for the new data (ids are reused), so
+    /// each run gets its own namespace. A database file persists with the
+    /// cache, and every process on it shares one namespace.
+    fn namespace(&self) -> String {
+        match (&self.namespace, &self.db) {
+            (Some(ns), _) => ns.clone(),
+            (None, Some(_)) => "calendar".to_owned(),
+            (None, None) => {
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default();
+                format!("calendar-{}-{nanos}", std::process::id())
+            }
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The database could not be opened.
+    #[error("database: {0}")]
+    Db(#[from] db::DbError),
+    /// The cache URL or strategy was rejected, or the server is unreachable.
+    #[error("cache: {0}")]
+    Cache(#[from] backend_any::Error),
+}
+
+/// The app state shared by every handler: the database and the one cache.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The work items.
+    pub db: Db,
+    /// The feed cache, built once: its single-flight and its metrics span
+    /// every request only because every request uses this one.
+    pub cache: Arc<RangeCache>,
+    /// The cache URL with any password hidden, for the page and the logs.
+    pub backend_label: String,
+}
+
+impl App {
+    /// Opens the database and builds the cache from `config`.
+    pub async fn start(config: &Config) -> Result<App, StartError> {
+        let db = Db::open(config.db.as_deref())?;
+        let strategy_options = StrategyOptions::default().with_namespace(config.namespace());
+        let cache = backend_any::range_cache_with(
+            &config.cache,
+            &config.strategy,
+            &strategy_options,
+            RangeCacheOptions::default(),
+        )
+        .await?;
+        Ok(App {
+            db,
+            cache: Arc::new(cache),
+            backend_label: backend_any::redact(&config.cache),
+        })
+    }
+}
+
+/// Every route: the page, its assets, the feed and the item API.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/calendar/feed", get(api::feed))
+        .route("/api/me", get(api::me))
+        .route("/api/cache", get(api::cache_metrics))
+        .route("/api/items", axum::routing::post(api::create_item))
+        .route(
+            "/api/items/{id}",
+            get(api::get_item).put(api::update_item).delete(api::delete_item),
+        )
+        .merge(assets::routes())
+        .with_state(app)
+}
+
+/// Serves `app` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Result<()> {
+    axum::serve(listener, router(app)).await
+}
+
+/// This crate's README: its Rust snippets compile and run as doctests, so
+/// the "use it in your service" section cannot drift from the library.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

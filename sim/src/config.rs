@@ -1,0 +1,72 @@
+//! [`RunConfig`]: what a comparison runs, shared by the runner (which runs
+//! it) and the report (which states it).
+
+use std::time::Duration;
+
+use cache_core::flow::AsideOptions;
+use chrono::Offset;
+
+use crate::backends::BackendSpec;
+use crate::engine::Latencies;
+
+/// What to run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunConfig {
+    /// Scenario name (or a description of the trace) for the report.
+    pub scenario: String,
+    /// The seed (strategies' random choices; generated traffic).
+    pub seed: u64,
+    /// The trace file replayed, if any.
+    pub trace: Option<String>,
+    /// Backends to compare.
+    pub backends: Vec<BackendSpec>,
+    /// Strategy names, in report order.
+    pub strategies: Vec<String>,
+    /// Step latencies.
+    pub latencies: Latencies,
+    /// Cached views' TTL.
+    pub ttl: Duration,
+    /// `short-ttl`'s TTL.
+    pub short_ttl: Duration,
+    /// Payload bytes per feed item.
+    pub item_bytes: usize,
+    /// Staleness-over-time bucket width.
+    pub bucket: Duration,
+    /// Worker threads for cells.
+    pub threads: usize,
+    /// Time backend calls (for [`CellTiming::backend_time`]); off, only
+    /// counted.
+    pub timings: bool,
+    /// The offset most simulated clients send (`+08:00`, as in the seed);
+    /// `range-expansion` guesses keys in it.
+    pub home_offset: chrono::FixedOffset,
+    /// The read policy every simulated app process uses: single-flight (on
+    /// by default, as in `RangeCache`) and XFetch (off). The XFetch seed is
+    /// derived from [`Self::seed`].
+    pub aside: AsideOptions,
+}
+
+impl RunConfig {
+    /// Defaults: locmem, all strategies, seed 1, TTL 300 s / 60 s, two threads.
+    pub fn new(scenario: impl Into<String>) -> Self {
+        RunConfig {
+            scenario: scenario.into(),
+            seed: 1,
+            trace: None,
+            backends: vec![BackendSpec::Locmem {
+                capacity_bytes: backend_locmem::DEFAULT_CAPACITY_BYTES,
+            }],
+            strategies: cache_core::strategy::NAMES.iter().map(|s| (*s).to_owned()).collect(),
+            latencies: Latencies::default(),
+            ttl: Duration::from_secs(300),
+            short_ttl: Duration::from_secs(60),
+            item_bytes: 160,
+            bucket: Duration::from_secs(60),
+            threads: 2,
+            timings: false,
+            home_offset: chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Utc.fix()),
+            aside: AsideOptions::default(),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! What one cell measured, and the recorder that collects it while the
+//! cell runs.
+
+use std::collections::BTreeMap;
+
+use cache_core::flow::{Outcome, Tally};
+use cache_core::StatsSnapshot;
+use hdrhistogram::Histogram;
+
+/// Feed latency percentiles in virtual time, µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct LatencySummary {
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Slowest request.
+    pub max_us: u64,
+}
+
+/// What one cell measured. Every field is a function of the trace, the seed
+/// and the backend's semantics: no wall-clock time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Feed requests served.
+    pub reads: u64,
+    /// Writes committed (creates, edits, deletes; not initial loads).
+    pub writes: u64,
+    /// Feeds served from the cache.
+    pub hits: u64,
+    /// Feeds not served from the cache (own load, coalesced, fail-open).
+    pub misses: u64,
+    /// Misses answered by another request's load in the same process.
+    pub coalesced: u64,
+    /// Fresh entries recomputed early (XFetch).
+    pub early_refreshes: u64,
+    /// Cached or coalesced responses whose content missed a write committed
+    /// before the request started.
+    pub stale_reads: u64,
+    /// Longest lag of a stale response behind the first write it missed, µs.
+    pub max_staleness_us: u64,
+    /// Feed queries the database answered.
+    pub db_queries: u64,
+    /// Backend or strategy errors (reads fell back to the database).
+    pub errors: u64,
+    /// Control-key evictions the trace asked for.
+    pub control_evictions: u64,
+    /// Backend calls made by reads.
+    pub read_ops: StatsSnapshot,
+    /// Backend calls made by invalidations.
+    pub write_ops: StatsSnapshot,
+    /// Stored feed entries no current key can read, when countable.
+    pub dead_keys: Option<u64>,
+    /// Their size (key + value bytes).
+    pub dead_bytes: Option<u64>,
+    /// Live entries at the end, when countable.
+    pub live_keys: Option<u64>,
+    /// Buckets of `bucket_us` since the start that had reads, in order:
+    /// (bucket index, reads, stale reads). Sparse: a long quiet gap costs
+    /// nothing.
+    pub timeline: Vec<(u64, u64, u64)>,
+    /// Feed latency from request to response, virtual time.
+    pub latency: LatencySummary,
+    /// Virtual duration of the run, µs.
+    pub duration_us: u64,
+}
+
+/// Collects a cell's counts as it runs.
+pub(crate) struct Recorder {
+    pub(crate) tally: Tally,
+    pub(crate) reads: u64,
+    pub(crate) writes: u64,
+    pub(crate) stale_reads: u64,
+    pub(crate) max_staleness_us: u64,
+    pub(crate) other_errors: u64,
+    pub(crate) control_evictions: u64,
+    timeline: BTreeMap<u64, (u64, u64)>,
+    bucket_us: u64,
+    latency: Option<Histogram<u64>>,
+    max_latency_us: u64,
+}
+
+/// Latencies are kept to 3 significant digits up to an hour; slower
+/// requests count as an hour (only a pathological trace has any).
+const LATENCY_CAP_US: u64 = 3_600_000_000;
+
+impl Recorder {
+    pub(crate) fn new(bucket_us: u64) -> Self {
+        Recorder {
+            tally: Tally::default(),
+            reads: 0,
+            writes: 0,
+            stale_reads: 0,
+            max_staleness_us: 0,
+            other_errors: 0,
+            control_evictions: 0,
+            timeline: BTreeMap::new(),
+            bucket_us: bucket_us.max(1),
+            latency: Histogram::new_with_bounds(1, LATENCY_CAP_US, 3).ok(),
+            max_latency_us: 0,
+        }
+    }
+
+    /// A read answered at `served_us` (µs since the run's start), started
+    /// at `started_us`; `staleness` when its content was stale.
+    pub(crate) fn served(&mut self, started_us: u64, served_us: u64, outcome: &Outcome, staleness: Option<u64>) {
+        self.tally.record(outcome);
+        let bucket = self.timeline.entry(served_us / self.bucket_us).or_insert((0, 0));
+        bucket.0 += 1;
+        if let Some(s) = staleness {
+            bucket.1 += 1;
+            self.stale_reads += 1;
+            self.max_staleness_us = self.max_staleness_us.max(s);
+        }
+        let took = served_us.saturating_sub(started_us);
+        self.max_latency_us = self.max_latency_us.max(took);
+        if let Some(h) = &mut self.latency {
+            h.saturating_record(took.clamp(1, LATENCY_CAP_US));
+        }
+    }
+
+    fn quantile(&self, q: f64) -> u64 {
+        self.latency.as_ref().map_or(0, |h| h.value_at_quantile(q))
+    }
+
+    /// The metrics, with what the recorder does not see filled in by the
+    /// caller.
+    pub(crate) fn finish(self, read_ops: StatsSnapshot, write_ops: StatsSnapshot, db_queries: u64) -> Metrics {
+        let latency = LatencySummary {
+            p50_us: self.quantile(0.5),
+            p99_us: self.quantile(0.99),
+            p999_us: self.quantile(0.999),
+            max_us: self.max_latency_us,
+        };
+        let t = self.tally;
+        Metrics {
+            reads: self.reads,
+            writes: self.writes,
+            hits: t.hits,
+            misses: t.misses,
+            coalesced: t.coalesced,
+            early_refreshes: t.early_refreshes,
+            stale_reads: self.stale_reads,
+            max_staleness_us: self.max_staleness_us,
+            db_queries,
+            errors: t.backend_errors() + self.other_errors,
+            control_evictions: self.control_evictions,
+            read_ops,
+            write_ops,
+            dead_keys: None,
+            dead_bytes: None,
+            live_keys: None,
+            timeline: self.timeline.into_iter().map(|(b, (r, s))| (b, r, s)).collect(),
+            latency,
+            duration_us: 0,
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! The event-driven replay of one (strategy, backend) cell in virtual time:
+//! the simulator's driver of cache-core's sans-IO cache-aside core
+//! ([`cache_core::flow`]).
+//!
+//! A feed request is a [`ReadFlow`]: the same decisions, by the same code,
+//! as an application's [`RangeCache`](cache_core::RangeCache). This driver
+//! performs each step the flow asks for at one virtual instant and charges
+//! it its modelled latency before the next:
+//!
+//! ```text
+//! Plan ──plan──▶ Get ──get──▶ hit: served
+//!                      └────▶ miss ─▶ Join ─▶ another load in this process: wait for it (coalesced)
+//!                                       └──▶ Load (DB query) ──db──▶ served; Publish to waiters ─▶ Store ──store──▶ Finish
+//! ```
+//!
+//! Single-flight is per simulated app process, as in an application: each
+//! process has its own [`Flights`] table. A write commits to the database at
+//! its trace time and is invalidated `invalidate_us` later. Steps of all
+//! requests sit in one priority queue ordered by (time, sequence number), so
+//! concurrent requests interleave deterministically and races such as the
+//! stale-set race happen by themselves. Trace events go before queued steps
+//! at the same instant.
+//!
+//! Why steps are awaited one at a time rather than spawned: the simulation is
+//! sequential in virtual time by definition, so there is nothing to gain from
+//! concurrency inside a cell, and awaiting an already-complete locmem future
+//! costs nothing, while remote backends still work (each step just waits).
+//! Parallelism comes from running independent cells on separate threads.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: [`Cell`], [`Latencies`], the event loop and the step driver.
+//! - `payload.rs`: the simulated feed payload (what the DB answered, as of when).
+//! - `views.rs`: views interned per cell (query, digest, JSON).
+//! - `judge.rs`: the stale-read judgement; the dead-key count.
+//! - `metrics.rs`: [`Metrics`] and the recorder (sparse timeline, latency
+//!   percentiles).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cache_core::flow::{Aside, AsideOptions, Flights, ReadFlow, Served, Step};
+use cache_core::{Backend, Change, Instrumented, ManualClock, OpStats, Strategy};
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::trace::{Event, Source};
+
+mod judge;
+mod metrics;
+mod payload;
+mod views;
+
+pub use metrics::{LatencySummary, Metrics};
+
+use judge::judge;
+use metrics::Recorder;
+use payload::Payload;
+use views::{ViewInfo, ViewTable};
+
+/// Virtual duration of each step, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Latencies {
+    /// `plan_read` (generation fetches).
+    pub plan_us: u64,
+    /// The cache `get`.
+    pub get_us: u64,
+    /// The database query of a miss.
+    pub db_us: u64,
+    /// The cache fill after a miss.
+    pub store_us: u64,
+    /// From a write's commit to its invalidation (the app's post-commit hook).
+    pub invalidate_us: u64,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        // Same-datacenter cache round trips, a feed query of a few ms, and a
+        // post-commit hook that runs right after the transaction.
+        Latencies {
+            plan_us: 300,
+            get_us: 300,
+            db_us: 8_000,
+            store_us: 300,
+            invalidate_us: 1_000,
+        }
+    }
+}
+
+/// A function listing the live keys of one process's store with their value
+/// sizes (e.g. [`backend_locmem::LocmemBackend::live_entries`]); used to
+/// count dead keys at the end. Backends that cannot enumerate have none.
+pub type LiveKeys = Arc<dyn Fn() -> Vec<(String, usize)> + Send + Sync>;
+
+/// Everything one cell needs.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Cell {
+    /// The strategy under test.
+    pub strategy: Arc<dyn Strategy>,
+    /// One store per app process; a single entry is shared by all processes.
+    pub backends: Vec<Arc<dyn Backend>>,
+    /// Live-key listers, parallel to `backends` (empty when unavailable).
+    pub live_keys: Vec<LiveKeys>,
+    /// The virtual clock the backends and the strategy read.
+    pub clock: ManualClock,
+    /// Step latencies.
+    pub latencies: Latencies,
+    /// Bytes of payload per feed item (a feed's JSON is about this big per event).
+    pub item_bytes: usize,
+    /// Width of the staleness-over-time buckets, µs.
+    pub bucket_us: u64,
+    /// Time every backend call (for `--timings`); off, calls are only
+    /// counted, which is all the report needs and a few percent faster.
+    pub time_calls: bool,
+    /// The read policy: single-flight (per process) and XFetch.
+    pub aside: AsideOptions,
+}
+
+impl std::fmt::Debug for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cell")
+            .field("strategy", &self.strategy.name())
+            .field("backends", &self.backends)
+            .field("latencies", &self.latencies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cell {
+    /// A cell with default latencies, 160 bytes per item, one-minute buckets,
+    /// single-flight on and XFetch off.
+    pub fn new(strategy: Arc<dyn Strategy>, backends: Vec<Arc<dyn Backend>>, clock: ManualClock) -> Self {
+        Cell {
+            strategy,
+            backends,
+            live_keys: Vec::new(),
+            clock,
+            latencies: Latencies::default(),
+            item_bytes: 160,
+            bucket_us: 60_000_000,
+            time_calls: false,
+            aside: AsideOptions::default(),
+        }
+    }
+}
+
+/// Commits between two prunings of the database history: often enough that
+/// history stays a small multiple of one TTL's writes, rarely enough that the
+/// pass over all items costs nothing per write.
+const PRUNE_EVERY: u64 = 4096;
+
+/// One feed request in flight.
+struct Read {
+    info: Rc<ViewInfo>,
+    start_us: i64,
+    /// The trace's app process (its single-flight table).
+    process: u32,
+    /// Index of the process's store in [`Run::read`].
+    store: usize,
+    flow: ReadFlow,
+    /// When the DB answered this request's own load, as of which instant.
+    as_of_excl: i64,
+}
+
+enum Slot {
+    Free,
+    Read(Box<Read>),
+    Invalidate { store: usize, change: Change },
+}
+
+fn instant(t_us: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(u64::try_from(t_us).unwrap_or(0))
+}
+
+fn us(d: u64) -> i64 {
+    i64::try_from(d).unwrap_or(i64::MAX)
+}
+
+struct Run<'a> {
+    cell: &'a Cell,
+    aside: Aside,
+    read: Vec<Instrumented<Arc<dyn Backend>>>,
+    write: Vec<Instrumented<Arc<dyn Backend>>>,
+    /// Single-flight tables by app process; waiters are slot numbers.
+    flights: HashMap<u32, Flights<u32>>,
+    db: Db,
+    views: ViewTable,
+    /// Longest TTL any fill used so far, µs; `None` before the first fill.
+    max_ttl_us: Option<u64>,
+    /// A fill without TTL happened: its payload may be judged at any later
+    /// time, so history can never be pruned.
+    unbounded_ttl: bool,
+    commits_since_prune: u64,
+    heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
+    seq: u64,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    base_us: i64,
+    now_us: i64,
+    rec: Recorder,
+}
+
+impl Run<'_> {
+    fn set_time(&mut self, t_us: i64) {
+        self.now_us = t_us;
+        self.cell.clock.advance_to(instant(t_us));
+    }
+
+    fn alloc(&mut self, slot: Slot) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn release(&mut self, i: u32) {
+        self.slots[i as usize] = Slot::Free;
+        self.free.push(i);
+    }
+
+    fn schedule(&mut self, at_us: i64, slot: u32) {
+        self.seq += 1;
+        self.heap.push(Reverse((at_us, self.seq, slot)));
+    }
+
+    fn store_index(&self, process: u32) -> usize {
+        // One shared store serves every process.
+        process as usize % self.read.len()
+    }
+
+    fn since_base(&self, t_us: i64) -> u64 {
+        u64::try_from(t_us.saturating_sub(self.base_us)).unwrap_or(0)
+    }
+
+    async fn on_event(&mut self, ev: Event) -> Result<()> {
+        let t = i64::try_from(ev.t_us())
+            .ok()
+            .and_then(|d| self.base_us.checked_add(d))
+            .ok_or_else(|| Error::Invalid(format!("event time {} µs is out of range", ev.t_us())))?;
+        self.set_time(t);
+        match ev {
+            Event::Read { process, view, .. } => {
+                self.rec.reads += 1;
+                let info = self.views.get(view, &mut self.db)?;
+                let store = self.store_index(process);
+                let slot = self.alloc(Slot::Read(Box::new(Read {
+                    info,
+                    start_us: t,
+                    process,
+                    store,
+                    flow: self.aside.read(),
+                    as_of_excl: t,
+                })));
+                self.step(slot, t).await;
+            }
+            Event::Write { process, write, .. } => {
+                let c = self.db.commit(&write, t)?;
+                self.commits_since_prune += 1;
+                if self.commits_since_prune >= PRUNE_EVERY {
+                    self.commits_since_prune = 0;
+                    self.prune(t);
+                }
+                if write.kind == crate::db::WriteKind::Load {
+                    return Ok(());
+                }
+                self.rec.writes += 1;
+                let change = c.change()?;
+                let store = self.store_index(process);
+                let slot = self.alloc(Slot::Invalidate { store, change });
+                self.schedule(t.saturating_add(us(self.cell.latencies.invalidate_us)), slot);
+            }
+            Event::EvictControl { process, view, .. } => {
+                self.rec.control_evictions += 1;
+                let keys = self.aside.strategy().control_keys(&view);
+                if !keys.is_empty() {
+                    let p = self.store_index(process);
+                    // The raw store: an eviction is not app traffic.
+                    if self.cell.backends[p].delete_many(&keys).await.is_err() {
+                        self.rec.other_errors += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops database history no later question can reach: judgements ask
+    /// about instants from the start of an in-flight request, or from the
+    /// query time of a payload that is still fresh, which is at most the
+    /// longest TTL (plus the DB and fill latencies) ago.
+    fn prune(&mut self, now: i64) {
+        if self.unbounded_ttl {
+            return;
+        }
+        let lat = self.cell.latencies;
+        // A second of slack covers the envelope's millisecond rounding.
+        let reach = [lat.db_us, lat.store_us, lat.get_us, lat.plan_us, 1_000_000]
+            .iter()
+            .fold(self.max_ttl_us.unwrap_or(0), |a, b| a.saturating_add(*b));
+        let mut horizon = now.saturating_sub(us(reach));
+        for s in &self.slots {
+            if let Slot::Read(r) = s {
+                horizon = horizon.min(r.start_us);
+            }
+        }
+        self.db.prune(horizon);
+    }
+
+    /// Counts a read answered at `at`, judging what it was served.
+    fn serve(&mut self, r: &Read, at: i64) {
+        let outcome = *r.flow.outcome();
+        let staleness = match (outcome.served, r.flow.payload()) {
+            // Its own load: the database's answer after the request started.
+            (Served::Loaded, _) | (Served::Failed, _) | (_, None) => None,
+            (_, Some(bytes)) => match Payload::decode(bytes) {
+                Some(p) => judge(&self.db, &r.info, r.start_us, at, &p),
+                // Not ours (a foreign entry on a shared server): unjudgeable.
+                None => None,
+            },
+        };
+        let (start, at) = (self.since_base(r.start_us), self.since_base(at));
+        self.rec.served(start, at, &outcome, staleness);
+    }
+
+    /// Runs read slot `slot`'s flow from `now` until it waits for virtual
+    /// time (a latency), for a leader, or is done.
+    async fn step(&mut self, slot: u32, now: i64) {
+        let mut r = match std::mem::replace(&mut self.slots[slot as usize], Slot::Free) {
+            Slot::Read(r) => r,
+            Slot::Invalidate { store, change } => {
+                let ok = self.aside.invalidate(&self.write[store], &change).await.is_ok();
+                self.rec.tally.record_invalidation(ok);
+                self.free.push(slot);
+                return;
+            }
+            Slot::Free => return,
+        };
+        let lat = self.cell.latencies;
+        let next_at = loop {
+            match r.flow.step() {
+                Step::Plan => {
+                    let plan = self.aside.plan(&self.read[r.store], &r.info.view).await;
+                    r.flow.planned(plan);
+                    break now.saturating_add(us(lat.plan_us));
+                }
+                Step::Get => {
+                    // No round trip (and no latency) when the plan read the
+                    // entry itself (`stamped`).
+                    let (got, at) = match r.flow.fetch_key() {
+                        Some(key) => (self.read[r.store].get(key).await, now.saturating_add(us(lat.get_us))),
+                        None => (Ok(None), now),
+                    };
+                    r.flow.fetched(got, instant(now), &self.aside);
+                    if r.flow.step() == Step::Done {
+                        self.serve(&r, at);
+                        self.release(slot);
+                        return;
+                    }
+                    break at;
+                }
+                Step::Join => {
+                    let flights = self.flights.entry(r.process).or_default();
+                    if r.flow.join(flights, slot) {
+                        // Parked: the leader's Publish hands it on.
+                        self.slots[slot as usize] = Slot::Read(r);
+                        return;
+                    }
+                    // Led (go on to Load now) or took a value just loaded.
+                }
+                Step::Load => {
+                    let mut memo = r.info.memo.get();
+                    let answer = self.db.query_memo(&r.info.query, now, &mut memo);
+                    r.info.memo.set(memo);
+                    r.as_of_excl = now.saturating_add(1);
+                    let payload = Payload {
+                        as_of_excl: r.as_of_excl,
+                        answer,
+                        view_digest: r.info.digest,
+                        view_json: &r.info.json,
+                    };
+                    let at = now.saturating_add(us(lat.db_us));
+                    r.flow.loaded(
+                        Some(payload.to_entry(self.cell.item_bytes)),
+                        Duration::from_micros(lat.db_us),
+                        instant(at),
+                    );
+                    // Served at the DB's answer; publishing and filling follow.
+                    self.serve(&r, at);
+                    break at;
+                }
+                Step::Publish => {
+                    let flights = self.flights.entry(r.process).or_default();
+                    let (waiters, value) = r.flow.publish(flights);
+                    for w in waiters {
+                        self.hand_over(w, value.clone(), now);
+                    }
+                }
+                Step::Store => {
+                    if let Some(plan) = r.flow.plan() {
+                        match plan.ttl {
+                            Some(d) => {
+                                let d = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+                                self.max_ttl_us = Some(self.max_ttl_us.unwrap_or(0).max(d));
+                            }
+                            None => self.unbounded_ttl = true,
+                        }
+                    }
+                    let stored = self.aside.store(&self.read[r.store], &r.info.view, &r.flow).await;
+                    r.flow.stored(stored);
+                    if r.flow.step() == Step::Done {
+                        self.release(slot);
+                        return;
+                    }
+                    break now.saturating_add(us(lat.store_us));
+                }
+                Step::Finish => {
+                    let flights = self.flights.entry(r.process).or_default();
+                    r.flow.finish(flights);
+                    self.release(slot);
+                    return;
+                }
+                _ => {
+                    // Done (an uncached load, a failed one, or coalesced on a
+                    // value being stored): served at this instant unless the
+                    // load already counted it.
+                    if r.flow.outcome().served == Served::Coalesced {
+                        self.serve(&r, now);
+                    }
+                    self.release(slot);
+                    return;
+                }
+            }
+        };
+        self.slots[slot as usize] = Slot::Read(r);
+        self.schedule(next_at, slot);
+    }
+
+    /// A leader published: waiter `slot` gets `value` (served now), or
+    /// `None` and joins again at once.
+    fn hand_over(&mut self, slot: u32, value: Option<bytes::Bytes>, now: i64) {
+        let Some(Slot::Read(r)) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        r.flow.joined(value);
+        if r.flow.step() == Step::Done {
+            let Slot::Read(r) = std::mem::replace(&mut self.slots[slot as usize], Slot::Free) else {
+                return;
+            };
+            self.serve(&r, now);
+            self.free.push(slot);
+        } else {
+            self.schedule(now, slot);
+        }
+    }
+}
+
+/// Replays `source` through `cell`. `progress` (if given) is advanced by one
+/// per trace event, for a progress bar on another thread.
+pub async fn run_cell(source: Source, cell: &Cell, progress: Option<&AtomicU64>) -> Result<Metrics> {
+    if cell.backends.is_empty() {
+        return Err(Error::Invalid("a cell needs at least one backend".into()));
+    }
+    cell.aside.validate()?;
+    let stats = || {
+        if cell.time_calls {
+            OpStats::new()
+        } else {
+            OpStats::counts_only()
+        }
+    };
+    let (read_stats, write_stats) = (stats(), stats());
+    let base_us = source.header.start_us();
+    let mut run = Run {
+        cell,
+        aside: Aside::new(cell.strategy.clone(), cell.aside.clone()),
+        read: cell
+            .backends
+            .iter()
+            .map(|b| Instrumented::with_stats(b.clone(), read_stats.clone()))
+            .collect(),
+        write: cell
+            .backends
+            .iter()
+            .map(|b| Instrumented::with_stats(b.clone(), write_stats.clone()))
+            .collect(),
+        flights: HashMap::new(),
+        db: Db::new(),
+        views: ViewTable::new(),
+        max_ttl_us: None,
+        unbounded_ttl: false,
+        commits_since_prune: 0,
+        heap: BinaryHeap::new(),
+        seq: 0,
+        slots: Vec::new(),
+        free: Vec::new(),
+        base_us,
+        now_us: base_us,
+        rec: Recorder::new(cell.bucket_us),
+    };
+    run.set_time(base_us);
+    let mut events = source.events;
+    let mut next = events.next().transpose()?;
+    let mut pending_progress = 0u64;
+    loop {
+        let next_t = next
+            .as_ref()
+            .map(|e| base_us.saturating_add(i64::try_from(e.t_us()).unwrap_or(i64::MAX)));
+        let top = run.heap.peek().map(|r| r.0 .0);
+        match (next_t, top) {
+            (Some(te), th) if th.is_none_or(|th| te <= th) => {
+                if let Some(ev) = next.take() {
+                    run.on_event(ev).await?;
+                }
+                next = events.next().transpose()?;
+                pending_progress += 1;
+                if pending_progress == 4096 {
+                    if let Some(p) = progress {
+                        p.fetch_add(pending_progress, Ordering::Relaxed);
+                    }
+                    pending_progress = 0;
+                }
+            }
+            (_, Some(_)) => {
+                if let Some(Reverse((t, _, slot))) = run.heap.pop() {
+                    run.set_time(t);
+                    run.step(slot, t).await;
+                }
+            }
+            (Some(_), None) | (None, None) => break,
+        }
+    }
+    if let Some(p) = progress {
+        p.fetch_add(pending_progress, Ordering::Relaxed);
+    }
+    let duration_us = u64::try_from(run.now_us.saturating_sub(base_us)).unwrap_or(0);
+    let (dead, dead_bytes, live) = if cell.live_keys.is_empty() {
+        (None, None, None)
+    } else {
+        let (d, b, l) = judge::count_dead(&run.aside, &cell.backends, &cell.live_keys, &cell.clock).await;
+        (Some(d), Some(b), Some(l))
+    };
+    let db_queries = run.db.queries();
+    let mut m = run
+        .rec
+        .finish(read_stats.snapshot(), write_stats.snapshot(), db_queries);
+    m.duration_us = duration_us;
+    m.dead_keys = dead;
+    m.dead_bytes = dead_bytes;
+    m.live_keys = live;
+    Ok(m)
+}
