@@ -82,8 +82,9 @@ pub const SCENARIOS: [ScenarioInfo; 9] = [
     ScenarioInfo {
         name: "realistic",
         shows: "Generated traffic: 300 users (Zipf activity), 20 team calendars, a simulated week, month/week/ \
-                day/list views, prev/next/today, filters, lazyFetching, writes with refetch. Hit rate and cost \
-                at scale; the speed benchmark's workload.",
+                day/list views, prev/next/today, filters, lazyFetching, writes with refetch; browsers in 11 zones \
+                (7 with daylight saving), timeZone=UTC and named zones (`generate --zone-mix`). Hit rate and \
+                cost at scale; the speed benchmark's workload.",
     },
 ];
 
