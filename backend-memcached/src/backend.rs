@@ -9,19 +9,13 @@ use cache_core::backend::{checked_counter_add, is_expired_ttl, parse_counter};
 use cache_core::key::{safe_key, MEMCACHED_MAX_KEY_BYTES};
 use cache_core::{async_trait, Backend, Bytes, Capabilities, Error, Key, Result, Ttl};
 use memcache::exp::{
-    Arithmetic, AsyncMetaClient, Delete, Error as McError, Get, GetStatus, Meta, MetaClientBuilder, MutationStatus,
-    Set, Ttl as McTtl,
+    Arithmetic, AsyncMetaClient, Delete, Error as McError, Get, GetStatus, Meta, MetaClientBuilder, MutationStatus, Set,
 };
 
 use crate::options::MemcachedOptions;
 use crate::ring::Ring;
+use crate::ttl::{wire_ttl, TTL_GRANULARITY};
 use crate::BACKEND_NAME;
-
-/// How late an entry may disappear after its TTL. TTLs are sent as
-/// `ceil(ttl) + 1` whole seconds, and memcached's once-a-second clock makes
-/// an item sent with `T<n>` live between `n - 1` and `n` seconds, so an entry
-/// lives at least `ttl` and less than `ttl + 2 s`.
-pub const TTL_GRANULARITY: Duration = Duration::from_secs(2);
 
 /// A [`Backend`] on one Memcached server or a consistent-hashed pool.
 ///
@@ -78,11 +72,25 @@ impl MemcachedBackend {
     /// every server must accept a TCP connection within the connect timeout,
     /// else the error names it; connections are then opened on demand, and
     /// a server that goes away later is reconnected to when it comes back.
-    pub async fn connect(options: MemcachedOptions) -> Result<Self> {
+    ///
+    /// With `check_on_connect`, each server is also asked for its item size
+    /// limit (`stats settings`), and
+    /// [`max_value_size`](MemcachedOptions::max_value_size) is lowered to the
+    /// smallest server's `item_size_max` minus
+    /// [`ITEM_OVERHEAD`](crate::options::ITEM_OVERHEAD): a value the server
+    /// would refuse (after deleting the old one) is refused before sending.
+    /// [`options`](Self::options) shows the limit in force.
+    pub async fn connect(mut options: MemcachedOptions) -> Result<Self> {
         options.validate()?;
         if options.check_on_connect {
             for server in &options.servers {
-                check_reachable(server, options.connect_timeout).await?;
+                let item = crate::settings::query_item_size(server, options.connect_timeout).await?;
+                if let crate::settings::ItemSize::Bytes(bytes) = item {
+                    let limit = usize::try_from(bytes)
+                        .unwrap_or(usize::MAX)
+                        .saturating_sub(crate::options::ITEM_OVERHEAD);
+                    options.max_value_size = options.max_value_size.min(limit);
+                }
             }
         }
         let ring = Ring::new(&options.servers);
@@ -174,7 +182,7 @@ impl MemcachedBackend {
     async fn set_inner(&self, key: &Key, value: Bytes, ttl: Ttl) -> Result<()> {
         let mapped = map_key(key);
         let mut op = Set::new(mapped.as_bytes(), &value);
-        if let Some(t) = wire_ttl(ttl) {
+        if let Some(t) = wire_ttl(ttl, key.as_str())? {
             op = op.ttl(t);
         }
         let r = self
@@ -188,7 +196,7 @@ impl MemcachedBackend {
     async fn add_inner(&self, key: &Key, value: Bytes, ttl: Ttl) -> Result<bool> {
         let mapped = map_key(key);
         let mut op = Set::new(mapped.as_bytes(), &value).add();
-        if let Some(t) = wire_ttl(ttl) {
+        if let Some(t) = wire_ttl(ttl, key.as_str())? {
             op = op.ttl(t);
         }
         let r = self
@@ -310,7 +318,10 @@ impl MemcachedBackend {
 
     async fn set_many_inner(&self, entries: &[(Key, Bytes)], ttl: Ttl) -> Result<()> {
         let mapped: Vec<Cow<'_, str>> = entries.iter().map(|(k, _)| map_key(k)).collect();
-        let wire = wire_ttl(ttl);
+        let wire = match entries.first() {
+            Some((k, _)) => wire_ttl(ttl, k.as_str())?,
+            None => None,
+        };
         let ops = mapped.iter().zip(entries).map(|(m, (_, v))| {
             let op = Set::new(m.as_bytes(), v);
             match wire {
@@ -467,25 +478,6 @@ fn map_key(key: &Key) -> Cow<'_, str> {
     safe_key(key.as_str(), MEMCACHED_MAX_KEY_BYTES)
 }
 
-/// The TTL sent for `ttl` (`None`: no `T` flag, the item never expires).
-///
-/// Memcached keeps time in whole seconds on a clock that ticks once a
-/// second, so an item sent with `T<n>` lives between `n - 1` and `n`
-/// seconds (measured here: `T1` lived 0.02–0.87 s, `T2` 1.13–1.81 s). We
-/// send `ceil(ttl) + 1`: the entry lives at least `ttl` and at most
-/// `ttl + 2 s`, hence [`TTL_GRANULARITY`] = 2 s. (Memcached's timer re-arms
-/// itself, so its phase drifts; when it crosses a second boundary one tick
-/// advances the clock by two, and an item stored just before can expire up
-/// to a second early. That is rare and only costs a cache miss.)
-/// TTLs over 30 days are sent as absolute Unix times by the client; TTLs
-/// beyond `u32` seconds are clamped (that is year 2106).
-fn wire_ttl(ttl: Ttl) -> Option<McTtl> {
-    let ttl = ttl?;
-    let whole = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-    let secs = u32::try_from(whole.saturating_add(1)).unwrap_or(u32::MAX);
-    Some(McTtl::secs(secs))
-}
-
 fn trim_trailing_spaces(value: &[u8]) -> &[u8] {
     let end = value.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
     &value[..end]
@@ -591,40 +583,9 @@ pub struct ServerIoError {
     pub source: std::io::Error,
 }
 
-async fn check_reachable(server: &str, timeout: Duration) -> Result<()> {
-    let unavailable = |source: std::io::Error| Error::Unavailable {
-        backend: BACKEND_NAME.to_owned(),
-        key: None,
-        source: Box::new(ServerIoError {
-            server: server.to_owned(),
-            source,
-        }),
-    };
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(server)).await {
-        Ok(Ok(_stream)) => Ok(()),
-        Ok(Err(e)) => Err(unavailable(e)),
-        Err(_) => Err(unavailable(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no connection within {timeout:?}"),
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ttl_is_rounded_up_plus_one_second() {
-        assert_eq!(wire_ttl(None), None);
-        assert_eq!(wire_ttl(Some(Duration::from_millis(1))), Some(McTtl::secs(2)));
-        assert_eq!(wire_ttl(Some(Duration::from_secs(1))), Some(McTtl::secs(2)));
-        assert_eq!(wire_ttl(Some(Duration::from_millis(1500))), Some(McTtl::secs(3)));
-        assert_eq!(
-            wire_ttl(Some(Duration::from_secs(u64::MAX))),
-            Some(McTtl::secs(u32::MAX))
-        );
-    }
 
     #[test]
     fn padding_is_trimmed_only_at_the_end() {

@@ -11,6 +11,9 @@
 //!   and why the client was chosen (read its type docs).
 //! - [`options`]: [`MemcachedOptions`], built in code or from a URL.
 //! - [`ring`]: [`Ring`], the ketama-style consistent-hash ring.
+//! - [`ttl`]: how TTLs are sent (rounding, absolute times, the 2038 clamp).
+//! - [`settings`]: reading a server's item size limit (`stats settings`)
+//!   at connect.
 //!
 //! # Example
 //!
@@ -53,13 +56,16 @@
 //!   are stored under [`cache_core::key::safe_key`]'s deterministic mapping;
 //!   errors still name your key.
 //! - **Values** above [`MemcachedOptions::max_value_size`] (default: what a
-//!   stock `-I 1m` server accepts with a 250-byte key, minus headroom) are
+//!   stock `-I 1m` server accepts with a 250-byte key, minus headroom;
+//!   lowered at connect to what the servers report in `stats settings`) are
 //!   rejected before sending with `ValueTooLarge`. Memcached itself would
 //!   answer `SERVER_ERROR` *and delete the old value*.
 //! - **TTLs** are whole seconds on memcached's coarse clock: an entry lives
 //!   at least its TTL and at most 2 s longer
 //!   ([`capabilities().ttl_granularity`](cache_core::Capabilities::ttl_granularity)).
-//!   TTLs over 30 days are sent as absolute Unix times.
+//!   TTLs over 30 days are sent as absolute Unix times, and TTLs reaching
+//!   past memcached's signed 32-bit clock (2038-01-19) are clamped to it, so
+//!   `Duration::MAX` means "keep as long as the server can".
 //! - **Counters**: `incr` never creates, never wraps at 2^64, never touches a
 //!   non-counter; see [`MemcachedBackend`]'s `incr`.
 //! - **Prefix deletion** is not supported (Memcached cannot enumerate keys);
@@ -72,10 +78,13 @@
 pub mod backend;
 pub mod options;
 pub mod ring;
+pub mod settings;
+pub mod ttl;
 
-pub use backend::{MemcachedBackend, ServerIoError, TTL_GRANULARITY};
+pub use backend::{MemcachedBackend, ServerIoError};
 pub use options::MemcachedOptions;
 pub use ring::Ring;
+pub use ttl::{MAX_EXPIRY_UNIX, TTL_GRANULARITY};
 
 /// The name this backend reports in errors and [`cache_core::Backend::name`].
 pub const BACKEND_NAME: &str = "memcached";

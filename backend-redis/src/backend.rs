@@ -22,10 +22,10 @@ use crate::config::{parse_target, redact_url, RedisBackendBuilder, RedisOptions,
 /// blocks the server for long.
 const SCAN_BATCH: usize = 1000;
 
-/// TTLs longer than this (in milliseconds, ~146 million years) cannot be
-/// added to the server's clock without overflow; they are stored without
-/// expiry, which the contract allows (the entry is readable for at least
-/// the TTL).
+/// The longest TTL sent, in milliseconds (~146 million years): a longer
+/// one would overflow when the server adds it to its clock (Redis answers
+/// "invalid expire time"). Longer TTLs (`Duration::MAX`) are clamped to it,
+/// as the contract asks.
 const MAX_PX: u128 = (i64::MAX / 2) as u128;
 
 /// Increments a counter under the core contract, atomically on the server.
@@ -392,12 +392,12 @@ impl RedisBackend {
 }
 
 /// `Some(ms)` for a TTL to send as `PX ms`: sub-millisecond parts round up
-/// (an entry must live at least its TTL); `None` for no expiry (and for
-/// TTLs too long for the server's clock, see [`MAX_PX`]).
+/// (an entry must live at least its TTL); TTLs too long for the server's
+/// clock are clamped to [`MAX_PX`]; `None` for no expiry.
 fn ttl_millis(ttl: Ttl) -> Option<u64> {
     let d = ttl?;
-    let ms = d.as_nanos().div_ceil(1_000_000).max(1);
-    (ms <= MAX_PX).then_some(ms as u64)
+    let ms = d.as_nanos().div_ceil(1_000_000).clamp(1, MAX_PX);
+    Some(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 /// Maps a client error to the core error: unreachable or broken connections
@@ -639,6 +639,12 @@ mod tests {
         assert_eq!(ttl_millis(Some(Duration::from_micros(1))), Some(1));
         assert_eq!(ttl_millis(Some(Duration::from_micros(1001))), Some(2));
         assert_eq!(ttl_millis(Some(Duration::from_secs(2))), Some(2000));
-        assert_eq!(ttl_millis(Some(Duration::MAX)), None);
+        for huge in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX),
+            Duration::from_secs(i64::MAX as u64),
+        ] {
+            assert_eq!(ttl_millis(Some(huge)), Some(MAX_PX as u64), "{huge:?}");
+        }
     }
 }

@@ -72,7 +72,8 @@
 //!
 //! - **TTL**: sent as `PX` milliseconds, sub-millisecond remainders rounded
 //!   up; `Some(ZERO)` deletes (`set`) or does nothing (`add`), per the
-//!   contract. TTLs beyond ~146 million years are stored without expiry.
+//!   contract. TTLs beyond ~146 million years (`Duration::MAX`) are clamped
+//!   to that, the longest the server's clock can add.
 //! - **`add`** is `SET key value NX [PX ms]`.
 //! - **`incr`** runs a Lua script (atomic on the server): Redis's `INCRBY`
 //!   would create a missing key, accept negative numbers and reject leading

@@ -44,7 +44,11 @@ pub type Ttl = Option<Duration>;
 /// `d` + [`Capabilities::ttl_granularity`]. `Some(Duration::ZERO)` means
 /// "already expired" (as in Django): `set`/`set_many` delete any existing
 /// entry and store nothing; `add` stores nothing, leaves an existing entry
-/// alone and returns `false`.
+/// alone and returns `false`. A TTL longer than the backend can express
+/// (`Duration::MAX`, `u64::MAX` seconds) is **clamped** to the longest it can
+/// (the entry lives as long as the backend is able to keep it) or refused
+/// with [`Error::InvalidTtl`](crate::Error::InvalidTtl) before anything is
+/// changed; it never wraps to a short TTL and never panics.
 ///
 /// **`add`** stores only when no live entry exists and returns whether it
 /// stored. Concurrent `add`s of one key: exactly one returns `true`.

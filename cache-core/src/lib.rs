@@ -33,7 +33,8 @@
 //! - [`instrumented`]: [`Instrumented`], a wrapper that counts round trips,
 //!   keys and latency per operation.
 //! - `conformance` (feature `conformance`): the shared behaviour suite every
-//!   backend runs from its tests, and the `conformance_tests!` macro.
+//!   backend runs from its tests, and the `conformance_tests!` macro; its
+//!   `ttl` module holds the TTL points (expiry, zero, huge TTLs).
 //! - `strategy_suite` (feature `conformance`): the strategy scenarios (the
 //!   seed's verification, version eviction, the stale-set race, a model
 //!   checker) as functions any backend's tests can call.

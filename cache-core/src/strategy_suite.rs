@@ -810,6 +810,60 @@ pub fn seed_day() -> std::time::SystemTime {
     UNIX_EPOCH + Duration::from_millis(SEED_DAY_UNIX_MILLIS)
 }
 
+/// What [`wildcard_index_overflow`] observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexOverflow {
+    /// Views whose entry was readable after `store`.
+    pub cached: usize,
+    /// Of those, entries still readable after the scope's invalidation.
+    pub stale: usize,
+}
+
+/// Issue 15's `wildcard` index overflow: `views` views over `scopes`, each
+/// with a key of ~7 KB (a long filter parameter), are stored through
+/// `wildcard`, then the **last** scope (the one whose index a multi-scope
+/// view relies on even where prefix deletion exists) is invalidated over
+/// every range. A correct strategy leaves `stale == 0`: an entry that did
+/// not fit in the index must not have been cached.
+pub async fn wildcard_index_overflow(backend: Arc<dyn Backend>, scopes: &[&str], views: usize) -> IndexOverflow {
+    let options = StrategyOptions::default().with_namespace(unique_namespace("wc_overflow"));
+    let strategy = by_name("wildcard", &options).unwrap();
+    let scopes: Vec<Scope> = scopes.iter().map(|s| Scope::new(*s).unwrap()).collect();
+    let day = |i: usize| -> TimeRange {
+        let start = DateTime::parse_from_rfc3339("2025-10-01T00:00:00Z").unwrap() + TimeDelta::days(i as i64);
+        TimeRange::new(start, start + TimeDelta::days(1)).unwrap()
+    };
+    let filler = "f".repeat(7_000);
+    let view = |i: usize| {
+        View::new(scopes.iter().cloned(), day(i))
+            .unwrap()
+            .with_param("work_type", format!("{filler}{i}"))
+    };
+    let mut cached = Vec::new();
+    for i in 0..views {
+        let v = view(i);
+        let plan = strategy.plan_read(&*backend, &v).await.unwrap();
+        // A refused store is allowed (the view is then served uncached).
+        let _ = strategy.store(&*backend, &v, &plan, Bytes::from(format!("v{i}"))).await;
+        if backend.get(&plan.key).await.unwrap().is_some() {
+            cached.push(plan.key.clone());
+        }
+    }
+    let last = scopes.last().unwrap().clone();
+    let change = Change::new(last, (0..views).map(day)).unwrap();
+    strategy.invalidate(&*backend, &change).await.unwrap();
+    let mut stale = 0;
+    for key in &cached {
+        if backend.get(key).await.unwrap().is_some() {
+            stale += 1;
+        }
+    }
+    IndexOverflow {
+        cached: cached.len(),
+        stale,
+    }
+}
+
 /// Generates issue #5's strategy acceptance tests for one backend
 /// configuration, in a module named after it (e.g.
 /// `strategies_redis_cluster::stale_set_race_hits_wildcard_not_versioned`),

@@ -47,12 +47,52 @@ pub enum Error {
         message: String,
     },
 
+    /// A setting outside its documented valid range (a traffic-model field,
+    /// a run option given through the library).
+    #[error("{name} = {value} is outside its valid range {range}")]
+    OutOfRange {
+        /// The setting.
+        name: String,
+        /// The value given.
+        value: String,
+        /// The valid range.
+        range: String,
+    },
+
     /// A scenario name the simulator does not know.
     #[error("unknown scenario {0:?}; `cache-sim scenarios` lists them")]
     UnknownScenario(String),
+
+    /// An event that was read well but cannot be replayed (an edit of an
+    /// item that does not exist, a create of one that does), with the line
+    /// of the trace or log it came from. See [`Error::at_line`].
+    #[error("line {line}: {source}")]
+    AtLine {
+        /// 1-based line of the event ([`crate::trace::Event::line`]).
+        line: u64,
+        /// What went wrong replaying it.
+        #[source]
+        source: Box<Error>,
+    },
 
     /// Input that is internally inconsistent (an edit of an item that does
     /// not exist, a date that does not parse, events out of time order).
     #[error("{0}")]
     Invalid(String),
+}
+
+impl Error {
+    /// `self`, attributed to the event on `line` of the input; unchanged for
+    /// generated events (`line == 0`). A replay wraps the error of a failed
+    /// commit with the event's [`line`](crate::trace::Event::line).
+    pub fn at_line(self, line: u64) -> Error {
+        if line == 0 {
+            self
+        } else {
+            Error::AtLine {
+                line,
+                source: Box::new(self),
+            }
+        }
+    }
 }

@@ -22,9 +22,42 @@ use sim::backends::BackendSpec;
 use sim::engine::Latencies;
 use sim::runner::{registry, run_timed, CellTiming, RunConfig, SourceFactory};
 use sim::scenarios::{self, SCENARIOS};
+use sim::trace::MAX_PROCESSES;
 use sim::trace::{open_access_log, open_trace, write_trace};
-use sim::traffic::Traffic;
+use sim::traffic::{Traffic, MAX_ACTIONS, MAX_DAYS, MAX_USERS};
 use sim::{Error, Result};
+
+// The valid range of every numeric option, checked by clap before anything
+// runs (the error names the option; exit status 2). Each bound keeps the
+// run's memory and arithmetic bounded: durations stay far below i64 µs,
+// sizes far below what a 4 GB address space holds.
+
+/// `--ttl`, `--short-ttl`: 1 s to 365 days.
+const MAX_TTL_S: u64 = 365 * 86_400;
+/// `--cache-latency-us`, `--db-latency-us`: at most 60 s.
+const MAX_LATENCY_US: u64 = 60_000_000;
+/// `--invalidate-delay-us`: at most 1 hour.
+const MAX_INVALIDATE_DELAY_US: u64 = 3_600_000_000;
+/// `--item-bytes`: at most 16 KiB per feed item.
+const MAX_ITEM_BYTES: u64 = 16_384;
+/// `--bucket-s`: 1 s to 365 days.
+const MAX_BUCKET_S: u64 = 365 * 86_400;
+/// `--threads`: 1 to 64.
+const MAX_THREADS: u64 = 64;
+/// `--backend locmem:N`: 1 MiB to 1 TiB per store.
+const MAX_LOCMEM_MIB: u64 = 1 << 20;
+
+/// Checks a `--backend` value's `locmem:N` size; other specs are checked
+/// when the backend is connected.
+fn backend_arg(s: &str) -> std::result::Result<String, String> {
+    if let Some(n) = s.strip_prefix("locmem:") {
+        match n.parse::<u64>() {
+            Ok(mib) if (1..=MAX_LOCMEM_MIB).contains(&mib) => {}
+            _ => return Err(format!("locmem:N takes N in 1..={MAX_LOCMEM_MIB} (MiB), found {n:?}")),
+        }
+    }
+    Ok(s.to_owned())
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -58,17 +91,17 @@ enum Command {
         /// Trace file to write (JSON Lines).
         #[arg(long)]
         out: PathBuf,
-        /// `realistic` only: user actions over the run.
-        #[arg(long)]
+        /// `realistic` only: user actions over the run (1..=100000000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_ACTIONS))]
         actions: Option<u64>,
-        /// `realistic` only: users.
-        #[arg(long)]
+        /// `realistic` only: users (1..=100000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_USERS)))]
         users: Option<u32>,
-        /// `realistic` only: simulated days.
-        #[arg(long)]
+        /// `realistic` only: simulated days (1..=3650).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DAYS)))]
         days: Option<u32>,
-        /// `realistic` only: app processes.
-        #[arg(long)]
+        /// `realistic` only: app processes (1..=1024).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PROCESSES)))]
         processes: Option<u32>,
         /// `realistic` only: users' time zones and shares, e.g.
         /// `local:America/New_York=60,offset:+08:00=30,utc=5,named:Europe/Berlin=5`
@@ -109,8 +142,8 @@ enum OnOff {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Backend: `locmem`, `locmem:N` (N MiB per process), `redis://host:port`, `memcache://host:port` (repeatable).
-    #[arg(long = "backend", default_value = "locmem")]
+    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576), `redis://host:port`, `memcache://host:port` (repeatable).
+    #[arg(long = "backend", default_value = "locmem", value_parser = backend_arg)]
     backends: Vec<String>,
     /// Strategies: a comma list or `all`.
     #[arg(long, default_value = "all")]
@@ -121,29 +154,32 @@ struct Common {
     /// Write report.{json,csv,md,html} into this directory.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Worker threads (cells run in parallel on locmem).
-    #[arg(long, default_value_t = 2)]
+    /// Worker threads (cells run in parallel on locmem), 1..=64.
+    #[arg(long, default_value_t = 2,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS))]
     threads: usize,
-    /// Cached views' TTL, seconds.
-    #[arg(long, default_value_t = 300)]
+    /// Cached views' TTL, seconds (1..=31536000, i.e. up to 365 days).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_S))]
     ttl: u64,
-    /// short-ttl's TTL, seconds.
-    #[arg(long, default_value_t = 60)]
+    /// short-ttl's TTL, seconds (1..=31536000).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_S))]
     short_ttl: u64,
-    /// Virtual latency of a cache round trip, µs (plan, get, store).
-    #[arg(long, default_value_t = 300)]
+    /// Virtual latency of a cache round trip, µs (plan, get, store), 0..=60000000.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=MAX_LATENCY_US))]
     cache_latency_us: u64,
-    /// Virtual latency of a feed query on the database, µs.
-    #[arg(long, default_value_t = 8_000)]
+    /// Virtual latency of a feed query on the database, µs (0..=60000000).
+    #[arg(long, default_value_t = 8_000, value_parser = clap::value_parser!(u64).range(0..=MAX_LATENCY_US))]
     db_latency_us: u64,
-    /// Virtual delay from a write's commit to its invalidation, µs.
-    #[arg(long, default_value_t = 1_000)]
+    /// Virtual delay from a write's commit to its invalidation, µs (0..=3600000000).
+    #[arg(long, default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_INVALIDATE_DELAY_US))]
     invalidate_delay_us: u64,
-    /// Payload bytes per feed item (stored feed size = items × this + a header).
-    #[arg(long, default_value_t = 160)]
+    /// Payload bytes per feed item (stored feed size = items × this + a header), 0..=16384.
+    #[arg(long, default_value_t = 160,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_ITEM_BYTES))]
     item_bytes: usize,
-    /// Staleness-over-time bucket width, seconds.
-    #[arg(long, default_value_t = 60)]
+    /// Staleness-over-time bucket width, seconds (1..=31536000).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=MAX_BUCKET_S))]
     bucket_s: u64,
     /// No progress bar.
     #[arg(long)]
@@ -193,8 +229,8 @@ impl Common {
         cfg.latencies = lat;
         cfg.ttl = Duration::from_secs(self.ttl);
         cfg.short_ttl = Duration::from_secs(self.short_ttl);
-        cfg.bucket = Duration::from_secs(self.bucket_s.max(1));
-        cfg.threads = self.threads.max(1);
+        cfg.bucket = Duration::from_secs(self.bucket_s);
+        cfg.threads = self.threads;
         cfg.item_bytes = self.item_bytes;
         cfg.timings = self.timings;
         cfg.aside = cfg
@@ -362,6 +398,19 @@ fn main_inner(cli: Cli) -> Result<()> {
             processes,
             zone_mix,
         } => {
+            if scenario != "realistic" {
+                let given = [
+                    ("--actions", actions.is_some()),
+                    ("--users", users.is_some()),
+                    ("--days", days.is_some()),
+                    ("--processes", processes.is_some()),
+                ];
+                if let Some((option, _)) = given.iter().find(|(_, g)| *g) {
+                    return Err(Error::Invalid(format!(
+                        "{option} applies to --scenario realistic only, not {scenario:?}"
+                    )));
+                }
+            }
             let source = if scenario == "realistic" {
                 let mut tc = scenarios::realistic_config(seed);
                 if let Some(a) = actions {

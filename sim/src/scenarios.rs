@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::calendar::{feed_range, visible_range, CalendarView, ViewOptions, WireFormat};
 use crate::db::{ItemState, Write, WriteKind};
 use crate::error::{Error, Result};
-use crate::trace::{Event, Header, Source};
+use crate::trace::{Event, Header, LineNo, Source};
 use crate::traffic::{Traffic, TrafficConfig};
 
 /// A scenario's name and what it shows.
@@ -194,6 +194,7 @@ impl Script {
             user,
             tab: 0,
             view: view.clone(),
+            line: LineNo::GENERATED,
         });
     }
 
@@ -212,6 +213,7 @@ impl Script {
                 scope: scope.to_owned(),
                 state,
             },
+            line: LineNo::GENERATED,
         });
     }
 
@@ -298,6 +300,7 @@ fn script(name: &str) -> Result<Script> {
                 t_us: 10_000_000,
                 process: 0,
                 view: oct.clone(),
+                line: LineNo::GENERATED,
             });
             s.read(11_000, 0, 1, &oct); // naive: back at v0, the pre-delete entry
             s.read(12_000, 0, 1, &oct);

@@ -32,7 +32,21 @@ use crate::calendar::{self, feed_range, navigate, visible_range, CalendarView, N
 use crate::db::{ItemState, Write, WriteKind, STATUSES, WORK_TYPES};
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Zipf};
-use crate::trace::{Event, Header};
+use crate::trace::{Event, Header, LineNo, MAX_PROCESSES};
+
+/// Most users a generator accepts: each user and calendar is kept in memory
+/// with its items (see [`MAX_ITEMS`]).
+pub const MAX_USERS: u32 = 100_000;
+/// Most team calendars a generator accepts.
+pub const MAX_TEAMS: u32 = 100_000;
+/// Most simulated days: a trace spans at most [`crate::trace::MAX_T_US`].
+pub const MAX_DAYS: u32 = 3_650;
+/// Most user actions over a run (≈ 0.8 events each): 100 M actions is a
+/// trace of about 20 GB.
+pub const MAX_ACTIONS: u64 = 100_000_000;
+/// Most items loaded at the start, (users + teams) × items per calendar:
+/// every one is kept in memory by the generator and the replay.
+pub const MAX_ITEMS: u64 = 10_000_000;
 
 /// Parameters of the traffic model.
 #[derive(Debug, Clone)]
@@ -226,9 +240,50 @@ fn calendar_name(cfg: &TrafficConfig, c: u32) -> String {
     }
 }
 
+impl TrafficConfig {
+    /// Checks every field against its documented range; the error names the
+    /// field. [`Traffic::new`] calls it, so nothing is sized by an unchecked
+    /// value.
+    pub fn check(&self) -> Result<()> {
+        let range = |name: &str, value: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&value) {
+                Ok(())
+            } else {
+                Err(Error::OutOfRange {
+                    name: name.to_owned(),
+                    value: value.to_string(),
+                    range: format!("{lo}..={hi}"),
+                })
+            }
+        };
+        range("users", u64::from(self.users), 1, u64::from(MAX_USERS))?;
+        range("teams", u64::from(self.teams), 0, u64::from(MAX_TEAMS))?;
+        range("days", u64::from(self.days), 1, u64::from(MAX_DAYS))?;
+        range("actions", self.actions, 1, MAX_ACTIONS)?;
+        range("processes", u64::from(self.processes), 1, u64::from(MAX_PROCESSES))?;
+        let items = (u64::from(self.users) + u64::from(self.teams)) * u64::from(self.items_per_calendar);
+        range("(users + teams) × items_per_calendar", items, 0, MAX_ITEMS)?;
+        for (name, value, ok) in [
+            ("zipf_s", self.zipf_s, self.zipf_s.is_finite() && self.zipf_s >= 0.0),
+            ("write_share", self.write_share, (0.0..1.0).contains(&self.write_share)),
+        ] {
+            if !ok {
+                return Err(Error::OutOfRange {
+                    name: name.to_owned(),
+                    value: value.to_string(),
+                    range: if name == "zipf_s" { "0.0.." } else { "0.0..1.0" }.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Traffic {
-    /// A generator for `cfg`, with its trace header.
+    /// A generator for `cfg`, with its trace header; `cfg` must pass
+    /// [`TrafficConfig::check`].
     pub fn new(cfg: TrafficConfig, scenario: &str) -> Result<(Header, Traffic)> {
+        cfg.check()?;
         let header = Header::new(cfg.start, cfg.processes).with_origin(scenario, cfg.seed);
         let mut rng = Rng::derive(cfg.seed, 0x7472_6166);
         let zipf = Zipf::new(cfg.users.max(1) as usize, cfg.zipf_s);
@@ -293,6 +348,7 @@ impl Traffic {
                         scope: calendar_name(&cfg, c),
                         state: Some(state),
                     },
+                    line: LineNo::GENERATED,
                 });
             }
         }
@@ -368,6 +424,7 @@ impl Traffic {
             user: u64::from(u),
             tab: tab as u32,
             view,
+            line: LineNo::GENERATED,
         })
     }
 
@@ -420,6 +477,7 @@ impl Traffic {
                 scope: calendar_name(&self.cfg, cal),
                 state,
             },
+            line: LineNo::GENERATED,
         })
     }
 

@@ -34,12 +34,15 @@ fn locmem_redis_and_memcached_agree_on_every_strategy() {
     for scenario in [
         "seed-october-2025",
         "stale-set-race",
+        "version-eviction",
         "item-moved",
         "shared-calendar",
         "timezone-variants",
     ] {
         let local = outcome(&replay(scenario, BackendSpec::parse("locmem").unwrap()));
         assert!(local.iter().any(|c| c.2 > 0), "{scenario}: the trace must produce hits");
+        let stamped = local.iter().find(|c| c.0 == "stamped").unwrap();
+        assert_eq!(stamped.4, 0, "{scenario}: stamped served stale reads");
         let on_redis = outcome(&replay(scenario, BackendSpec::parse(&redis.url()).unwrap()));
         assert_eq!(on_redis, local, "{scenario}: redis differs from locmem");
         let on_memcached = outcome(&replay(scenario, BackendSpec::parse(&memcached.url()).unwrap()));

@@ -33,24 +33,52 @@
 //! the database before a commit stores its old result after the
 //! invalidation, under a live key. `versioned` and `bucketed` do not.
 //!
+//! # An entry is never readable unless it is indexed
+//!
+//! `store` writes the index **first**, then the entry, then reads the index
+//! again: if an invalidation (or a concurrent miss's lost update) removed
+//! the entry's key in between, the entry is deleted. When the index cannot
+//! be written (full, too large, the backend refused it), the entry is not
+//! written at all: the view is served from the loader, uncached. An entry
+//! that is not indexed could never be invalidated.
+//!
 //! # What bounds the index
 //!
-//! Each append rewrites the index with the entry's own TTL, so the index
-//! outlives every entry it lists and disappears at most one TTL after the
-//! last miss of its scope; each invalidation empties it. Between
-//! invalidations it holds at most [`StrategyOptions::index_cap`] keys: when
-//! it is full, new entries of that scope are **not cached** (the view is
-//! served from the loader), because an entry that is not indexed could never
-//! be invalidated. Duplicates are not appended. The index's size is thus at
-//! most `index_cap` × key length (≈ 100 kB for 1000 keys), within
-//! Memcached's 1 MiB item limit.
+//! Each append rewrites the index with the entry's TTL plus
+//! [`INDEX_TTL_SLACK`], so the index outlives every entry it lists and
+//! disappears shortly after one TTL after the last miss of its scope; each
+//! invalidation empties it. Between invalidations it holds at most
+//! [`StrategyOptions::index_cap`] keys **and** at most [`INDEX_MAX_BYTES`]
+//! bytes (lowered to the backend's `max_value_size` when that is smaller):
+//! when either is reached, new entries of that scope are **not cached**.
+//! Duplicates are not appended. Both bounds are needed: with keys of ~7 KB
+//! (long scope names, many filter parameters), 1000 keys would be 7 MB,
+//! far past Memcached's 1 MiB item limit.
+//!
+//! # Server eviction (Redis `allkeys-lru`)
+//!
+//! Where the server evicts any key under memory pressure (Redis with
+//! `maxmemory-policy allkeys-lru` or `allkeys-lfu`, Memcached's LRU), it
+//! may evict a scope's **index** while entries it lists survive: the index
+//! is touched only on misses and invalidations, the entries on every hit, so
+//! it is the least recently used. The next write of that scope finds no
+//! index and cannot delete those entries: they are served stale until their
+//! TTL. On Redis this hits only views over several scopes (the first scope
+//! is covered by prefix deletion, which eviction cannot defeat); on
+//! Memcached every view. `backend-redis/tests/wildcard_eviction.rs`
+//! reproduces it under `maxmemory 2mb`. `versioned` and `bucketed` are
+//! immune: a lost generation key yields a *new* generation, i.e. a miss,
+//! never an old entry. Use them when the cache evicts, or give `wildcard` a
+//! server that never evicts (Redis `maxmemory-policy noeviction` with
+//! enough memory: writes then fail loudly instead). `volatile-*` policies do
+//! not help: the index has a TTL, so it is a candidate too.
 //!
 //! # Cost
 //!
 //! - read: 1 `get`;
-//! - miss: 1 `set` with prefix deletion; with the index 3 (`get` of the
-//!   index, `set` of the entry, `set` of the index; one `get_many` and one
-//!   `set_many` for several scopes);
+//! - miss: 1 `set` with prefix deletion; with the index 4 (`get` of the
+//!   index, `set` of the index, `set` of the entry, `get` of the index to
+//!   verify; `get_many` and `set_many` for several scopes);
 //! - write: `delete_prefix` (a full keyspace SCAN on Redis, O(keys) on
 //!   locmem) + 1 `get` of the index (+ 1 `delete_many` when it lists keys).
 //!
@@ -58,6 +86,8 @@
 //!
 //! When keys must stay readable without version lookups (other services read
 //! them) and writes are rare. Beware the SCAN cost on large Redis instances.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -70,6 +100,15 @@ use crate::key::{push_hash_tag, Key};
 use crate::view::{Change, Scope, View};
 
 const TAG: &str = "wc";
+
+/// Most bytes one scope's key index may hold (the newline-separated keys);
+/// the backend's `max_value_size` lowers it further. 256 KiB is a quarter
+/// of Memcached's stock item limit.
+pub const INDEX_MAX_BYTES: usize = 256 * 1024;
+
+/// How much longer than the entry it lists an index is kept: the entry is
+/// written after its index, so the index must not expire first.
+pub const INDEX_TTL_SLACK: Duration = Duration::from_secs(5);
 
 /// The `wildcard` strategy; see the [module docs](self).
 #[derive(Debug)]
@@ -104,10 +143,10 @@ impl Wildcard {
         scope_key(&self.options.namespace, TAG, scope, "idx")
     }
 
-    /// Appends `key` to the indexes of `scopes` and stores the entry, in the
-    /// order that keeps the index outliving the entry: read indexes, write
-    /// the entry, write the indexes with the entry's TTL. Stores nothing when
-    /// an index is full.
+    /// Appends the entry's key to the indexes of `scopes`, then stores the
+    /// entry, then checks that the indexes still list it (deleting the entry
+    /// when one does not). Stores nothing when an index is full or the
+    /// index write fails: see the module docs.
     async fn store_indexed(
         &self,
         backend: &dyn Backend,
@@ -116,28 +155,58 @@ impl Wildcard {
         value: Bytes,
     ) -> Result<()> {
         let index_keys = scopes.iter().map(|s| self.index_key(s)).collect::<Result<Vec<_>>>()?;
-        let current = match index_keys.as_slice() {
-            [one] => vec![backend.get(one).await?],
-            many => backend.get_many(many).await?,
-        };
+        let current = get_all(backend, &index_keys).await?;
         let entry = plan.key.as_str();
+        let max_bytes = backend
+            .capabilities()
+            .max_value_size
+            .map_or(INDEX_MAX_BYTES, |m| m.min(INDEX_MAX_BYTES));
         let mut updated = Vec::with_capacity(index_keys.len());
-        for (index_key, value) in index_keys.into_iter().zip(current) {
+        for (index_key, value) in index_keys.iter().zip(current) {
             let mut keys = value.as_deref().map(decode_index).unwrap_or_default();
             if !keys.iter().any(|k| k == entry) {
-                if keys.len() >= self.options.index_cap {
-                    tracing::debug!(index = %index_key, cap = self.options.index_cap, "key index full; not caching");
+                let bytes: usize = keys.iter().map(|k| k.len() + 1).sum::<usize>() + entry.len();
+                if keys.len() >= self.options.index_cap || bytes > max_bytes {
+                    tracing::debug!(
+                        index = %index_key,
+                        keys = keys.len(),
+                        bytes,
+                        cap = self.options.index_cap,
+                        max_bytes,
+                        "key index full; not caching"
+                    );
                     return Ok(());
                 }
                 keys.push(entry.to_owned());
             }
-            updated.push((index_key, encode_index(&keys)));
+            updated.push((index_key.clone(), encode_index(&keys)));
+        }
+        let index_ttl = plan.ttl.map(|t| t.saturating_add(INDEX_TTL_SLACK));
+        // Index first: if this fails, no entry exists that it would miss.
+        match updated.as_slice() {
+            [(k, v)] => backend.set(k, v.clone(), index_ttl).await?,
+            many => backend.set_many(many, index_ttl).await?,
         }
         backend.set(&plan.key, value, plan.ttl).await?;
-        match updated.as_slice() {
-            [(k, v)] => backend.set(k, v.clone(), plan.ttl).await,
-            many => backend.set_many(many, plan.ttl).await,
+        // An invalidation between the two writes emptied an index (or a
+        // concurrent miss overwrote it without our key): the entry would
+        // be unreachable, so it goes.
+        let after = get_all(backend, &index_keys).await?;
+        let listed = after
+            .iter()
+            .all(|v| v.as_deref().is_some_and(|v| decode_index(v).iter().any(|k| k == entry)));
+        if !listed {
+            backend.delete(&plan.key).await?;
         }
+        Ok(())
+    }
+}
+
+/// `get` or `get_many` of `keys`.
+async fn get_all(backend: &dyn Backend, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+    match keys {
+        [one] => Ok(vec![backend.get(one).await?]),
+        many => backend.get_many(many).await,
     }
 }
 

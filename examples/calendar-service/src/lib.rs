@@ -41,7 +41,7 @@ pub use db::Db;
 
 /// The strategy used when none is configured: the one the measurements
 /// recommend (see the repository README, "Which strategy?").
-pub const DEFAULT_STRATEGY: &str = "versioned";
+pub const DEFAULT_STRATEGY: &str = "stamped";
 
 /// How the service is set up: flags, or environment variables.
 #[derive(Debug, Clone, clap::Parser)]
@@ -182,3 +182,10 @@ pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Resu
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The repository README: its Rust snippets compile and run as doctests
+/// (this crate has every dependency they use: axum, backend-any, chrono,
+/// tokio), so the README's "use it in your service" cannot drift either.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct RootReadmeDoctests;

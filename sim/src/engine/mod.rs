@@ -521,7 +521,10 @@ pub async fn run_cell(source: Source, cell: &Cell, progress: Option<&AtomicU64>)
         match (next_t, top) {
             (Some(te), th) if th.is_none_or(|th| te <= th) => {
                 if let Some(ev) = next.take() {
-                    run.on_event(ev).await?;
+                    // Name the trace line of an event the database refuses
+                    // ("create of item 1 which exists").
+                    let line = ev.line();
+                    run.on_event(ev).await.map_err(|e| e.at_line(line))?;
                 }
                 next = events.next().transpose()?;
                 pending_progress += 1;

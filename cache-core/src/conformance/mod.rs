@@ -20,6 +20,9 @@ use crate::backend::{Backend, Capabilities};
 use crate::error::Error;
 use crate::key::Key;
 
+mod ttl;
+pub use ttl::{huge_ttl, ttl_expiry, ttl_zero};
+
 /// A namespace no other test (in this or another process) uses.
 pub fn unique_namespace(test: &str) -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -157,79 +160,6 @@ pub async fn large_value(backend: &dyn Backend) {
             "set_many checks sizes before writing"
         );
     }
-}
-
-/// Entries with a TTL are readable at once and gone after TTL + granularity;
-/// `incr` keeps the TTL; `None` never expires; `add` may store again once the
-/// entry expired.
-pub async fn ttl_expiry(backend: &dyn Backend) {
-    let ns = unique_namespace("ttl");
-    let ttl = Duration::from_secs(1);
-    let (a, c, p, m) = (
-        key(&ns, "a"),
-        key(&ns, "counter"),
-        key(&ns, "persist"),
-        key(&ns, "many"),
-    );
-    backend.set(&a, b("v"), Some(ttl)).await.unwrap();
-    assert!(backend.add(&c, b("5"), Some(ttl)).await.unwrap());
-    assert_eq!(backend.incr(&c, 1).await.unwrap(), 6);
-    backend.set(&p, b("forever"), None).await.unwrap();
-    backend.set_many(&[(m.clone(), b("m"))], Some(ttl)).await.unwrap();
-    assert_eq!(backend.get(&a).await.unwrap(), Some(b("v")), "readable before its TTL");
-    assert_eq!(backend.get(&m).await.unwrap(), Some(b("m")));
-
-    let wait = ttl + backend.capabilities().ttl_granularity + Duration::from_millis(300);
-    tokio::time::sleep(wait).await;
-    let name = backend.name();
-    assert_eq!(backend.get(&a).await.unwrap(), None, "{name}: set TTL not honoured");
-    assert_eq!(
-        backend.get(&m).await.unwrap(),
-        None,
-        "{name}: set_many TTL not honoured"
-    );
-    assert_eq!(backend.get(&c).await.unwrap(), None, "{name}: incr must keep the TTL");
-    assert!(
-        matches!(backend.incr(&c, 1).await, Err(Error::NotFound { .. })),
-        "{name}: expired counter"
-    );
-    assert_eq!(
-        backend.get(&p).await.unwrap(),
-        Some(b("forever")),
-        "{name}: no TTL means no expiry"
-    );
-    assert!(
-        backend.add(&a, b("again"), None).await.unwrap(),
-        "{name}: add after expiry stores"
-    );
-}
-
-/// `Some(Duration::ZERO)`: `set` deletes, `add` stores nothing and returns false.
-pub async fn ttl_zero(backend: &dyn Backend) {
-    let ns = unique_namespace("ttl_zero");
-    let (k, fresh) = (key(&ns, "k"), key(&ns, "fresh"));
-    backend.set(&k, b("old"), None).await.unwrap();
-    backend.set(&k, b("new"), Some(Duration::ZERO)).await.unwrap();
-    assert_eq!(
-        backend.get(&k).await.unwrap(),
-        None,
-        "{}: zero TTL set deletes",
-        backend.name()
-    );
-    assert!(!backend.add(&fresh, b("x"), Some(Duration::ZERO)).await.unwrap());
-    assert_eq!(backend.get(&fresh).await.unwrap(), None);
-    backend.set(&k, b("kept"), None).await.unwrap();
-    assert!(!backend.add(&k, b("x"), Some(Duration::ZERO)).await.unwrap());
-    assert_eq!(
-        backend.get(&k).await.unwrap(),
-        Some(b("kept")),
-        "zero TTL add leaves the entry"
-    );
-    backend
-        .set_many(&[(k.clone(), b("gone"))], Some(Duration::ZERO))
-        .await
-        .unwrap();
-    assert_eq!(backend.get(&k).await.unwrap(), None, "zero TTL set_many deletes");
 }
 
 /// `add` stores only when absent and reports it; works again after `delete`.
@@ -570,7 +500,7 @@ macro_rules! conformance_tests {
             use super::*;
             $crate::conformance_tests!(@tests $prefix, $make;
                 get_missing, set_get_roundtrip, set_overwrites, zero_length_value,
-                binary_value, large_value, ttl_expiry, ttl_zero, add_semantics,
+                binary_value, large_value, ttl_expiry, ttl_zero, huge_ttl, add_semantics,
                 add_concurrent_one_winner, incr_missing_is_not_found, incr_adds,
                 incr_not_a_counter, incr_overflow, delete_semantics,
                 get_many_semantics, set_many_semantics, delete_many_semantics,
