@@ -4,12 +4,20 @@
 //! the bug this project studies is a mismatch between the ranges clients ask
 //! for and the ranges the server guesses when invalidating. Everything here
 //! works on local calendar dates ([`NaiveDate`]); [`feed_range`] turns a date
-//! range into the instants of a feed request in one of the three wire formats.
+//! range into the instants of a feed request in one of the wire formats, and
+//! the wire text itself is [`cache_core::wire`]'s (shared with servers).
+//!
+//! `sim/tests/fullcalendar_golden.rs` checks these rules against what the real
+//! `@fullcalendar/core` 6.1 sends (`sim/fixtures/fullcalendar/golden.jsonl`).
 
-use chrono::{Datelike, Duration as ChronoDuration, FixedOffset, Months, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{
+    DateTime, Datelike, Duration as ChronoDuration, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
+    Utc,
+};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use cache_core::TimeRange;
+use cache_core::{wire, TimeRange};
 
 use crate::error::{Error, Result};
 
@@ -19,6 +27,8 @@ use crate::error::{Error, Result};
 pub enum CalendarView {
     /// `dayGridMonth`: the month grid.
     DayGridMonth,
+    /// `dayGridWeek`: one week as a day grid (same range as `timeGridWeek`).
+    DayGridWeek,
     /// `timeGridWeek`: one week.
     TimeGridWeek,
     /// `timeGridDay`: one day.
@@ -34,10 +44,28 @@ pub enum CalendarView {
 }
 
 impl CalendarView {
+    /// Every view, in FullCalendar's naming order.
+    pub const ALL: [CalendarView; 8] = [
+        CalendarView::DayGridMonth,
+        CalendarView::DayGridWeek,
+        CalendarView::TimeGridWeek,
+        CalendarView::TimeGridDay,
+        CalendarView::ListDay,
+        CalendarView::ListWeek,
+        CalendarView::ListMonth,
+        CalendarView::ListYear,
+    ];
+
+    /// The view FullCalendar calls `name` (`"dayGridMonth"`, …).
+    pub fn from_name(name: &str) -> Option<CalendarView> {
+        Self::ALL.into_iter().find(|v| v.as_str() == name)
+    }
+
     /// FullCalendar's name for the view.
     pub fn as_str(self) -> &'static str {
         match self {
             CalendarView::DayGridMonth => "dayGridMonth",
+            CalendarView::DayGridWeek => "dayGridWeek",
             CalendarView::TimeGridWeek => "timeGridWeek",
             CalendarView::TimeGridDay => "timeGridDay",
             CalendarView::ListDay => "listDay",
@@ -152,7 +180,7 @@ pub fn visible_range(view: CalendarView, date: NaiveDate, opts: &ViewOptions) ->
             };
             DateRange { start, end }
         }
-        CalendarView::TimeGridWeek | CalendarView::ListWeek => {
+        CalendarView::DayGridWeek | CalendarView::TimeGridWeek | CalendarView::ListWeek => {
             let start = week_start(date, opts.first_day);
             DateRange {
                 start,
@@ -184,18 +212,22 @@ pub fn visible_range(view: CalendarView, date: NaiveDate, opts: &ViewOptions) ->
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Nav {
-    /// `prev`: one view duration back.
+    /// `prev`: one view duration back from the view's start.
     Prev,
-    /// `next`: one view duration forward.
+    /// `next`: one view duration forward from the view's start.
     Next,
-    /// `today`: jump to the given date.
+    /// `today`: jump to the given date (the client's local date, see [`today`]).
     Today(NaiveDate),
 }
 
 /// The date the calendar shows after pressing `nav` in `view` at `date`.
-/// Month-based views move by calendar months (anchored on the 1st, as
-/// FullCalendar does), week views by 7 days, day views by 1.
-pub fn navigate(view: CalendarView, date: NaiveDate, nav: Nav) -> NaiveDate {
+///
+/// As in FullCalendar, prev/next move from the *start* of the current period,
+/// not from the date: month views go to the 1st of the previous/next month,
+/// `listYear` to the 1st of January, week views to the week start (per
+/// `first_day`) ∓ 7 days, day views ∓ 1 day. So "week of 2025-10-08, prev,
+/// then month view" shows September (the week of 2025-09-28).
+pub fn navigate(view: CalendarView, date: NaiveDate, nav: Nav, opts: &ViewOptions) -> NaiveDate {
     let step: i32 = match nav {
         Nav::Today(d) => return d,
         Nav::Prev => -1,
@@ -203,8 +235,13 @@ pub fn navigate(view: CalendarView, date: NaiveDate, nav: Nav) -> NaiveDate {
     };
     match view {
         CalendarView::DayGridMonth | CalendarView::ListMonth => add_months(first_of_month(date), step),
-        CalendarView::ListYear => add_months(first_of_month(date), 12 * step),
-        CalendarView::TimeGridWeek | CalendarView::ListWeek => date + ChronoDuration::days(7 * i64::from(step)),
+        CalendarView::ListYear => {
+            let jan1 = NaiveDate::from_ymd_opt(date.year(), 1, 1).unwrap_or(date);
+            add_months(jan1, 12 * step)
+        }
+        CalendarView::DayGridWeek | CalendarView::TimeGridWeek | CalendarView::ListWeek => {
+            week_start(date, opts.first_day) + ChronoDuration::days(7 * i64::from(step))
+        }
         CalendarView::TimeGridDay | CalendarView::ListDay => date + ChronoDuration::days(i64::from(step)),
     }
 }
@@ -213,8 +250,14 @@ pub fn navigate(view: CalendarView, date: NaiveDate, nav: Nav) -> NaiveDate {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum WireFormat {
-    /// `timeZone: 'local'` (the default): local midnight with the browser's
-    /// UTC offset, e.g. `2025-09-29T00:00:00+08:00`.
+    /// `timeZone: 'local'` (the default) in a browser whose zone is the
+    /// given IANA zone: local midnight with the offset in effect on that
+    /// date, so the two ends of one range can differ
+    /// (`2025-03-01T00:00:00-05:00` .. `2025-04-01T00:00:00-04:00`), and `Z`
+    /// when it is zero.
+    Local(Tz),
+    /// `timeZone: 'local'` in a browser with a fixed UTC offset, e.g.
+    /// `2025-09-29T00:00:00+08:00` (`Z` for 0).
     Offset {
         /// The browser's offset east of UTC, in seconds.
         seconds: i32,
@@ -222,95 +265,100 @@ pub enum WireFormat {
     /// `timeZone: 'UTC'`: `2025-09-29T00:00:00Z`.
     Utc,
     /// A named zone without a time-zone plugin: no offset on the wire plus
-    /// `timeZone=<name>`; the server resolves the zone.
+    /// `timeZone=<name>`; the server resolves the zone (any IANA name,
+    /// daylight saving included).
     Named(String),
-}
-
-/// Fixed-offset zones the simulator can resolve by name. Deliberately only
-/// zones without daylight saving, so no tz database is needed and offsets are
-/// the same on every date; an unknown name is an error, not a guess.
-pub const NAMED_ZONES: [(&str, i32); 8] = [
-    ("UTC", 0),
-    ("Etc/UTC", 0),
-    ("Asia/Manila", 8 * 3600),
-    ("Asia/Singapore", 8 * 3600),
-    ("Asia/Tokyo", 9 * 3600),
-    ("Asia/Kolkata", 5 * 3600 + 1800),
-    ("America/Phoenix", -7 * 3600),
-    ("Africa/Nairobi", 3 * 3600),
-];
-
-/// The UTC offset of a zone in [`NAMED_ZONES`].
-pub fn named_zone_offset(name: &str) -> Option<i32> {
-    NAMED_ZONES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
 }
 
 fn offset(seconds: i32, what: &str) -> Result<FixedOffset> {
     FixedOffset::east_opt(seconds).ok_or_else(|| Error::Invalid(format!("{what}: UTC offset {seconds}s out of range")))
 }
 
-fn local_midnight(date: NaiveDate, off: FixedOffset) -> Result<chrono::DateTime<FixedOffset>> {
-    off.from_local_datetime(&date.and_time(chrono::NaiveTime::MIN))
+fn zone(name: &str) -> Result<Tz> {
+    wire::parse_zone(name).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+fn midnight(date: NaiveDate) -> NaiveDateTime {
+    date.and_time(NaiveTime::MIN)
+}
+
+fn fixed_midnight(date: NaiveDate, off: FixedOffset) -> Result<DateTime<FixedOffset>> {
+    off.from_local_datetime(&midnight(date))
         .single()
         .ok_or_else(|| Error::Invalid(format!("{date} has no single local midnight")))
 }
 
 /// The instants of a feed request for local dates `range` written in `fmt`,
 /// and the `timeZone` query parameter the client sends with it (if any).
+///
+/// A browser-local zone puts each end's own offset on it; where local
+/// midnight does not exist (America/Santiago, 2025-09-07) it writes
+/// `00:00:00` with the offset after the change, as FullCalendar does
+/// ([`wire::browser_local`]).
 pub fn feed_range(range: DateRange, fmt: &WireFormat) -> Result<(TimeRange, Option<String>)> {
-    let (off, tz) = match fmt {
-        WireFormat::Offset { seconds } => (offset(*seconds, "browser offset")?, None),
-        WireFormat::Utc => (offset(0, "UTC")?, Some("UTC".to_owned())),
+    let (start, end, tz) = match fmt {
+        WireFormat::Local(z) => (
+            wire::browser_local(z, midnight(range.start)),
+            wire::browser_local(z, midnight(range.end)),
+            None,
+        ),
+        WireFormat::Offset { seconds } => {
+            let off = offset(*seconds, "browser offset")?;
+            (fixed_midnight(range.start, off)?, fixed_midnight(range.end, off)?, None)
+        }
+        WireFormat::Utc => {
+            let off = offset(0, "UTC")?;
+            (
+                fixed_midnight(range.start, off)?,
+                fixed_midnight(range.end, off)?,
+                Some("UTC".to_owned()),
+            )
+        }
         WireFormat::Named(name) => {
-            let secs = named_zone_offset(name).ok_or_else(|| {
-                Error::Invalid(format!("unknown time zone {name:?} (known: fixed-offset zones only)"))
-            })?;
-            (offset(secs, name)?, Some(name.clone()))
+            let z = zone(name)?;
+            (
+                wire::resolve_local(&z, midnight(range.start)),
+                wire::resolve_local(&z, midnight(range.end)),
+                Some(name.clone()),
+            )
         }
     };
-    let tr = TimeRange::new(local_midnight(range.start, off)?, local_midnight(range.end, off)?)?;
-    Ok((tr, tz))
+    Ok((TimeRange::new(start, end)?, tz))
 }
 
-/// Renders a range the way a client with `time_zone` writes it: with the
-/// offset when there is no `timeZone` parameter, with `Z` for `UTC`, and
-/// without an offset for any other named zone.
-pub fn to_wire(range: &TimeRange, time_zone: Option<&str>) -> (String, String) {
-    let fmt = |t: chrono::DateTime<FixedOffset>| -> String {
-        match time_zone {
-            None => t.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
-            Some("UTC") => t.naive_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            Some(_) => t.naive_local().format("%Y-%m-%dT%H:%M:%S").to_string(),
-        }
-    };
-    (fmt(range.start()), fmt(range.end()))
-}
-
-/// Parses one end of a feed range as the server would: an RFC 3339 instant
-/// with offset or `Z`, or a local date-time / date without offset resolved in
-/// `time_zone`.
-pub fn parse_wire_instant(s: &str, time_zone: Option<&str>) -> Result<chrono::DateTime<FixedOffset>> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        // `Z` parses as +00:00, which is what the key builders see.
-        return Ok(t);
+/// The local date a client in `fmt` calls "today" at instant `now`:
+/// FullCalendar's `today` is the browser's local date, the UTC date with
+/// `timeZone: 'UTC'`, and also the UTC date for a named zone without a
+/// time-zone plugin (it cannot convert, so it treats the instant as UTC).
+pub fn today(fmt: &WireFormat, now: DateTime<Utc>) -> NaiveDate {
+    match fmt {
+        WireFormat::Local(z) => now.with_timezone(z).date_naive(),
+        WireFormat::Offset { seconds } => match FixedOffset::east_opt(*seconds) {
+            Some(off) => now.with_timezone(&off).date_naive(),
+            None => now.date_naive(),
+        },
+        WireFormat::Utc | WireFormat::Named(_) => now.date_naive(),
     }
-    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
-        .or_else(|_| NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN)))
-        .map_err(|e| Error::Invalid(format!("{s:?} is not an ISO-8601 date-time: {e}")))?;
-    let zone = time_zone.ok_or_else(|| Error::Invalid(format!("{s:?} has no UTC offset and no timeZone was given")))?;
-    let secs = named_zone_offset(zone).ok_or_else(|| Error::Invalid(format!("unknown time zone {zone:?}")))?;
-    offset(secs, zone)?
-        .from_local_datetime(&naive)
-        .single()
-        .ok_or_else(|| Error::Invalid(format!("{s:?} is ambiguous in {zone}")))
+}
+
+/// Renders a range the way a client with `time_zone` writes it (see
+/// [`wire::format_instant`]): with the offset when there is no `timeZone`
+/// parameter (`Z` for zero), `Z` for `UTC`, and without an offset for any
+/// other named zone.
+pub fn to_wire(range: &TimeRange, time_zone: Option<&str>) -> (String, String) {
+    wire::format_range(range, time_zone)
+}
+
+/// Parses one end of a feed range as the server would ([`wire::parse_instant`]):
+/// an RFC 3339 instant with offset or `Z`, or a local date-time / date without
+/// offset resolved in the IANA zone `time_zone`.
+pub fn parse_wire_instant(s: &str, time_zone: Option<&str>) -> Result<DateTime<FixedOffset>> {
+    wire::parse_instant(s, time_zone).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Parses a feed request's `start`, `end` and optional `timeZone`.
 pub fn parse_wire(start: &str, end: &str, time_zone: Option<&str>) -> Result<TimeRange> {
-    Ok(TimeRange::new(
-        parse_wire_instant(start, time_zone)?,
-        parse_wire_instant(end, time_zone)?,
-    )?)
+    wire::parse_range(start, end, time_zone).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 #[cfg(test)]
@@ -329,8 +377,10 @@ mod tests {
         };
         for fmt in [
             WireFormat::Offset { seconds: 8 * 3600 },
+            WireFormat::Local(chrono_tz::America::New_York),
             WireFormat::Utc,
             WireFormat::Named("Asia/Manila".into()),
+            WireFormat::Named("America/Santiago".into()),
         ] {
             let (tr, tz) = feed_range(r, &fmt).unwrap();
             let (s, e) = to_wire(&tr, tz.as_deref());

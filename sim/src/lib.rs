@@ -34,7 +34,9 @@
 //! # Layout
 //!
 //! - [`calendar`]: FullCalendar's range rules (month grid, week, day, list),
-//!   navigation, and the three wire formats of `start`/`end`.
+//!   navigation, "today", and the wire formats of `start`/`end` (browser-local
+//!   zones with daylight saving, `UTC`, named zones), checked against the real
+//!   FullCalendar's golden file.
 //! - [`db`]: the ground truth: items with their recent history, answering a feed
 //!   query as of any instant.
 //! - [`traffic`]: the seeded generator of users, tabs, navigation and writes.

@@ -103,6 +103,11 @@ enum Command {
         /// `realistic` only: app processes (1..=1024).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PROCESSES)))]
         processes: Option<u32>,
+        /// `realistic` only: users' time zones and shares, e.g.
+        /// `local:America/New_York=60,offset:+08:00=30,utc=5,named:Europe/Berlin=5`
+        /// (default: `sim::traffic::default_zone_mix`).
+        #[arg(long)]
+        zone_mix: Option<String>,
     },
     /// Replay a trace file (or an access log with --format access-log).
     Replay {
@@ -391,6 +396,7 @@ fn main_inner(cli: Cli) -> Result<()> {
             users,
             days,
             processes,
+            zone_mix,
         } => {
             if scenario != "realistic" {
                 let given = [
@@ -418,6 +424,9 @@ fn main_inner(cli: Cli) -> Result<()> {
                 }
                 if let Some(p) = processes {
                     tc.processes = p;
+                }
+                if let Some(m) = zone_mix {
+                    tc.zones = sim::traffic::ZoneShare::parse_mix(&m)?;
                 }
                 let (header, traffic) = Traffic::new(tc, &scenario)?;
                 sim::trace::Source {

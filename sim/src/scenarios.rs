@@ -61,7 +61,10 @@ pub const SCENARIOS: [ScenarioInfo; 9] = [
         name: "timezone-variants",
         shows: "The same October window requested as +08:00, as Z with timeZone=UTC, and without offset with \
                 timeZone=Asia/Manila: three keys (lower hit rate), and range-expansion's guessed keys miss \
-                the variants it did not guess.",
+                the variants it did not guess. Daylight saving: a second calendar viewed from New York and \
+                Berlin browsers (month grids whose ends carry different offsets, the week of the change) and \
+                with timeZone=America/New_York gets a write in the month of the change; range-expansion, \
+                guessing midnights in one fixed home offset, misses all of them.",
     },
     ScenarioInfo {
         name: "item-moved",
@@ -79,8 +82,9 @@ pub const SCENARIOS: [ScenarioInfo; 9] = [
     ScenarioInfo {
         name: "realistic",
         shows: "Generated traffic: 300 users (Zipf activity), 20 team calendars, a simulated week, month/week/ \
-                day/list views, prev/next/today, filters, lazyFetching, writes with refetch. Hit rate and cost \
-                at scale; the speed benchmark's workload.",
+                day/list views, prev/next/today, filters, lazyFetching, writes with refetch; browsers in 11 zones \
+                (7 with daylight saving), timeZone=UTC and named zones (`generate --zone-mix`). Hit rate and \
+                cost at scale; the speed benchmark's workload.",
     },
 ];
 
@@ -359,7 +363,45 @@ fn script(name: &str) -> Result<Script> {
                 view(&["cal:1"], month, oct6, 1, &WireFormat::Utc)?,
                 view(&["cal:1"], month, oct6, 1, &WireFormat::Named("Asia/Manila".into()))?,
             ];
-            for (i, v) in variants.iter().enumerate() {
+            // The daylight-saving case: cal:2 is viewed from New York and
+            // Berlin, whose offsets change inside the October grid (Berlin on
+            // Oct 26, New York on Nov 2), so the ends carry different offsets.
+            //
+            // What range-expansion misses here: it guesses midnights in one
+            // fixed `home_offset` (+08:00 in the simulator). It misses every
+            // view below, because none is written in +08:00; and it would miss
+            // the month grids and the week of the change even in an app whose
+            // home offset is New York's summer offset (-04:00), because one
+            // fixed offset can only name ranges whose two ends carry that same
+            // offset, while these end at -05:00 (+01:00 for Berlin). The
+            // `timeZone=America/New_York` view carries a parameter no guess
+            // includes. (`sim/tests/timezones.rs` checks both claims.)
+            s.load_month("cal:2", 101, 15)?;
+            s.write(
+                0,
+                WriteKind::Load,
+                150,
+                "cal:2",
+                Some(item_at(date(2025, 11, 1)?, 10, 0, 0)),
+            );
+            let (ny, berlin) = (
+                WireFormat::Local(chrono_tz::America::New_York),
+                WireFormat::Local(chrono_tz::Europe::Berlin),
+            );
+            let nov2 = date(2025, 11, 2)?;
+            let dst = [
+                view(&["cal:2"], month, oct6, 0, &ny)?, // 2025-09-28T00:00:00-04:00 .. 2025-11-09T00:00:00-05:00
+                view(&["cal:2"], CalendarView::TimeGridWeek, nov2, 0, &ny)?, // the week of the change
+                view(&["cal:2"], month, oct6, 1, &berlin)?, // 2025-09-29T00:00:00+02:00 .. 2025-11-10T00:00:00+01:00
+                view(
+                    &["cal:2"],
+                    month,
+                    oct6,
+                    0,
+                    &WireFormat::Named("America/New_York".into()),
+                )?,
+            ];
+            for (i, v) in variants.iter().chain(&dst).enumerate() {
                 s.read(i as u64 * 100, 0, i as u64 + 1, v);
                 s.read(2_000 + i as u64 * 100, 0, i as u64 + 1, v);
             }
@@ -371,7 +413,16 @@ fn script(name: &str) -> Result<Script> {
                 "cal:1",
                 Some(item_at(date(2025, 10, 21)?, 9, 0, 0)),
             );
-            for (i, v) in variants.iter().enumerate() {
+            // A write in the month of the change: an item moves from Nov 1 to
+            // Monday Nov 3, shown by every cal:2 view above.
+            s.write(
+                12_800,
+                WriteKind::Edit,
+                150,
+                "cal:2",
+                Some(item_at(date(2025, 11, 3)?, 22, 0, 0)),
+            );
+            for (i, v) in variants.iter().chain(&dst).enumerate() {
                 s.read(13_000 + i as u64 * 100, 0, i as u64 + 1, v);
                 s.read(20_000 + i as u64 * 100, 0, i as u64 + 1, v);
             }

@@ -12,7 +12,12 @@
 //! - actions: prev/next/today, view switches, filter changes, page reloads,
 //!   and writes (create, edit, move, delete), each write followed by
 //!   `refetchEvents()` on the writing tab;
-//! - item dates cluster around "today" (Laplace-distributed days).
+//! - item dates cluster around "today" (Laplace-distributed days);
+//! - each user's browser writes ranges in one wire format drawn from
+//!   [`TrafficConfig::zones`] (default [`default_zone_mix`]: most users in
+//!   browser-local zones with daylight saving, as most calendar users are), and
+//!   their "today" is that zone's local date; prev/next move from the view's
+//!   start, as FullCalendar does ([`navigate`]).
 //!
 //! Events come out in time order from a heap of pending wake-ups, so the
 //! generator streams: memory is bounded by users and items, not by length.
@@ -23,7 +28,7 @@ use std::collections::BinaryHeap;
 use cache_core::{Scope, TimeRange, View};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
 
-use crate::calendar::{feed_range, navigate, visible_range, CalendarView, Nav, ViewOptions, WireFormat};
+use crate::calendar::{self, feed_range, navigate, visible_range, CalendarView, Nav, ViewOptions, WireFormat};
 use crate::db::{ItemState, Write, WriteKind, STATUSES, WORK_TYPES};
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Zipf};
@@ -68,6 +73,104 @@ pub struct TrafficConfig {
     pub processes: u32,
     /// The seed of every random choice.
     pub seed: u64,
+    /// How users' browsers write ranges, with each format's share of users
+    /// (shares are relative weights; see [`ZoneShare::parse_mix`]).
+    pub zones: Vec<ZoneShare>,
+}
+
+/// One entry of the zone mix: a share of users and the wire format of their
+/// browser.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ZoneShare {
+    /// Relative weight (need not sum to 1 over the mix).
+    pub share: f64,
+    /// How these users' FullCalendar writes `start`/`end`.
+    pub format: WireFormat,
+}
+
+impl ZoneShare {
+    /// `share` of users writing ranges as `format`.
+    pub fn new(share: f64, format: WireFormat) -> Self {
+        ZoneShare { share, format }
+    }
+
+    /// Parses a mix written `KIND[:ZONE]=SHARE,…`: `local:America/New_York=14`
+    /// (a browser in that IANA zone), `offset:+08:00=20` (a browser with a
+    /// fixed offset), `utc=8` (`timeZone: 'UTC'`), `named:Europe/Berlin=2`
+    /// (`timeZone=Europe/Berlin`, no offsets on the wire).
+    pub fn parse_mix(text: &str) -> Result<Vec<ZoneShare>> {
+        let bad = |part: &str, why: &str| Error::Invalid(format!("zone mix entry {part:?}: {why}"));
+        let mut out = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (what, share) = part
+                .rsplit_once('=')
+                .ok_or_else(|| bad(part, "expected KIND[:ZONE]=SHARE"))?;
+            let share: f64 = share
+                .trim()
+                .parse()
+                .map_err(|_| bad(part, "the share is not a number"))?;
+            let (kind, arg) = what.split_once(':').unwrap_or((what, ""));
+            let format = match kind {
+                "utc" if arg.is_empty() => WireFormat::Utc,
+                "local" => WireFormat::Local(cache_core::wire::parse_zone(arg).map_err(|e| bad(part, &e.to_string()))?),
+                "named" => {
+                    cache_core::wire::parse_zone(arg).map_err(|e| bad(part, &e.to_string()))?;
+                    WireFormat::Named(arg.to_owned())
+                }
+                "offset" => {
+                    let t = chrono::DateTime::parse_from_rfc3339(&format!("2025-01-01T00:00:00{arg}"))
+                        .map_err(|_| bad(part, "expected an offset such as +08:00 or -05:30"))?;
+                    WireFormat::Offset {
+                        seconds: t.offset().local_minus_utc(),
+                    }
+                }
+                _ => return Err(bad(part, "KIND is one of local, offset, utc, named")),
+            };
+            out.push(ZoneShare::new(share, format));
+        }
+        check_mix(&out)?;
+        Ok(out)
+    }
+}
+
+fn check_mix(mix: &[ZoneShare]) -> Result<f64> {
+    if let Some(z) = mix.iter().find(|z| !z.share.is_finite() || z.share < 0.0) {
+        return Err(Error::Invalid(format!(
+            "zone mix: share {} of {:?} must be a finite number >= 0",
+            z.share, z.format
+        )));
+    }
+    let total: f64 = mix.iter().map(|z| z.share).sum();
+    if total <= 0.0 {
+        return Err(Error::Invalid("zone mix: the shares must not all be 0".into()));
+    }
+    Ok(total)
+}
+
+/// The default zone mix, in percent of users. Most calendar users live in
+/// zones with daylight saving; the seed's own users are in the Philippines
+/// (+08:00, no daylight saving); some apps pin `timeZone: 'UTC'` or send a
+/// named zone. Santiago is there for its midnight change.
+pub fn default_zone_mix() -> Vec<ZoneShare> {
+    use chrono_tz::{America, Asia, Australia, Europe};
+    vec![
+        ZoneShare::new(14.0, WireFormat::Local(America::New_York)),
+        ZoneShare::new(6.0, WireFormat::Local(America::Chicago)),
+        ZoneShare::new(8.0, WireFormat::Local(America::Los_Angeles)),
+        ZoneShare::new(8.0, WireFormat::Local(Europe::London)),
+        ZoneShare::new(10.0, WireFormat::Local(Europe::Berlin)),
+        ZoneShare::new(2.0, WireFormat::Local(America::Santiago)),
+        ZoneShare::new(4.0, WireFormat::Local(Australia::Sydney)),
+        ZoneShare::new(20.0, WireFormat::Local(Asia::Manila)),
+        ZoneShare::new(6.0, WireFormat::Local(Asia::Tokyo)),
+        ZoneShare::new(4.0, WireFormat::Local(Asia::Kolkata)),
+        ZoneShare::new(2.0, WireFormat::Local(America::Phoenix)),
+        ZoneShare::new(8.0, WireFormat::Utc),
+        ZoneShare::new(3.0, WireFormat::Named("Asia/Manila".into())),
+        ZoneShare::new(3.0, WireFormat::Named("America/New_York".into())),
+        ZoneShare::new(2.0, WireFormat::Named("Europe/Berlin".into())),
+    ]
 }
 
 impl Default for TrafficConfig {
@@ -83,6 +186,7 @@ impl Default for TrafficConfig {
             write_share: 0.04,
             processes: 1,
             seed: 1,
+            zones: default_zone_mix(),
         }
     }
 }
@@ -127,9 +231,6 @@ pub struct Traffic {
     end_us: u64,
     loads: std::vec::IntoIter<Event>,
 }
-
-const OFFSETS: [i32; 5] = [8 * 3600, 8 * 3600, 9 * 3600, 0, -5 * 3600];
-const ZONES: [&str; 3] = ["Asia/Manila", "Asia/Tokyo", "Asia/Kolkata"];
 
 fn calendar_name(cfg: &TrafficConfig, c: u32) -> String {
     if c < cfg.users {
@@ -187,7 +288,7 @@ impl Traffic {
         let mut rng = Rng::derive(cfg.seed, 0x7472_6166);
         let zipf = Zipf::new(cfg.users.max(1) as usize, cfg.zipf_s);
         let duration_us = u64::from(cfg.days.max(1)) * 86_400_000_000;
-        let today = cfg.start.date_naive();
+        let zone_total = check_mix(&cfg.zones)?;
         let mut users = Vec::with_capacity(cfg.users as usize);
         for u in 0..cfg.users.max(1) {
             let mut scopes = vec![Scope::new(format!("cal:{u}"))?];
@@ -204,13 +305,8 @@ impl Traffic {
                     }
                 }
             }
-            let fmt = match rng.below(10) {
-                0 => WireFormat::Utc,
-                1 => WireFormat::Named(ZONES[rng.index(ZONES.len())].to_owned()),
-                _ => WireFormat::Offset {
-                    seconds: OFFSETS[rng.index(OFFSETS.len())],
-                },
-            };
+            let fmt = pick_format(&cfg.zones, zone_total, rng.f64());
+            let today = calendar::today(&fmt, cfg.start);
             let opts = ViewOptions::with_first_day(if rng.chance(0.4) { 1 } else { 0 });
             let ntabs = 1 + rng.below(3) as usize;
             let tabs = (0..ntabs)
@@ -291,8 +387,10 @@ impl Traffic {
         self.heap.push(Reverse((t, self.seq, slot)));
     }
 
-    fn today(&self, t_us: u64) -> NaiveDate {
-        (self.cfg.start + ChronoDuration::microseconds(t_us as i64)).date_naive()
+    /// User `u`'s local date at `t_us` (FullCalendar's `today`).
+    fn today(&self, u: u32, t_us: u64) -> NaiveDate {
+        let now = self.cfg.start + ChronoDuration::microseconds(t_us as i64);
+        calendar::today(&self.users[u as usize].fmt, now)
     }
 
     /// The request a tab makes after moving to (view, date), if any.
@@ -385,7 +483,7 @@ impl Traffic {
 
     /// One action of user `u` at `t`; pushes the events it causes.
     fn act(&mut self, u: u32, t: u64) {
-        let today = self.today(t);
+        let today = self.today(u, t);
         let ntabs = self.users[u as usize].tabs.len();
         let tab = if self.rng.chance(0.7) { 0 } else { self.rng.index(ntabs) };
         let roll = self.rng.f64();
@@ -399,16 +497,19 @@ impl Traffic {
             self.fetch(u, tab, t + delay, true).map(|e| (e, t + delay))
         } else {
             let r = (roll - write_share) / (1.0 - write_share);
-            let t_state = &mut self.users[u as usize].tabs[tab];
+            let user = &mut self.users[u as usize];
+            let opts = user.opts;
+            let t_state = &mut user.tabs[tab];
             if r < 0.40 {
                 let nav = if self.rng.chance(0.6) { Nav::Next } else { Nav::Prev };
-                t_state.date = navigate(t_state.view, t_state.date, nav);
+                t_state.date = navigate(t_state.view, t_state.date, nav, &opts);
             } else if r < 0.50 {
-                t_state.date = navigate(t_state.view, t_state.date, Nav::Today(today));
+                t_state.date = navigate(t_state.view, t_state.date, Nav::Today(today), &opts);
             } else if r < 0.65 {
                 t_state.view = match self.rng.below(10) {
                     0..=3 => CalendarView::DayGridMonth,
-                    4..=6 => CalendarView::TimeGridWeek,
+                    4..=5 => CalendarView::TimeGridWeek,
+                    6 => CalendarView::DayGridWeek,
                     7 => CalendarView::TimeGridDay,
                     8 => CalendarView::ListWeek,
                     _ => CalendarView::ListMonth,
@@ -439,6 +540,22 @@ impl Traffic {
         let gap = self.rng.exp(self.users[u as usize].mean_gap_us) as u64;
         self.push(t + 1 + gap, Pending::Wake(u));
     }
+}
+
+/// The format at `roll` (uniform in [0, 1)) of the cumulative shares.
+fn pick_format(mix: &[ZoneShare], total: f64, roll: f64) -> WireFormat {
+    let mut at = roll * total;
+    for z in mix {
+        if at < z.share {
+            return z.format.clone();
+        }
+        at -= z.share;
+    }
+    // Rounding left `at` just past the last share: the last non-zero entry.
+    mix.iter()
+        .rev()
+        .find(|z| z.share > 0.0)
+        .map_or(WireFormat::Utc, |z| z.format.clone())
 }
 
 fn random_item(rng: &mut Rng, now_us: i64) -> ItemState {

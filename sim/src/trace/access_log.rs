@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::format::{Event, Header, LineNo, Source, MAX_SCOPE_BYTES, MAX_T_US, MAX_VIEW_SCOPE_BYTES, VIEW_PARAMS};
 use super::lines::Lines;
-use crate::calendar::{named_zone_offset, parse_wire, parse_wire_instant};
+use crate::calendar::{parse_wire, parse_wire_instant};
 use crate::error::{Error, Result};
 
 /// Decodes `%XX` and `+` in a query-string value.
@@ -79,12 +79,7 @@ pub(crate) fn access_log_line(file: &Path, line: u64, text: &str) -> Result<Opti
         .timestamp_micros();
     let tz = get("timeZone");
     if let Some(z) = tz {
-        if named_zone_offset(z).is_none() {
-            return Err(err(
-                "timeZone",
-                format!("unknown time zone {z:?} (see TRACE_FORMAT.md)"),
-            ));
-        }
+        cache_core::wire::parse_zone(z).map_err(|e| err("timeZone", e.to_string()))?;
     }
     parse_wire_instant(start, tz).map_err(|e| err("start", e.to_string()))?;
     parse_wire_instant(end, tz).map_err(|e| err("end", e.to_string()))?;

@@ -16,7 +16,7 @@ use chrono::DateTime;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::format::{Event, LineNo, MAX_SCOPE_BYTES, MAX_T_US, MAX_VIEW_SCOPE_BYTES, VIEW_PARAMS};
-use crate::calendar::{named_zone_offset, parse_wire_instant};
+use crate::calendar::parse_wire_instant;
 use crate::db::{code_of, ItemState, Write, WriteKind, STATUSES, WORK_TYPES};
 use crate::error::{Error, Result};
 
@@ -304,9 +304,7 @@ impl<'a, 'f> Fields<'a, 'f> {
             // Checked even when the instants carry offsets: the writer
             // spells them in the zone, so an unknown one could not be read
             // back.
-            if named_zone_offset(z).is_none() {
-                return Err(self.err("timeZone", format!("unknown time zone {z:?} (see TRACE_FORMAT.md)")));
-            }
+            cache_core::wire::parse_zone(z).map_err(|e| self.err("timeZone", e.to_string()))?;
         }
         let start = parse_wire_instant(self.str("start")?, tz).map_err(|e| self.err("start", e.to_string()))?;
         let end = parse_wire_instant(self.str("end")?, tz).map_err(|e| self.err("end", e.to_string()))?;
