@@ -37,7 +37,7 @@
 //!   percentiles).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -187,8 +187,10 @@ struct Run<'a> {
     aside: Aside,
     read: Vec<Instrumented<Arc<dyn Backend>>>,
     write: Vec<Instrumented<Arc<dyn Backend>>>,
-    /// Single-flight tables by app process; waiters are slot numbers.
-    flights: HashMap<u32, Flights<u32>>,
+    /// Single-flight tables by app process (index = process id, grown on
+    /// demand; the trace format bounds process ids); waiters are slot
+    /// numbers.
+    flights: Vec<Flights<u32>>,
     db: Db,
     views: ViewTable,
     /// Longest TTL any fill used so far, µs; `None` before the first fill.
@@ -233,6 +235,15 @@ impl Run<'_> {
     fn schedule(&mut self, at_us: i64, slot: u32) {
         self.seq += 1;
         self.heap.push(Reverse((at_us, self.seq, slot)));
+    }
+
+    /// The single-flight table of app process `process`.
+    fn flights_of(&mut self, process: u32) -> &mut Flights<u32> {
+        let i = process as usize;
+        if self.flights.len() <= i {
+            self.flights.resize_with(i + 1, Flights::new);
+        }
+        &mut self.flights[i]
     }
 
     fn store_index(&self, process: u32) -> usize {
@@ -371,7 +382,7 @@ impl Run<'_> {
                     break at;
                 }
                 Step::Join => {
-                    let flights = self.flights.entry(r.process).or_default();
+                    let flights = self.flights_of(r.process);
                     if r.flow.join(flights, slot) {
                         // Parked: the leader's Publish hands it on.
                         self.slots[slot as usize] = Slot::Read(r);
@@ -401,7 +412,7 @@ impl Run<'_> {
                     break at;
                 }
                 Step::Publish => {
-                    let flights = self.flights.entry(r.process).or_default();
+                    let flights = self.flights_of(r.process);
                     let (waiters, value) = r.flow.publish(flights);
                     for w in waiters {
                         self.hand_over(w, value.clone(), now);
@@ -426,7 +437,7 @@ impl Run<'_> {
                     break now.saturating_add(us(lat.store_us));
                 }
                 Step::Finish => {
-                    let flights = self.flights.entry(r.process).or_default();
+                    let flights = self.flights_of(r.process);
                     r.flow.finish(flights);
                     self.release(slot);
                     return;
@@ -495,7 +506,7 @@ pub async fn run_cell(source: Source, cell: &Cell, progress: Option<&AtomicU64>)
             .iter()
             .map(|b| Instrumented::with_stats(b.clone(), write_stats.clone()))
             .collect(),
-        flights: HashMap::new(),
+        flights: Vec::new(),
         db: Db::new(),
         views: ViewTable::new(),
         max_ttl_us: None,
