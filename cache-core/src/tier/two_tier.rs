@@ -25,6 +25,7 @@ pub const DEFAULT_TRUST_FOR: Duration = Duration::from_secs(30);
 struct Counters {
     reads: AtomicU64,
     l1_hits: AtomicU64,
+    l1_hit_round_trips: AtomicU64,
     zero_trip_reads: AtomicU64,
     l2_round_trips: AtomicU64,
     l2_keys_read: AtomicU64,
@@ -42,6 +43,9 @@ pub struct TierStats {
     pub reads: u64,
     /// Entries served from L1 (stamps matched the current generations).
     pub l1_hits: u64,
+    /// L2 calls made by the reads that served an L1 entry: 1 per L1 hit
+    /// without a backplane, 0 with one (while generations are known).
+    pub l1_hit_round_trips: u64,
     /// Reads answered without any L2 call (backplane-known generations).
     pub zero_trip_reads: u64,
     /// L2 calls made by reads.
@@ -194,6 +198,7 @@ impl TwoTier {
         TierStats {
             reads: g(&c.reads),
             l1_hits: g(&c.l1_hits),
+            l1_hit_round_trips: g(&c.l1_hit_round_trips),
             zero_trip_reads: g(&c.zero_trip_reads),
             l2_round_trips: g(&c.l2_round_trips),
             l2_keys_read: g(&c.l2_keys_read),
@@ -263,14 +268,14 @@ impl TwoTier {
 }
 
 /// The generations of a batch: the counters among `values` at the
-/// positions that are not `candidates`, in order; `None` when one of them
-/// is missing or not a counter (the strategy will seed it; serve nothing
-/// from L1 meanwhile).
+/// positions that are neither L1 `candidates` nor stamped entries, in
+/// order; `None` when one of them is missing or not a counter (the
+/// strategy will seed it; serve nothing from L1 meanwhile).
 fn batch_generations(values: &[Option<Bytes>], candidate: &[bool]) -> Option<Vec<u64>> {
     values
         .iter()
         .zip(candidate)
-        .filter(|(_, c)| !**c)
+        .filter(|(v, c)| !**c && !v.as_deref().is_some_and(is_stamped))
         .map(|(v, _)| v.as_deref().and_then(parse_counter))
         .collect()
 }
@@ -342,11 +347,13 @@ impl Backend for TwoTier {
         // generations; otherwise the L2 entry is fetched (a second trip,
         // only after a bump or with a foreign batch layout).
         let mut stale: Vec<usize> = Vec::new();
+        let mut served_l1 = false;
         for (i, s) in stamps.iter().enumerate() {
             let Some(s) = s else { continue };
             if generations.as_ref() == Some(s) {
                 out[i] = local[i].clone();
                 bump(&c.l1_hits, 1);
+                served_l1 = true;
             } else {
                 stale.push(i);
             }
@@ -360,6 +367,9 @@ impl Backend for TwoTier {
         }
         if trips == 0 {
             bump(&c.zero_trip_reads, 1);
+        }
+        if served_l1 {
+            bump(&c.l1_hit_round_trips, trips);
         }
 
         // Fill L1 with fresh entries L2 sent, and remember the generations
