@@ -111,7 +111,12 @@ fn multi_process_two_tier() -> Result<Script> {
         // Steady reads before the write and after the probes.
         for i in 0..100u64 {
             s.read_us(offset + i * 100_000, p, u64::from(p) + 1, &oct);
-            s.read_us(TWO_TIER_COMMIT_US + 50_000 + offset + i * 100_000, p, u64::from(p) + 1, &oct);
+            s.read_us(
+                TWO_TIER_COMMIT_US + 50_000 + offset + i * 100_000,
+                p,
+                u64::from(p) + 1,
+                &oct,
+            );
         }
     }
     s.write_us(TWO_TIER_COMMIT_US, 0, WriteKind::Delete, 3, "cal:1", None);

@@ -92,7 +92,10 @@ fn sum(stats: &[TierStats]) -> TierStats {
 /// Runs `stamped` over `scenario` on `spec`; `"l2-only"` is one shared
 /// store for every process.
 fn run(scenario: &str, spec: &str) -> Run {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let source = scenarios::source(scenario, 1).unwrap();
         let start_ms = u64::try_from(source.header.start.timestamp_millis()).unwrap();
@@ -235,8 +238,12 @@ fn the_two_tier_spec_parses_and_rejects() {
         let s = BackendSpec::parse(ok).unwrap();
         assert_eq!(s.label(), ok);
     }
-    assert!(BackendSpec::parse("two-tier:locmem+locmem").unwrap().isolated_per_cell());
-    assert!(!BackendSpec::parse("two-tier:locmem+redis://x:1").unwrap().isolated_per_cell());
+    assert!(BackendSpec::parse("two-tier:locmem+locmem")
+        .unwrap()
+        .isolated_per_cell());
+    assert!(!BackendSpec::parse("two-tier:locmem+redis://x:1")
+        .unwrap()
+        .isolated_per_cell());
     for bad in [
         "two-tier",
         "two-tier:locmem",

@@ -92,7 +92,10 @@ impl Db {
                 assert_eq!(after.l1_hits, before.l1_hits + 1);
                 return;
             }
-            assert!(start.elapsed() < BOUND, "no round-trip-free hit within {BOUND:?}: {after:?}");
+            assert!(
+                start.elapsed() < BOUND,
+                "no round-trip-free hit within {BOUND:?}: {after:?}"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
@@ -156,8 +159,14 @@ async fn three_clients_stay_coherent_through_a_dropped_subscription() {
     assert_eq!(db.read(&b, &view).await, db.now());
     let after = b.tier.stats();
     assert!(after.l2_round_trips >= before.l2_round_trips + 2, "each read asked L2");
-    assert_eq!(after.zero_trip_reads, before.zero_trip_reads, "nothing served on unknown state");
-    assert!(!b.tier.known().unwrap().is_subscribed(), "still down: the test read in the gap");
+    assert_eq!(
+        after.zero_trip_reads, before.zero_trip_reads,
+        "nothing served on unknown state"
+    );
+    assert!(
+        !b.tier.known().unwrap().is_subscribed(),
+        "still down: the test read in the gap"
+    );
 
     // B re-subscribes, catches up, and hits with no round trip again.
     wait_until("B re-subscribed", || b.tier.known().unwrap().is_subscribed()).await;

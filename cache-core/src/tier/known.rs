@@ -183,7 +183,10 @@ mod tests {
 
     fn table() -> (KnownGenerations, ManualClock) {
         let clock = ManualClock::at_unix_millis(1_000);
-        (KnownGenerations::new(Arc::new(clock.clone()), Duration::from_secs(10)), clock)
+        (
+            KnownGenerations::new(Arc::new(clock.clone()), Duration::from_secs(10)),
+            clock,
+        )
     }
 
     #[test]

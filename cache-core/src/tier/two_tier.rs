@@ -332,7 +332,11 @@ impl Backend for TwoTier {
             }
         }
         let no_candidate = !candidate.iter().any(|c| *c);
-        let fetch: Vec<usize> = if no_candidate { (0..keys.len()).collect() } else { missing.clone() };
+        let fetch: Vec<usize> = if no_candidate {
+            (0..keys.len()).collect()
+        } else {
+            missing.clone()
+        };
         let mut trips = 0;
         if !fetch.is_empty() {
             let ks: Vec<Key> = fetch.iter().map(|&i| keys[i].clone()).collect();
@@ -414,8 +418,13 @@ impl Backend for TwoTier {
         } else if !stamped.is_empty() && self.inner.l1.set_many(&stamped, self.l1_ttl(ttl)).await.is_err() {
             bump(&self.inner.counters.l1_errors, 1);
         }
-        self.announce(other.into_iter().map(|(k, _)| Notice::Changed(k.as_str().to_owned())).collect())
-            .await
+        self.announce(
+            other
+                .into_iter()
+                .map(|(k, _)| Notice::Changed(k.as_str().to_owned()))
+                .collect(),
+        )
+        .await
     }
 
     async fn add(&self, key: &Key, value: Bytes, ttl: Ttl) -> Result<bool> {
