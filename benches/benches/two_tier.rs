@@ -12,7 +12,7 @@
 //! Goals (issue 18): ≥ 5× faster than `l2-only` with the backplane, ≥ 1.5×
 //! without. After the groups the suite prints the L2 bytes each variant
 //! read per hit (`bytes per hit: …`), the transfer two tiers save.
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::print_stderr)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,6 +6,9 @@
 //! server (what `two-tier:…+locmem` uses), so no server is needed; the
 //! engine charges every step its modelled latency either way.
 
+// The measured numbers are printed for the report (run with --nocapture).
+#![allow(clippy::print_stderr)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -15,7 +18,7 @@ use cache_core::tier::TierStats;
 use cache_core::{async_trait, Backend, Bytes, Capabilities, Key, ManualClock, Result, StrategyOptions, Ttl};
 use sim::backends::{connect, BackendSpec};
 use sim::engine::{run_cell, Cell, Latencies, Metrics};
-use sim::scenarios::{self, TWO_TIER, TWO_TIER_COMMIT_US, TWO_TIER_PROBES_US};
+use sim::scenarios::{self, TWO_TIER, TWO_TIER_PROBES_US};
 
 /// A shared store that counts the value bytes its reads return: the
 /// L2-only baseline's "bytes over the wire".
@@ -224,7 +227,6 @@ fn two_tiers_on_multi_process_two_tier() {
     assert!(bp.m.max_staleness_us > window, "the backplane's window is really used");
     // The late probes L2 alone answered by a load are (stale) L1 hits here.
     assert_eq!(bp.m.hits, l2.m.hits + (before_notice - in_window));
-    assert!(TWO_TIER_COMMIT_US > 0);
 }
 
 #[test]

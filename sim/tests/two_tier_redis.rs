@@ -6,6 +6,9 @@
 //!   generations (it serves no stale data), and it catches up (no round trip
 //!   per L1 hit again) once its subscription is back.
 
+// The measured numbers are printed for the report (run with --nocapture).
+#![allow(clippy::print_stderr)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,7 +117,7 @@ async fn three_clients_stay_coherent_through_a_dropped_subscription() {
     let b = process(&url).await;
     let c = process(&url).await;
     let range = TimeRange::new(at("2025-09-29T00:00:00+08:00"), at("2025-11-10T00:00:00+08:00")).unwrap();
-    let view = View::new([Scope::new("cal:1").unwrap()], range.clone()).unwrap();
+    let view = View::new([Scope::new("cal:1").unwrap()], range).unwrap();
     let change = Change::new(Scope::new("cal:1").unwrap(), [range]).unwrap();
     let db = Db(AtomicU64::new(1));
 
