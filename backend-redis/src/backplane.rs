@@ -35,7 +35,8 @@ pub const DEFAULT_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 
 const NAME: &str = "redis-pubsub";
 
-/// A backplane on Redis pub/sub; see the [module docs](self).
+/// A backplane on Redis pub/sub: notices out through `PUBLISH`, in through
+/// one reconnecting subscriber task per table it feeds.
 pub struct RedisBackplane {
     client: Client,
     publisher: ConnectionManager,

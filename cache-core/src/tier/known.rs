@@ -59,7 +59,8 @@ struct State {
     in_flight: VecDeque<(SystemTime, Notice)>,
 }
 
-/// One process's known generations; see the [module docs](self). Shared
+/// One process's known generations, trusted only while subscribed (see
+/// the [tier docs](crate::tier), "The backplane"). Shared
 /// (an `Arc`) between the [`TwoTier`](super::TwoTier) that reads it and
 /// the backplane subscription that feeds it.
 #[derive(Debug)]

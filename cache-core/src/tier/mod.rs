@@ -1,5 +1,5 @@
 //! Two tiers, one truth: an in-process L1 (locmem, one per process) in
-//! front of a shared L2 (Redis, Memcached, any [`Backend`]), coherent across
+//! front of a shared L2 (Redis, Memcached, any [`Backend`](crate::Backend)), coherent across
 //! processes, for the [`stamped`](crate::strategy::stamped) strategy.
 //!
 //! # When to use it

@@ -62,7 +62,7 @@ pub struct TierStats {
     pub l1_errors: u64,
 }
 
-/// An in-process L1 in front of a shared L2; see the [module docs](super).
+/// An in-process L1 in front of a shared L2; see the [tier docs](crate::tier).
 /// Cheap to clone (an `Arc`); clones share tiers, table and counters.
 #[derive(Debug, Clone)]
 pub struct TwoTier {
@@ -295,7 +295,7 @@ impl Backend for TwoTier {
         Ok(v.pop().flatten())
     }
 
-    /// The read path: see the module docs, "How a read works".
+    /// The read path: see the tier docs, "How a read works".
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
