@@ -176,6 +176,14 @@ pub(crate) fn read_stamps(entry: &[u8]) -> Option<Vec<u64>> {
     )
 }
 
+/// The envelope inside a stamped `entry` whatever its stamps (the
+/// two-tier cache reads its logical expiry), or `None` when it is not a
+/// stamped entry.
+pub(crate) fn stamped_body(entry: &Bytes) -> Option<Bytes> {
+    let n = read_stamps(entry)?.len();
+    Some(entry.slice(MAGIC.len() + 1 + 8 * n..))
+}
+
 #[async_trait]
 impl Strategy for Stamped {
     fn name(&self) -> &str {
@@ -246,6 +254,7 @@ mod tests {
         assert_eq!(unstamp(&Bytes::from_static(b"RCE1xxxxxxxxxxxxxxxxxxxx"), &[]), None);
         assert_eq!(unstamp(&stamp(&[], b"x"), &[]).as_deref(), Some(&b"x"[..]));
         assert_eq!(read_stamps(&e), Some(vec![7, 9]));
+        assert_eq!(stamped_body(&e).as_deref(), Some(&b"envelope"[..]));
         assert_eq!(read_stamps(b"RCE1xxxxxxxxxxxxxxxxxxxx"), None);
         assert_eq!(read_stamps(b"RCS1\x02short"), None);
     }

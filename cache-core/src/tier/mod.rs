@@ -36,8 +36,11 @@
 //! - **A stamped entry in L1**: only the generation keys are read from L2
 //!   (one round trip of a few bytes; none when the backplane table knows
 //!   them). The L1 entry is served only when its stamps equal those
-//!   generations, in batch order; otherwise the L2 entry is read (a second
-//!   round trip, once per process after each bump). `stamped` checks the
+//!   generations, in batch order, and its envelope has not expired;
+//!   otherwise the L2 entry is read (a second round trip, once per process
+//!   after each bump or expiry: another process may have refilled it).
+//!   L1 copies live as long as their envelope stays fresh, at most
+//!   [`TwoTierBuilder::l1_ttl`]. `stamped` checks the
 //!   stamps again, so an entry is never served under a generation it was
 //!   not computed under.
 //!

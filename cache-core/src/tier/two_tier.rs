@@ -11,9 +11,10 @@ use super::backplane::Backplane;
 use super::known::{KnownGenerations, Notice};
 use crate::backend::{format_counter, parse_counter, Backend, Capabilities, Ttl};
 use crate::clock::{system_clock, Clock};
+use crate::envelope::Envelope;
 use crate::error::Result;
 use crate::key::Key;
-use crate::strategy::stamped::read_stamps;
+use crate::strategy::stamped::{read_stamps, stamped_body};
 
 /// Default longest life of an entry copy in L1.
 pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(300);
@@ -78,6 +79,7 @@ struct Inner {
     known: Option<Arc<KnownGenerations>>,
     backplane: Option<Arc<dyn Backplane>>,
     counters: Counters,
+    clock: Arc<dyn Clock>,
 }
 
 /// Builds a [`TwoTier`].
@@ -164,6 +166,7 @@ impl TwoTierBuilder {
                 known,
                 backplane: self.backplane,
                 counters: Counters::default(),
+                clock: self.clock,
             }),
         })
     }
@@ -254,15 +257,36 @@ impl TwoTier {
         Ok(())
     }
 
-    /// Puts fresh stamped entries read from L2 into L1 (best effort: an L1
-    /// failure only costs a later L2 read).
-    async fn fill_l1(&self, entries: Vec<(Key, Bytes)>) {
-        if entries.is_empty() {
-            return;
+    /// How long a stamped entry stays logically fresh: `None` when it has
+    /// expired, `Some(None)` when it does not expire (or carries no
+    /// envelope to tell). An L1 copy is never served past its logical
+    /// expiry: another process may have refilled L2 meanwhile, and serving
+    /// the expired copy would make the read path reload what L2 holds.
+    fn fresh_for(&self, key: &Key, entry: &Bytes) -> Option<Option<Duration>> {
+        let Some(env) = stamped_body(entry).and_then(|b| Envelope::decode(key, &b).ok()) else {
+            return Some(None);
+        };
+        match env.expires_at {
+            None => Some(None),
+            Some(t) => t
+                .duration_since(self.inner.clock.now())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .map(Some),
         }
-        let ttl = self.l1_ttl(None);
-        if self.inner.l1.set_many(&entries, ttl).await.is_err() {
-            bump(&self.inner.counters.l1_errors, 1);
+    }
+
+    /// Puts fresh stamped entries read from L2 into L1, each for as long as
+    /// it stays fresh (best effort: an L1 failure only costs a later L2
+    /// read).
+    async fn fill_l1(&self, entries: Vec<(Key, Bytes)>) {
+        for (key, value) in entries {
+            let Some(life) = self.fresh_for(&key, &value) else {
+                continue;
+            };
+            if self.inner.l1.set(&key, value, self.l1_ttl(life)).await.is_err() {
+                bump(&self.inner.counters.l1_errors, 1);
+            }
         }
     }
 }
@@ -348,13 +372,15 @@ impl Backend for TwoTier {
         let generations = batch_generations(&out, &candidate);
 
         // L1 candidates: served when their stamps are the batch's current
-        // generations; otherwise the L2 entry is fetched (a second trip,
-        // only after a bump or with a foreign batch layout).
+        // generations and they are logically fresh; otherwise the L2 entry
+        // is fetched (a second trip, after a bump or an expiry, or with a
+        // foreign batch layout).
         let mut stale: Vec<usize> = Vec::new();
         let mut served_l1 = false;
         for (i, s) in stamps.iter().enumerate() {
             let Some(s) = s else { continue };
-            if generations.as_ref() == Some(s) {
+            let fresh = || local[i].as_ref().is_some_and(|v| self.fresh_for(&keys[i], v).is_some());
+            if generations.as_ref() == Some(s) && fresh() {
                 out[i] = local[i].clone();
                 bump(&c.l1_hits, 1);
                 served_l1 = true;
