@@ -258,3 +258,88 @@ fn the_two_tier_spec_parses_and_rejects() {
         assert!(BackendSpec::parse(bad).is_err(), "{bad}");
     }
 }
+
+/// The fallback rules without a server: a process whose subscription is
+/// down reads generations from L2 (never its known ones), and trusts
+/// them again only after re-subscribing.
+#[test]
+fn a_lost_subscription_falls_back_to_l2_generations() {
+    use cache_core::tier::{LocalBackplane, TwoTier};
+    use cache_core::{Change, RangeCache, RangeCacheOptions, Scope, TimeRange, View};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock = ManualClock::at_unix_millis(1_760_000_000_000);
+        let l2: Arc<dyn Backend> = Arc::new(LocmemBackend::builder().clock(Arc::new(clock.clone())).build());
+        let bus = LocalBackplane::new(std::time::Duration::ZERO, Arc::new(clock.clone()));
+        let mut opts = StrategyOptions::default();
+        opts.clock = Arc::new(clock.clone());
+        let process = || {
+            let tier = TwoTier::builder(
+                Arc::new(LocmemBackend::builder().clock(Arc::new(clock.clone())).build()),
+                l2.clone(),
+            )
+            .clock(Arc::new(clock.clone()))
+            .backplane(Arc::new(bus.clone()))
+            .build()
+            .unwrap();
+            let cache = RangeCache::new(
+                Arc::new(tier.clone()),
+                by_name("stamped", &opts).unwrap(),
+                RangeCacheOptions::default().with_clock(Arc::new(clock.clone())),
+            );
+            (tier, cache)
+        };
+        let ((_, a), (b_tier, b)) = (process(), process());
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+        let range = TimeRange::new(at("2025-09-29T00:00:00+08:00"), at("2025-11-10T00:00:00+08:00")).unwrap();
+        let view = View::new([Scope::new("cal:1").unwrap()], range).unwrap();
+        let change = Change::new(Scope::new("cal:1").unwrap(), [range]).unwrap();
+        let db = AtomicU64::new(1);
+        async fn get(c: &RangeCache, view: &View, db: &AtomicU64) -> String {
+            let v = db.load(Ordering::SeqCst);
+            let got = c
+                .get_or_load(
+                    view,
+                    || async move { Ok::<_, std::io::Error>(Bytes::from(v.to_string())) },
+                )
+                .await
+                .unwrap();
+            String::from_utf8(got.to_vec()).unwrap()
+        }
+        let read = |c| get(c, &view, &db);
+        assert_eq!(read(&a).await, "1");
+        for _ in 0..3 {
+            assert_eq!(read(&b).await, "1");
+        }
+        let s = b_tier.stats();
+        assert_eq!(read(&b).await, "1");
+        assert_eq!(
+            b_tier.stats().zero_trip_reads,
+            s.zero_trip_reads + 1,
+            "known generations, no trip"
+        );
+
+        bus.drop_subscriptions();
+        db.store(2, Ordering::SeqCst);
+        a.invalidate(&change).await.unwrap();
+        let s = b_tier.stats();
+        assert_eq!(
+            read(&b).await,
+            "2",
+            "down: the generation comes from L2, so no stale read"
+        );
+        assert_eq!(read(&b).await, "2");
+        let after = b_tier.stats();
+        assert_eq!(after.zero_trip_reads, s.zero_trip_reads, "{after:?}");
+        assert!(after.l2_round_trips >= s.l2_round_trips + 2);
+
+        bus.restore_subscriptions();
+        assert_eq!(read(&b).await, "2"); // learns again
+        let s = b_tier.stats();
+        assert_eq!(read(&b).await, "2");
+        assert_eq!(b_tier.stats().zero_trip_reads, s.zero_trip_reads + 1, "caught up");
+    });
+}
