@@ -23,6 +23,9 @@
 //! - `config`: the URL forms, [`RedisOptions`] and [`RedisBackendBuilder`].
 //! - `backend`: [`RedisBackend`] itself: commands, the `incr` script, slot
 //!   grouping for clusters, error mapping.
+//! - `backplane`: [`RedisBackplane`], Redis pub/sub as the backplane of a
+//!   [`TwoTier`](cache_core::tier::TwoTier) cache (generation-change
+//!   notices between processes, reconnecting subscriber).
 //!
 //! # Connecting to your own Redis / Redis Cluster
 //!
@@ -92,9 +95,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod backend;
+mod backplane;
 mod config;
 
 pub use backend::RedisBackend;
+pub use backplane::{RedisBackplane, DEFAULT_PUBLISH_TIMEOUT, DEFAULT_RECONNECT_DELAY};
 pub use config::{
     RedisBackendBuilder, RedisOptions, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE,
 };

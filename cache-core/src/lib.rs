@@ -26,6 +26,9 @@
 //!   [`RangeCache`] and the simulator are its two drivers.
 //! - [`aside`]: [`RangeCache`], the async driver of [`flow`] for
 //!   applications: real awaits, a clock, metrics.
+//! - [`tier`]: [`TwoTier`](tier::TwoTier), an in-process L1 in front of a
+//!   shared L2 for `stamped` entries, coherent across processes, with an
+//!   optional [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
 //! - [`hash`]: the stable, seeded hashing (SplitMix64, FNV-1a) every crate shares.
 //! - [`envelope`]: the stored form of a view (payload + logical expiry + load time).
 //! - [`error`]: the one [`Error`] type, variants by meaning.
@@ -71,6 +74,7 @@ pub mod strategy;
 pub mod strategy_suite;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tier;
 pub mod view;
 pub mod wire;
 

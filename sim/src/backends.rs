@@ -6,10 +6,22 @@
 //! a real server shared by every simulated process; the runner gives each
 //! cell its own key namespace there, so cells (and earlier runs) never read
 //! each other's entries and nothing on the server needs flushing.
+//!
+//! `two-tier[/backplane=<µs>]:<l1>+<l2>` gives every simulated process a
+//! [`TwoTier`]: its own in-process L1 (`locmem` or `locmem:<MiB>`) in front
+//! of one L2 shared by all processes (`locmem` here means one in-process
+//! store standing in for a shared server, so no server is needed;
+//! `redis://…` or `memcache://…` a real one). With `/backplane=<µs>` the
+//! processes share a [`LocalBackplane`] that delivers each generation notice
+//! `<µs>` of virtual time after it was sent (a real Redis pub/sub's latency
+//! cannot be replayed in virtual time, so even with a Redis L2 the
+//! backplane is modelled). Examples: `two-tier:locmem:64+locmem`,
+//! `two-tier/backplane=2000:locmem+redis://127.0.0.1:6379`.
 
 use std::sync::Arc;
 
 use backend_locmem::LocmemBackend;
+use cache_core::tier::{LocalBackplane, TwoTier};
 use cache_core::{Backend, ManualClock};
 
 use crate::engine::LiveKeys;
@@ -28,12 +40,70 @@ pub enum BackendSpec {
     Redis(String),
     /// Memcached, one server or a pool (`memcache://host:port[,host:port]`).
     Memcache(String),
+    /// An in-process L1 per process in front of one shared L2, optionally
+    /// with a modelled backplane (see the module docs).
+    TwoTier {
+        /// Capacity of each process's L1, bytes.
+        l1_capacity_bytes: u64,
+        /// The shared L2 (`Locmem`: one in-process store shared by all).
+        l2: Box<BackendSpec>,
+        /// Backplane delivery latency, µs; `None`: no backplane.
+        backplane_us: Option<u64>,
+        /// The spec as given, for reports.
+        label: String,
+    },
+}
+
+const TWO_TIER_SYNTAX: &str = "expected two-tier[/backplane=<µs>]:<locmem|locmem:MiB>+<locmem|redis://…|memcache://…>";
+
+fn two_tier_error(spec: &str, message: &str) -> Error {
+    Error::Backend {
+        spec: spec.to_owned(),
+        message: format!("{message}; {TWO_TIER_SYNTAX}"),
+    }
+}
+
+/// Parses the part of a `two-tier` spec after `two-tier`.
+fn parse_two_tier(spec: &str, rest: &str) -> Result<BackendSpec> {
+    let (options, tiers) = rest
+        .strip_prefix('/')
+        .map(|r| r.split_once(':').map(|(o, t)| (Some(o), t)))
+        .unwrap_or_else(|| rest.strip_prefix(':').map(|t| (None, t)))
+        .ok_or_else(|| two_tier_error(spec, "missing ':' after two-tier"))?;
+    let backplane_us = match options {
+        None => None,
+        Some(o) => Some(
+            o.strip_prefix("backplane=")
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| two_tier_error(spec, "bad option"))?,
+        ),
+    };
+    let (l1, l2) = tiers
+        .split_once('+')
+        .ok_or_else(|| two_tier_error(spec, "missing '+' between L1 and L2"))?;
+    let l1_capacity_bytes = match BackendSpec::parse(l1) {
+        Ok(BackendSpec::Locmem { capacity_bytes }) => capacity_bytes,
+        _ => return Err(two_tier_error(spec, "L1 must be locmem or locmem:<MiB>")),
+    };
+    let l2 = BackendSpec::parse(l2)?;
+    if matches!(l2, BackendSpec::TwoTier { .. }) {
+        return Err(two_tier_error(spec, "L2 cannot be two-tier"));
+    }
+    Ok(BackendSpec::TwoTier {
+        l1_capacity_bytes,
+        l2: Box::new(l2),
+        backplane_us,
+        label: spec.to_owned(),
+    })
 }
 
 impl BackendSpec {
     /// Parses `locmem`, `locmem:<MiB>`, `redis://…`, `redis+cluster://…`,
-    /// `memcache://…`.
+    /// `memcache://…`, `two-tier[/backplane=<µs>]:<l1>+<l2>`.
     pub fn parse(spec: &str) -> Result<Self> {
+        if let Some(rest) = spec.strip_prefix("two-tier") {
+            return parse_two_tier(spec, rest);
+        }
         if spec == "locmem" {
             return Ok(BackendSpec::Locmem {
                 capacity_bytes: backend_locmem::DEFAULT_CAPACITY_BYTES,
@@ -56,7 +126,9 @@ impl BackendSpec {
         }
         Err(Error::Backend {
             spec: spec.to_owned(),
-            message: "unknown backend; use locmem, redis://host:port or memcache://host:port".into(),
+            message: "unknown backend; use locmem, redis://host:port, memcache://host:port or \
+                      two-tier:locmem+<L2>"
+                .into(),
         })
     }
 
@@ -65,13 +137,18 @@ impl BackendSpec {
         match self {
             BackendSpec::Locmem { .. } => "locmem".to_owned(),
             BackendSpec::Redis(u) | BackendSpec::Memcache(u) => u.clone(),
+            BackendSpec::TwoTier { label, .. } => label.clone(),
         }
     }
 
     /// True when cells on this backend may run in parallel: each gets its
     /// own stores. A server is shared, so its cells run one at a time.
     pub fn isolated_per_cell(&self) -> bool {
-        matches!(self, BackendSpec::Locmem { .. })
+        match self {
+            BackendSpec::Locmem { .. } => true,
+            BackendSpec::TwoTier { l2, .. } => l2.isolated_per_cell(),
+            _ => false,
+        }
     }
 }
 
@@ -83,6 +160,9 @@ pub struct Connected {
     pub backends: Vec<Arc<dyn Backend>>,
     /// Live-key listers parallel to `backends` (empty if unsupported).
     pub live_keys: Vec<LiveKeys>,
+    /// With a `two-tier` spec: each process's [`TwoTier`] (the same objects
+    /// as `backends`), for its L2 counters ([`TwoTier::stats`]).
+    pub tiers: Vec<TwoTier>,
 }
 
 impl std::fmt::Debug for Connected {
@@ -97,6 +177,45 @@ impl std::fmt::Debug for Connected {
 /// `clock`. Fails before anything runs when the backend cannot be used.
 pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) -> Result<Connected> {
     match spec {
+        BackendSpec::TwoTier {
+            l1_capacity_bytes,
+            l2,
+            backplane_us,
+            ..
+        } => {
+            // One L2 for every process (a locmem L2 stands in for a server).
+            let shared = Box::pin(connect(l2, 1, clock)).await?;
+            let l2_store = shared.backends.into_iter().next().ok_or_else(|| Error::Backend {
+                spec: spec.label(),
+                message: "the L2 connected no store".into(),
+            })?;
+            let l1s = Box::pin(connect(
+                &BackendSpec::Locmem {
+                    capacity_bytes: *l1_capacity_bytes,
+                },
+                processes,
+                clock,
+            ))
+            .await?;
+            let clock_arc: Arc<dyn cache_core::Clock> = Arc::new(clock.clone());
+            let bus = backplane_us.map(|d| LocalBackplane::new(std::time::Duration::from_micros(d), clock_arc.clone()));
+            let mut tiers = Vec::new();
+            for l1 in l1s.backends {
+                let mut b = TwoTier::builder(l1, l2_store.clone()).clock(clock_arc.clone());
+                if let Some(bus) = &bus {
+                    b = b.backplane(Arc::new(bus.clone()));
+                }
+                tiers.push(b.build().map_err(|e| Error::Backend {
+                    spec: spec.label(),
+                    message: e.to_string(),
+                })?);
+            }
+            Ok(Connected {
+                backends: tiers.iter().map(|t| Arc::new(t.clone()) as Arc<dyn Backend>).collect(),
+                live_keys: Vec::new(),
+                tiers,
+            })
+        }
         BackendSpec::Locmem { capacity_bytes } => {
             // Several processes share nothing: that is the multi-process hazard.
             let stores: Vec<LocmemBackend> = (0..processes.max(1))
@@ -123,6 +242,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                     .into_iter()
                     .map(|s| Arc::new(move || s.live_entries()) as LiveKeys)
                     .collect(),
+                tiers: Vec::new(),
             })
         }
         BackendSpec::Redis(url) => {
@@ -135,6 +255,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             Ok(Connected {
                 backends: vec![Arc::new(backend)],
                 live_keys: Vec::new(),
+                tiers: Vec::new(),
             })
         }
         BackendSpec::Memcache(url) => {
@@ -147,6 +268,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             Ok(Connected {
                 backends: vec![Arc::new(backend)],
                 live_keys: Vec::new(),
+                tiers: Vec::new(),
             })
         }
     }

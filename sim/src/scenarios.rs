@@ -27,7 +27,7 @@ pub struct ScenarioInfo {
 }
 
 /// Every scenario, in listing order.
-pub const SCENARIOS: [ScenarioInfo; 9] = [
+pub const SCENARIOS: [ScenarioInfo; 10] = [
     ScenarioInfo {
         name: "seed-october-2025",
         shows: "The incident: a user views October 2025 (firstDay=1, +08:00, range 2025-09-29..2025-11-10), \
@@ -86,7 +86,51 @@ pub const SCENARIOS: [ScenarioInfo; 9] = [
                 (7 with daylight saving), timeZone=UTC and named zones (`generate --zone-mix`). Hit rate and \
                 cost at scale; the speed benchmark's workload.",
     },
+    ScenarioInfo {
+        name: TWO_TIER,
+        shows: "Three app processes each read one month view every 100 ms for 10 s, a delete commits on process \
+                0, processes 1 and 2 probe 0.5/1.5/2.5/3.5/5 ms after the commit, then 10 s more reads. With \
+                stamped: per-process locmem serves stale reads for ever; a shared L2 and two-tier without \
+                backplane (two-tier:locmem+<L2>) serve stale only inside the commit-to-bump window (the \
+                0.5 ms probes), two-tier reading < 5% of the L2-only bytes; with a backplane \
+                (two-tier/backplane=<µs>:…) also until the notice arrives, bounded by commit-to-bump + \
+                delivery latency + the read's own plan step.",
+    },
 ];
+
+/// The two-tier scenario's name.
+pub const TWO_TIER: &str = "multi-process-two-tier";
+/// When `multi-process-two-tier`'s write commits, µs from the start.
+pub const TWO_TIER_COMMIT_US: u64 = 10_000_000;
+/// When its probes read, µs after the commit.
+pub const TWO_TIER_PROBES_US: [u64; 5] = [500, 1_500, 2_500, 3_500, 5_000];
+
+/// See [`TWO_TIER`]'s entry in [`SCENARIOS`].
+fn multi_process_two_tier() -> Result<Script> {
+    let mut s = Script::new(3);
+    s.load_month("cal:1", 1, 15)?;
+    let oct = view(&["cal:1"], CalendarView::DayGridMonth, date(2025, 10, 6)?, 1, &PH)?;
+    for p in 0..3u32 {
+        let offset = u64::from(p) * 10_000;
+        // Steady reads before the write and after the probes.
+        for i in 0..100u64 {
+            s.read_us(offset + i * 100_000, p, u64::from(p) + 1, &oct);
+            s.read_us(
+                TWO_TIER_COMMIT_US + 50_000 + offset + i * 100_000,
+                p,
+                u64::from(p) + 1,
+                &oct,
+            );
+        }
+    }
+    s.write_us(TWO_TIER_COMMIT_US, 0, WriteKind::Delete, 3, "cal:1", None);
+    for d in TWO_TIER_PROBES_US {
+        for p in 1..3u32 {
+            s.read_us(TWO_TIER_COMMIT_US + d, p, 10 + u64::from(p), &oct);
+        }
+    }
+    Ok(s)
+}
 
 /// The scenario called `name`.
 pub fn info(name: &str) -> Result<ScenarioInfo> {
@@ -453,6 +497,7 @@ fn script(name: &str) -> Result<Script> {
             Ok(s)
         }
         STAMPEDE => stampede(),
+        TWO_TIER => multi_process_two_tier(),
         other => Err(Error::UnknownScenario(other.to_owned())),
     }
 }

@@ -130,7 +130,7 @@ impl Stamped {
 }
 
 /// `value` with `stamps` in front.
-fn stamp(stamps: &[u64], value: &[u8]) -> Bytes {
+pub(crate) fn stamp(stamps: &[u64], value: &[u8]) -> Bytes {
     let n = u8::try_from(stamps.len()).unwrap_or(u8::MAX);
     let mut b = BytesMut::with_capacity(MAGIC.len() + 1 + 8 * usize::from(n) + value.len());
     b.put_slice(MAGIC);
@@ -157,6 +157,31 @@ fn unstamp(entry: &Bytes, current: &[u64]) -> Option<Bytes> {
         .zip(current)
         .all(|(s, g)| s == g.to_be_bytes().as_slice());
     all_current.then(|| entry.slice(body..))
+}
+
+/// The stamps of a stamped `entry`, or `None` when it is not one. The
+/// two-tier cache ([`crate::tier`]) uses this to check an in-process copy
+/// against the shared generations without decoding the envelope.
+pub(crate) fn read_stamps(entry: &[u8]) -> Option<Vec<u64>> {
+    let n = usize::from(*entry.get(MAGIC.len())?);
+    if entry.get(..MAGIC.len())? != MAGIC {
+        return None;
+    }
+    let stamps = entry.get(MAGIC.len() + 1..MAGIC.len() + 1 + 8 * n)?;
+    Some(
+        stamps
+            .chunks_exact(8)
+            .map(|c| c.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)))
+            .collect(),
+    )
+}
+
+/// The envelope inside a stamped `entry` whatever its stamps (the
+/// two-tier cache reads its logical expiry), or `None` when it is not a
+/// stamped entry.
+pub(crate) fn stamped_body(entry: &Bytes) -> Option<Bytes> {
+    let n = read_stamps(entry)?.len();
+    Some(entry.slice(MAGIC.len() + 1 + 8 * n..))
 }
 
 #[async_trait]
@@ -228,5 +253,9 @@ mod tests {
         assert_eq!(unstamp(&Bytes::from_static(b"RCS1"), &[]), None);
         assert_eq!(unstamp(&Bytes::from_static(b"RCE1xxxxxxxxxxxxxxxxxxxx"), &[]), None);
         assert_eq!(unstamp(&stamp(&[], b"x"), &[]).as_deref(), Some(&b"x"[..]));
+        assert_eq!(read_stamps(&e), Some(vec![7, 9]));
+        assert_eq!(stamped_body(&e).as_deref(), Some(&b"envelope"[..]));
+        assert_eq!(read_stamps(b"RCE1xxxxxxxxxxxxxxxxxxxx"), None);
+        assert_eq!(read_stamps(b"RCS1\x02short"), None);
     }
 }

@@ -1,0 +1,82 @@
+//! Two tiers, one truth: an in-process L1 (locmem, one per process) in
+//! front of a shared L2 (Redis, Memcached, any [`Backend`](crate::Backend)), coherent across
+//! processes, for the [`stamped`](crate::strategy::stamped) strategy.
+//!
+//! # When to use it
+//!
+//! Several app processes (gunicorn workers, pods) serve the same feeds:
+//!
+//! | setup | stale reads | a hit costs |
+//! |---|---|---|
+//! | locmem per process | yes: a write invalidates only its own process | nothing |
+//! | shared L2 only | none | 1 round trip carrying the whole entry (5–10 KB) |
+//! | [`TwoTier`] without backplane | none (as L2 alone) | 1 round trip carrying only the generations (~20 B) |
+//! | [`TwoTier`] with a [`Backplane`] | only within the backplane's delivery latency after a bump | no round trip |
+//!
+//! Build it once per process and hand it to [`RangeCache`](crate::RangeCache)
+//! with the `stamped` strategy:
+//!
+//! ```ignore
+//! let l2 = Arc::new(RedisBackend::connect(url).await?);
+//! let bus = Arc::new(RedisBackplane::connect(url, "feeds").await?);
+//! let cache = TwoTier::builder(Arc::new(LocmemBackend::new()), l2).backplane(bus).build()?;
+//! let feeds = RangeCache::new(Arc::new(cache), strategy::by_name("stamped", options)?);
+//! ```
+//!
+//! With any other strategy the wrapper is correct but buys nothing: only
+//! stamped entries are kept in L1, because only they can be checked.
+//!
+//! # How a read works
+//!
+//! `stamped` reads a view as one `get_many [generation keys…, entry]`. The
+//! wrapper looks at L1 first (in-process, free):
+//!
+//! - **No stamped entry in L1**: the whole batch from L2, one round trip,
+//!   exactly as without L1; a fresh entry L2 sent is copied into L1.
+//! - **A stamped entry in L1**: only the generation keys are read from L2
+//!   (one round trip of a few bytes; none when the backplane table knows
+//!   them). The L1 entry is served only when its stamps equal those
+//!   generations, in batch order, and its envelope has not expired;
+//!   otherwise the L2 entry is read (a second round trip, once per process
+//!   after each bump or expiry: another process may have refilled it).
+//!   L1 copies live as long as their envelope stays fresh, at most
+//!   [`TwoTierBuilder::l1_ttl`]. `stamped` checks the
+//!   stamps again, so an entry is never served under a generation it was
+//!   not computed under.
+//!
+//! Generations live only in L2, the source of truth. Writes (`incr`,
+//! `add`, non-entry `set`s, deletes) go to L2; entries are stored in both.
+//!
+//! # The backplane
+//!
+//! Every write that may change a generation publishes a notice naming the
+//! key ([`Notice`]); subscribers forget it, and the next read learns the
+//! new value from L2. Generations read from L2 while subscribed are kept in
+//! [`KnownGenerations`], so a hit whose generations are all known makes no
+//! round trip. Safety rules:
+//!
+//! - Nothing is trusted while the subscription is down, and everything
+//!   learnt before it dropped is forgotten: reads fall back to L2
+//!   generations until it is back (never serving on unknown state).
+//! - A generation read from L2 is not remembered if any notice arrived
+//!   while the read was in flight (it may predate the change).
+//! - A remembered generation is trusted for [`TwoTierBuilder::trust_for`]
+//!   at most, the backstop for a writer that died between its `incr` and
+//!   its publish.
+//!
+//! The price is staleness: a process serves its L1 copy until the notice
+//! arrives, so a read can be stale for up to the commit-to-bump window plus
+//! the delivery latency (the simulator asserts this bound on
+//! `multi-process-two-tier`). Redis pub/sub provides a backplane
+//! (`backend_redis::RedisBackplane`); Memcached has no publish/subscribe,
+//! so with a Memcached L2 use no backplane (or Redis for the backplane
+//! alone). [`LocalBackplane`] is an in-process hub with a modelled delivery
+//! latency, for the simulator and tests.
+
+mod backplane;
+mod known;
+mod two_tier;
+
+pub use backplane::{Backplane, LocalBackplane};
+pub use known::{KnownGenerations, Notice};
+pub use two_tier::{TierStats, TwoTier, TwoTierBuilder, DEFAULT_L1_TTL, DEFAULT_TRUST_FOR};

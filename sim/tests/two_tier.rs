@@ -1,0 +1,345 @@
+//! Two tiers in the simulator: `stamped` on per-process locmem, on a shared
+//! L2 alone, and on `two-tier` with and without a modelled backplane, on
+//! `multi-process-locmem` traffic and on `multi-process-two-tier`.
+//!
+//! The shared L2 here is one in-process locmem store standing in for a
+//! server (what `two-tier:…+locmem` uses), so no server is needed; the
+//! engine charges every step its modelled latency either way.
+
+// The measured numbers are printed for the report (run with --nocapture).
+#![allow(clippy::print_stderr)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use backend_locmem::LocmemBackend;
+use cache_core::strategy::by_name;
+use cache_core::tier::TierStats;
+use cache_core::{async_trait, Backend, Bytes, Capabilities, Key, ManualClock, Result, StrategyOptions, Ttl};
+use sim::backends::{connect, BackendSpec};
+use sim::engine::{run_cell, Cell, Latencies, Metrics};
+use sim::scenarios::{self, TWO_TIER, TWO_TIER_PROBES_US};
+
+/// A shared store that counts the value bytes its reads return: the
+/// L2-only baseline's "bytes over the wire".
+#[derive(Debug)]
+struct CountingL2 {
+    inner: LocmemBackend,
+    bytes: AtomicU64,
+    reads: AtomicU64,
+}
+
+#[async_trait]
+impl Backend for CountingL2 {
+    fn name(&self) -> &str {
+        "counting-l2"
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        Ok(self.get_many(std::slice::from_ref(key)).await?.pop().flatten())
+    }
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+        let v = self.inner.get_many(keys).await?;
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let n: usize = v.iter().flatten().map(Bytes::len).sum();
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(v)
+    }
+    async fn set(&self, key: &Key, value: Bytes, ttl: Ttl) -> Result<()> {
+        self.inner.set(key, value, ttl).await
+    }
+    async fn set_many(&self, entries: &[(Key, Bytes)], ttl: Ttl) -> Result<()> {
+        self.inner.set_many(entries, ttl).await
+    }
+    async fn add(&self, key: &Key, value: Bytes, ttl: Ttl) -> Result<bool> {
+        self.inner.add(key, value, ttl).await
+    }
+    async fn incr(&self, key: &Key, delta: u64) -> Result<u64> {
+        self.inner.incr(key, delta).await
+    }
+    async fn delete(&self, key: &Key) -> Result<bool> {
+        self.inner.delete(key).await
+    }
+    async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
+        self.inner.delete_many(keys).await
+    }
+}
+
+/// What one run measured.
+struct Run {
+    m: Metrics,
+    /// Per-process two-tier counters, summed (two-tier specs only).
+    tier: TierStats,
+    /// L2 value bytes read (every spec but per-process locmem).
+    l2_bytes: u64,
+    /// L2 read calls.
+    l2_reads: u64,
+}
+
+fn sum(stats: &[TierStats]) -> TierStats {
+    let mut t = TierStats::default();
+    for s in stats {
+        t.reads += s.reads;
+        t.l1_hits += s.l1_hits;
+        t.l1_hit_round_trips += s.l1_hit_round_trips;
+        t.zero_trip_reads += s.zero_trip_reads;
+        t.l2_round_trips += s.l2_round_trips;
+        t.l2_bytes_read += s.l2_bytes_read;
+        t.l2_keys_read += s.l2_keys_read;
+    }
+    t
+}
+
+/// Runs `stamped` over `scenario` on `spec`; `"l2-only"` is one shared
+/// store for every process.
+fn run(scenario: &str, spec: &str) -> Run {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let source = scenarios::source(scenario, 1).unwrap();
+        let start_ms = u64::try_from(source.header.start.timestamp_millis()).unwrap();
+        let clock = ManualClock::at_unix_millis(start_ms);
+        let mut opts = StrategyOptions::default();
+        opts.clock = Arc::new(clock.clone());
+        let strategy = by_name("stamped", &opts).unwrap();
+        let (backends, tiers, counting) = if spec == "l2-only" {
+            let l2 = Arc::new(CountingL2 {
+                inner: LocmemBackend::builder().clock(Arc::new(clock.clone())).build(),
+                bytes: AtomicU64::new(0),
+                reads: AtomicU64::new(0),
+            });
+            (vec![l2.clone() as Arc<dyn Backend>], Vec::new(), Some(l2))
+        } else {
+            let stores = connect(&BackendSpec::parse(spec).unwrap(), source.header.processes, &clock)
+                .await
+                .unwrap();
+            (stores.backends, stores.tiers, None)
+        };
+        let cell = Cell::new(strategy, backends, clock);
+        let m = run_cell(source, &cell, None).await.unwrap();
+        let tier = sum(&tiers.iter().map(|t| t.stats()).collect::<Vec<_>>());
+        let (l2_bytes, l2_reads) = match &counting {
+            Some(c) => (c.bytes.load(Ordering::Relaxed), c.reads.load(Ordering::Relaxed)),
+            None => (tier.l2_bytes_read, tier.l2_round_trips),
+        };
+        Run {
+            m,
+            tier,
+            l2_bytes,
+            l2_reads,
+        }
+    })
+}
+
+fn print(label: &str, r: &Run) {
+    eprintln!(
+        "{label}: reads {} hits {} stale {} max_staleness_us {} db {} | L2 bytes/read {:.1} L2 trips/read {:.3} \
+         | L1 hits {} trips/L1 hit {:.3} zero-trip reads {}",
+        r.m.reads,
+        r.m.hits,
+        r.m.stale_reads,
+        r.m.max_staleness_us,
+        r.m.db_queries,
+        r.l2_bytes as f64 / r.m.reads as f64,
+        r.l2_reads as f64 / r.m.reads as f64,
+        r.tier.l1_hits,
+        r.tier.l1_hit_round_trips as f64 / r.tier.l1_hits.max(1) as f64,
+        r.tier.zero_trip_reads,
+    );
+}
+
+#[test]
+fn two_tiers_without_backplane_on_multi_process_locmem_traffic() {
+    let scenario = "multi-process-locmem";
+    let per_process = run(scenario, "locmem");
+    let l2 = run(scenario, "l2-only");
+    let two = run(scenario, "two-tier:locmem+locmem");
+    for (l, r) in [("locmem", &per_process), ("l2-only", &l2), ("two-tier", &two)] {
+        print(l, r);
+    }
+    assert!(per_process.m.stale_reads > 0, "the hazard two tiers fix");
+    assert_eq!(l2.m.stale_reads, 0);
+    assert_eq!(two.m.stale_reads, 0, "two tiers are as correct as L2 alone");
+    assert_eq!(two.m.hits, l2.m.hits, "and hit as often");
+    assert_eq!(two.m.db_queries, l2.m.db_queries);
+    // Every L1 hit cost exactly one small round trip (the generations).
+    assert!(two.tier.l1_hits > 0);
+    assert_eq!(two.tier.l1_hit_round_trips, two.tier.l1_hits);
+    // Bytes: this traffic reads each view only twice per process per phase,
+    // so the cold L1s still fetch the entry once per process and phase; the
+    // steady-state ratio is measured on multi-process-two-tier below.
+    assert!(two.l2_bytes < l2.l2_bytes / 2, "{} vs {}", two.l2_bytes, l2.l2_bytes);
+}
+
+#[test]
+fn two_tiers_on_multi_process_two_tier() {
+    let l2 = run(TWO_TIER, "l2-only");
+    let two = run(TWO_TIER, "two-tier:locmem+locmem");
+    let delivery_us = 2_000;
+    let bp = run(TWO_TIER, &format!("two-tier/backplane={delivery_us}:locmem+locmem"));
+    let per_process = run(TWO_TIER, "locmem");
+    for (l, r) in [
+        ("locmem", &per_process),
+        ("l2-only", &l2),
+        ("two-tier", &two),
+        ("two-tier+backplane", &bp),
+    ] {
+        print(l, r);
+    }
+    let lat = Latencies::default();
+    // Per-process stores never learn of the write.
+    assert!(per_process.m.stale_reads > 100);
+    // L2 alone and two tiers: stale only inside the commit-to-bump window
+    // (the 0.5 ms probe of processes 1 and 2), by the same reads.
+    let window = lat.invalidate_us + lat.plan_us;
+    let in_window = TWO_TIER_PROBES_US.iter().filter(|d| **d < lat.invalidate_us).count() as u64 * 2;
+    assert_eq!(l2.m.stale_reads, in_window);
+    assert_eq!(two.m.stale_reads, l2.m.stale_reads);
+    assert!(two.m.max_staleness_us <= window, "{}", two.m.max_staleness_us);
+    assert_eq!(two.m.hits, l2.m.hits);
+    // Steady state: the entry crosses the wire about once per process and
+    // write, the generations every read: ≤ 5 % of the L2-only bytes.
+    assert!(
+        two.l2_bytes * 20 <= l2.l2_bytes,
+        "two-tier {} bytes vs L2-only {}",
+        two.l2_bytes,
+        l2.l2_bytes
+    );
+    assert_eq!(two.tier.l1_hit_round_trips, two.tier.l1_hits, "1 round trip per L1 hit");
+    // With the backplane: an L1 hit needs no round trip while generations
+    // are known (the first hit after each fill or notice still asks L2).
+    assert!(bp.tier.zero_trip_reads * 10 >= bp.m.reads * 9, "{:?}", bp.tier);
+    assert!(bp.tier.l1_hit_round_trips * 20 <= bp.tier.l1_hits);
+    // ... and serves stale until the notice arrives: the probes planned
+    // before bump + delivery, and never longer than that bound.
+    let bound = lat.invalidate_us + delivery_us + lat.plan_us;
+    let before_notice = TWO_TIER_PROBES_US
+        .iter()
+        .filter(|d| **d < lat.invalidate_us + delivery_us)
+        .count() as u64
+        * 2;
+    assert_eq!(bp.m.stale_reads, before_notice);
+    assert!(bp.m.max_staleness_us <= bound, "{} > {bound}", bp.m.max_staleness_us);
+    assert!(bp.m.max_staleness_us > window, "the backplane's window is really used");
+    // The late probes L2 alone answered by a load are (stale) L1 hits here.
+    assert_eq!(bp.m.hits, l2.m.hits + (before_notice - in_window));
+}
+
+#[test]
+fn the_two_tier_spec_parses_and_rejects() {
+    for ok in [
+        "two-tier:locmem+locmem",
+        "two-tier:locmem:64+redis://127.0.0.1:6379",
+        "two-tier/backplane=2000:locmem+redis+cluster://a:1,b:2",
+        "two-tier:locmem+memcache://127.0.0.1:11211",
+    ] {
+        let s = BackendSpec::parse(ok).unwrap();
+        assert_eq!(s.label(), ok);
+    }
+    assert!(BackendSpec::parse("two-tier:locmem+locmem")
+        .unwrap()
+        .isolated_per_cell());
+    assert!(!BackendSpec::parse("two-tier:locmem+redis://x:1")
+        .unwrap()
+        .isolated_per_cell());
+    for bad in [
+        "two-tier",
+        "two-tier:locmem",
+        "two-tier:redis://x:1+locmem",
+        "two-tier/backplane=x:locmem+locmem",
+        "two-tier/oops=1:locmem+locmem",
+        "two-tier:locmem+two-tier:locmem+locmem",
+        "two-tier:locmem+nonsense",
+    ] {
+        assert!(BackendSpec::parse(bad).is_err(), "{bad}");
+    }
+}
+
+/// The fallback rules without a server: a process whose subscription is
+/// down reads generations from L2 (never its known ones), and trusts
+/// them again only after re-subscribing.
+#[test]
+fn a_lost_subscription_falls_back_to_l2_generations() {
+    use cache_core::tier::{LocalBackplane, TwoTier};
+    use cache_core::{Change, RangeCache, RangeCacheOptions, Scope, TimeRange, View};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock = ManualClock::at_unix_millis(1_760_000_000_000);
+        let l2: Arc<dyn Backend> = Arc::new(LocmemBackend::builder().clock(Arc::new(clock.clone())).build());
+        let bus = LocalBackplane::new(std::time::Duration::ZERO, Arc::new(clock.clone()));
+        let mut opts = StrategyOptions::default();
+        opts.clock = Arc::new(clock.clone());
+        let process = || {
+            let tier = TwoTier::builder(
+                Arc::new(LocmemBackend::builder().clock(Arc::new(clock.clone())).build()),
+                l2.clone(),
+            )
+            .clock(Arc::new(clock.clone()))
+            .backplane(Arc::new(bus.clone()))
+            .build()
+            .unwrap();
+            let cache = RangeCache::new(
+                Arc::new(tier.clone()),
+                by_name("stamped", &opts).unwrap(),
+                RangeCacheOptions::default().with_clock(Arc::new(clock.clone())),
+            );
+            (tier, cache)
+        };
+        let ((_, a), (b_tier, b)) = (process(), process());
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+        let range = TimeRange::new(at("2025-09-29T00:00:00+08:00"), at("2025-11-10T00:00:00+08:00")).unwrap();
+        let view = View::new([Scope::new("cal:1").unwrap()], range).unwrap();
+        let change = Change::new(Scope::new("cal:1").unwrap(), [range]).unwrap();
+        let db = AtomicU64::new(1);
+        async fn get(c: &RangeCache, view: &View, db: &AtomicU64) -> String {
+            let v = db.load(Ordering::SeqCst);
+            let got = c
+                .get_or_load(
+                    view,
+                    || async move { Ok::<_, std::io::Error>(Bytes::from(v.to_string())) },
+                )
+                .await
+                .unwrap();
+            String::from_utf8(got.to_vec()).unwrap()
+        }
+        let read = |c| get(c, &view, &db);
+        assert_eq!(read(&a).await, "1");
+        for _ in 0..3 {
+            assert_eq!(read(&b).await, "1");
+        }
+        let s = b_tier.stats();
+        assert_eq!(read(&b).await, "1");
+        assert_eq!(
+            b_tier.stats().zero_trip_reads,
+            s.zero_trip_reads + 1,
+            "known generations, no trip"
+        );
+
+        bus.drop_subscriptions();
+        db.store(2, Ordering::SeqCst);
+        a.invalidate(&change).await.unwrap();
+        let s = b_tier.stats();
+        assert_eq!(
+            read(&b).await,
+            "2",
+            "down: the generation comes from L2, so no stale read"
+        );
+        assert_eq!(read(&b).await, "2");
+        let after = b_tier.stats();
+        assert_eq!(after.zero_trip_reads, s.zero_trip_reads, "{after:?}");
+        assert!(after.l2_round_trips >= s.l2_round_trips + 2);
+
+        bus.restore_subscriptions();
+        assert_eq!(read(&b).await, "2"); // learns again
+        let s = b_tier.stats();
+        assert_eq!(read(&b).await, "2");
+        assert_eq!(b_tier.stats().zero_trip_reads, s.zero_trip_reads + 1, "caught up");
+    });
+}
