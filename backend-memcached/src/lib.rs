@@ -9,6 +9,9 @@
 //!
 //! - [`backend`]: [`MemcachedBackend`], the contract on the meta protocol,
 //!   and why the client was chosen (read its type docs).
+//! - `conn` (private): the pipelined meta-protocol connection (one writer
+//!   at a time batching every queued request, one reader task matching
+//!   replies in order by opaque token) and the per-server pool of them.
 //! - [`options`]: [`MemcachedOptions`], built in code or from a URL.
 //! - [`ring`]: [`Ring`], the ketama-style consistent-hash ring.
 //! - [`ttl`]: how TTLs are sent (rounding, absolute times, the 2038 clamp).
@@ -47,8 +50,7 @@
 //! Every process that shares a pool must list the same servers (in any
 //! order): the [`ring`] maps each key to a server from the server strings
 //! alone, so two processes agree without talking to each other. There is no
-//! TLS or SASL support (the `memcache` crate's `tls` feature is off, so no
-//! OpenSSL); reach a remote server over a private network or a tunnel.
+//! TLS or SASL support; reach a remote server over a private network or a tunnel.
 //!
 //! # Semantics worth knowing
 //!
@@ -76,6 +78,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod backend;
+mod conn;
 pub mod options;
 pub mod ring;
 pub mod settings;
