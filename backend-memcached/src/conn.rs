@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -177,15 +177,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Conn {
     async fn dial(addr: &str, timeout: Duration) -> Result<Arc<Conn>, WireError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(WireError::io(&e)),
-            Err(_) => {
+        let io = io_runtime()?;
+        let target = addr.to_owned();
+        // Connected on the I/O runtime, so the socket's registration and its
+        // reader task outlive the caller's runtime (see `io_runtime`).
+        let connecting = io.spawn(async move { tokio::time::timeout(timeout, TcpStream::connect(target)).await });
+        let stream = match connecting.await {
+            Ok(Ok(Ok(s))) => s,
+            Ok(Ok(Err(e))) => return Err(WireError::io(&e)),
+            Ok(Err(_)) => {
                 return Err(WireError::Io(
                     io::ErrorKind::TimedOut,
                     format!("connect timed out after {timeout:?}"),
                 ))
             }
+            Err(e) => return Err(WireError::Io(io::ErrorKind::Other, format!("connect task failed: {e}"))),
         };
         // Small requests must leave at once, not wait for Nagle.
         stream.set_nodelay(true).map_err(|e| WireError::io(&e))?;
@@ -202,7 +208,7 @@ impl Conn {
             writer: tokio::sync::Mutex::new(write),
             reader: Mutex::new(None),
         });
-        let task = tokio::spawn(read_loop(Arc::downgrade(&conn), read));
+        let task = io.spawn(read_loop(Arc::downgrade(&conn), read));
         *lock(&conn.reader) = Some(task.abort_handle());
         Ok(conn)
     }
@@ -277,6 +283,33 @@ impl Conn {
         drop(w);
         std::mem::forget(guard);
         Ok(rxs)
+    }
+}
+
+/// The runtime that owns every connection's socket and reader task: one
+/// background thread, shared by all backends in the process.
+///
+/// Why not the caller's runtime: a backend is shared by callers on several
+/// runtimes (threads each with their own, `#[tokio::test]`s, benches). A
+/// connection dialed on one of them would die with it, failing requests
+/// that other runtimes' callers have in flight on it. Callers still write
+/// from their own tasks; only reading (and the I/O driver) lives here.
+fn io_runtime() -> Result<&'static tokio::runtime::Handle, WireError> {
+    static IO: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    let rt = IO.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("memcached-io")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    match rt {
+        Ok(rt) => Ok(rt.handle()),
+        Err(e) => Err(WireError::Io(
+            io::ErrorKind::Other,
+            format!("starting the I/O thread: {e}"),
+        )),
     }
 }
 

@@ -42,7 +42,7 @@
 //! | `memcache://10.0.0.1:11211,10.0.0.2:11211,10.0.0.3:11211` | a pool of three |
 //! | `memcache://[::1]:11211` | IPv6 literal |
 //! | `memcache://cache-1?timeout_ms=200&connect_timeout_ms=100` | command / connect timeouts |
-//! | `memcache://cache-1?connections=32` | connections kept per server (default 16) |
+//! | `memcache://cache-1?connections=2` | pipelined connections per server (default 1) |
 //! | `memcache://cache-1?item_size=4194304` | servers run with `-I 4m`: allow larger values |
 //! | `memcache://cache-1?max_value_size=100000` | cap values explicitly |
 //! | `memcache://cache-1?check_on_connect=false` | start even if a server is down |
