@@ -12,6 +12,8 @@
 //! - `conn` (private): the pipelined meta-protocol connection (one writer
 //!   at a time batching every queued request, one reader task matching
 //!   replies in order by opaque token) and the per-server pool of them.
+//! - [`errors`]: mapping failures to `cache_core::Error` (naming backend,
+//!   key and server) and [`ServerIoError`].
 //! - [`options`]: [`MemcachedOptions`], built in code or from a URL.
 //! - [`ring`]: [`Ring`], the ketama-style consistent-hash ring.
 //! - [`ttl`]: how TTLs are sent (rounding, absolute times, the 2038 clamp).
@@ -79,12 +81,14 @@
 
 pub mod backend;
 mod conn;
+pub mod errors;
 pub mod options;
 pub mod ring;
 pub mod settings;
 pub mod ttl;
 
-pub use backend::{MemcachedBackend, ServerIoError};
+pub use backend::MemcachedBackend;
+pub use errors::ServerIoError;
 pub use options::MemcachedOptions;
 pub use ring::Ring;
 pub use ttl::{MAX_EXPIRY_UNIX, TTL_GRANULARITY};
