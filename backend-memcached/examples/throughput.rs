@@ -69,7 +69,7 @@ async fn main() {
     let secs: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let server = MemcachedServer::spawn(&MemcachedConfig::default().threads(4)).expect("start memcached");
     let addr = server.addr().to_string();
-    // CONNECTIONS overrides the connections per server (default 16).
+    // CONNECTIONS overrides the connections per server (default 1).
     let mut options = MemcachedOptions::new([addr.clone()]);
     if let Some(n) = std::env::var("CONNECTIONS").ok().and_then(|s| s.parse().ok()) {
         options = options.with_connections_per_server(n);
@@ -81,8 +81,10 @@ async fn main() {
     backend.set_many(&entries, None).await.unwrap();
 
     let raw = AsyncMetaClient::builder()
-        .max_connections(Some(options.connections_per_server))
-        .max_idle(options.connections_per_server)
+        // One request per connection at a time: it needs a pool for
+        // concurrency, unlike the backend's pipelined connection.
+        .max_connections(Some(16))
+        .max_idle(16)
         .connect_async(addr.as_str())
         .await
         .unwrap();

@@ -9,6 +9,11 @@
 //!
 //! - [`backend`]: [`MemcachedBackend`], the contract on the meta protocol,
 //!   and why the client was chosen (read its type docs).
+//! - `conn` (private): the pipelined meta-protocol connection (one writer
+//!   at a time batching every queued request, one reader task matching
+//!   replies in order by opaque token) and the per-server pool of them.
+//! - [`errors`]: mapping failures to `cache_core::Error` (naming backend,
+//!   key and server) and [`ServerIoError`].
 //! - [`options`]: [`MemcachedOptions`], built in code or from a URL.
 //! - [`ring`]: [`Ring`], the ketama-style consistent-hash ring.
 //! - [`ttl`]: how TTLs are sent (rounding, absolute times, the 2038 clamp).
@@ -39,7 +44,7 @@
 //! | `memcache://10.0.0.1:11211,10.0.0.2:11211,10.0.0.3:11211` | a pool of three |
 //! | `memcache://[::1]:11211` | IPv6 literal |
 //! | `memcache://cache-1?timeout_ms=200&connect_timeout_ms=100` | command / connect timeouts |
-//! | `memcache://cache-1?connections=32` | connections kept per server (default 16) |
+//! | `memcache://cache-1?connections=2` | pipelined connections per server (default 1) |
 //! | `memcache://cache-1?item_size=4194304` | servers run with `-I 4m`: allow larger values |
 //! | `memcache://cache-1?max_value_size=100000` | cap values explicitly |
 //! | `memcache://cache-1?check_on_connect=false` | start even if a server is down |
@@ -47,8 +52,7 @@
 //! Every process that shares a pool must list the same servers (in any
 //! order): the [`ring`] maps each key to a server from the server strings
 //! alone, so two processes agree without talking to each other. There is no
-//! TLS or SASL support (the `memcache` crate's `tls` feature is off, so no
-//! OpenSSL); reach a remote server over a private network or a tunnel.
+//! TLS or SASL support; reach a remote server over a private network or a tunnel.
 //!
 //! # Semantics worth knowing
 //!
@@ -76,12 +80,15 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod backend;
+mod conn;
+pub mod errors;
 pub mod options;
 pub mod ring;
 pub mod settings;
 pub mod ttl;
 
-pub use backend::{MemcachedBackend, ServerIoError};
+pub use backend::MemcachedBackend;
+pub use errors::ServerIoError;
 pub use options::MemcachedOptions;
 pub use ring::Ring;
 pub use ttl::{MAX_EXPIRY_UNIX, TTL_GRANULARITY};

@@ -80,14 +80,6 @@ impl Ring {
     }
 }
 
-impl memcache::exp::Router for Ring {
-    fn route(&self, key: &[u8], _servers: &[String]) -> usize {
-        // The ring was built from the same list the client was given, so the
-        // identities passed here are ignored.
-        self.server_for(key)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

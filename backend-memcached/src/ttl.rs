@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use cache_core::{Error, Result, Ttl};
-use memcache::exp::Ttl as McTtl;
 
 use crate::BACKEND_NAME;
 
@@ -14,7 +13,8 @@ use crate::BACKEND_NAME;
 /// lives at least `ttl` and less than `ttl + 2 s`.
 pub const TTL_GRANULARITY: Duration = Duration::from_secs(2);
 
-/// The TTL sent for `ttl` (`None`: no `T` flag, the item never expires).
+/// The `T` flag's number for `ttl`: seconds up to 30 days, else an
+/// absolute Unix time (`None`: no `T` flag, the item never expires).
 ///
 /// Memcached keeps time in whole seconds on a clock that ticks once a
 /// second, so an item sent with `T<n>` lives between `n - 1` and `n`
@@ -31,7 +31,7 @@ pub const TTL_GRANULARITY: Duration = Duration::from_secs(2);
 /// memcached can keep it", never a wrapped short TTL. Only once the clock
 /// itself is within 30 days of 2038-01-19 is a long TTL refused with
 /// [`Error::InvalidTtl`].
-pub(crate) fn wire_ttl(ttl: Ttl, key: &str) -> Result<Option<McTtl>> {
+pub(crate) fn wire_ttl(ttl: Ttl, key: &str) -> Result<Option<u64>> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -48,13 +48,13 @@ const MAX_RELATIVE_SECS: u64 = 30 * 86_400;
 pub const MAX_EXPIRY_UNIX: u64 = i32::MAX as u64;
 
 /// [`wire_ttl`] at Unix time `now` (seconds).
-fn wire_ttl_at(ttl: Ttl, now: u64, key: &str) -> Result<Option<McTtl>> {
+fn wire_ttl_at(ttl: Ttl, now: u64, key: &str) -> Result<Option<u64>> {
     let Some(ttl) = ttl else { return Ok(None) };
     let whole = ttl.as_secs().saturating_add(u64::from(ttl.subsec_nanos() > 0));
     let secs = whole.saturating_add(1);
     if secs <= MAX_RELATIVE_SECS {
         // Cannot fail: at most 30 days.
-        return Ok(Some(McTtl::secs(u32::try_from(secs).unwrap_or(u32::MAX))));
+        return Ok(Some(secs));
     }
     let at = now.saturating_add(secs).min(MAX_EXPIRY_UNIX);
     if at <= now.saturating_add(MAX_RELATIVE_SECS) {
@@ -65,7 +65,7 @@ fn wire_ttl_at(ttl: Ttl, now: u64, key: &str) -> Result<Option<McTtl>> {
             reason: "the expiry would be past memcached's signed 32-bit clock (2038-01-19)",
         });
     }
-    Ok(Some(McTtl::at(std::time::UNIX_EPOCH + Duration::from_secs(at))))
+    Ok(Some(at))
 }
 
 #[cfg(test)]
@@ -76,14 +76,11 @@ mod tests {
     fn ttl_is_rounded_up_plus_one_second() {
         let w = |ttl| wire_ttl_at(ttl, 1_760_000_000, "k").unwrap();
         assert_eq!(w(None), None);
-        assert_eq!(w(Some(Duration::from_millis(1))), Some(McTtl::secs(2)));
-        assert_eq!(w(Some(Duration::from_secs(1))), Some(McTtl::secs(2)));
-        assert_eq!(w(Some(Duration::from_millis(1500))), Some(McTtl::secs(3)));
-        assert_eq!(
-            w(Some(Duration::from_secs(30 * 86_400 - 1))),
-            Some(McTtl::secs(30 * 86_400))
-        );
-        let at = |secs: u64| Some(McTtl::at(std::time::UNIX_EPOCH + Duration::from_secs(secs)));
+        assert_eq!(w(Some(Duration::from_millis(1))), Some(2));
+        assert_eq!(w(Some(Duration::from_secs(1))), Some(2));
+        assert_eq!(w(Some(Duration::from_millis(1500))), Some(3));
+        assert_eq!(w(Some(Duration::from_secs(30 * 86_400 - 1))), Some(30 * 86_400));
+        let at = |secs: u64| Some(secs);
         assert_eq!(
             w(Some(Duration::from_secs(30 * 86_400))),
             at(1_760_000_000 + 30 * 86_400 + 1)
@@ -101,11 +98,7 @@ mod tests {
             Duration::from_secs(100 * 365 * 86_400),
         ] {
             let wire = wire_ttl_at(Some(ttl), now, "k").unwrap();
-            assert_eq!(
-                wire,
-                Some(McTtl::at(std::time::UNIX_EPOCH + Duration::from_secs(MAX_EXPIRY_UNIX))),
-                "{ttl:?}"
-            );
+            assert_eq!(wire, Some(MAX_EXPIRY_UNIX), "{ttl:?}");
         }
         // Near 2038 nothing long can be expressed: an error, not a short TTL.
         let e = wire_ttl_at(Some(Duration::MAX), MAX_EXPIRY_UNIX - 10, "k").unwrap_err();

@@ -32,6 +32,8 @@ use memcache::exp::{AsyncMetaClient, Get};
 
 const SUITE: &str = "backend_load";
 const VALUE_SIZE: usize = 100;
+/// Connections of the raw `memcache` client (one request each at a time).
+const RAW_POOL: usize = 16;
 
 fn value() -> Bytes {
     Bytes::from(vec![b'x'; VALUE_SIZE])
@@ -171,9 +173,12 @@ async fn memcached_suite() {
         .expect("starting memcached (install it with .ci/install-deps)");
     let addr = server.addr().to_string();
     let options = MemcachedOptions::new([addr.clone()]);
-    let pool = options.connections_per_server;
+    let ours_pool = options.connections_per_server;
     let ours: Arc<dyn Backend> = Arc::new(MemcachedBackend::connect(options).await.expect("MemcachedBackend"));
-    // The raw client with the pool the backend configures for itself.
+    // The raw client sends one request per connection at a time, so it gets
+    // the pool it needs for concurrency (the backend's old default, 16), not
+    // the backend's: one pipelined connection would starve it.
+    let pool = RAW_POOL;
     let raw = AsyncMetaClient::builder()
         .max_connections(Some(pool))
         .max_idle(pool)
@@ -232,7 +237,7 @@ async fn memcached_suite() {
             group,
             "ours",
             &ours_rates,
-            &format!("MemcachedBackend as Arc<dyn Backend> (pool {pool}), {tasks} task(s)"),
+            &format!("MemcachedBackend as Arc<dyn Backend> ({ours_pool} pipelined connection(s)), {tasks} task(s)"),
         );
         if !tool_rates.is_empty() {
             record_rounds(
