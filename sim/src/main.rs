@@ -47,16 +47,27 @@ const MAX_THREADS: u64 = 64;
 /// `--backend locmem:N`: 1 MiB to 1 TiB per store.
 const MAX_LOCMEM_MIB: u64 = 1 << 20;
 
-/// Checks a `--backend` value's `locmem:N` size; other specs are checked
-/// when the backend is connected.
+/// Checks a `--backend` value's `locmem:N[,N…]` sizes; other specs are
+/// checked when the backend is connected.
 fn backend_arg(s: &str) -> std::result::Result<String, String> {
-    if let Some(n) = s.strip_prefix("locmem:") {
-        match n.parse::<u64>() {
-            Ok(mib) if (1..=MAX_LOCMEM_MIB).contains(&mib) => {}
-            _ => return Err(format!("locmem:N takes N in 1..={MAX_LOCMEM_MIB} (MiB), found {n:?}")),
+    if let Some(list) = s.strip_prefix("locmem:") {
+        for n in list.split(',') {
+            match n.trim().parse::<u64>() {
+                Ok(mib) if (1..=MAX_LOCMEM_MIB).contains(&mib) => {}
+                _ => return Err(format!("locmem:N takes N in 1..={MAX_LOCMEM_MIB} (MiB), found {n:?}")),
+            }
         }
     }
     Ok(s.to_owned())
+}
+
+/// `locmem:16,64,256` (a memory sweep) as one spec per size; anything else
+/// as itself.
+fn expand_backend(s: &str) -> Vec<String> {
+    match s.strip_prefix("locmem:") {
+        Some(list) if list.contains(',') => list.split(',').map(|n| format!("locmem:{}", n.trim())).collect(),
+        _ => vec![s.to_owned()],
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -137,7 +148,7 @@ enum OnOff {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576), `redis://host:port`, `memcache://host:port` (repeatable).
+    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `redis://[user:password@]host:port`, `memcache://host:port`, or `env:NAME` to read the URL from environment variable NAME (repeatable). Passwords show as `***` everywhere.
     #[arg(long = "backend", default_value = "locmem", value_parser = backend_arg)]
     backends: Vec<String>,
     /// Strategies: a comma list or `all`.
@@ -200,7 +211,8 @@ impl Common {
         cfg.backends = self
             .backends
             .iter()
-            .map(|b| BackendSpec::parse(b))
+            .flat_map(|b| expand_backend(b))
+            .map(|b| BackendSpec::parse(&b))
             .collect::<Result<_>>()?;
         if self.strategies != "all" {
             let mut names = Vec::new();
