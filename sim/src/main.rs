@@ -47,6 +47,14 @@ const MAX_THREADS: u64 = 64;
 /// `--backend locmem:N`: 1 MiB to 1 TiB per store.
 const MAX_LOCMEM_MIB: u64 = 1 << 20;
 
+/// A fraction in 0..=1 (`--max-error-rate`).
+fn fraction(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a fraction in 0..=1 (0.01 is 1%), found {s:?}")),
+    }
+}
+
 /// Checks a `--backend` value's `locmem:N[,N…]` sizes; other specs are
 /// checked when the backend is connected.
 fn backend_arg(s: &str) -> std::result::Result<String, String> {
@@ -198,6 +206,15 @@ struct Common {
     /// XFetch early refresh with this β (e.g. 1.0); off by default.
     #[arg(long, value_name = "BETA")]
     xfetch: Option<f64>,
+    /// Exit non-zero (after printing and writing the report) when any
+    /// cell's backend errors per read exceed this fraction (0..=1; 0.01 is 1%).
+    #[arg(long, default_value_t = 0.01, value_parser = fraction)]
+    max_error_rate: f64,
+    /// Stop the run when backend calls keep failing, with no read served
+    /// cleanly, for this many seconds of real time (a server that died and
+    /// stays down), 1..=3600.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    max_outage_s: u64,
     /// After the table, print each cell's wall time, requests per second and
     /// time inside backend calls to stderr (real time: never in the report).
     #[arg(long)]
@@ -240,6 +257,7 @@ impl Common {
         cfg.threads = self.threads;
         cfg.item_bytes = self.item_bytes;
         cfg.timings = self.timings;
+        cfg.outage_limit = Some(Duration::from_secs(self.max_outage_s));
         cfg.aside = cfg
             .aside
             .clone()
@@ -357,7 +375,38 @@ fn compare(cfg: RunConfig, sources: SourceFactory, common: &Common) -> Result<()
         write_reports(dir, &report)?;
         eprintln!("wrote {}/report.{{json,csv,md,html}}", dir.display());
     }
-    Ok(())
+    check_errors(&report, common.max_error_rate)
+}
+
+/// Warns on stderr about every cell with backend errors (their reads fell
+/// back to the database, so hit and stale counts understate the cache), and
+/// fails when a cell's errors per read exceed `max_rate`.
+fn check_errors(report: &sim::report::Report, max_rate: f64) -> Result<()> {
+    let mut over = Vec::new();
+    for r in report.results.iter().filter(|r| r.errors > 0) {
+        let rate = r.errors as f64 / r.reads.max(1) as f64;
+        eprintln!(
+            "cache-sim: warning: {} × {}: {} backend errors in {} reads ({:.2}%); those requests fell back to the database, so hit and stale counts understate this cell",
+            r.strategy,
+            r.backend,
+            r.errors,
+            r.reads,
+            rate * 100.0
+        );
+        if rate > max_rate {
+            over.push(format!("{} × {} ({:.2}%)", r.strategy, r.backend, rate * 100.0));
+        }
+    }
+    if over.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ErrorRate(format!(
+            "backend error rate above --max-error-rate {:.2}% in {} cell(s): {}",
+            max_rate * 100.0,
+            over.len(),
+            over.join(", ")
+        )))
+    }
 }
 
 fn main_inner(cli: Cli) -> Result<()> {

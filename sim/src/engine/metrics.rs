@@ -123,6 +123,16 @@ impl Recorder {
         }
     }
 
+    /// Backend and strategy errors so far.
+    pub(crate) fn error_total(&self) -> u64 {
+        self.tally.backend_errors() + self.other_errors
+    }
+
+    /// Reads answered so far.
+    pub(crate) fn served_total(&self) -> u64 {
+        self.tally.hits + self.tally.misses
+    }
+
     fn quantile(&self, q: f64) -> u64 {
         self.latency.as_ref().map_or(0, |h| h.value_at_quantile(q))
     }

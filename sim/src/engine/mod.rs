@@ -120,6 +120,10 @@ pub struct Cell {
     pub time_calls: bool,
     /// The read policy: single-flight (per process) and XFetch.
     pub aside: AsideOptions,
+    /// End the cell with [`Error::BackendDown`] when backend calls keep
+    /// failing, with no read served cleanly in between, for this long in
+    /// real time (a server that died and stays down); `None` never does.
+    pub outage_limit: Option<Duration>,
 }
 
 impl std::fmt::Debug for Cell {
@@ -146,7 +150,50 @@ impl Cell {
             bucket_us: 60_000_000,
             time_calls: false,
             aside: AsideOptions::default(),
+            outage_limit: None,
         }
+    }
+}
+
+/// Watches a cell's error count for a backend that stays down.
+///
+/// Why real time: a dead server costs each request a reconnect attempt or a
+/// command timeout, so a run that fails open on every request can take hours
+/// while every answer comes from the database. A read served without a new
+/// error ends the streak; only the clock of the error path is read, so a
+/// healthy run never calls `Instant::now`.
+struct Outage {
+    limit: Option<Duration>,
+    errors: u64,
+    served: u64,
+    since: Option<std::time::Instant>,
+}
+
+impl Outage {
+    fn check(&mut self, rec: &Recorder) -> Result<()> {
+        let Some(limit) = self.limit else { return Ok(()) };
+        let (errors, served) = (rec.error_total(), rec.served_total());
+        if errors == self.errors {
+            if served != self.served {
+                self.served = served;
+                self.since = None;
+            }
+            return Ok(());
+        }
+        let streak = errors - self.errors;
+        self.errors = errors;
+        self.served = served;
+        let now = std::time::Instant::now();
+        let since = *self.since.get_or_insert(now);
+        if now.duration_since(since) >= limit {
+            return Err(Error::BackendDown {
+                backend: String::new(),
+                errors,
+                after: limit,
+                streak,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -513,7 +560,14 @@ pub async fn run_cell(source: Source, cell: &Cell, progress: Option<&AtomicU64>)
     let mut events = source.events;
     let mut next = events.next().transpose()?;
     let mut pending_progress = 0u64;
+    let mut outage = Outage {
+        limit: cell.outage_limit,
+        errors: 0,
+        served: 0,
+        since: None,
+    };
     loop {
+        outage.check(&run.rec)?;
         let next_t = next
             .as_ref()
             .map(|e| base_us.saturating_add(i64::try_from(e.t_us()).unwrap_or(i64::MAX)));
