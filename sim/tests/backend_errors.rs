@@ -151,7 +151,7 @@ fn errors_above_the_max_error_rate_warn_and_exit_non_zero_after_the_report() {
     let trace = long_trace(dir.path());
     let mut server = MemcachedServer::spawn(&MemcachedConfig::default().memory_mb(64)).unwrap();
     let out_dir = dir.path().join("out");
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args([
             "replay",
             "--strategies",
