@@ -52,6 +52,9 @@ pub struct RunConfig {
     /// between), in real time, before the run stops with
     /// [`crate::Error::BackendDown`]; `None`: never.
     pub outage_limit: Option<Duration>,
+    /// Judge stale reads against the simulated database (off for access
+    /// logs, whose items are modelled: see `at_risk_reads`).
+    pub judge_stale: bool,
 }
 
 impl RunConfig {
@@ -75,6 +78,7 @@ impl RunConfig {
             home_offset: chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Utc.fix()),
             aside: AsideOptions::default(),
             outage_limit: Some(DEFAULT_OUTAGE_LIMIT),
+            judge_stale: true,
         }
     }
 }

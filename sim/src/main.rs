@@ -23,7 +23,9 @@ use sim::engine::Latencies;
 use sim::runner::{registry, run_timed, CellTiming, RunConfig, SourceFactory};
 use sim::scenarios::{self, SCENARIOS};
 use sim::trace::MAX_PROCESSES;
-use sim::trace::{open_access_log, open_trace, write_trace};
+use sim::trace::{
+    looks_like_access_log, open_access_log_with, open_trace, scan_access_log, write_trace, AccessLogOptions, ScopeFrom,
+};
 use sim::traffic::{Traffic, MAX_ACTIONS, MAX_DAYS, MAX_USERS};
 use sim::{Error, Result};
 
@@ -130,6 +132,20 @@ enum Command {
         /// Input format.
         #[arg(long, value_enum, default_value_t = Format::Jsonl)]
         format: Format,
+        /// Access logs: a TOML file mapping method + path patterns to item
+        /// creates, edits and deletes (default: common REST shapes, see
+        /// TRACE_FORMAT.md).
+        #[arg(long, value_name = "FILE")]
+        routes: Option<PathBuf>,
+        /// Access logs: where a request's scope comes from: `user` (the
+        /// logged user; a `-` user falls back to the client address), `ip`,
+        /// or `query:NAME` (a query parameter).
+        #[arg(long, default_value = "user", value_name = "user|ip|query:NAME")]
+        scope_from: String,
+        /// Access logs: stop at the first line that cannot be used, instead
+        /// of skipping it and counting it in the report.
+        #[arg(long)]
+        strict: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -363,9 +379,15 @@ fn write_reports(dir: &Path, report: &sim::report::Report) -> Result<()> {
     Ok(())
 }
 
-fn compare(cfg: RunConfig, sources: SourceFactory, common: &Common) -> Result<()> {
+fn compare(
+    cfg: RunConfig,
+    sources: SourceFactory,
+    common: &Common,
+    access_log: Option<sim::trace::AccessLogSummary>,
+) -> Result<()> {
     let started = std::time::Instant::now();
-    let (report, timings) = with_progress(common.quiet, |p| run_timed(&cfg, sources, registry(), p))?;
+    let (mut report, timings) = with_progress(common.quiet, |p| run_timed(&cfg, sources, registry(), p))?;
+    report.access_log = access_log;
     let wall = started.elapsed();
     print!("{}", report.to_markdown());
     if common.timings {
@@ -409,6 +431,26 @@ fn check_errors(report: &sim::report::Report, max_rate: f64) -> Result<()> {
     }
 }
 
+/// A trace that fails on line 1 but whose first line looks like an access
+/// log: say so.
+fn access_log_hint(e: Error, file: &Path) -> Error {
+    let line1 = |e: &Error| matches!(e, Error::Trace { line: 1, .. });
+    if !line1(&e) {
+        return e;
+    }
+    let first = std::fs::File::open(file).ok().and_then(|f| {
+        use std::io::BufRead;
+        std::io::BufReader::new(f).lines().next().and_then(|l| l.ok())
+    });
+    if first.as_deref().is_some_and(looks_like_access_log) {
+        Error::Invalid(format!(
+            "{e}\n  hint: line 1 looks like a web server access log; did you mean `--format access-log`?"
+        ))
+    } else {
+        e
+    }
+}
+
 fn main_inner(cli: Cli) -> Result<()> {
     let command = cli.command.unwrap_or(Command::Run {
         scenario: "seed-october-2025".into(),
@@ -430,19 +472,45 @@ fn main_inner(cli: Cli) -> Result<()> {
             let cfg = common.config(&scenario)?;
             let seed = common.seed;
             let name = scenario.clone();
-            compare(cfg, Arc::new(move || scenarios::source(&name, seed)), &common)
+            compare(cfg, Arc::new(move || scenarios::source(&name, seed)), &common, None)
         }
-        Command::Replay { file, format, common } => {
+        Command::Replay {
+            file,
+            format,
+            routes,
+            scope_from,
+            strict,
+            common,
+        } => {
             let mut cfg = common.config("replay")?;
             cfg.trace = Some(file.display().to_string());
+            let mut summary = None;
             let sources: SourceFactory = match format {
-                Format::Jsonl => Arc::new(move || open_trace(&file)),
-                Format::AccessLog => Arc::new(move || open_access_log(&file)),
+                Format::Jsonl => {
+                    let f = file.clone();
+                    if let Err(e) = open_trace(&f) {
+                        return Err(access_log_hint(e, &f));
+                    }
+                    Arc::new(move || open_trace(&f))
+                }
+                Format::AccessLog => {
+                    let mut opts = AccessLogOptions::default();
+                    opts.strict = strict;
+                    opts.scope_from = ScopeFrom::parse(&scope_from)?;
+                    if let Some(r) = &routes {
+                        opts.routes = sim::trace::routes::Routes::load(r)?;
+                    }
+                    summary = Some(scan_access_log(&file, &opts)?);
+                    // Its items are modelled, not known: no stale judging.
+                    cfg.judge_stale = false;
+                    let f = file.clone();
+                    Arc::new(move || open_access_log_with(&f, &opts))
+                }
             };
             if let Some(s) = sources()?.header.scenario {
                 cfg.scenario = format!("replay of {s}");
             }
-            compare(cfg, sources, &common)
+            compare(cfg, sources, &common, summary)
         }
         Command::Generate {
             scenario,

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::config::RunConfig;
 use crate::engine::{Latencies, Metrics};
-use crate::trace::{Header, FORMAT_VERSION};
+use crate::trace::{AccessLogSummary, Header, FORMAT_VERSION};
 
 /// Calls and keys of one operation kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,6 +47,11 @@ pub struct CellResult {
     pub stale_reads: u64,
     /// `stale_reads / reads`.
     pub stale_rate: f64,
+    /// Hits from an entry filled before a write to one of the view's scopes
+    /// that committed before the request started: conservative (the write
+    /// may not have touched the view's dates), needs no database truth, never
+    /// part of `stale_reads`.
+    pub at_risk_reads: u64,
     /// Longest lag of a stale response behind the first write it missed.
     pub max_staleness_ms: f64,
     /// Backend round trips (reads and invalidations).
@@ -138,6 +143,7 @@ impl CellResult {
             hit_rate: ratio(m.hits, m.reads),
             stale_reads: m.stale_reads,
             stale_rate: ratio(m.stale_reads, m.reads),
+            at_risk_reads: m.at_risk_reads,
             max_staleness_ms: m.max_staleness_us as f64 / 1000.0,
             backend_ops: read_ops + write_ops,
             backend_keys: m.read_ops.total_keys() + m.write_ops.total_keys(),
@@ -206,6 +212,12 @@ pub struct Report {
     pub item_bytes: usize,
     /// Staleness-over-time bucket width, seconds.
     pub bucket_s: u64,
+    /// Whether `stale_reads` were judged against a database (false for an
+    /// access log: its items are modelled, so only `at_risk_reads` counts).
+    pub stale_judged: bool,
+    /// What the access log held and which lines were skipped, for a
+    /// `--format access-log` replay.
+    pub access_log: Option<AccessLogSummary>,
     /// One object per (strategy, backend).
     pub results: Vec<CellResult>,
 }
@@ -231,6 +243,8 @@ impl Report {
             short_ttl_s: cfg.short_ttl.as_secs_f64(),
             item_bytes: cfg.item_bytes,
             bucket_s: cfg.bucket.as_secs().max(1),
+            stale_judged: cfg.judge_stale,
+            access_log: None,
             results,
         }
     }
@@ -264,22 +278,23 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(s, "{}\n", self.caption());
         s.push_str(
-            "| strategy | backend | reads | writes | hits | hit rate | stale reads | stale % | max staleness ms | ops/read | ops/write | DB queries | coalesced | p50 ms | p99 ms | p99.9 ms | errors | dead keys |\n",
+            "| strategy | backend | reads | writes | hits | hit rate | stale reads | stale % | max staleness ms | ops/read | ops/write | DB queries | coalesced | p50 ms | p99 ms | p99.9 ms | errors | dead keys | at-risk reads |\n",
         );
-        s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        let judged = |v: String| if self.stale_judged { v } else { "n/a".to_owned() };
         for r in &self.results {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {:.1}% | {} | {:.2}% | {:.1} | {:.2} | {:.2} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
                 r.strategy,
                 r.backend,
                 r.reads,
                 r.writes,
                 r.hits,
                 r.hit_rate * 100.0,
-                r.stale_reads,
-                r.stale_rate * 100.0,
-                r.max_staleness_ms,
+                judged(r.stale_reads.to_string()),
+                judged(format!("{:.2}%", r.stale_rate * 100.0)),
+                judged(format!("{:.1}", r.max_staleness_ms)),
                 r.ops_per_read,
                 r.ops_per_write,
                 r.db_queries,
@@ -288,8 +303,15 @@ impl Report {
                 r.latency_p99_ms,
                 r.latency_p999_ms,
                 r.errors,
-                r.dead_keys.map(|d| d.to_string()).unwrap_or_else(|| "n/a".into())
+                r.dead_keys.map(|d| d.to_string()).unwrap_or_else(|| "n/a".into()),
+                r.at_risk_reads
             );
+        }
+        if !self.stale_judged {
+            s.push_str("\nStale reads are n/a: an access log has no database to judge them by. At-risk reads count hits from an entry filled before a write to one of the feed's scopes committed (conservative).\n");
+        }
+        if let Some(a) = &self.access_log {
+            s.push_str(&access_log_markdown(a));
         }
         s
     }
@@ -299,13 +321,13 @@ impl Report {
         let mut s = String::from(
             "scenario,seed,strategy,backend,reads,writes,hits,misses,hit_rate,stale_reads,stale_rate,max_staleness_ms,\
              backend_ops,backend_keys,read_ops,write_ops,ops_per_read,ops_per_write,keys_per_write,db_queries,\
-             coalesced,early_refreshes,latency_p50_ms,latency_p99_ms,latency_p999_ms,dead_keys,dead_bytes,live_keys,errors\n",
+             coalesced,early_refreshes,latency_p50_ms,latency_p99_ms,latency_p999_ms,dead_keys,dead_bytes,live_keys,errors,at_risk_reads\n",
         );
         let opt = |o: Option<u64>| o.map(|v| v.to_string()).unwrap_or_default();
         for r in &self.results {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 csv_field(&self.scenario),
                 self.seed,
                 csv_field(&r.strategy),
@@ -334,7 +356,8 @@ impl Report {
                 opt(r.dead_keys),
                 opt(r.dead_bytes),
                 opt(r.live_keys),
-                r.errors
+                r.errors,
+                r.at_risk_reads
             );
         }
         s
@@ -425,6 +448,25 @@ impl Report {
         h.push_str("</body></html>\n");
         h
     }
+}
+
+/// The access-log section of `report.md`: what the log held, and skipped
+/// lines by reason with their first examples.
+fn access_log_markdown(a: &AccessLogSummary) -> String {
+    let mut s = format!(
+        "\nAccess log: {} lines, {} feed reads, {} writes, {} other requests ignored ({} of them unmapped POST/PUT/PATCH/DELETE).\n",
+        a.lines, a.feed_reads, a.writes, a.other_requests, a.unmapped_writes
+    );
+    if a.skipped.is_empty() {
+        s.push_str("No lines skipped.\n");
+    } else {
+        s.push_str("\n| skipped because | lines | first examples |\n|---|---:|---|\n");
+        for (reason, c) in &a.skipped {
+            let ex: Vec<String> = c.examples.iter().map(|e| e.replace('|', "\\|")).collect();
+            let _ = writeln!(s, "| {reason} | {} | {} |", c.lines, ex.join("<br>"));
+        }
+    }
+    s
 }
 
 fn csv_field(s: &str) -> String {

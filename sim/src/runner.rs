@@ -117,6 +117,7 @@ fn run_one(
         cell.time_calls = cfg.timings;
         cell.aside = cfg.aside.clone().with_seed(cfg.seed);
         cell.outage_limit = cfg.outage_limit;
+        cell.judge_stale = cfg.judge_stale;
         run_cell(source, &cell, progress).await
     })
     .map_err(|e| match e {
