@@ -4,6 +4,12 @@
 //! Everything in a report is derived from the trace, the seed and the
 //! backends' semantics, never from wall-clock time, so the same inputs give
 //! byte-identical files (the determinism test checks `report.json`).
+//!
+//! # Layout
+//!
+//! - this module: the numbers ([`CellResult`], [`Report`]) and their
+//!   Markdown, CSV and JSON forms;
+//! - `html`: `report.html`, its recommendation line and inline SVG charts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +17,8 @@ use std::time::Duration;
 
 use cache_core::Op;
 use serde::Serialize;
+
+mod html;
 
 use crate::config::RunConfig;
 use crate::engine::{Latencies, Metrics};
@@ -363,90 +371,10 @@ impl Report {
         s
     }
 
-    /// `report.html`: caption, table, and five inline SVG charts.
+    /// `report.html`: caption, recommendation, table and charts (see
+    /// [`html`]).
     pub fn to_html(&self) -> String {
-        let labels: Vec<String> = self
-            .results
-            .iter()
-            .map(|r| {
-                if self.backends.len() > 1 {
-                    format!("{} @ {}", r.strategy, r.backend)
-                } else {
-                    r.strategy.clone()
-                }
-            })
-            .collect();
-        let mut h = String::new();
-        h.push_str(
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cache-sim report</title>\n",
-        );
-        h.push_str(
-            "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}\
-             td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,td:nth-child(2){text-align:left}\
-             svg{display:block;margin:1em 0}</style></head><body>\n",
-        );
-        let _ = writeln!(
-            h,
-            "<h1>cache-sim: {}</h1>\n<p>{}</p>",
-            esc(&self.scenario),
-            esc(&self.caption())
-        );
-        h.push_str("<table><tr><th>strategy</th><th>backend</th><th>reads</th><th>hits</th><th>hit rate</th><th>stale reads</th><th>max staleness ms</th><th>ops/read</th><th>ops/write</th><th>DB queries</th><th>coalesced</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>errors</th><th>dead keys</th></tr>\n");
-        for r in &self.results {
-            let _ = writeln!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
-                esc(&r.strategy),
-                esc(&r.backend),
-                r.reads,
-                r.hits,
-                r.hit_rate * 100.0,
-                r.stale_reads,
-                r.max_staleness_ms,
-                r.ops_per_read,
-                r.ops_per_write,
-                r.db_queries,
-                r.coalesced,
-                r.latency_p50_ms,
-                r.latency_p99_ms,
-                r.latency_p999_ms,
-                r.errors,
-                r.dead_keys.map(|d| d.to_string()).unwrap_or_else(|| "n/a".into())
-            );
-        }
-        h.push_str("</table>\n");
-        let pct = |v: f64| format!("{:.1}%", v * 100.0);
-        h.push_str(&bar_chart(
-            "Hit rate",
-            &labels,
-            &self.results.iter().map(|r| r.hit_rate).collect::<Vec<_>>(),
-            &pct,
-            "#3b82f6",
-        ));
-        h.push_str(&bar_chart(
-            "Stale-read rate",
-            &labels,
-            &self.results.iter().map(|r| r.stale_rate).collect::<Vec<_>>(),
-            &|v| format!("{:.2}%", v * 100.0),
-            "#ef4444",
-        ));
-        h.push_str(&bar_chart(
-            "Backend ops per write",
-            &labels,
-            &self.results.iter().map(|r| r.ops_per_write).collect::<Vec<_>>(),
-            &|v| format!("{v:.2}"),
-            "#10b981",
-        ));
-        h.push_str(&bar_chart(
-            "Feed latency p99 (ms, virtual time)",
-            &labels,
-            &self.results.iter().map(|r| r.latency_p99_ms).collect::<Vec<_>>(),
-            &|v| format!("{v:.1} ms"),
-            "#a855f7",
-        ));
-        h.push_str(&staleness_chart(self, &labels));
-        h.push_str("</body></html>\n");
-        h
+        html::render(self)
     }
 }
 
@@ -475,117 +403,4 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_owned()
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-const PALETTE: [&str; 8] = [
-    "#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563",
-];
-
-fn bar_chart(title: &str, labels: &[String], values: &[f64], fmt: &dyn Fn(f64) -> String, color: &str) -> String {
-    let row = 22.0;
-    let left = 230.0;
-    let width = 520.0;
-    let height = 40.0 + row * values.len() as f64;
-    let max = values.iter().copied().fold(0.0f64, f64::max);
-    let mut s = format!(
-        "<h2>{}</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-size=\"12\">\n",
-        esc(title),
-        left + width + 90.0
-    );
-    for (i, (l, &v)) in labels.iter().zip(values).enumerate() {
-        let y = 20.0 + row * i as f64;
-        let w = if max > 0.0 { v / max * width } else { 0.0 };
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{}</text><rect x=\"{left}\" y=\"{:.0}\" width=\"{w:.1}\" height=\"{:.0}\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.0}\">{}</text>",
-            left - 6.0,
-            y + 14.0,
-            esc(l),
-            y + 2.0,
-            row - 6.0,
-            left + w + 4.0,
-            y + 14.0,
-            esc(&fmt(v))
-        );
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-fn staleness_chart(report: &Report, labels: &[String]) -> String {
-    let (w, h, left, top) = (760.0, 260.0, 50.0, 20.0);
-    let last = report
-        .results
-        .iter()
-        .filter_map(|r| r.timeline.last().map(|b| b[0]))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let max = report
-        .results
-        .iter()
-        .flat_map(|r| r.timeline.iter().map(|b| b[2]))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let mut s = format!(
-        "<h2>Stale reads over time (per {} s bucket)</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-size=\"12\">\n",
-        report.bucket_s,
-        w + 260.0,
-        h + 60.0
-    );
-    let _ = writeln!(
-        s,
-        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/><line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#999\"/>\
-         <text x=\"{left}\" y=\"{}\">0 s</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{last:.0} s</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{max:.0}</text>",
-        top + h,
-        left + w,
-        top + h,
-        top + h,
-        top + h + 16.0,
-        left + w,
-        top + h + 16.0,
-        left - 4.0,
-        top + 10.0
-    );
-    for (i, (r, l)) in report.results.iter().zip(labels).enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let pts: Vec<String> = r
-            .timeline
-            .iter()
-            .map(|b| {
-                format!(
-                    "{:.1},{:.1}",
-                    left + b[0] as f64 / last * w,
-                    top + h - b[2] as f64 / max * h
-                )
-            })
-            .collect();
-        if !pts.is_empty() {
-            let _ = writeln!(
-                s,
-                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>",
-                pts.join(" ")
-            );
-        }
-        let _ = writeln!(
-            s,
-            "<rect x=\"{}\" y=\"{:.0}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{:.0}\">{} ({} stale)</text>",
-            left + w + 20.0,
-            top + 16.0 * i as f64,
-            left + w + 34.0,
-            top + 9.0 + 16.0 * i as f64,
-            esc(l),
-            r.stale_reads
-        );
-    }
-    s.push_str("</svg>\n");
-    s
 }
