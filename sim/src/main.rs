@@ -10,12 +10,12 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod progress;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sim::backends::BackendSpec;
@@ -286,43 +286,6 @@ impl Common {
     }
 }
 
-/// Shows a spinner with the event count on stderr for runs longer than a
-/// second, only when stderr is a terminal.
-fn with_progress<T>(quiet: bool, f: impl FnOnce(Option<Arc<AtomicU64>>) -> T) -> T {
-    if quiet || !std::io::stderr().is_terminal() {
-        return f(None);
-    }
-    let counter = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let (c, d) = (counter.clone(), done.clone());
-    let ticker = std::thread::spawn(move || {
-        let start = std::time::Instant::now();
-        let mut bar: Option<indicatif::ProgressBar> = None;
-        while !d.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-            if bar.is_none() && start.elapsed() >= Duration::from_secs(1) {
-                let b = indicatif::ProgressBar::new_spinner();
-                if let Ok(style) = indicatif::ProgressStyle::with_template(
-                    "{spinner} {human_pos} events replayed ({per_sec}) {elapsed}",
-                ) {
-                    b.set_style(style);
-                }
-                bar = Some(b);
-            }
-            if let Some(b) = &bar {
-                b.set_position(c.load(Ordering::Relaxed));
-            }
-        }
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
-    });
-    let out = f(Some(counter));
-    done.store(true, Ordering::Relaxed);
-    let _ = ticker.join();
-    out
-}
-
 /// The `--timings` table, on stderr.
 fn print_timings(timings: &[CellTiming], wall: Duration, threads: usize) {
     eprintln!("\n| strategy | backend | reads | wall s | reads/s | in backend s | backend calls | µs/call |");
@@ -386,7 +349,17 @@ fn compare(
     access_log: Option<sim::trace::AccessLogSummary>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let (mut report, timings) = with_progress(common.quiet, |p| run_timed(&cfg, sources, registry(), p))?;
+    let plan = progress::Plan {
+        cells: cfg
+            .backends
+            .iter()
+            .flat_map(|b| cfg.strategies.iter().map(move |s| format!("{s} × {}", b.label())))
+            .collect(),
+        sources: sources.clone(),
+        sequential: cfg.threads == 1 || !cfg.backends.iter().all(BackendSpec::isolated_per_cell),
+    };
+    let (mut report, timings) =
+        progress::with_progress(common.quiet, plan, |p| run_timed(&cfg, sources, registry(), p))?;
     report.access_log = access_log;
     let wall = started.elapsed();
     print!("{}", report.to_markdown());

@@ -43,7 +43,12 @@ fn check_well_formed(html: &str) -> Result<usize, String> {
             continue;
         }
         elements += 1;
-        let name = tag.split_whitespace().next().unwrap_or("").trim_end_matches('/').to_owned();
+        let name = tag
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_owned();
         if tag.ends_with('/') || VOID.contains(&name.as_str()) {
             continue;
         }
@@ -64,7 +69,13 @@ fn a_memory_sweep_has_distinct_labels_and_the_html_holds_the_charts() {
         .iter()
         .map(|b| BackendSpec::parse(b).unwrap())
         .collect();
-    let report = run(&cfg, Arc::new(|| scenarios::source("seed-october-2025", 1)), registry(), None).unwrap();
+    let report = run(
+        &cfg,
+        Arc::new(|| scenarios::source("seed-october-2025", 1)),
+        registry(),
+        None,
+    )
+    .unwrap();
     let mut labels: Vec<&str> = report.results.iter().map(|r| r.backend.as_str()).collect();
     labels.dedup();
     assert_eq!(labels, ["locmem:1MiB", "locmem:4MiB", "locmem:64MiB"]);
@@ -83,7 +94,13 @@ fn a_memory_sweep_has_distinct_labels_and_the_html_holds_the_charts() {
         assert!(html.contains(&format!("id=\"{id}\"")), "missing {id}");
     }
     // One small multiple per cell, each with both axis titles.
-    let small = html.split("id=\"chart-stale-over-time\"").nth(1).unwrap().split("</section>").next().unwrap();
+    let small = html
+        .split("id=\"chart-stale-over-time\"")
+        .nth(1)
+        .unwrap()
+        .split("</section>")
+        .next()
+        .unwrap();
     assert_eq!(small.matches("<svg").count(), report.results.len());
     assert_eq!(small.matches(">time (UTC)<").count(), report.results.len());
     assert!(small.contains("Oct "), "a date axis, not seconds");
@@ -94,10 +111,17 @@ fn a_memory_sweep_has_distinct_labels_and_the_html_holds_the_charts() {
         .results
         .iter()
         .filter(|r| r.stale_reads == 0)
-        .min_by(|a, b| a.ops_per_read.total_cmp(&b.ops_per_read).then(b.hit_rate.total_cmp(&a.hit_rate)))
+        .min_by(|a, b| {
+            a.ops_per_read
+                .total_cmp(&b.ops_per_read)
+                .then(b.hit_rate.total_cmp(&a.hit_rate))
+        })
         .unwrap();
     let rec = html.split("id=\"recommendation\">").nth(1).unwrap();
-    assert!(rec.starts_with(&format!("Recommendation: {} on {}", best.strategy, best.backend)), "{rec}");
+    assert!(
+        rec.starts_with(&format!("Recommendation: {} on {}", best.strategy, best.backend)),
+        "{rec}"
+    );
     assert!(rec.contains("Derived from"));
 }
 
