@@ -32,7 +32,7 @@ fn check_well_formed(html: &str) -> Result<usize, String> {
         if tag.starts_with('!') {
             continue;
         }
-        if tag.matches('"').count() % 2 != 0 {
+        if !tag.matches('"').count().is_multiple_of(2) {
             return Err(format!("unbalanced quotes in <{tag}>"));
         }
         if let Some(name) = tag.strip_prefix('/') {

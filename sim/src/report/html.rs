@@ -437,9 +437,12 @@ fn hit_rate_vs_memory(h: &mut String, report: &Report) {
     let _ = writeln!(h, "</svg>\n<p class=\"note\">{legend}</p></section>");
 }
 
+/// A bar series: name, colour, value.
+type Series = (&'static str, &'static str, fn(&CellResult) -> f64);
+
 /// p50, p99 and p99.9 feed latency per row, grouped bars.
 fn latency(h: &mut String, report: &Report, labels: &[String]) {
-    let series: [(&str, &str, fn(&CellResult) -> f64); 3] = [
+    let series: [Series; 3] = [
         ("p50", "#93c5fd", |r| r.latency_p50_ms),
         ("p99", "#3b82f6", |r| r.latency_p99_ms),
         ("p99.9", "#1e3a8a", |r| r.latency_p999_ms),
