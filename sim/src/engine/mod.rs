@@ -33,6 +33,7 @@
 //! - `payload.rs`: the simulated feed payload (what the DB answered, as of when).
 //! - `views.rs`: views interned per cell (query, digest, JSON).
 //! - `judge.rs`: the stale-read judgement; the dead-key count.
+//! - `outage.rs`: ends a cell whose backend stays down (`--max-outage-s`).
 //! - `metrics.rs`: [`Metrics`] and the recorder (sparse timeline, latency
 //!   percentiles).
 
@@ -52,6 +53,7 @@ use crate::trace::{Event, Source};
 
 mod judge;
 mod metrics;
+mod outage;
 mod payload;
 mod views;
 
@@ -59,6 +61,7 @@ pub use metrics::{LatencySummary, Metrics};
 
 use judge::judge;
 use metrics::Recorder;
+use outage::Outage;
 use payload::Payload;
 use views::{ViewInfo, ViewTable};
 
@@ -157,48 +160,6 @@ impl Cell {
             outage_limit: None,
             judge_stale: true,
         }
-    }
-}
-
-/// Watches a cell's error count for a backend that stays down.
-///
-/// Why real time: a dead server costs each request a reconnect attempt or a
-/// command timeout, so a run that fails open on every request can take hours
-/// while every answer comes from the database. A read served without a new
-/// error ends the streak; only the clock of the error path is read, so a
-/// healthy run never calls `Instant::now`.
-struct Outage {
-    limit: Option<Duration>,
-    errors: u64,
-    served: u64,
-    since: Option<std::time::Instant>,
-}
-
-impl Outage {
-    fn check(&mut self, rec: &Recorder) -> Result<()> {
-        let Some(limit) = self.limit else { return Ok(()) };
-        let (errors, served) = (rec.error_total(), rec.served_total());
-        if errors == self.errors {
-            if served != self.served {
-                self.served = served;
-                self.since = None;
-            }
-            return Ok(());
-        }
-        let streak = errors - self.errors;
-        self.errors = errors;
-        self.served = served;
-        let now = std::time::Instant::now();
-        let since = *self.since.get_or_insert(now);
-        if now.duration_since(since) >= limit {
-            return Err(Error::BackendDown {
-                backend: String::new(),
-                errors,
-                after: limit,
-                streak,
-            });
-        }
-        Ok(())
     }
 }
 
