@@ -67,15 +67,8 @@ fn stamped_keeps_wildcards_hit_rate_in_one_round_trip_without_orphans() {
         s.hit_rate,
         w.hit_rate
     );
-    assert!(
-        v.hit_rate + 0.02 < s.hit_rate,
-        "the store must be small enough for orphans to cost versioned hits"
-    );
+    assert!(v.hit_rate + 0.02 < s.hit_rate, "the store must be small enough for orphans to cost versioned hits");
     let miss_rate = 1.0 - s.hit_rate;
-    assert!(
-        s.ops_per_read <= 1.0 + miss_rate + 0.05,
-        "{} round trips per read",
-        s.ops_per_read
-    );
+    assert!(s.ops_per_read <= 1.0 + miss_rate + 0.05, "{} round trips per read", s.ops_per_read);
     assert_eq!(s.dead_keys, Some(0), "no orphans");
 }
