@@ -9,6 +9,9 @@ use chrono::Offset;
 use crate::backends::BackendSpec;
 use crate::engine::Latencies;
 
+/// The default [`RunConfig::outage_limit`]: 10 s.
+pub const DEFAULT_OUTAGE_LIMIT: Duration = Duration::from_secs(10);
+
 /// What to run.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -48,6 +51,13 @@ pub struct RunConfig {
     /// by default, as in `RangeCache`) and XFetch (off). The XFetch seed is
     /// derived from [`Self::seed`].
     pub aside: AsideOptions,
+    /// How long backend calls may keep failing (no read served cleanly in
+    /// between), in real time, before the run stops with
+    /// [`crate::Error::BackendDown`]; `None`: never.
+    pub outage_limit: Option<Duration>,
+    /// Judge stale reads against the simulated database (off for access
+    /// logs, whose items are modelled: see `at_risk_reads`).
+    pub judge_stale: bool,
 }
 
 impl RunConfig {
@@ -70,6 +80,8 @@ impl RunConfig {
             timings: false,
             home_offset: chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Utc.fix()),
             aside: AsideOptions::default(),
+            outage_limit: Some(DEFAULT_OUTAGE_LIMIT),
+            judge_stale: true,
         }
     }
 }

@@ -47,6 +47,28 @@ pub enum Error {
         message: String,
     },
 
+    /// A backend kept failing, with no read served cleanly, for longer than
+    /// the outage limit (`--max-outage-s`): the server died and stayed down.
+    #[error(
+        "backend {backend:?} stopped answering: calls kept failing for {after:?} ({errors} errors in this cell); \
+         is the server up? (--max-outage-s sets this limit)"
+    )]
+    BackendDown {
+        /// The backend's label (password hidden).
+        backend: String,
+        /// Errors in the cell so far.
+        errors: u64,
+        /// The outage limit that was exceeded.
+        after: std::time::Duration,
+        /// Errors since the previous check.
+        streak: u64,
+    },
+
+    /// One or more cells' backend error rate exceeded `--max-error-rate`;
+    /// the report was still printed and written.
+    #[error("{0}")]
+    ErrorRate(String),
+
     /// A setting outside its documented valid range (a traffic-model field,
     /// a run option given through the library).
     #[error("{name} = {value} is outside its valid range {range}")]

@@ -10,12 +10,12 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod progress;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sim::backends::BackendSpec;
@@ -23,7 +23,9 @@ use sim::engine::Latencies;
 use sim::runner::{registry, run_timed, CellTiming, RunConfig, SourceFactory};
 use sim::scenarios::{self, SCENARIOS};
 use sim::trace::MAX_PROCESSES;
-use sim::trace::{open_access_log, open_trace, write_trace};
+use sim::trace::{
+    looks_like_access_log, open_access_log_with, open_trace, scan_access_log, write_trace, AccessLogOptions, ScopeFrom,
+};
 use sim::traffic::{Traffic, MAX_ACTIONS, MAX_DAYS, MAX_USERS};
 use sim::{Error, Result};
 
@@ -47,16 +49,35 @@ const MAX_THREADS: u64 = 64;
 /// `--backend locmem:N`: 1 MiB to 1 TiB per store.
 const MAX_LOCMEM_MIB: u64 = 1 << 20;
 
-/// Checks a `--backend` value's `locmem:N` size; other specs are checked
-/// when the backend is connected.
+/// A fraction in 0..=1 (`--max-error-rate`).
+fn fraction(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a fraction in 0..=1 (0.01 is 1%), found {s:?}")),
+    }
+}
+
+/// Checks a `--backend` value's `locmem:N[,N…]` sizes; other specs are
+/// checked when the backend is connected.
 fn backend_arg(s: &str) -> std::result::Result<String, String> {
-    if let Some(n) = s.strip_prefix("locmem:") {
-        match n.parse::<u64>() {
-            Ok(mib) if (1..=MAX_LOCMEM_MIB).contains(&mib) => {}
-            _ => return Err(format!("locmem:N takes N in 1..={MAX_LOCMEM_MIB} (MiB), found {n:?}")),
+    if let Some(list) = s.strip_prefix("locmem:") {
+        for n in list.split(',') {
+            match n.trim().parse::<u64>() {
+                Ok(mib) if (1..=MAX_LOCMEM_MIB).contains(&mib) => {}
+                _ => return Err(format!("locmem:N takes N in 1..={MAX_LOCMEM_MIB} (MiB), found {n:?}")),
+            }
         }
     }
     Ok(s.to_owned())
+}
+
+/// `locmem:16,64,256` (a memory sweep) as one spec per size; anything else
+/// as itself.
+fn expand_backend(s: &str) -> Vec<String> {
+    match s.strip_prefix("locmem:") {
+        Some(list) if list.contains(',') => list.split(',').map(|n| format!("locmem:{}", n.trim())).collect(),
+        _ => vec![s.to_owned()],
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -116,6 +137,20 @@ enum Command {
         /// Input format.
         #[arg(long, value_enum, default_value_t = Format::Jsonl)]
         format: Format,
+        /// Access logs: a TOML file mapping method + path patterns to item
+        /// creates, edits and deletes (default: common REST shapes, see
+        /// TRACE_FORMAT.md).
+        #[arg(long, value_name = "FILE")]
+        routes: Option<PathBuf>,
+        /// Access logs: where a request's scope comes from: `user` (the
+        /// logged user; a `-` user falls back to the client address), `ip`,
+        /// or `query:NAME` (a query parameter).
+        #[arg(long, default_value = "user", value_name = "user|ip|query:NAME")]
+        scope_from: String,
+        /// Access logs: stop at the first line that cannot be used, instead
+        /// of skipping it and counting it in the report.
+        #[arg(long)]
+        strict: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -142,7 +177,7 @@ enum OnOff {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576), `redis://host:port`, `memcache://host:port` (repeatable).
+    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `redis://[user:password@]host:port`, `memcache://host:port`, or `env:NAME` to read the URL from environment variable NAME (repeatable). Passwords show as `***` everywhere.
     #[arg(long = "backend", default_value = "locmem", value_parser = backend_arg)]
     backends: Vec<String>,
     /// Strategies: a comma list or `all`.
@@ -192,6 +227,15 @@ struct Common {
     /// XFetch early refresh with this β (e.g. 1.0); off by default.
     #[arg(long, value_name = "BETA")]
     xfetch: Option<f64>,
+    /// Exit non-zero (after printing and writing the report) when any
+    /// cell's backend errors per read exceed this fraction (0..=1; 0.01 is 1%).
+    #[arg(long, default_value_t = 0.01, value_parser = fraction)]
+    max_error_rate: f64,
+    /// Stop the run when backend calls keep failing, with no read served
+    /// cleanly, for this many seconds of real time (a server that died and
+    /// stays down), 1..=3600.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    max_outage_s: u64,
     /// After the table, print each cell's wall time, requests per second and
     /// time inside backend calls to stderr (real time: never in the report).
     #[arg(long)]
@@ -205,7 +249,8 @@ impl Common {
         cfg.backends = self
             .backends
             .iter()
-            .map(|b| BackendSpec::parse(b))
+            .flat_map(|b| expand_backend(b))
+            .map(|b| BackendSpec::parse(&b))
             .collect::<Result<_>>()?;
         if self.strategies != "all" {
             let mut names = Vec::new();
@@ -233,6 +278,7 @@ impl Common {
         cfg.threads = self.threads;
         cfg.item_bytes = self.item_bytes;
         cfg.timings = self.timings;
+        cfg.outage_limit = Some(Duration::from_secs(self.max_outage_s));
         cfg.aside = cfg
             .aside
             .clone()
@@ -243,43 +289,6 @@ impl Common {
             .map_err(|e| Error::Invalid(format!("--xfetch: {e}")))?;
         Ok(cfg)
     }
-}
-
-/// Shows a spinner with the event count on stderr for runs longer than a
-/// second, only when stderr is a terminal.
-fn with_progress<T>(quiet: bool, f: impl FnOnce(Option<Arc<AtomicU64>>) -> T) -> T {
-    if quiet || !std::io::stderr().is_terminal() {
-        return f(None);
-    }
-    let counter = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let (c, d) = (counter.clone(), done.clone());
-    let ticker = std::thread::spawn(move || {
-        let start = std::time::Instant::now();
-        let mut bar: Option<indicatif::ProgressBar> = None;
-        while !d.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-            if bar.is_none() && start.elapsed() >= Duration::from_secs(1) {
-                let b = indicatif::ProgressBar::new_spinner();
-                if let Ok(style) = indicatif::ProgressStyle::with_template(
-                    "{spinner} {human_pos} events replayed ({per_sec}) {elapsed}",
-                ) {
-                    b.set_style(style);
-                }
-                bar = Some(b);
-            }
-            if let Some(b) = &bar {
-                b.set_position(c.load(Ordering::Relaxed));
-            }
-        }
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
-    });
-    let out = f(Some(counter));
-    done.store(true, Ordering::Relaxed);
-    let _ = ticker.join();
-    out
 }
 
 /// The `--timings` table, on stderr.
@@ -338,9 +347,25 @@ fn write_reports(dir: &Path, report: &sim::report::Report) -> Result<()> {
     Ok(())
 }
 
-fn compare(cfg: RunConfig, sources: SourceFactory, common: &Common) -> Result<()> {
+fn compare(
+    cfg: RunConfig,
+    sources: SourceFactory,
+    common: &Common,
+    access_log: Option<sim::trace::AccessLogSummary>,
+) -> Result<()> {
     let started = std::time::Instant::now();
-    let (report, timings) = with_progress(common.quiet, |p| run_timed(&cfg, sources, registry(), p))?;
+    let plan = progress::Plan {
+        cells: cfg
+            .backends
+            .iter()
+            .flat_map(|b| cfg.strategies.iter().map(move |s| format!("{s} × {}", b.label())))
+            .collect(),
+        sources: sources.clone(),
+        sequential: cfg.threads == 1 || !cfg.backends.iter().all(BackendSpec::isolated_per_cell),
+    };
+    let (mut report, timings) =
+        progress::with_progress(common.quiet, plan, |p| run_timed(&cfg, sources, registry(), p))?;
+    report.access_log = access_log;
     let wall = started.elapsed();
     print!("{}", report.to_markdown());
     if common.timings {
@@ -350,7 +375,58 @@ fn compare(cfg: RunConfig, sources: SourceFactory, common: &Common) -> Result<()
         write_reports(dir, &report)?;
         eprintln!("wrote {}/report.{{json,csv,md,html}}", dir.display());
     }
-    Ok(())
+    check_errors(&report, common.max_error_rate)
+}
+
+/// Warns on stderr about every cell with backend errors (their reads fell
+/// back to the database, so hit and stale counts understate the cache), and
+/// fails when a cell's errors per read exceed `max_rate`.
+fn check_errors(report: &sim::report::Report, max_rate: f64) -> Result<()> {
+    let mut over = Vec::new();
+    for r in report.results.iter().filter(|r| r.errors > 0) {
+        let rate = r.errors as f64 / r.reads.max(1) as f64;
+        eprintln!(
+            "cache-sim: warning: {} × {}: {} backend errors in {} reads ({:.2}%); those requests fell back to the database, so hit and stale counts understate this cell",
+            r.strategy,
+            r.backend,
+            r.errors,
+            r.reads,
+            rate * 100.0
+        );
+        if rate > max_rate {
+            over.push(format!("{} × {} ({:.2}%)", r.strategy, r.backend, rate * 100.0));
+        }
+    }
+    if over.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ErrorRate(format!(
+            "backend error rate above --max-error-rate {:.2}% in {} cell(s): {}",
+            max_rate * 100.0,
+            over.len(),
+            over.join(", ")
+        )))
+    }
+}
+
+/// A trace that fails on line 1 but whose first line looks like an access
+/// log: say so.
+fn access_log_hint(e: Error, file: &Path) -> Error {
+    let line1 = |e: &Error| matches!(e, Error::Trace { line: 1, .. });
+    if !line1(&e) {
+        return e;
+    }
+    let first = std::fs::File::open(file).ok().and_then(|f| {
+        use std::io::BufRead;
+        std::io::BufReader::new(f).lines().next().and_then(|l| l.ok())
+    });
+    if first.as_deref().is_some_and(looks_like_access_log) {
+        Error::Invalid(format!(
+            "{e}\n  hint: line 1 looks like a web server access log; did you mean `--format access-log`?"
+        ))
+    } else {
+        e
+    }
 }
 
 fn main_inner(cli: Cli) -> Result<()> {
@@ -374,19 +450,45 @@ fn main_inner(cli: Cli) -> Result<()> {
             let cfg = common.config(&scenario)?;
             let seed = common.seed;
             let name = scenario.clone();
-            compare(cfg, Arc::new(move || scenarios::source(&name, seed)), &common)
+            compare(cfg, Arc::new(move || scenarios::source(&name, seed)), &common, None)
         }
-        Command::Replay { file, format, common } => {
+        Command::Replay {
+            file,
+            format,
+            routes,
+            scope_from,
+            strict,
+            common,
+        } => {
             let mut cfg = common.config("replay")?;
             cfg.trace = Some(file.display().to_string());
+            let mut summary = None;
             let sources: SourceFactory = match format {
-                Format::Jsonl => Arc::new(move || open_trace(&file)),
-                Format::AccessLog => Arc::new(move || open_access_log(&file)),
+                Format::Jsonl => {
+                    let f = file.clone();
+                    if let Err(e) = open_trace(&f) {
+                        return Err(access_log_hint(e, &f));
+                    }
+                    Arc::new(move || open_trace(&f))
+                }
+                Format::AccessLog => {
+                    let mut opts = AccessLogOptions::default();
+                    opts.strict = strict;
+                    opts.scope_from = ScopeFrom::parse(&scope_from)?;
+                    if let Some(r) = &routes {
+                        opts.routes = sim::trace::routes::Routes::load(r)?;
+                    }
+                    summary = Some(scan_access_log(&file, &opts)?);
+                    // Its items are modelled, not known: no stale judging.
+                    cfg.judge_stale = false;
+                    let f = file.clone();
+                    Arc::new(move || open_access_log_with(&f, &opts))
+                }
             };
             if let Some(s) = sources()?.header.scenario {
                 cfg.scenario = format!("replay of {s}");
             }
-            compare(cfg, sources, &common)
+            compare(cfg, sources, &common, summary)
         }
         Command::Generate {
             scenario,

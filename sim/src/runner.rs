@@ -6,7 +6,7 @@
 //! single-threaded Tokio runtime, and results are placed by cell index: the
 //! report does not depend on which thread finished first.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,7 +116,20 @@ fn run_one(
         cell.bucket_us = u64::try_from(cfg.bucket.as_micros()).unwrap_or(u64::MAX).max(1);
         cell.time_calls = cfg.timings;
         cell.aside = cfg.aside.clone().with_seed(cfg.seed);
+        cell.outage_limit = cfg.outage_limit;
+        cell.judge_stale = cfg.judge_stale;
         run_cell(source, &cell, progress).await
+    })
+    .map_err(|e| match e {
+        Error::BackendDown {
+            errors, after, streak, ..
+        } => Error::BackendDown {
+            backend: backend.label(),
+            errors,
+            after,
+            streak,
+        },
+        e => e,
     })
 }
 
@@ -201,9 +214,14 @@ pub fn run_timed(
     type Timed = (Result<Metrics>, Duration);
     let results: Mutex<Vec<Option<Timed>>> = Mutex::new((0..cells.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
+    // After a cell fails the run fails: start no more cells.
+    let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((s, b)) = cells.get(i) else { break };
                 let started = std::time::Instant::now();
@@ -217,6 +235,9 @@ pub fn run_timed(
                     b,
                     progress.as_deref(),
                 );
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
                 if let Ok(mut all) = results.lock() {
                     all[i] = Some((r, started.elapsed()));
                 }
@@ -228,6 +249,13 @@ pub fn run_timed(
         .map_err(|_| Error::Invalid("a worker thread panicked".into()))?;
     let mut rows = Vec::with_capacity(cells.len());
     let mut timings = Vec::with_capacity(cells.len());
+    let mut results = results;
+    // The first failed cell's error, not "did not run" for those skipped after it.
+    if let Some(i) = results.iter().position(|r| matches!(r, Some((Err(_), _)))) {
+        if let Some((Err(e), _)) = results.swap_remove(i) {
+            return Err(e);
+        }
+    }
     for ((strategy, backend), r) in cells.iter().zip(results) {
         let (m, wall) =
             r.ok_or_else(|| Error::Invalid(format!("cell {strategy} × {} did not run", backend.label())))?;

@@ -43,6 +43,10 @@ pub struct Metrics {
     pub stale_reads: u64,
     /// Longest lag of a stale response behind the first write it missed, µs.
     pub max_staleness_us: u64,
+    /// Cached or coalesced responses from an entry filled before a write to
+    /// one of the view's scopes that committed before the request started
+    /// (conservative: the write may not have touched the view's dates).
+    pub at_risk_reads: u64,
     /// Feed queries the database answered.
     pub db_queries: u64,
     /// Backend or strategy errors (reads fell back to the database).
@@ -75,6 +79,7 @@ pub(crate) struct Recorder {
     pub(crate) reads: u64,
     pub(crate) writes: u64,
     pub(crate) stale_reads: u64,
+    pub(crate) at_risk_reads: u64,
     pub(crate) max_staleness_us: u64,
     pub(crate) other_errors: u64,
     pub(crate) control_evictions: u64,
@@ -99,6 +104,7 @@ impl Recorder {
             reads: 0,
             writes: 0,
             stale_reads: 0,
+            at_risk_reads: 0,
             max_staleness_us: 0,
             other_errors: 0,
             control_evictions: 0,
@@ -141,6 +147,16 @@ impl Recorder {
         }
     }
 
+    /// Backend and strategy errors so far.
+    pub(crate) fn error_total(&self) -> u64 {
+        self.tally.backend_errors() + self.other_errors
+    }
+
+    /// Reads answered so far.
+    pub(crate) fn served_total(&self) -> u64 {
+        self.tally.hits + self.tally.misses
+    }
+
     fn quantile(&self, q: f64) -> u64 {
         self.latency.as_ref().map_or(0, |h| h.value_at_quantile(q))
     }
@@ -164,6 +180,7 @@ impl Recorder {
             coalesced: t.coalesced,
             early_refreshes: t.early_refreshes,
             stale_reads: self.stale_reads,
+            at_risk_reads: self.at_risk_reads,
             max_staleness_us: self.max_staleness_us,
             db_queries,
             errors: t.backend_errors() + self.other_errors,

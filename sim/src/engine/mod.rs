@@ -33,11 +33,12 @@
 //! - `payload.rs`: the simulated feed payload (what the DB answered, as of when).
 //! - `views.rs`: views interned per cell (query, digest, JSON).
 //! - `judge.rs`: the stale-read judgement; the dead-key count.
+//! - `outage.rs`: ends a cell whose backend stays down (`--max-outage-s`).
 //! - `metrics.rs`: [`Metrics`] and the recorder (sparse timeline, latency
 //!   percentiles).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,6 +53,7 @@ use crate::trace::{Event, Source};
 
 mod judge;
 mod metrics;
+mod outage;
 mod payload;
 mod views;
 
@@ -59,6 +61,7 @@ pub use metrics::{LatencySummary, Metrics};
 
 use judge::judge;
 use metrics::Recorder;
+use outage::Outage;
 use payload::Payload;
 use views::{ViewInfo, ViewTable};
 
@@ -120,6 +123,14 @@ pub struct Cell {
     pub time_calls: bool,
     /// The read policy: single-flight (per process) and XFetch.
     pub aside: AsideOptions,
+    /// End the cell with [`Error::BackendDown`] when backend calls keep
+    /// failing, with no read served cleanly in between, for this long in
+    /// real time (a server that died and stays down); `None` never does.
+    pub outage_limit: Option<Duration>,
+    /// Judge stale reads against the simulated database. Off for an access
+    /// log: its items are modelled, not known, so only `at_risk_reads` is
+    /// meaningful there.
+    pub judge_stale: bool,
 }
 
 impl std::fmt::Debug for Cell {
@@ -146,6 +157,8 @@ impl Cell {
             bucket_us: 60_000_000,
             time_calls: false,
             aside: AsideOptions::default(),
+            outage_limit: None,
+            judge_stale: true,
         }
     }
 }
@@ -206,6 +219,9 @@ struct Run<'a> {
     base_us: i64,
     now_us: i64,
     rec: Recorder,
+    /// Per scope, the last two commit instants (older, newer), for
+    /// `at_risk_reads`.
+    commits: HashMap<String, (i64, i64)>,
 }
 
 impl Run<'_> {
@@ -287,6 +303,8 @@ impl Run<'_> {
                     return Ok(());
                 }
                 self.rec.writes += 1;
+                let last = self.commits.entry(c.scope.clone()).or_insert((i64::MIN, i64::MIN));
+                *last = (last.1, t);
                 let change = c.change()?;
                 let store = self.store_index(process);
                 let slot = self.alloc(Slot::Invalidate { store, change });
@@ -332,15 +350,30 @@ impl Run<'_> {
     /// Counts a read answered at `at`, judging what it was served.
     fn serve(&mut self, r: &Read, at: i64) {
         let outcome = *r.flow.outcome();
-        let staleness = match (outcome.served, r.flow.payload()) {
+        let payload = match (outcome.served, r.flow.payload()) {
             // Its own load: the database's answer after the request started.
             (Served::Loaded, _) | (Served::Failed, _) | (_, None) => None,
-            (_, Some(bytes)) => match Payload::decode(bytes) {
-                Some(p) => judge(&self.db, &r.info, r.start_us, at, &p),
-                // Not ours (a foreign entry on a shared server): unjudgeable.
-                None => None,
-            },
+            // Not ours (a foreign entry on a shared server): unjudgeable.
+            (_, Some(bytes)) => Payload::decode(bytes),
         };
+        let staleness = match &payload {
+            Some(p) if self.cell.judge_stale => judge(&self.db, &r.info, r.start_us, at, p),
+            _ => None,
+        };
+        if let Some(p) = &payload {
+            // At risk: a write to one of the view's scopes committed before
+            // the request started but at or after the instant the entry's
+            // answer was taken. Needs no database truth.
+            let at_risk = r.info.view.scopes.iter().any(|s| {
+                self.commits.get(s.as_str()).is_some_and(|&(older, newer)| {
+                    let c = if newer < r.start_us { newer } else { older };
+                    c >= p.as_of_excl && c < r.start_us
+                })
+            });
+            if at_risk {
+                self.rec.at_risk_reads += 1;
+            }
+        }
         let (start, at) = (self.since_base(r.start_us), self.since_base(at));
         self.rec.served(start, at, &outcome, staleness);
     }
@@ -519,12 +552,20 @@ pub async fn run_cell(source: Source, cell: &Cell, progress: Option<&AtomicU64>)
         base_us,
         now_us: base_us,
         rec: Recorder::new(cell.bucket_us),
+        commits: HashMap::new(),
     };
     run.set_time(base_us);
     let mut events = source.events;
     let mut next = events.next().transpose()?;
     let mut pending_progress = 0u64;
+    let mut outage = Outage {
+        limit: cell.outage_limit,
+        errors: 0,
+        served: 0,
+        since: None,
+    };
     loop {
+        outage.check(&run.rec)?;
         let next_t = next
             .as_ref()
             .map(|e| base_us.saturating_add(i64::try_from(e.t_us()).unwrap_or(i64::MAX)));

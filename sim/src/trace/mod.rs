@@ -15,16 +15,22 @@
 //!   file, line and field;
 //! - `reader`: the header check and the streaming event reader;
 //! - `writer`: writing a trace;
-//! - `access_log`: importing a Common/Combined Log Format access log.
+//! - `access_log`: importing a Common/Combined Log Format access log (reads,
+//!   and writes by route), lenient with per-reason skip counts;
+//! - `routes`: the method + path patterns that make a logged request a write.
 
 mod access_log;
 mod fields;
 mod format;
 mod lines;
 mod reader;
+pub mod routes;
 mod writer;
 
-pub use access_log::open_access_log;
+pub use access_log::{
+    looks_like_access_log, open_access_log, open_access_log_with, reason, scan_access_log, AccessLogOptions,
+    AccessLogSummary, ScopeFrom, SkipCount,
+};
 pub use format::{
     Event, EventIter, Header, LineNo, Source, FORMAT_NAME, FORMAT_VERSION, MAX_LINE_BYTES, MAX_PROCESSES,
     MAX_SCOPE_BYTES, MAX_T_US, MAX_VIEW_SCOPE_BYTES, VIEW_PARAMS,

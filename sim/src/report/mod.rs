@@ -4,6 +4,12 @@
 //! Everything in a report is derived from the trace, the seed and the
 //! backends' semantics, never from wall-clock time, so the same inputs give
 //! byte-identical files (the determinism test checks `report.json`).
+//!
+//! # Layout
+//!
+//! - this module: the numbers ([`CellResult`], [`Report`]) and their
+//!   Markdown, CSV and JSON forms;
+//! - `html`: `report.html`, its recommendation line and inline SVG charts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,9 +18,11 @@ use std::time::Duration;
 use cache_core::Op;
 use serde::Serialize;
 
+mod html;
+
 use crate::config::RunConfig;
 use crate::engine::{Latencies, Metrics};
-use crate::trace::{Header, FORMAT_VERSION};
+use crate::trace::{AccessLogSummary, Header, FORMAT_VERSION};
 
 /// Calls and keys of one operation kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,6 +55,11 @@ pub struct CellResult {
     pub stale_reads: u64,
     /// `stale_reads / reads`.
     pub stale_rate: f64,
+    /// Hits from an entry filled before a write to one of the view's scopes
+    /// that committed before the request started: conservative (the write
+    /// may not have touched the view's dates), needs no database truth, never
+    /// part of `stale_reads`.
+    pub at_risk_reads: u64,
     /// Longest lag of a stale response behind the first write it missed.
     pub max_staleness_ms: f64,
     /// Backend round trips (reads and invalidations).
@@ -138,6 +151,7 @@ impl CellResult {
             hit_rate: ratio(m.hits, m.reads),
             stale_reads: m.stale_reads,
             stale_rate: ratio(m.stale_reads, m.reads),
+            at_risk_reads: m.at_risk_reads,
             max_staleness_ms: m.max_staleness_us as f64 / 1000.0,
             backend_ops: read_ops + write_ops,
             backend_keys: m.read_ops.total_keys() + m.write_ops.total_keys(),
@@ -206,6 +220,12 @@ pub struct Report {
     pub item_bytes: usize,
     /// Staleness-over-time bucket width, seconds.
     pub bucket_s: u64,
+    /// Whether `stale_reads` were judged against a database (false for an
+    /// access log: its items are modelled, so only `at_risk_reads` counts).
+    pub stale_judged: bool,
+    /// What the access log held and which lines were skipped, for a
+    /// `--format access-log` replay.
+    pub access_log: Option<AccessLogSummary>,
     /// One object per (strategy, backend).
     pub results: Vec<CellResult>,
 }
@@ -231,6 +251,8 @@ impl Report {
             short_ttl_s: cfg.short_ttl.as_secs_f64(),
             item_bytes: cfg.item_bytes,
             bucket_s: cfg.bucket.as_secs().max(1),
+            stale_judged: cfg.judge_stale,
+            access_log: None,
             results,
         }
     }
@@ -264,22 +286,23 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(s, "{}\n", self.caption());
         s.push_str(
-            "| strategy | backend | reads | writes | hits | hit rate | stale reads | stale % | max staleness ms | ops/read | ops/write | DB queries | coalesced | p50 ms | p99 ms | p99.9 ms | errors | dead keys |\n",
+            "| strategy | backend | reads | writes | hits | hit rate | stale reads | stale % | max staleness ms | ops/read | ops/write | DB queries | coalesced | p50 ms | p99 ms | p99.9 ms | errors | dead keys | at-risk reads |\n",
         );
-        s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        let judged = |v: String| if self.stale_judged { v } else { "n/a".to_owned() };
         for r in &self.results {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {:.1}% | {} | {:.2}% | {:.1} | {:.2} | {:.2} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
                 r.strategy,
                 r.backend,
                 r.reads,
                 r.writes,
                 r.hits,
                 r.hit_rate * 100.0,
-                r.stale_reads,
-                r.stale_rate * 100.0,
-                r.max_staleness_ms,
+                judged(r.stale_reads.to_string()),
+                judged(format!("{:.2}%", r.stale_rate * 100.0)),
+                judged(format!("{:.1}", r.max_staleness_ms)),
                 r.ops_per_read,
                 r.ops_per_write,
                 r.db_queries,
@@ -288,8 +311,15 @@ impl Report {
                 r.latency_p99_ms,
                 r.latency_p999_ms,
                 r.errors,
-                r.dead_keys.map(|d| d.to_string()).unwrap_or_else(|| "n/a".into())
+                r.dead_keys.map(|d| d.to_string()).unwrap_or_else(|| "n/a".into()),
+                r.at_risk_reads
             );
+        }
+        if !self.stale_judged {
+            s.push_str("\nStale reads are n/a: an access log has no database to judge them by. At-risk reads count hits from an entry filled before a write to one of the feed's scopes committed (conservative).\n");
+        }
+        if let Some(a) = &self.access_log {
+            s.push_str(&access_log_markdown(a));
         }
         s
     }
@@ -299,13 +329,13 @@ impl Report {
         let mut s = String::from(
             "scenario,seed,strategy,backend,reads,writes,hits,misses,hit_rate,stale_reads,stale_rate,max_staleness_ms,\
              backend_ops,backend_keys,read_ops,write_ops,ops_per_read,ops_per_write,keys_per_write,db_queries,\
-             coalesced,early_refreshes,latency_p50_ms,latency_p99_ms,latency_p999_ms,dead_keys,dead_bytes,live_keys,errors\n",
+             coalesced,early_refreshes,latency_p50_ms,latency_p99_ms,latency_p999_ms,dead_keys,dead_bytes,live_keys,errors,at_risk_reads\n",
         );
         let opt = |o: Option<u64>| o.map(|v| v.to_string()).unwrap_or_default();
         for r in &self.results {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 csv_field(&self.scenario),
                 self.seed,
                 csv_field(&r.strategy),
@@ -334,97 +364,37 @@ impl Report {
                 opt(r.dead_keys),
                 opt(r.dead_bytes),
                 opt(r.live_keys),
-                r.errors
+                r.errors,
+                r.at_risk_reads
             );
         }
         s
     }
 
-    /// `report.html`: caption, table, and five inline SVG charts.
+    /// `report.html`: caption, recommendation, table and charts (see
+    /// [`html`]).
     pub fn to_html(&self) -> String {
-        let labels: Vec<String> = self
-            .results
-            .iter()
-            .map(|r| {
-                if self.backends.len() > 1 {
-                    format!("{} @ {}", r.strategy, r.backend)
-                } else {
-                    r.strategy.clone()
-                }
-            })
-            .collect();
-        let mut h = String::new();
-        h.push_str(
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cache-sim report</title>\n",
-        );
-        h.push_str(
-            "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}\
-             td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,td:nth-child(2){text-align:left}\
-             svg{display:block;margin:1em 0}</style></head><body>\n",
-        );
-        let _ = writeln!(
-            h,
-            "<h1>cache-sim: {}</h1>\n<p>{}</p>",
-            esc(&self.scenario),
-            esc(&self.caption())
-        );
-        h.push_str("<table><tr><th>strategy</th><th>backend</th><th>reads</th><th>hits</th><th>hit rate</th><th>stale reads</th><th>max staleness ms</th><th>ops/read</th><th>ops/write</th><th>DB queries</th><th>coalesced</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>errors</th><th>dead keys</th></tr>\n");
-        for r in &self.results {
-            let _ = writeln!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
-                esc(&r.strategy),
-                esc(&r.backend),
-                r.reads,
-                r.hits,
-                r.hit_rate * 100.0,
-                r.stale_reads,
-                r.max_staleness_ms,
-                r.ops_per_read,
-                r.ops_per_write,
-                r.db_queries,
-                r.coalesced,
-                r.latency_p50_ms,
-                r.latency_p99_ms,
-                r.latency_p999_ms,
-                r.errors,
-                r.dead_keys.map(|d| d.to_string()).unwrap_or_else(|| "n/a".into())
-            );
-        }
-        h.push_str("</table>\n");
-        let pct = |v: f64| format!("{:.1}%", v * 100.0);
-        h.push_str(&bar_chart(
-            "Hit rate",
-            &labels,
-            &self.results.iter().map(|r| r.hit_rate).collect::<Vec<_>>(),
-            &pct,
-            "#3b82f6",
-        ));
-        h.push_str(&bar_chart(
-            "Stale-read rate",
-            &labels,
-            &self.results.iter().map(|r| r.stale_rate).collect::<Vec<_>>(),
-            &|v| format!("{:.2}%", v * 100.0),
-            "#ef4444",
-        ));
-        h.push_str(&bar_chart(
-            "Backend ops per write",
-            &labels,
-            &self.results.iter().map(|r| r.ops_per_write).collect::<Vec<_>>(),
-            &|v| format!("{v:.2}"),
-            "#10b981",
-        ));
-        h.push_str(&bar_chart(
-            "Feed latency p99 (ms, virtual time)",
-            &labels,
-            &self.results.iter().map(|r| r.latency_p99_ms).collect::<Vec<_>>(),
-            &|v| format!("{v:.1} ms"),
-            "#a855f7",
-        ));
-        h.push_str(&staleness_chart(self, &labels));
-        h.push_str("</body></html>\n");
-        h
+        html::render(self)
     }
+}
+
+/// The access-log section of `report.md`: what the log held, and skipped
+/// lines by reason with their first examples.
+fn access_log_markdown(a: &AccessLogSummary) -> String {
+    let mut s = format!(
+        "\nAccess log: {} lines, {} feed reads, {} writes, {} other requests ignored ({} of them unmapped POST/PUT/PATCH/DELETE).\n",
+        a.lines, a.feed_reads, a.writes, a.other_requests, a.unmapped_writes
+    );
+    if a.skipped.is_empty() {
+        s.push_str("No lines skipped.\n");
+    } else {
+        s.push_str("\n| skipped because | lines | first examples |\n|---|---:|---|\n");
+        for (reason, c) in &a.skipped {
+            let ex: Vec<String> = c.examples.iter().map(|e| e.replace('|', "\\|")).collect();
+            let _ = writeln!(s, "| {reason} | {} | {} |", c.lines, ex.join("<br>"));
+        }
+    }
+    s
 }
 
 fn csv_field(s: &str) -> String {
@@ -433,117 +403,4 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_owned()
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-const PALETTE: [&str; 8] = [
-    "#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563",
-];
-
-fn bar_chart(title: &str, labels: &[String], values: &[f64], fmt: &dyn Fn(f64) -> String, color: &str) -> String {
-    let row = 22.0;
-    let left = 230.0;
-    let width = 520.0;
-    let height = 40.0 + row * values.len() as f64;
-    let max = values.iter().copied().fold(0.0f64, f64::max);
-    let mut s = format!(
-        "<h2>{}</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-size=\"12\">\n",
-        esc(title),
-        left + width + 90.0
-    );
-    for (i, (l, &v)) in labels.iter().zip(values).enumerate() {
-        let y = 20.0 + row * i as f64;
-        let w = if max > 0.0 { v / max * width } else { 0.0 };
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{}</text><rect x=\"{left}\" y=\"{:.0}\" width=\"{w:.1}\" height=\"{:.0}\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.0}\">{}</text>",
-            left - 6.0,
-            y + 14.0,
-            esc(l),
-            y + 2.0,
-            row - 6.0,
-            left + w + 4.0,
-            y + 14.0,
-            esc(&fmt(v))
-        );
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-fn staleness_chart(report: &Report, labels: &[String]) -> String {
-    let (w, h, left, top) = (760.0, 260.0, 50.0, 20.0);
-    let last = report
-        .results
-        .iter()
-        .filter_map(|r| r.timeline.last().map(|b| b[0]))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let max = report
-        .results
-        .iter()
-        .flat_map(|r| r.timeline.iter().map(|b| b[2]))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let mut s = format!(
-        "<h2>Stale reads over time (per {} s bucket)</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-size=\"12\">\n",
-        report.bucket_s,
-        w + 260.0,
-        h + 60.0
-    );
-    let _ = writeln!(
-        s,
-        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/><line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#999\"/>\
-         <text x=\"{left}\" y=\"{}\">0 s</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{last:.0} s</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{max:.0}</text>",
-        top + h,
-        left + w,
-        top + h,
-        top + h,
-        top + h + 16.0,
-        left + w,
-        top + h + 16.0,
-        left - 4.0,
-        top + 10.0
-    );
-    for (i, (r, l)) in report.results.iter().zip(labels).enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let pts: Vec<String> = r
-            .timeline
-            .iter()
-            .map(|b| {
-                format!(
-                    "{:.1},{:.1}",
-                    left + b[0] as f64 / last * w,
-                    top + h - b[2] as f64 / max * h
-                )
-            })
-            .collect();
-        if !pts.is_empty() {
-            let _ = writeln!(
-                s,
-                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>",
-                pts.join(" ")
-            );
-        }
-        let _ = writeln!(
-            s,
-            "<rect x=\"{}\" y=\"{:.0}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{:.0}\">{} ({} stale)</text>",
-            left + w + 20.0,
-            top + 16.0 * i as f64,
-            left + w + 34.0,
-            top + 9.0 + 16.0 * i as f64,
-            esc(l),
-            r.stale_reads
-        );
-    }
-    s.push_str("</svg>\n");
-    s
 }
