@@ -80,6 +80,16 @@
 //! | interned views, contiguous DB rows, jemalloc | 49 s | 109 k |
 //! | + keys built in one buffer (cache-core `KeyBuilder`), remembered DB answers | 33 s | 162 k |
 //! | + locmem keyed by a fingerprint on moka's sync cache, per-tag prefix index | 22–28 s | 190–243 k |
+//! | one read path (cache-core's flow), deterministic locmem maintenance, latency histogram, 8 strategies | 48.6 s wall, 72 s CPU, on a loaded machine | 126 k (11.8 µs CPU each; the previous build 11.5 µs side by side) |
+//!
+//! The last row is not comparable with the ones above it: the machine was
+//! shared with other builds (load average 5–14) while it was measured, and
+//! the traffic now has daylight-saving zones. Measured in pairs against the
+//! previous build, the one-read-path engine costs 3–12% more CPU per
+//! request; the suspects are locmem's deterministic maintenance (moka's
+//! pending work applied after every write instead of every 64 operations)
+//! and the single-flight table (now hashed with foldhash after SipHash
+//! showed up). Re-measure on an idle machine before optimising.
 //!
 //! `--timings` prints each cell's wall time and the time spent inside backend
 //! calls, per operation. In the last run: `versioned` 7.3 s, of which 3.0 s
