@@ -249,6 +249,23 @@ impl Harness {
         served != self.truth(view)
     }
 
+    /// October's month view of `cal:1` and the id of a stand-up on
+    /// 15 October created in it (the setup the hazard checks share).
+    pub fn october_standup(&self) -> (View, u64) {
+        let id = self
+            .db
+            .lock()
+            .unwrap()
+            .create(
+                scope("cal:1"),
+                range("2025-10-15T10:00:00+08:00", "2025-10-15T11:00:00+08:00"),
+                "standup",
+                "meeting",
+            )
+            .0;
+        (october_view("cal:1"), id)
+    }
+
     /// Commits `write` to the model, then invalidates (in that order).
     pub async fn commit(&self, write: impl FnOnce(&mut ModelDb) -> Option<Change>) {
         let change = write(&mut self.db.lock().unwrap());
@@ -382,17 +399,7 @@ pub async fn assert_seed_scenarios_pass(backend: Arc<dyn Backend>, strategy: &st
 /// the deleted item.
 pub async fn generation_eviction_serves_stale(backend: Arc<dyn Backend>, strategy: &str) -> bool {
     let h = Harness::new(backend.clone(), strategy);
-    let view = october_view("cal:1");
-    let id = {
-        let mut db = h.db.lock().unwrap();
-        db.create(
-            scope("cal:1"),
-            range("2025-10-15T10:00:00+08:00", "2025-10-15T11:00:00+08:00"),
-            "standup",
-            "meeting",
-        )
-        .0
-    };
+    let (view, id) = h.october_standup();
     assert!(!h.read_is_stale(&view).await);
     h.commit(|db| db.delete(id)).await;
     assert!(!h.read_is_stale(&view).await, "{}: read after the delete", h.describe());
@@ -408,17 +415,7 @@ pub async fn generation_eviction_serves_stale(backend: Arc<dyn Backend>, strateg
 /// a miss).
 pub async fn entry_loss_serves_stale(backend: Arc<dyn Backend>, strategy: &str) -> bool {
     let h = Harness::new(backend.clone(), strategy);
-    let view = october_view("cal:1");
-    let id = {
-        let mut db = h.db.lock().unwrap();
-        db.create(
-            scope("cal:1"),
-            range("2025-10-15T10:00:00+08:00", "2025-10-15T11:00:00+08:00"),
-            "standup",
-            "meeting",
-        )
-        .0
-    };
+    let (view, id) = h.october_standup();
     let mut stale = h.read_is_stale(&view).await;
     h.commit(|db| db.delete(id)).await;
     stale |= h.read_is_stale(&view).await;
@@ -438,17 +435,7 @@ pub async fn entry_loss_serves_stale(backend: Arc<dyn Backend>, strategy: &str) 
 /// reader stores. Returns whether a later read serves the deleted item.
 pub async fn stale_set_race_serves_stale(backend: Arc<dyn Backend>, strategy: &str) -> bool {
     let h = Harness::new(backend, strategy);
-    let view = october_view("cal:1");
-    let id = {
-        let mut db = h.db.lock().unwrap();
-        db.create(
-            scope("cal:1"),
-            range("2025-10-15T10:00:00+08:00", "2025-10-15T11:00:00+08:00"),
-            "standup",
-            "meeting",
-        )
-        .0
-    };
+    let (view, id) = h.october_standup();
     let (queried_tx, queried_rx) = tokio::sync::oneshot::channel::<()>();
     let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
     let reader = {
