@@ -51,10 +51,24 @@
 //!   prefixes scan every key. A store that never deletes by prefix pays
 //!   nothing. In the simulator this took `wildcard`'s invalidations from
 //!   ~270 µs to ~7 µs each.
-//! - **Keys.** moka is keyed by a 128-bit seeded hash of the key (foldhash,
+//! - **Keys.** moka is keyed by a 64-bit seeded hash of the key (foldhash,
 //!   randomly seeded per store unless [`LocmemBuilder::hash_seed`] fixes it);
 //!   the entry keeps the full key and every lookup compares it, so a hash
 //!   collision can only read as a miss, never as another key's value.
+//! - **Determinism** ([`LocmemBuilder::deterministic`]): moka's pending
+//!   bookkeeping is applied after every write, so what it evicts depends on
+//!   the operations alone, never on wall time (the simulator's reports
+//!   repeat byte for byte).
+//! - **TTLs** too large for the clock (`Duration::MAX`) mean "never expires"
+//!   (the contract allows clamping), never an overflow.
+//!
+//! # Layout
+//!
+//! - `backend.rs`: [`LocmemBackend`] and its `Backend` implementation.
+//! - `builder.rs`: [`LocmemBuilder`], the options.
+//! - `entry.rs`: what moka stores per key, and the expiry policy moka reads.
+//! - `fingerprint.rs`: moka's key (a seeded fingerprint) and its pass-through hasher.
+//! - `index.rs`: the per-hash-tag key index behind `delete_prefix`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod backend;
