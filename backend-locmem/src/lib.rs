@@ -1,6 +1,6 @@
 //! # backend-locmem
 //!
-//! An in-process [`Backend`] on [`moka::sync::Cache`]: bounded by bytes,
+//! An in-process [`Backend`](cache_core::Backend) on [`moka::sync::Cache`]: bounded by bytes,
 //! per-entry TTL, atomic `incr` and `add`, prefix deletion. It is the
 //! embedded default of the simulator and the reference the other backends are
 //! compared with.
@@ -35,7 +35,7 @@
 //!   runs inline, in short steps. It also measured ~10% less CPU per
 //!   simulated request than the async cache.
 //! - **Time.** moka cannot take a custom clock, so each entry stores its
-//!   logical expiry according to the backend's [`Clock`] and reads compare
+//!   logical expiry according to the backend's [`Clock`](cache_core::Clock) and reads compare
 //!   against it: with a [`cache_core::ManualClock`] a TTL expires exactly when
 //!   the test (or simulator) moves time past it. moka's own per-entry expiry is
 //!   set from the same TTL only when the clock follows real time, as a bound on
