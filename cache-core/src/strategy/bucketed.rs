@@ -207,12 +207,7 @@ impl Strategy for Bucketed {
     }
 
     fn needs(&self) -> Requirements {
-        Requirements {
-            counters: true,
-            prefers_prefix_delete: false,
-            invalidates: true,
-            needs_shared_store: true,
-        }
+        Requirements::COUNTERS
     }
 
     async fn plan_read(&self, backend: &dyn Backend, view: &View) -> Result<ReadPlan> {

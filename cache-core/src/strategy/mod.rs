@@ -138,6 +138,18 @@ pub struct Requirements {
     pub needs_shared_store: bool,
 }
 
+impl Requirements {
+    /// What every generation-based strategy needs (`naive-versioned`,
+    /// `versioned`, `bucketed`, `stamped`): `add`/`incr` counters in a store
+    /// all processes share, no prefix deletion.
+    pub const COUNTERS: Requirements = Requirements {
+        counters: true,
+        prefers_prefix_delete: false,
+        invalidates: true,
+        needs_shared_store: true,
+    };
+}
+
 /// An invalidation strategy. Strategies keep no per-backend state in memory:
 /// everything they need (generations, key indexes) lives in the backend, so
 /// one instance serves many backends (e.g. one per simulated app process).
