@@ -1,6 +1,8 @@
 //! Cache-aside for range views: [`RangeCache::get_or_load`] reads through a
 //! [`Strategy`], calls the loader on a miss and stores the result;
-//! [`RangeCache::invalidate`] is called after a write commits.
+//! [`RangeCache::invalidate`] is called after a write commits (or
+//! [`RangeCache::begin_write`] before it and [`RangeCache::end_write`]
+//! after it, which closes the commit-to-bump window with `stamped`).
 //!
 //! `RangeCache` is a thin async driver of the sans-IO core in
 //! [`crate::flow`]: every decision below is taken there, by the same code
@@ -144,6 +146,9 @@ pub struct CacheMetrics {
     pub store_errors: u64,
     /// Entries that did not decode as an envelope (treated as misses).
     pub corrupt_entries: u64,
+    /// Reads that went to the loader alone because a write to their scopes
+    /// was open ([`RangeCache::begin_write`]).
+    pub bypassed: u64,
     /// Successful invalidations.
     pub invalidations: u64,
     /// Invalidations that returned an error.
@@ -250,6 +255,7 @@ impl RangeCache {
             read_errors: t.read_errors,
             store_errors: t.store_errors,
             corrupt_entries: t.corrupt_entries,
+            bypassed: t.bypassed,
             invalidations: t.invalidations,
             invalidation_errors: t.invalidation_errors,
             read_ops: self.read_backend.stats().snapshot(),
@@ -361,8 +367,46 @@ impl RangeCache {
     }
 
     /// Invalidates what `change` affects; call it after the write commits.
+    /// Between the commit and this call, readers may still be served the
+    /// previous data (the commit-to-bump window); [`RangeCache::begin_write`]
+    /// closes it where the strategy can (`stamped`).
     pub async fn invalidate(&self, change: &Change) -> Result<()> {
         let r = self.aside.invalidate(&self.write_backend, change).await;
+        self.tally().record_invalidation(r.is_ok());
+        r
+    }
+
+    /// Announces a write before it commits; pair it with
+    /// [`RangeCache::end_write`] after the commit, whether the commit
+    /// succeeded or not. Until then, reads of what `change` affects go to
+    /// the loader alone (with `stamped`; other strategies ignore this and
+    /// invalidate at `end_write`), so no reader is served pre-commit data
+    /// after the commit.
+    ///
+    /// An error here means the fence is not up: commit anyway (a cache
+    /// outage should not stop writes) and call `end_write`, which then
+    /// likely fails too and says the invalidation was lost.
+    ///
+    /// ```
+    /// # async fn demo(cache: cache_core::aside::RangeCache, change: cache_core::Change) -> cache_core::Result<()> {
+    /// let announced = cache.begin_write(&change).await;
+    /// // … commit the write to the database here …
+    /// cache.end_write(&change).await?;
+    /// announced?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin_write(&self, change: &Change) -> Result<()> {
+        let r = self.aside.begin_write(&self.write_backend, change).await;
+        if r.is_err() {
+            self.tally().record_invalidation(false);
+        }
+        r
+    }
+
+    /// After a write announced with [`RangeCache::begin_write`] committed
+    /// (or failed): invalidates what `change` affects and lifts the fence.
+    pub async fn end_write(&self, change: &Change) -> Result<()> {
+        let r = self.aside.end_write(&self.write_backend, change).await;
         self.tally().record_invalidation(r.is_ok());
         r
     }

@@ -462,6 +462,102 @@ pub async fn stale_set_race_serves_stale(backend: Arc<dyn Backend>, strategy: &s
     h.read_is_stale(&view).await
 }
 
+/// What readers inside the commit-to-bump window were served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowOutcome {
+    /// A read after the commit, before the invalidation, answered from the
+    /// entry cached before the write: was it stale?
+    pub cached_read_stale: bool,
+    /// A read after the commit that found a load from before the commit in
+    /// progress (single-flight): was it handed that load's stale result?
+    pub joined_read_stale: bool,
+}
+
+/// The commit-to-bump window: reads that arrive after a write committed
+/// but before the cache heard of it. With `fenced`, writes go through
+/// [`RangeCache::begin_write`] before the commit and
+/// [`RangeCache::end_write`] after; otherwise [`RangeCache::invalidate`]
+/// after. Either way, the reads after the invalidation must be fresh.
+pub async fn commit_window(backend: Arc<dyn Backend>, strategy: &str, fenced: bool) -> WindowOutcome {
+    let h = Harness::new(backend, strategy);
+    let (view, id) = h.october_standup();
+    let change = Change::new(
+        scope("cal:1"),
+        [range("2025-10-15T10:00:00+08:00", "2025-10-15T11:00:00+08:00")],
+    )
+    .unwrap();
+    let begin = |c: Change| {
+        let cache = h.cache.clone();
+        async move {
+            if fenced {
+                cache.begin_write(&c).await.unwrap();
+            }
+        }
+    };
+    let end = |c: Change| {
+        let cache = h.cache.clone();
+        async move {
+            if fenced {
+                cache.end_write(&c).await.unwrap();
+            } else {
+                cache.invalidate(&c).await.unwrap();
+            }
+        }
+    };
+
+    // 1. A cached entry, then a write: a read between commit and bump.
+    assert!(!h.read_is_stale(&view).await);
+    begin(change.clone()).await;
+    assert!(h.db.lock().unwrap().delete(id).is_some());
+    let cached_read_stale = h.read_is_stale(&view).await;
+    end(change.clone()).await;
+    assert!(!h.read_is_stale(&view).await, "{}: read after the end", h.describe());
+
+    // 2. A load that read the database before a write, still running when
+    //    a reader arrives after the commit.
+    end(change.clone()).await; // drop the cached entry: the next read loads
+    let (queried_tx, queried_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let slow = {
+        let (cache, db, view) = (h.cache.clone(), h.db.clone(), view.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_load(&view.clone(), move || async move {
+                    let snapshot = db.lock().unwrap().query(&view);
+                    let _ = queried_tx.send(());
+                    let _ = release_rx.await;
+                    Ok::<_, Infallible>(snapshot)
+                })
+                .await
+        })
+    };
+    queried_rx.await.unwrap();
+    begin(change.clone()).await;
+    h.db.lock().unwrap().create(
+        scope("cal:1"),
+        range("2025-10-15T10:00:00+08:00", "2025-10-15T11:00:00+08:00"),
+        "retro",
+        "meeting",
+    );
+    let late = {
+        let h = h.clone();
+        let view = view.clone();
+        tokio::spawn(async move { h.read(&view).await })
+    };
+    // Let the late reader plan and (without a fence) join the slow load.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    release_tx.send(()).unwrap();
+    let late = late.await.unwrap();
+    let joined_read_stale = late != h.truth(&view);
+    let _ = slow.await.unwrap();
+    end(change).await;
+    assert!(!h.read_is_stale(&view).await, "{}: read after the end", h.describe());
+    WindowOutcome {
+        cached_read_stale,
+        joined_read_stale,
+    }
+}
+
 /// Misses of `bucketed` (month buckets) and `versioned` on one workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BucketComparison {
@@ -918,6 +1014,29 @@ macro_rules! strategy_tests {
                 assert!(!suite::stale_set_race_serves_stale(backend.clone(), "versioned").await);
                 assert!(!suite::stale_set_race_serves_stale(backend.clone(), "stamped").await);
                 assert!(!suite::stale_set_race_serves_stale(backend, "bucketed").await);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn stamped_fence_closes_the_commit_to_bump_window() {
+                let (_guard, backend) = $make.await;
+                let open = suite::WindowOutcome {
+                    cached_read_stale: true,
+                    joined_read_stale: true,
+                };
+                let closed = suite::WindowOutcome {
+                    cached_read_stale: false,
+                    joined_read_stale: false,
+                };
+                assert_eq!(
+                    suite::commit_window(backend.clone(), "stamped", true).await,
+                    closed
+                );
+                assert_eq!(
+                    suite::commit_window(backend.clone(), "stamped", false).await,
+                    open
+                );
+                // Only `stamped` fences: the others keep the window.
+                assert_eq!(suite::commit_window(backend, "versioned", true).await, open);
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

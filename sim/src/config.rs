@@ -58,6 +58,12 @@ pub struct RunConfig {
     /// Judge stale reads against the simulated database (off for access
     /// logs, whose items are modelled: see `at_risk_reads`).
     pub judge_stale: bool,
+    /// Writes are announced before their commit and ended after it (on by
+    /// default: what an app using `RangeCache::begin_write`/`end_write`
+    /// does); off, they are only invalidated after the commit
+    /// (`RangeCache::invalidate`), which leaves `stamped` the
+    /// commit-to-bump window every strategy has.
+    pub fenced_writes: bool,
 }
 
 impl RunConfig {
@@ -82,6 +88,7 @@ impl RunConfig {
             aside: AsideOptions::default(),
             outage_limit: Some(DEFAULT_OUTAGE_LIMIT),
             judge_stale: true,
+            fenced_writes: true,
         }
     }
 }

@@ -224,6 +224,11 @@ struct Common {
     /// load on its own (`off`, an app without it).
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     single_flight: OnOff,
+    /// Writes announced before their commit and ended after it (`on`, as
+    /// with `RangeCache::begin_write`/`end_write`: `stamped` then fences
+    /// the commit-to-bump window) or only invalidated after it (`off`).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    fence: OnOff,
     /// XFetch early refresh with this β (e.g. 1.0); off by default.
     #[arg(long, value_name = "BETA")]
     xfetch: Option<f64>,
@@ -279,6 +284,7 @@ impl Common {
         cfg.item_bytes = self.item_bytes;
         cfg.timings = self.timings;
         cfg.outage_limit = Some(Duration::from_secs(self.max_outage_s));
+        cfg.fenced_writes = self.fence == OnOff::On;
         cfg.aside = cfg
             .aside
             .clone()

@@ -118,6 +118,7 @@ fn run_one(
         cell.aside = cfg.aside.clone().with_seed(cfg.seed);
         cell.outage_limit = cfg.outage_limit;
         cell.judge_stale = cfg.judge_stale;
+        cell.fenced_writes = cfg.fenced_writes;
         run_cell(source, &cell, progress).await
     })
     .map_err(|e| match e {

@@ -32,10 +32,16 @@ fn stamped_serves_no_stale_read_wherever_any_strategy_serves_none() {
 
 /// Generated traffic on a store small enough that orphans matter.
 fn realistic_small(store: &str) -> Report {
+    realistic_small_with(store, |_| {})
+}
+
+/// [`realistic_small`], with `adjust` applied to the run's configuration.
+fn realistic_small_with(store: &str, adjust: impl FnOnce(&mut RunConfig)) -> Report {
     let mut cfg = RunConfig::new("realistic-small");
     cfg.seed = 4;
     cfg.backends = vec![BackendSpec::parse(store).unwrap()];
     cfg.strategies = vec!["wildcard".into(), "versioned".into(), "stamped".into()];
+    adjust(&mut cfg);
     let mut t = TrafficConfig::default();
     t.users = 80;
     t.actions = 30_000;
@@ -78,4 +84,28 @@ fn stamped_keeps_wildcards_hit_rate_in_one_round_trip_without_orphans() {
         s.ops_per_read
     );
     assert_eq!(s.dead_keys, Some(0), "no orphans");
+}
+
+/// The commit-to-bump window, stretched to 200 ms so that many reads land
+/// in it: without the fence every invalidating strategy serves stale reads
+/// there; with it `stamped` serves none (the others do not fence).
+#[test]
+fn the_fence_closes_the_commit_to_bump_window() {
+    let run = |fenced: bool| {
+        realistic_small_with("locmem:64", |cfg| {
+            cfg.latencies.invalidate_us = 200_000;
+            cfg.fenced_writes = fenced;
+            cfg.strategies = vec!["versioned".into(), "stamped".into()];
+        })
+    };
+    let (open, fenced) = (run(false), run(true));
+    assert!(cell(&open, "stamped").stale_reads > 0, "the window must bite");
+    assert!(cell(&open, "versioned").stale_reads > 0);
+    assert_eq!(cell(&fenced, "stamped").stale_reads, 0);
+    assert!(cell(&fenced, "versioned").stale_reads > 0, "only stamped fences");
+    assert!(
+        (cell(&fenced, "stamped").ops_per_write - 2.0).abs() < 0.05,
+        "a fenced write is two incr: {}",
+        cell(&fenced, "stamped").ops_per_write
+    );
 }

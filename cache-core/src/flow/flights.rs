@@ -36,13 +36,18 @@ pub enum Begin<W> {
 #[derive(Debug)]
 struct Flight<W> {
     id: FlightId,
+    /// The generations the leader planned under (a digest).
+    stamp: u64,
     waiters: Vec<W>,
     value: Option<Bytes>,
 }
 
-/// The loads in progress in one process. Keys are storage keys (a
-/// [`ReadPlan`](crate::ReadPlan)'s), so requests for the same view under
-/// different generations never share a load.
+/// The loads in progress in one process, by storage key (a
+/// [`ReadPlan`](crate::ReadPlan)'s) and a stamp of the generations the
+/// plan read, so requests for the same view under different generations
+/// never share a load, even where the key stays the same (`stamped`): a
+/// request that planned after a bump must not be handed what a request
+/// that planned before it loaded.
 ///
 /// Hashed with foldhash, randomly seeded per table: every miss hashes its
 /// key three times here (begin, complete, finish), and std's SipHash made
@@ -79,10 +84,18 @@ impl<W> Flights<W> {
         self.map.is_empty()
     }
 
-    /// A request for `key` that found no usable entry: lead a load, wait
-    /// for one, or take a value just loaded.
-    pub fn begin(&mut self, key: &Key, waiter: W) -> Begin<W> {
+    /// A request for `key`, planned under generations digested as
+    /// `stamp`, that found no usable entry: lead a load, wait for one, or
+    /// take a value just loaded. When the key's load in progress was
+    /// planned under other generations, this request leads a load of its
+    /// own, outside the table (nobody joins it; ending it touches nothing).
+    pub fn begin(&mut self, key: &Key, stamp: u64, waiter: W) -> Begin<W> {
         match self.map.get_mut(key) {
+            Some(flight) if flight.stamp != stamp => {
+                let id = self.next;
+                self.next = self.next.wrapping_add(1);
+                Begin::Lead(id, waiter)
+            }
             Some(flight) => match &flight.value {
                 Some(v) => Begin::Ready(v.clone(), waiter),
                 None => {
@@ -97,6 +110,7 @@ impl<W> Flights<W> {
                     key.clone(),
                     Flight {
                         id,
+                        stamp,
                         waiters: Vec::new(),
                         value: None,
                     },
@@ -145,28 +159,56 @@ mod tests {
     fn one_leads_others_wait_then_get_the_value_until_finished() {
         let k = Key::new("k").unwrap();
         let mut f = Flights::new();
-        let Begin::Lead(id, 0) = f.begin(&k, 0) else { panic!() };
-        assert!(matches!(f.begin(&k, 1), Begin::Wait));
-        assert!(matches!(f.begin(&k, 2), Begin::Wait));
+        let Begin::Lead(id, 0) = f.begin(&k, 0, 0) else {
+            panic!()
+        };
+        assert!(matches!(f.begin(&k, 0, 1), Begin::Wait));
+        assert!(matches!(f.begin(&k, 0, 2), Begin::Wait));
         assert_eq!(f.complete(&k, id, Bytes::from_static(b"v")), vec![1, 2]);
-        assert!(matches!(f.begin(&k, 3), Begin::Ready(v, 3) if &v[..] == b"v"));
+        assert!(matches!(f.begin(&k, 0, 3), Begin::Ready(v, 3) if &v[..] == b"v"));
         f.finish(&k, id);
         assert!(f.is_empty());
-        assert!(matches!(f.begin(&k, 4), Begin::Lead(..)));
+        assert!(matches!(f.begin(&k, 0, 4), Begin::Lead(..)));
     }
 
     #[test]
     fn an_abandoned_flight_returns_its_waiters_and_old_ids_touch_nothing() {
         let k = Key::new("k").unwrap();
         let mut f = Flights::new();
-        let Begin::Lead(old, _) = f.begin(&k, 0) else { panic!() };
-        assert!(matches!(f.begin(&k, 1), Begin::Wait));
+        let Begin::Lead(old, _) = f.begin(&k, 0, 0) else {
+            panic!()
+        };
+        assert!(matches!(f.begin(&k, 0, 1), Begin::Wait));
         assert_eq!(f.abandon(&k, old), vec![1]);
-        let Begin::Lead(new, _) = f.begin(&k, 1) else { panic!() };
+        let Begin::Lead(new, _) = f.begin(&k, 0, 1) else {
+            panic!()
+        };
         assert!(f.abandon(&k, old).is_empty(), "a stale id is ignored");
         f.finish(&k, old);
         assert_eq!(f.len(), 1, "and cannot end the new flight");
         f.finish(&k, new);
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn requests_under_other_generations_never_share_a_load() {
+        let k = Key::new("k").unwrap();
+        let mut f = Flights::new();
+        let Begin::Lead(old, _) = f.begin(&k, 1, 0) else {
+            panic!()
+        };
+        let Begin::Lead(new, _) = f.begin(&k, 2, 1) else {
+            panic!("a request planned under newer generations must load itself")
+        };
+        assert_ne!(old, new);
+        assert!(f.complete(&k, new, Bytes::from_static(b"new")).is_empty());
+        f.finish(&k, new);
+        assert_eq!(f.len(), 1, "the unregistered load ends nothing");
+        assert!(f.complete(&k, old, Bytes::from_static(b"old")).is_empty());
+        assert!(
+            matches!(f.begin(&k, 2, 2), Begin::Lead(..)),
+            "the old value is not handed to a newer plan"
+        );
+        assert!(matches!(f.begin(&k, 1, 3), Begin::Ready(v, 3) if &v[..] == b"old"));
     }
 }

@@ -174,6 +174,18 @@ impl Aside {
         self.strategy.invalidate(backend, change).await
     }
 
+    /// The fenced write path, first half: before the write commits,
+    /// announce it ([`Strategy::begin_write`]).
+    pub async fn begin_write(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
+        self.strategy.begin_write(backend, change).await
+    }
+
+    /// The fenced write path, second half: after the commit (or its
+    /// failure), invalidate and lift the fence ([`Strategy::end_write`]).
+    pub async fn end_write(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
+        self.strategy.end_write(backend, change).await
+    }
+
     /// XFetch (Vattani, Chierichetti, Lowenstein, VLDB 2015): true when this
     /// reader should recompute a still-fresh entry, i.e. when
     /// `now − Δ·β·ln(rand) ≥ expiry`, `Δ` being how long the entry's load

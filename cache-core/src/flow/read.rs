@@ -58,6 +58,15 @@ pub enum Served {
     Failed,
 }
 
+/// One number for a plan's generations, so that a load under some
+/// generations is never shared with a request that planned under others
+/// (`stamped` keeps one key across generations).
+fn stamp_of(generations: &[u64]) -> u64 {
+    generations
+        .iter()
+        .fold(0x9e37_79b9_7f4a_7c15, |h, g| crate::hash::splitmix64(&mut (h ^ g)))
+}
+
 /// Everything a read did that metrics count. Both drivers count with
 /// [`Tally::record`](crate::flow::Tally::record), so they count alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -76,6 +85,9 @@ pub struct Outcome {
     pub corrupt_entry: bool,
     /// The loader was called.
     pub loader_called: bool,
+    /// The plan said a write to the view's scopes was open, so the cache
+    /// neither answered nor stored this read ([`ReadPlan::bypass`]).
+    pub bypassed: bool,
 }
 
 /// The decisions of one read: plan → get → hit, or miss → (join an
@@ -181,9 +193,12 @@ impl ReadFlow {
         self.flight
     }
 
-    /// The next step of a miss: coalesce when there is a key to coalesce on.
+    /// The next step of a miss: coalesce when there is a key to coalesce on
+    /// and the plan allows it.
     fn miss(&mut self) {
-        self.step = if self.single_flight && self.plan.is_some() {
+        let bypass = self.plan.as_ref().is_some_and(|p| p.bypass);
+        self.outcome.bypassed = bypass;
+        self.step = if self.single_flight && self.plan.is_some() && !bypass {
             Step::Join
         } else {
             Step::Load
@@ -195,8 +210,16 @@ impl ReadFlow {
     pub fn planned(&mut self, plan: Result<ReadPlan>) {
         match plan {
             Ok(p) => {
+                let bypass = p.bypass;
                 self.plan = Some(p);
                 self.step = Step::Get;
+                if bypass {
+                    // Nothing the cache holds may answer this read.
+                    if let Some(p) = self.plan.as_mut() {
+                        p.entry = None;
+                    }
+                    self.miss();
+                }
             }
             Err(_) => {
                 self.outcome.read_error = true;
@@ -245,11 +268,11 @@ impl ReadFlow {
     /// [`ReadFlow::joined`] with what `waiter` receives); otherwise the flow
     /// moved on by itself (it leads the load, or took a value just loaded).
     pub fn join<W>(&mut self, flights: &mut Flights<W>, waiter: W) -> bool {
-        let Some(key) = self.plan.as_ref().map(|p| &p.key) else {
+        let Some(plan) = self.plan.as_ref() else {
             self.step = Step::Load;
             return false;
         };
-        match flights.begin(key, waiter) {
+        match flights.begin(&plan.key, stamp_of(&plan.generations), waiter) {
             Begin::Lead(id, _) => {
                 self.flight = Some(id);
                 self.step = Step::Load;
@@ -295,7 +318,7 @@ impl ReadFlow {
         }
         self.step = if self.flight.is_some() {
             Step::Publish
-        } else if self.plan.is_some() && self.payload.is_some() {
+        } else if self.plan.as_ref().is_some_and(|p| !p.bypass) && self.payload.is_some() {
             Step::Store
         } else {
             Step::Done

@@ -28,6 +28,9 @@ pub struct Tally {
     pub store_errors: u64,
     /// Entries that did not decode as an envelope (treated as misses).
     pub corrupt_entries: u64,
+    /// Reads that bypassed the cache because a write to their scopes was
+    /// open (`stamped`'s fence).
+    pub bypassed: u64,
     /// Successful invalidations.
     pub invalidations: u64,
     /// Invalidations that returned an error.
@@ -47,6 +50,7 @@ impl Tally {
         add(&mut self.read_errors, o.read_error);
         add(&mut self.store_errors, o.store_error);
         add(&mut self.corrupt_entries, o.corrupt_entry);
+        add(&mut self.bypassed, o.bypassed);
     }
 
     /// Counts one invalidation.

@@ -34,6 +34,9 @@ pub(crate) struct GenerationSource {
     /// TTL of the generation keys written (see
     /// [`StrategyOptions::control_ttl`](super::StrategyOptions::control_ttl)).
     ttl: Duration,
+    /// Generations are [fenced](super::fence): starts have equal halves
+    /// and a bump adds to both.
+    fenced: bool,
 }
 
 impl GenerationSource {
@@ -43,6 +46,22 @@ impl GenerationSource {
             clock,
             counter: AtomicU64::new(0),
             ttl,
+            fenced: false,
+        }
+    }
+
+    /// The same source for [fenced](super::fence) generations.
+    pub(crate) fn fenced(mut self) -> Self {
+        self.fenced = true;
+        self
+    }
+
+    /// What one bump adds: 1, or both halves of a fenced generation.
+    pub(crate) fn bump_delta(&self) -> u64 {
+        if self.fenced {
+            super::fence::BEGIN + super::fence::END
+        } else {
+            1
         }
     }
 
@@ -51,7 +70,8 @@ impl GenerationSource {
         Some(self.ttl)
     }
 
-    /// A fresh start for the generation under `key`, in `1..2^62`.
+    /// A fresh start for the generation under `key`, in `1..2^62` (fenced:
+    /// a settled value with equal halves).
     pub(crate) fn fresh(&self, key: &Key) -> u64 {
         let nanos = self
             .clock
@@ -65,7 +85,12 @@ impl GenerationSource {
         state ^= nanos;
         let _ = splitmix64(&mut state);
         state ^= n;
-        (splitmix64(&mut state) & GENERATION_MASK).max(1)
+        let draw = splitmix64(&mut state) & GENERATION_MASK;
+        if self.fenced {
+            super::fence::settled_start(draw)
+        } else {
+            draw.max(1)
+        }
     }
 }
 
@@ -138,7 +163,7 @@ async fn seed_generation(backend: &dyn Backend, key: &Key, source: &GenerationSo
 /// entries); on overflow or a non-counter, `set` of a fresh start.
 pub(crate) async fn bump_generation(backend: &dyn Backend, key: &Key, source: &GenerationSource) -> Result<()> {
     for _ in 0..ATTEMPTS {
-        match backend.incr(key, 1).await {
+        match backend.incr(key, source.bump_delta()).await {
             Ok(_) => return Ok(()),
             Err(Error::NotFound { .. }) => {
                 if backend

@@ -6,7 +6,7 @@
 //! → `backend.get(plan.key)` → on a miss, the database query → `store`; a
 //! write is commit → `invalidate`. The simulator runs each step with its own
 //! latency so races (the stale-set race) arise from interleaving rather than
-//! being scripted. [`RangeCache`](crate::aside::RangeCache) drives the same
+//! being scripted. A fenced write is `begin_write` → commit → `end_write`. [`RangeCache`](crate::aside::RangeCache) drives the same
 //! steps for applications.
 //!
 //! # The strategies at a glance
@@ -50,6 +50,7 @@ use crate::key::Key;
 use crate::view::{Change, View};
 
 pub mod bucketed;
+pub(crate) mod fence;
 pub mod fixed_month;
 pub(crate) mod generations;
 pub(crate) mod keys;
@@ -88,6 +89,11 @@ pub struct ReadPlan {
     /// `None` (every other strategy): the entry is read with a separate
     /// `get` of [`Self::key`].
     pub entry: Option<Option<Bytes>>,
+    /// A write to the view's scopes is open (announced with
+    /// [`Strategy::begin_write`], not yet ended): the cache must not answer
+    /// this read, nor coalesce it, nor store its result. The read path
+    /// loads it from the database alone.
+    pub bypass: bool,
 }
 
 impl ReadPlan {
@@ -99,6 +105,7 @@ impl ReadPlan {
             ttl,
             generations: Vec::new(),
             entry: None,
+            bypass: false,
         }
     }
 
@@ -114,6 +121,14 @@ impl ReadPlan {
     #[must_use]
     pub fn with_entry(mut self, entry: Option<Bytes>) -> Self {
         self.entry = Some(entry);
+        self
+    }
+
+    /// Marks the read as one the cache must not answer (see
+    /// [`Self::bypass`]).
+    #[must_use]
+    pub fn with_bypass(mut self, bypass: bool) -> Self {
+        self.bypass = bypass;
         self
     }
 }
@@ -157,7 +172,8 @@ impl Requirements {
 /// # Ordering rule for callers
 ///
 /// Call `plan_read` **before** querying the database for a miss, and
-/// `invalidate` **after** the write has committed. Generation-based
+/// `invalidate` **after** the write has committed (or `begin_write` before
+/// the commit and `end_write` after it). Generation-based
 /// strategies rely on it: a reader that planned before a bump stores under the
 /// old generation, which nobody reads again, so a stale result can never be
 /// filled under a live key.
@@ -191,6 +207,23 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
 
     /// After a write has been committed: invalidate what `change` affects.
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()>;
+
+    /// Before a write commits: announce it, so that reads of what `change`
+    /// affects bypass the cache until [`Strategy::end_write`] (this closes
+    /// the commit-to-bump window). Pair every call with one `end_write`,
+    /// whether or not the commit succeeded. The default does nothing: only
+    /// `stamped` fences writes.
+    async fn begin_write(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
+        let _ = (backend, change);
+        Ok(())
+    }
+
+    /// After a write announced with [`Strategy::begin_write`] committed (or
+    /// failed): invalidate and lift the fence. The default is
+    /// [`Strategy::invalidate`].
+    async fn end_write(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
+        self.invalidate(backend, change).await
+    }
 
     /// Keys that hold this strategy's control state (generations, indexes)
     /// for the scopes and ranges of `view`; empty for strategies without any.

@@ -26,7 +26,8 @@
 //!   slot and sends the groups concurrently (one round trip of latency,
 //!   several in CPU and network).
 //! - read: 1 round trip (`get_many`), +1 `add` per missing generation;
-//!   miss: 1 `set`; write: 1 `incr` per scope (per bucket touched).
+//!   miss: 1 `set`; write: 1 `incr` per scope (per bucket touched), 2 when
+//!   fenced (`begin_write` + `end_write`).
 //!
 //! # Races and losses
 //!
@@ -47,21 +48,39 @@
 //!   2⁻⁶²), so every entry it guarded misses; none is served stale. `add`
 //!   makes concurrent re-creators agree on one value.
 //! - **A lost entry** is a miss.
-//! - **The commit-to-bump window.** A read that plans after the commit but
-//!   before the bump still sees the old generation and may be served the
-//!   pre-commit entry: as for every invalidating strategy, bump right after
-//!   the commit. The simulator measures this window (`--invalidate-delay-us`).
+//! - **The commit-to-bump window**, closed by a fence. With only
+//!   [`invalidate`](Strategy::invalidate) after the commit, a read that
+//!   plans after the commit but before the bump still sees the old
+//!   generation and may be served the pre-commit entry, or join a load that
+//!   read the database before the commit (as for every invalidating
+//!   strategy). Announce the write instead:
+//!   [`begin_write`](Strategy::begin_write) before the commit,
+//!   [`end_write`](Strategy::end_write) after it
+//!   ([`RangeCache::write`](crate::RangeCache::write) does both). The
+//!   generations are [fenced](super::fence): `begin_write` marks them open
+//!   (one `incr`), and every read that sees an open generation goes to the
+//!   database alone: no hit, no coalescing, no fill. A read after the
+//!   commit either sees the fence or, after `end_write`, the bumped
+//!   generation, so it is never served pre-commit data. The price is one
+//!   more `incr` per write and uncached reads of the scope while a write is
+//!   open. The simulator announces every write (`--invalidate-delay-us`
+//!   is then the time a scope stays fenced).
+//! - **A lost fence.** A generation evicted mid-write loses the fences of
+//!   the writes then open: those writes have the plain window, no worse. A
+//!   writer that dies between begin and end leaves the scope uncached (not
+//!   stale) until the generation expires.
 //!
 //! # Generation TTL
 //!
 //! Generation keys are written with [`StrategyOptions::control_ttl`]
-//! (twice the entry TTL). An expired generation is a lost one: misses,
-//! never stale reads.
+//! (a day, or twice the entry TTL if longer). An expired generation is a
+//! lost one: misses, never stale reads.
 
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::bucketed::Bucketed;
+use super::fence;
 use super::generations::{bump_generation, resolve_generations, GenerationSource};
 use super::keys::{scope_key, scoped_view_key};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
@@ -107,7 +126,7 @@ impl Stamped {
     /// A `stamped` strategy with `options` (uses `namespace`, `ttl`, `seed`,
     /// `clock`, `stamp_granularity`, and `bucket` with bucket granularity).
     pub fn new(options: StrategyOptions) -> Self {
-        let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl());
+        let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl()).fenced();
         let buckets = (options.stamp_granularity == StampGranularity::Bucket).then(|| Bucketed::new(options.clone()));
         Stamped {
             options,
@@ -119,6 +138,14 @@ impl Stamped {
     /// `ns:s:{scope}:gen`.
     fn scope_generation(&self, scope: &Scope) -> Result<Key> {
         scope_key(&self.options.namespace, TAG, scope, "gen")
+    }
+
+    /// The generation keys a write of `change` bumps.
+    fn change_keys(&self, change: &Change) -> Result<Vec<Key>> {
+        match &self.buckets {
+            Some(b) => b.change_keys(change),
+            None => Ok(vec![self.scope_generation(&change.scope)?]),
+        }
     }
 
     fn generation_keys(&self, view: &View) -> Result<Vec<Key>> {
@@ -209,10 +236,14 @@ impl Strategy for Stamped {
             });
         };
         let generations = resolve_generations(backend, &keys, values, &self.source).await?;
-        let current = entry.and_then(|e| unstamp(&e, &generations));
+        // A write is open on one of the scopes: this read goes to the
+        // database alone (see "The commit-to-bump window").
+        let fenced = !generations.iter().all(|g| fence::is_settled(*g));
+        let current = entry.filter(|_| !fenced).and_then(|e| unstamp(&e, &generations));
         Ok(ReadPlan::new(entry_key, Some(self.options.ttl))
             .with_generations(generations)
-            .with_entry(current))
+            .with_entry(current)
+            .with_bypass(fenced))
     }
 
     async fn store(&self, backend: &dyn Backend, _view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
@@ -220,14 +251,29 @@ impl Strategy for Stamped {
     }
 
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
-        let keys = match &self.buckets {
-            Some(b) => b.change_keys(change)?,
-            None => vec![self.scope_generation(&change.scope)?],
-        };
-        for key in keys {
+        for key in self.change_keys(change)? {
             bump_generation(backend, &key, &self.source).await?;
         }
         Ok(())
+    }
+
+    async fn begin_write(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
+        for key in self.change_keys(change)? {
+            fence::begin(backend, &key, &self.source).await?;
+        }
+        Ok(())
+    }
+
+    async fn end_write(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
+        // Every key is ended even if one fails: a fence left open only
+        // costs misses, but the others should still lift.
+        let mut first_error = None;
+        for key in self.change_keys(change)? {
+            if let Err(e) = fence::end(backend, &key, &self.source).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     fn control_keys(&self, view: &View) -> Vec<Key> {

@@ -14,8 +14,11 @@
 //! ```
 //!
 //! Single-flight is per simulated app process, as in an application: each
-//! process has its own [`Flights`] table. A write commits to the database at
-//! its trace time and is invalidated `invalidate_us` later. Steps of all
+//! process has its own [`Flights`] table. A write is announced
+//! ([`Aside::begin_write`](cache_core::flow::Aside::begin_write)) and
+//! commits to the database at its trace time, and is ended (invalidated)
+//! `invalidate_us` later; only `stamped` fences reads in between, the
+//! other strategies do nothing at the announcement. Steps of all
 //! requests sit in one priority queue ordered by (time, sequence number), so
 //! concurrent requests interleave deterministically and races such as the
 //! stale-set race happen by themselves. Trace events go before queued steps
@@ -131,6 +134,11 @@ pub struct Cell {
     /// log: its items are modelled, not known, so only `at_risk_reads` is
     /// meaningful there.
     pub judge_stale: bool,
+    /// The app announces each write before its commit and ends it after
+    /// ([`Aside::begin_write`](cache_core::flow::Aside::begin_write) /
+    /// `end_write`, which `stamped` uses to fence reads); off, it only
+    /// invalidates after the commit.
+    pub fenced_writes: bool,
 }
 
 impl std::fmt::Debug for Cell {
@@ -159,6 +167,7 @@ impl Cell {
             aside: AsideOptions::default(),
             outage_limit: None,
             judge_stale: true,
+            fenced_writes: true,
         }
     }
 }
@@ -307,6 +316,12 @@ impl Run<'_> {
                 *last = (last.1, t);
                 let change = c.change()?;
                 let store = self.store_index(process);
+                // The app announces the write before its commit and ends it
+                // after: nothing runs between this and the commit above at
+                // this virtual instant, so the order is the app's.
+                if self.cell.fenced_writes && self.aside.begin_write(&self.write[store], &change).await.is_err() {
+                    self.rec.tally.record_invalidation(false);
+                }
                 let slot = self.alloc(Slot::Invalidate { store, change });
                 self.schedule(t.saturating_add(us(self.cell.latencies.invalidate_us)), slot);
             }
@@ -384,7 +399,12 @@ impl Run<'_> {
         let mut r = match std::mem::replace(&mut self.slots[slot as usize], Slot::Free) {
             Slot::Read(r) => r,
             Slot::Invalidate { store, change } => {
-                let ok = self.aside.invalidate(&self.write[store], &change).await.is_ok();
+                let written = if self.cell.fenced_writes {
+                    self.aside.end_write(&self.write[store], &change).await
+                } else {
+                    self.aside.invalidate(&self.write[store], &change).await
+                };
+                let ok = written.is_ok();
                 self.rec.tally.record_invalidation(ok);
                 self.free.push(slot);
                 return;

@@ -210,6 +210,8 @@ pub struct Report {
     pub latencies_us: Latencies,
     /// Whether each app process coalesced concurrent misses (single-flight).
     pub single_flight: bool,
+    /// Whether writes were announced before their commit (`--fence`).
+    pub fenced_writes: bool,
     /// XFetch's β, when early refresh was on.
     pub xfetch_beta: Option<f64>,
     /// Cached views' TTL, seconds.
@@ -246,6 +248,7 @@ impl Report {
             strategies: cfg.strategies.clone(),
             latencies_us: cfg.latencies,
             single_flight: cfg.aside.single_flight,
+            fenced_writes: cfg.fenced_writes,
             xfetch_beta: cfg.aside.xfetch_beta,
             ttl_s: cfg.ttl.as_secs_f64(),
             short_ttl_s: cfg.short_ttl.as_secs_f64(),
