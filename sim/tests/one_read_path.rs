@@ -119,12 +119,16 @@ async fn through_range_cache(cfg: &RunConfig, header: &Header, events: &[Event])
                     .unwrap();
             }
             Event::Write { process, write, .. } => {
+                // As the simulator (and an app using the fence) does:
+                // announce, commit, end. The change is known only from the
+                // commit; nothing reads in between.
                 let c = db.commit(write, t).unwrap();
                 if write.kind != WriteKind::Load {
-                    caches[*process as usize % caches.len()]
-                        .invalidate(&c.change().unwrap())
-                        .await
-                        .unwrap();
+                    let cache = &caches[*process as usize % caches.len()];
+                    let change = c.change().unwrap();
+                    assert!(cfg.fenced_writes);
+                    cache.begin_write(&change).await.unwrap();
+                    cache.end_write(&change).await.unwrap();
                 }
             }
             other => panic!("unexpected event {other:?}"),

@@ -93,8 +93,14 @@ fn sum(stats: &[TierStats]) -> TierStats {
 }
 
 /// Runs `stamped` over `scenario` on `spec`; `"l2-only"` is one shared
-/// store for every process.
+/// store for every process. Writes are fenced (the default).
 fn run(scenario: &str, spec: &str) -> Run {
+    run_with(scenario, spec, true)
+}
+
+/// [`run`], with writes fenced (`begin_write` before the commit) or only
+/// invalidated after it.
+fn run_with(scenario: &str, spec: &str, fenced: bool) -> Run {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -119,7 +125,8 @@ fn run(scenario: &str, spec: &str) -> Run {
                 .unwrap();
             (stores.backends, stores.tiers, None)
         };
-        let cell = Cell::new(strategy, backends, clock);
+        let mut cell = Cell::new(strategy, backends, clock);
+        cell.fenced_writes = fenced;
         let m = run_cell(source, &cell, None).await.unwrap();
         let tier = sum(&tiers.iter().map(|t| t.stats()).collect::<Vec<_>>());
         let (l2_bytes, l2_reads) = match &counting {
@@ -176,7 +183,9 @@ fn two_tiers_without_backplane_on_multi_process_locmem_traffic() {
 }
 
 #[test]
-fn two_tiers_on_multi_process_two_tier() {
+fn two_tiers_on_multi_process_two_tier_unfenced() {
+    // An app that only invalidates after the commit: the window is open.
+    let run = |scenario: &str, spec: &str| run_with(scenario, spec, false);
     let l2 = run(TWO_TIER, "l2-only");
     let two = run(TWO_TIER, "two-tier:locmem+locmem");
     let delivery_us = 2_000;
@@ -227,6 +236,30 @@ fn two_tiers_on_multi_process_two_tier() {
     assert!(bp.m.max_staleness_us > window, "the backplane's window is really used");
     // The late probes L2 alone answered by a load are (stale) L1 hits here.
     assert_eq!(bp.m.hits, l2.m.hits + (before_notice - in_window));
+}
+
+#[test]
+fn two_tiers_on_multi_process_two_tier_fenced() {
+    let l2 = run(TWO_TIER, "l2-only");
+    let two = run(TWO_TIER, "two-tier:locmem+locmem");
+    let delivery_us = 2_000;
+    let bp = run(TWO_TIER, &format!("two-tier/backplane={delivery_us}:locmem+locmem"));
+    for (l, r) in [("l2-only", &l2), ("two-tier", &two), ("two-tier+backplane", &bp)] {
+        print(l, r);
+    }
+    // The fence closes the commit-to-bump window: L2 alone and two tiers
+    // without a backplane serve nothing stale.
+    assert_eq!(l2.m.stale_reads, 0);
+    assert_eq!(two.m.stale_reads, 0);
+    assert_eq!(two.m.db_queries, l2.m.db_queries);
+    // With the backplane, a process learns of the fence when its notice
+    // arrives: until then (the delivery latency after the commit) it
+    // serves L1 hits, and never longer.
+    let lat = Latencies::default();
+    let before_notice = TWO_TIER_PROBES_US.iter().filter(|d| **d < delivery_us).count() as u64 * 2;
+    assert_eq!(bp.m.stale_reads, before_notice);
+    let bound = delivery_us + lat.plan_us;
+    assert!(bp.m.max_staleness_us <= bound, "{} > {bound}", bp.m.max_staleness_us);
 }
 
 #[test]

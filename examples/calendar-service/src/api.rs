@@ -1,5 +1,5 @@
-//! The HTTP handlers: the cached feed, and the writes that invalidate it
-//! after they commit.
+//! The HTTP handlers: the cached feed, and the writes, which announce
+//! themselves to the cache before they commit and invalidate after.
 
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
@@ -9,9 +9,11 @@ use axum::Json;
 use serde::Serialize;
 
 use cache_core::fullcalendar::{self, FeedQueryError};
+use std::sync::{Arc, Mutex, PoisonError};
+
 use cache_core::{Bytes, CacheMetrics, Change, Scope};
 
-use crate::db::{Calendar, DbError, FeedFilter, Item, ItemInput, STATUSES, WORK_TYPES};
+use crate::db::{BeforeCommit, Calendar, DbError, FeedFilter, Item, ItemInput, STATUSES, WORK_TYPES};
 use crate::App;
 
 /// The feed's filters: part of the cache key, read back by the loader.
@@ -100,15 +102,17 @@ impl<'a> Event<'a> {
     }
 }
 
-/// `POST /api/items`: creates an item, then invalidates its calendar.
+/// `POST /api/items`: creates an item; its calendar is fenced from just
+/// before the commit and invalidated after it.
 pub async fn create_item(
     State(app): State<App>,
     user: User,
     Json(input): Json<ItemInput>,
 ) -> Result<(StatusCode, Json<Item>), ApiError> {
-    let item = app.db.create(&user.0, input).await?;
-    app.invalidate(&[&item]).await;
-    Ok((StatusCode::CREATED, Json(item)))
+    let (hook, announced) = app.announcer();
+    let created = app.db.create(&user.0, input, hook).await;
+    app.end_writes(announced).await;
+    Ok((StatusCode::CREATED, Json(created?)))
 }
 
 /// `GET /api/items/{id}`: one item (404 once deleted: the seed's symptom).
@@ -116,58 +120,101 @@ pub async fn get_item(State(app): State<App>, user: User, Path(id): Path<i64>) -
     Ok(Json(app.db.item(&user.0, id).await?))
 }
 
-/// `PUT /api/items/{id}`: replaces an item (title, dates, calendar), then
-/// invalidates its old and its new dates, in its old and new calendar.
+/// `PUT /api/items/{id}`: replaces an item (title, dates, calendar); its
+/// old and new dates, in its old and new calendar, are fenced and then
+/// invalidated.
 pub async fn update_item(
     State(app): State<App>,
     user: User,
     Path(id): Path<i64>,
     Json(input): Json<ItemInput>,
 ) -> Result<Json<Item>, ApiError> {
-    let (old, new) = app.db.update(&user.0, id, input).await?;
-    app.invalidate(&[&old, &new]).await;
-    Ok(Json(new))
+    let (hook, announced) = app.announcer();
+    let updated = app.db.update(&user.0, id, input, hook).await;
+    app.end_writes(announced).await;
+    Ok(Json(updated?.1))
 }
 
-/// `DELETE /api/items/{id}`: deletes an item, then invalidates its dates.
+/// `DELETE /api/items/{id}`: deletes an item; its dates are fenced and
+/// then invalidated.
 pub async fn delete_item(State(app): State<App>, user: User, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let old = app.db.delete(&user.0, id).await?;
-    app.invalidate(&[&old]).await;
+    let (hook, announced) = app.announcer();
+    let deleted = app.db.delete(&user.0, id, hook).await;
+    app.end_writes(announced).await;
+    deleted?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The changes a write announced, for [`App::end_writes`].
+#[derive(Debug, Clone, Default)]
+pub struct Announced(Arc<Mutex<Vec<Change>>>);
+
 impl App {
-    /// Invalidates what a committed write touched: for each calendar among
-    /// `items` (an edit may move an item between calendars), one [`Change`]
-    /// naming every date range the item had there (old and new dates).
+    /// A hook for the database's write transaction ([`BeforeCommit`]):
+    /// just before the commit it announces the write's [`changes`] to the
+    /// cache ([`cache_core::RangeCache::begin_write`]: with `stamped`,
+    /// reads of those calendars go to the database until the write ends),
+    /// and records them for [`App::end_writes`].
     ///
-    /// Called after the commit, never before: a generation bumped before
-    /// the commit lets a reader cache the old rows under the new
-    /// generation. A failed invalidation is logged and counted
+    /// It runs on the database's blocking thread, so it waits for the
+    /// cache there: the commit must not happen before the announcement has
+    /// landed. A failed announcement is logged and the write goes on: a
+    /// cache outage must not stop writes, and `end_writes` still
+    /// invalidates (or reports that it could not).
+    pub fn announcer(&self) -> (BeforeCommit, Announced) {
+        let announced = Announced::default();
+        let (cache, slot) = (self.cache.clone(), announced.clone());
+        let handle = tokio::runtime::Handle::current();
+        let hook: BeforeCommit = Box::new(move |items: &[&Item]| {
+            let changes = changes(items);
+            for change in &changes {
+                if let Err(e) = handle.block_on(cache.begin_write(change)) {
+                    tracing::error!(scope = %change.scope, error = %e, "announcing a write failed; its feeds may be stale between commit and invalidation");
+                }
+            }
+            *slot.0.lock().unwrap_or_else(PoisonError::into_inner) = changes;
+        });
+        (hook, announced)
+    }
+
+    /// After the write's transaction returned, committed or not: ends what
+    /// it announced ([`cache_core::RangeCache::end_write`]: invalidates and
+    /// lifts the fence). Nothing when the write failed its checks before
+    /// announcing anything.
+    ///
+    /// A failed invalidation is logged and counted
     /// ([`CacheMetrics::invalidation_errors`]) but the request still
     /// succeeds, because the write is durable and an error would invite
     /// the client to repeat it; entries expire after the strategy's TTL.
-    pub async fn invalidate(&self, items: &[&Item]) {
-        let mut calendars: Vec<i64> = items.iter().map(|i| i.calendar_id).collect();
-        calendars.sort_unstable();
-        calendars.dedup();
-        for calendar in calendars {
-            let ranges = items
-                .iter()
-                .filter(|i| i.calendar_id == calendar)
-                .filter_map(|i| fullcalendar::all_day_range(i.start, i.end).ok());
-            let change = match Change::new(scope_of(calendar), ranges) {
-                Ok(change) => change,
-                Err(e) => {
-                    tracing::error!(calendar, error = %e, "no change to invalidate");
-                    continue;
-                }
-            };
-            if let Err(e) = self.cache.invalidate(&change).await {
-                tracing::error!(calendar, error = %e, "invalidation failed; feeds may be stale until the TTL");
+    pub async fn end_writes(&self, announced: Announced) {
+        let changes = std::mem::take(&mut *announced.0.lock().unwrap_or_else(PoisonError::into_inner));
+        for change in changes {
+            if let Err(e) = self.cache.end_write(&change).await {
+                tracing::error!(scope = %change.scope, error = %e, "invalidation failed; feeds may be stale until the TTL");
             }
         }
     }
+}
+
+/// What a write of `items` touched: for each calendar among them (an edit
+/// may move an item between calendars), one [`Change`] naming every date
+/// range the item had there (old and new dates).
+pub fn changes(items: &[&Item]) -> Vec<Change> {
+    let mut calendars: Vec<i64> = items.iter().map(|i| i.calendar_id).collect();
+    calendars.sort_unstable();
+    calendars.dedup();
+    let mut out = Vec::with_capacity(calendars.len());
+    for calendar in calendars {
+        let ranges = items
+            .iter()
+            .filter(|i| i.calendar_id == calendar)
+            .filter_map(|i| fullcalendar::all_day_range(i.start, i.end).ok());
+        match Change::new(scope_of(calendar), ranges) {
+            Ok(change) => out.push(change),
+            Err(e) => tracing::error!(calendar, error = %e, "no change to invalidate"),
+        }
+    }
+    out
 }
 
 /// What the page needs to draw itself.

@@ -128,6 +128,13 @@ pub struct FeedFilter<'a> {
     pub status: Option<&'a str>,
 }
 
+/// Runs inside a write's transaction, after its checks and just before its
+/// commit, with the items the write touches (as they were, and as they
+/// will be): where the service announces the write to the cache
+/// ([`cache_core::RangeCache::begin_write`]). Not called when a check
+/// fails; called at most once.
+pub type BeforeCommit = Box<dyn FnOnce(&[&Item]) + Send>;
+
 /// The database handle; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -290,7 +297,7 @@ impl Db {
 
     /// Creates an item in a calendar `user` is a member of; committed when
     /// this returns.
-    pub async fn create(&self, user: &str, input: ItemInput) -> Result<Item, DbError> {
+    pub async fn create(&self, user: &str, input: ItemInput, before_commit: BeforeCommit) -> Result<Item, DbError> {
         input.validate()?;
         let user = user.to_owned();
         self.call(move |c| {
@@ -308,6 +315,7 @@ impl Db {
                 ],
             )?;
             let item = item_by_id(&tx, tx.last_insert_rowid())?;
+            before_commit(&[&item]);
             tx.commit()?;
             Ok(item)
         })
@@ -316,7 +324,13 @@ impl Db {
 
     /// Replaces item `id` (title, dates, even its calendar); returns the
     /// item before and after, committed when this returns.
-    pub async fn update(&self, user: &str, id: i64, input: ItemInput) -> Result<(Item, Item), DbError> {
+    pub async fn update(
+        &self,
+        user: &str,
+        id: i64,
+        input: ItemInput,
+        before_commit: BeforeCommit,
+    ) -> Result<(Item, Item), DbError> {
         input.validate()?;
         let user = user.to_owned();
         self.call(move |c| {
@@ -337,6 +351,7 @@ impl Db {
                 ],
             )?;
             let new = item_by_id(&tx, id)?;
+            before_commit(&[&old, &new]);
             tx.commit()?;
             Ok((old, new))
         })
@@ -344,12 +359,13 @@ impl Db {
     }
 
     /// Deletes item `id`; returns it as it was, committed when this returns.
-    pub async fn delete(&self, user: &str, id: i64) -> Result<Item, DbError> {
+    pub async fn delete(&self, user: &str, id: i64, before_commit: BeforeCommit) -> Result<Item, DbError> {
         let user = user.to_owned();
         self.call(move |c| {
             let tx = c.transaction()?;
             let old = visible_item(&tx, &user, id)?;
             tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
+            before_commit(&[&old]);
             tx.commit()?;
             Ok(old)
         })
@@ -477,6 +493,10 @@ mod tests {
         assert!(matches!(db.calendars_of("mallory").await, Err(DbError::UnknownUser(_))));
     }
 
+    fn none() -> BeforeCommit {
+        Box::new(|_| {})
+    }
+
     #[tokio::test]
     async fn writes_check_membership_and_return_old_and_new() {
         let db = Db::open(None).unwrap();
@@ -488,7 +508,7 @@ mod tests {
             start: d("2025-10-27"),
             end: d("2025-10-29"),
         };
-        let created = db.create("bob", input.clone()).await.unwrap();
+        let created = db.create("bob", input.clone(), none()).await.unwrap();
         assert_eq!(created.title, "Offsite");
         // Alice shares the Team calendar: she sees Bob's item.
         assert_eq!(db.item("alice", created.id).await.unwrap(), created);
@@ -497,22 +517,28 @@ mod tests {
             calendar_id: 1,
             ..input.clone()
         };
-        assert!(matches!(db.create("bob", into_alice).await, Err(DbError::Forbidden(1))));
+        assert!(matches!(
+            db.create("bob", into_alice, none()).await,
+            Err(DbError::Forbidden(1))
+        ));
         assert!(matches!(db.item("bob", 2).await, Err(DbError::NotFound)));
         let moved = ItemInput {
             start: d("2025-11-03"),
             end: d("2025-11-04"),
             ..input.clone()
         };
-        let (old, new) = db.update("alice", created.id, moved).await.unwrap();
+        let (old, new) = db.update("alice", created.id, moved, none()).await.unwrap();
         assert_eq!((old.start, new.start), (d("2025-10-27"), d("2025-11-03")));
-        let gone = db.delete("alice", created.id).await.unwrap();
+        let gone = db.delete("alice", created.id, none()).await.unwrap();
         assert_eq!(gone, new);
         assert!(matches!(db.item("alice", created.id).await, Err(DbError::NotFound)));
         let backwards = ItemInput {
             end: d("2025-10-01"),
             ..input
         };
-        assert!(matches!(db.create("bob", backwards).await, Err(DbError::Invalid(_))));
+        assert!(matches!(
+            db.create("bob", backwards, none()).await,
+            Err(DbError::Invalid(_))
+        ));
     }
 }

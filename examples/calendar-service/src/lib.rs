@@ -14,7 +14,9 @@
 //! - `lib.rs` (here): [`Config`], the app state [`App`] (the database and
 //!   the one cache, built at startup), the [`router`], [`serve`].
 //! - [`api`]: the handlers: the cached feed, and create / edit / delete,
-//!   which invalidate after they commit.
+//!   which announce themselves to the cache just before they commit
+//!   (`begin_write`, which `stamped` uses to fence the commit-to-bump
+//!   window) and invalidate after (`end_write`).
 //! - [`db`]: calendars, members and work items in SQLite, and the feed query.
 //! - `assets`: the page (HTML, JS, CSS) and the vendored FullCalendar,
 //!   compiled into the binary.

@@ -219,6 +219,34 @@ async fn writes_answer_with_their_status() {
     );
 }
 
+/// Every write is announced before its commit and ended after it: with
+/// `stamped` that is one `incr` each per calendar touched (the fence, then
+/// the bump); a write refused before its commit touches nothing.
+#[tokio::test]
+async fn writes_are_fenced_around_their_commit() {
+    let s = Service::start("stamped", "locmem").await;
+    let incrs = || s.app.cache.metrics().write_ops.op(cache_core::Op::Incr).calls;
+    let item = |calendar: i64| {
+        json!({"calendar_id": calendar, "title": "Offsite", "work_type": "chore", "status": "open",
+               "start": "2025-10-27", "end": "2025-10-29"})
+    };
+    let (status, created) = s.call(Method::POST, "/api/items", "alice", Some(item(1))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(incrs(), 2, "begin_write + end_write on one calendar");
+    let id = created["id"].as_i64().unwrap();
+    // Moved from Alice's calendar to Team: both calendars are fenced.
+    let (status, _) = s
+        .call(Method::PUT, &format!("/api/items/{id}"), "alice", Some(item(3)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(incrs(), 6);
+    let (status, _) = s.call(Method::POST, "/api/items", "bob", Some(item(1))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(incrs(), 6, "a refused write announces nothing");
+    let m = s.app.cache.metrics();
+    assert_eq!((m.invalidations, m.invalidation_errors), (3, 0));
+}
+
 #[tokio::test]
 async fn the_page_and_fullcalendar_are_served_from_the_binary() {
     let s = Service::start("versioned", "locmem").await;
