@@ -91,10 +91,10 @@ pub const SCENARIOS: [ScenarioInfo; 10] = [
         shows: "Three app processes each read one month view every 100 ms for 10 s, a delete commits on process \
                 0, processes 1 and 2 probe 0.5/1.5/2.5/3.5/5 ms after the commit, then 10 s more reads. With \
                 stamped: per-process locmem serves stale reads for ever; a shared L2 and two-tier without \
-                backplane (two-tier:locmem+<L2>) serve stale only inside the commit-to-bump window (the \
-                0.5 ms probes), two-tier reading < 5% of the L2-only bytes; with a backplane \
-                (two-tier/backplane=<µs>:…) also until the notice arrives, bounded by commit-to-bump + \
-                delivery latency + the read's own plan step.",
+                backplane (two-tier:locmem+<L2>) serve none (with --fence off: only inside the \
+                commit-to-bump window, the 0.5 ms probes), two-tier reading < 5% of the L2-only bytes; \
+                with a backplane (two-tier/backplane=<µs>:…) until the fence's notice arrives, bounded by \
+                the delivery latency + the read's own plan step (with --fence off: + commit-to-bump).",
     },
 ];
 

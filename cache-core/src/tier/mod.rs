@@ -65,9 +65,11 @@
 //!   its publish.
 //!
 //! The price is staleness: a process serves its L1 copy until the notice
-//! arrives, so a read can be stale for up to the commit-to-bump window plus
-//! the delivery latency (the simulator asserts this bound on
-//! `multi-process-two-tier`). Redis pub/sub provides a backplane
+//! arrives, so a read can be stale for up to the delivery latency after the
+//! commit when writes are fenced (`RangeCache::begin_write` publishes the
+//! fence as a notice too), or the commit-to-bump window plus the delivery
+//! latency when they are only invalidated (the simulator asserts both
+//! bounds on `multi-process-two-tier`). Redis pub/sub provides a backplane
 //! (`backend_redis::RedisBackplane`); Memcached has no publish/subscribe,
 //! so with a Memcached L2 use no backplane (or Redis for the backplane
 //! alone). [`LocalBackplane`] is an in-process hub with a modelled delivery
