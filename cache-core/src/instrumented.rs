@@ -115,6 +115,9 @@ pub struct OpStats {
     counters: Arc<[OpCounter; 9]>,
     /// Whether calls are timed (latency fields); counts are always kept.
     timed: bool,
+    /// Value bytes that `get` and `get_many` brought back (what crossed
+    /// the wire for a remote backend, keys and framing aside).
+    bytes_read: Arc<AtomicU64>,
 }
 
 impl Default for OpStats {
@@ -122,6 +125,7 @@ impl Default for OpStats {
         OpStats {
             counters: Arc::default(),
             timed: true,
+            bytes_read: Arc::default(),
         }
     }
 }
@@ -142,6 +146,7 @@ impl OpStats {
         OpStats {
             counters: Arc::default(),
             timed: false,
+            bytes_read: Arc::default(),
         }
     }
 
@@ -188,11 +193,19 @@ impl OpStats {
                 }
             })
             .collect();
-        StatsSnapshot { ops }
+        StatsSnapshot {
+            ops,
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+        }
+    }
+
+    fn add_bytes_read(&self, n: usize) {
+        self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Zeroes every counter.
     pub fn reset(&self) {
+        self.bytes_read.store(0, Ordering::Relaxed);
         for c in self.counters.iter() {
             c.calls.store(0, Ordering::Relaxed);
             c.keys.store(0, Ordering::Relaxed);
@@ -251,6 +264,8 @@ pub struct OpSnapshot {
 pub struct StatsSnapshot {
     /// One entry per [`Op`], in [`Op::ALL`] order.
     pub ops: Vec<OpSnapshot>,
+    /// Value bytes `get` and `get_many` returned.
+    pub bytes_read: u64,
 }
 
 impl StatsSnapshot {
@@ -293,7 +308,10 @@ impl StatsSnapshot {
                 p99_nanos: a.p99_nanos,
             })
             .collect();
-        StatsSnapshot { ops }
+        StatsSnapshot {
+            ops,
+            bytes_read: self.bytes_read.saturating_sub(earlier.bytes_read),
+        }
     }
 }
 
@@ -360,10 +378,18 @@ impl<B: Backend> Backend for Instrumented<B> {
         self.inner.capabilities()
     }
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        self.timed(Op::Get, 1, self.inner.get(key)).await
+        let got = self.timed(Op::Get, 1, self.inner.get(key)).await;
+        if let Ok(Some(v)) = &got {
+            self.stats.add_bytes_read(v.len());
+        }
+        got
     }
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
-        self.timed(Op::GetMany, keys.len(), self.inner.get_many(keys)).await
+        let got = self.timed(Op::GetMany, keys.len(), self.inner.get_many(keys)).await;
+        if let Ok(values) = &got {
+            self.stats.add_bytes_read(values.iter().flatten().map(Bytes::len).sum());
+        }
+        got
     }
     async fn set(&self, key: &Key, value: Bytes, ttl: Ttl) -> Result<()> {
         self.timed(Op::Set, 1, self.inner.set(key, value, ttl)).await

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_core::strategy::StrategyOptions;
+use cache_core::tier::TierStats;
 use cache_core::{ManualClock, Strategy};
 
 use crate::backends::{connect, BackendSpec};
@@ -119,7 +120,17 @@ fn run_one(
         cell.outage_limit = cfg.outage_limit;
         cell.judge_stale = cfg.judge_stale;
         cell.fenced_writes = cfg.fenced_writes;
-        run_cell(source, &cell, progress).await
+        let mut m = run_cell(source, &cell, progress).await?;
+        if !stores.tiers.is_empty() {
+            m.tier = Some(
+                stores
+                    .tiers
+                    .iter()
+                    .map(|t| t.stats())
+                    .fold(TierStats::default(), add_tier_stats),
+            );
+        }
+        Ok(m)
     })
     .map_err(|e| match e {
         Error::BackendDown {
@@ -132,6 +143,22 @@ fn run_one(
         },
         e => e,
     })
+}
+
+/// `a + b`, counter by counter (the processes' tiers of one cell).
+fn add_tier_stats(a: TierStats, b: TierStats) -> TierStats {
+    let mut t = a;
+    t.reads += b.reads;
+    t.l1_hits += b.l1_hits;
+    t.l1_hit_round_trips += b.l1_hit_round_trips;
+    t.zero_trip_reads += b.zero_trip_reads;
+    t.l2_round_trips += b.l2_round_trips;
+    t.l2_keys_read += b.l2_keys_read;
+    t.l2_bytes_read += b.l2_bytes_read;
+    t.l2_writes += b.l2_writes;
+    t.published += b.published;
+    t.l1_errors += b.l1_errors;
+    t
 }
 
 /// How long one cell took in real time: not part of any report (reports

@@ -71,6 +71,9 @@ pub struct Metrics {
     pub latency: LatencySummary,
     /// Virtual duration of the run, µs.
     pub duration_us: u64,
+    /// What the two tiers did, summed over the processes, for a
+    /// `two-tier:` backend (set by the runner, which owns the tiers).
+    pub tier: Option<cache_core::tier::TierStats>,
 }
 
 /// Collects a cell's counts as it runs.
@@ -193,6 +196,7 @@ impl Recorder {
             timeline: self.timeline.into_iter().map(|(b, (r, s))| (b, r, s)).collect(),
             latency,
             duration_us: 0,
+            tier: None,
         }
     }
 }

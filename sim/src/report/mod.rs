@@ -101,11 +101,39 @@ pub struct CellResult {
     pub errors: u64,
     /// Control-key evictions the scenario injected.
     pub control_evictions: u64,
+    /// Value bytes the read path received from the backend per read: what
+    /// crossed the wire for a remote store (for a two-tier backend, from L1
+    /// or L2 alike; see [`Self::tier`] for L2 alone).
+    pub bytes_per_read: f64,
+    /// The two tiers' own counts, for a `two-tier:` backend (`null`
+    /// otherwise).
+    pub tier: Option<TierSummary>,
     /// Round trips per operation kind (only kinds that occurred).
     pub ops: BTreeMap<&'static str, OpCount>,
     /// Staleness over time: `[bucket start s, reads, stale reads]` for every
     /// bucket with reads.
     pub timeline: Vec<[u64; 3]>,
+}
+
+/// What a two-tier backend's tiers did in one cell, summed over processes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct TierSummary {
+    /// Value bytes read from L2 per feed read (compare with an L2-only
+    /// cell's `bytes_per_read`).
+    pub l2_bytes_per_read: f64,
+    /// L2 round trips per feed read (reads only; the plan's generations
+    /// and any entry fetch).
+    pub l2_round_trips_per_read: f64,
+    /// Entries served from L1 (their stamps matched L2's generations).
+    pub l1_hits: u64,
+    /// L2 round trips per L1 hit: 1 without a backplane, about 0 with one.
+    pub round_trips_per_l1_hit: f64,
+    /// Backend reads answered without any L2 call (backplane-known
+    /// generations).
+    pub zero_trip_reads: u64,
+    /// Notices published on the backplane.
+    pub published: u64,
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -171,6 +199,15 @@ impl CellResult {
             live_keys: m.live_keys,
             errors: m.errors,
             control_evictions: m.control_evictions,
+            bytes_per_read: ratio(m.read_ops.bytes_read, m.reads),
+            tier: m.tier.map(|t| TierSummary {
+                l2_bytes_per_read: ratio(t.l2_bytes_read, m.reads),
+                l2_round_trips_per_read: ratio(t.l2_round_trips, m.reads),
+                l1_hits: t.l1_hits,
+                round_trips_per_l1_hit: ratio(t.l1_hit_round_trips, t.l1_hits),
+                zero_trip_reads: t.zero_trip_reads,
+                published: t.published,
+            }),
             ops,
             timeline: m
                 .timeline
@@ -321,8 +358,38 @@ impl Report {
         if !self.stale_judged {
             s.push_str("\nStale reads are n/a: an access log has no database to judge them by. At-risk reads count hits from an entry filled before a write to one of the feed's scopes committed (conservative).\n");
         }
+        if self.results.iter().any(|r| r.tier.is_some()) {
+            s.push_str(&self.tiers_markdown());
+        }
         if let Some(a) = &self.access_log {
             s.push_str(&access_log_markdown(a));
+        }
+        s
+    }
+
+    /// The bytes-and-tiers section of `report.md`, for runs with a
+    /// two-tier backend: every cell, so L2-only cells compare directly.
+    fn tiers_markdown(&self) -> String {
+        let mut s = String::from(
+            "
+| strategy | backend | bytes/read | L2 bytes/read | L2 round trips/read | L1 hits | round trips/L1 hit | zero-trip reads |
+|---|---|---:|---:|---:|---:|---:|---:|
+",
+        );
+        for r in &self.results {
+            let t = |f: &dyn Fn(&TierSummary) -> String| r.tier.as_ref().map(f).unwrap_or_else(|| "–".into());
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.1} | {} | {} | {} | {} | {} |",
+                r.strategy,
+                r.backend,
+                r.bytes_per_read,
+                t(&|t| format!("{:.1}", t.l2_bytes_per_read)),
+                t(&|t| format!("{:.3}", t.l2_round_trips_per_read)),
+                t(&|t| t.l1_hits.to_string()),
+                t(&|t| format!("{:.3}", t.round_trips_per_l1_hit)),
+                t(&|t| t.zero_trip_reads.to_string()),
+            );
         }
         s
     }
@@ -332,13 +399,14 @@ impl Report {
         let mut s = String::from(
             "scenario,seed,strategy,backend,reads,writes,hits,misses,hit_rate,stale_reads,stale_rate,max_staleness_ms,\
              backend_ops,backend_keys,read_ops,write_ops,ops_per_read,ops_per_write,keys_per_write,db_queries,\
-             coalesced,early_refreshes,latency_p50_ms,latency_p99_ms,latency_p999_ms,dead_keys,dead_bytes,live_keys,errors,at_risk_reads\n",
+             coalesced,early_refreshes,latency_p50_ms,latency_p99_ms,latency_p999_ms,dead_keys,dead_bytes,live_keys,errors,at_risk_reads,\
+             bytes_per_read,l2_bytes_per_read,l2_round_trips_per_read,l1_hits,zero_trip_reads\n",
         );
         let opt = |o: Option<u64>| o.map(|v| v.to_string()).unwrap_or_default();
         for r in &self.results {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 csv_field(&self.scenario),
                 self.seed,
                 csv_field(&r.strategy),
@@ -368,7 +436,12 @@ impl Report {
                 opt(r.dead_bytes),
                 opt(r.live_keys),
                 r.errors,
-                r.at_risk_reads
+                r.at_risk_reads,
+                r.bytes_per_read,
+                r.tier.map(|t| t.l2_bytes_per_read.to_string()).unwrap_or_default(),
+                r.tier.map(|t| t.l2_round_trips_per_read.to_string()).unwrap_or_default(),
+                opt(r.tier.map(|t| t.l1_hits)),
+                opt(r.tier.map(|t| t.zero_trip_reads)),
             );
         }
         s
