@@ -9,7 +9,7 @@
 //! the simulator drives in virtual time. What it adds over the strategy's
 //! steps:
 //!
-//! - **Logical expiry.** Entries are stored as an [`Envelope`] whose expiry
+//! - **Logical expiry.** Entries are stored as an [`Envelope`](crate::envelope::Envelope) whose expiry
 //!   and load time follow the injected [`Clock`], so a simulation on a
 //!   [`ManualClock`](crate::ManualClock) expires entries exactly.
 //! - **Single-flight** (on by default). Concurrent misses on one key in one

@@ -56,8 +56,10 @@
 //!   strategy). Announce the write instead:
 //!   [`begin_write`](Strategy::begin_write) before the commit,
 //!   [`end_write`](Strategy::end_write) after it
-//!   ([`RangeCache::write`](crate::RangeCache::write) does both). The
-//!   generations are [fenced](super::fence): `begin_write` marks them open
+//!   ([`RangeCache::begin_write`](crate::RangeCache::begin_write) and
+//!   [`RangeCache::end_write`](crate::RangeCache::end_write)). The
+//!   generations are fenced: one counter holds the writes begun (high
+//!   half) and ended (low half); `begin_write` marks them open
 //!   (one `incr`), and every read that sees an open generation goes to the
 //!   database alone: no hit, no coalescing, no fill. A read after the
 //!   commit either sees the fence or, after `end_write`, the bumped
