@@ -64,6 +64,9 @@ pub const MAX_BUCKETS: usize = 1024;
 pub struct Bucketed {
     options: StrategyOptions,
     source: GenerationSource,
+    /// Tag and last part of the generation keys' head: `b` and `gen` here;
+    /// `stamped` keeps its own (fenced) bucket generations apart.
+    head: (&'static str, &'static str),
 }
 
 impl Bucketed {
@@ -74,7 +77,22 @@ impl Bucketed {
     /// `clock`, `bucket`).
     pub fn new(options: StrategyOptions) -> Self {
         let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl());
-        Bucketed { options, source }
+        Bucketed {
+            options,
+            source,
+            head: (TAG, "gen"),
+        }
+    }
+
+    /// The bucket arithmetic and key layout of `bucketed` for `stamped`'s
+    /// bucket generations, under `tag` and `word` (`ns:<tag>:{scope}:<word>:<bucket>`):
+    /// its fenced counters must never share a key with `bucketed`'s plain
+    /// ones.
+    pub(crate) fn keyed_as(options: StrategyOptions, tag: &'static str, word: &'static str) -> Self {
+        Bucketed {
+            head: (tag, word),
+            ..Self::new(options)
+        }
     }
 
     fn bucket_start(&self, day: NaiveDate) -> Option<NaiveDate> {
@@ -157,9 +175,9 @@ impl Bucketed {
     fn generation_head(&self, scope: &Scope) -> KeyBuilder {
         let mut head = KeyBuilder::with_capacity(self.options.namespace.len() + scope.as_str().len() + 16);
         head.trusted(&self.options.namespace)
-            .trusted(TAG)
+            .trusted(self.head.0)
             .hash_tag(scope.as_str())
-            .trusted("gen");
+            .trusted(self.head.1);
         head
     }
 

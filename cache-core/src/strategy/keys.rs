@@ -343,8 +343,10 @@ mod tests {
     /// Every key every strategy derives for a fixed set of views and
     /// changes, pinned by digest: key building was rewritten for speed and
     /// must keep every byte (a changed key orphans every cached entry).
-    /// (Last change: `stamped` joined the registry; every other strategy's
-    /// section of the log is byte-identical to before.)
+    /// (Last change: `stamped`'s generations became fenced and moved from
+    /// `:gen` to `:fgen`, its bucket generations from `bucketed`'s `ns:b:`
+    /// to its own `ns:s:`; every other strategy's section of the log is
+    /// byte-identical to before.)
     #[tokio::test]
     async fn strategy_keys_are_pinned() {
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_unix_millis(1_759_708_800_000));
@@ -416,7 +418,7 @@ mod tests {
             .collect();
         assert_eq!(
             digest,
-            "f82889213de0df6bec482b8e7c1a76c2476e391d001398dba24503307db593d9"
+            "aac85231d75686399706661586f60e944cf4186b454324dc707fe9e52513c0fe"
         );
     }
 

@@ -10,15 +10,15 @@
 //! current generation.
 //!
 //! ```text
-//! get_many [ns:s:{cal:7}:gen, ns:s:{cal:7}:<view>] ──▶ [g, RCS1 | stamps | envelope]
+//! get_many [ns:s:{cal:7}:fgen, ns:s:{cal:7}:<view>] ──▶ [g, RCS1 | stamps | envelope]
 //!                                                       stamps == [g] ? hit : miss
 //! ```
 //!
 //! # Keys and round trips
 //!
-//! - Generation: `ns:s:{scope}:gen` (one per scope), or with
-//!   [`StampGranularity::Bucket`] one per (scope, month or week) as
-//!   `bucketed` keeps them: `ns:b:{scope}:gen:<bucket>`.
+//! - Generation: `ns:s:{scope}:fgen` (one per scope), or with
+//!   [`StampGranularity::Bucket`] one per (scope, month or week) with
+//!   `bucketed`'s buckets: `ns:s:{scope}:fgen:<bucket>`.
 //! - Entry: `ns:s:{scope1}:{scope2}:…:<view>`. Its first hash tag is its
 //!   first scope, so a one-scope view and its generation share a Redis
 //!   Cluster slot and the multi-get stays on one node. A view over several
@@ -93,6 +93,11 @@ use crate::view::{Change, Scope, View};
 
 /// Tag of this strategy's keys.
 const TAG: &str = "s";
+/// Last part of a generation key's head: `fgen`, fenced generations (not
+/// `gen`, so that generations an older `stamped` wrote, whose halves do not
+/// match, are never read as open writes: they cost one miss per entry
+/// after an upgrade instead of a day without cache).
+const GENERATION: &str = "fgen";
 /// Marks a stamped entry: magic, stamp count (u8), stamps (u64 each), then
 /// the envelope the read path stored.
 const MAGIC: &[u8; 4] = b"RCS1";
@@ -129,7 +134,8 @@ impl Stamped {
     /// `clock`, `stamp_granularity`, and `bucket` with bucket granularity).
     pub fn new(options: StrategyOptions) -> Self {
         let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl()).fenced();
-        let buckets = (options.stamp_granularity == StampGranularity::Bucket).then(|| Bucketed::new(options.clone()));
+        let buckets = (options.stamp_granularity == StampGranularity::Bucket)
+            .then(|| Bucketed::keyed_as(options.clone(), TAG, GENERATION));
         Stamped {
             options,
             source,
@@ -137,9 +143,9 @@ impl Stamped {
         }
     }
 
-    /// `ns:s:{scope}:gen`.
+    /// `ns:s:{scope}:fgen`.
     fn scope_generation(&self, scope: &Scope) -> Result<Key> {
-        scope_key(&self.options.namespace, TAG, scope, "gen")
+        scope_key(&self.options.namespace, TAG, scope, GENERATION)
     }
 
     /// The generation keys a write of `change` bumps.
