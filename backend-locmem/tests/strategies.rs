@@ -258,14 +258,7 @@ async fn stamped_buckets_miss_less_than_stamped_scopes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stamped_fence_closes_the_commit_to_bump_window() {
-    let open = suite::WindowOutcome {
-        cached_read_stale: true,
-        joined_read_stale: true,
-    };
-    let closed = suite::WindowOutcome {
-        cached_read_stale: false,
-        joined_read_stale: false,
-    };
+    let (open, closed) = (suite::WindowOutcome::OPEN, suite::WindowOutcome::CLOSED);
     assert_eq!(suite::commit_window(locmem(), "stamped", true).await, closed);
     assert_eq!(suite::commit_window(locmem(), "stamped", false).await, open);
     // Only `stamped` fences: the others keep the window.

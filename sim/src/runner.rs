@@ -127,7 +127,7 @@ fn run_one(
                     .tiers
                     .iter()
                     .map(|t| t.stats())
-                    .fold(TierStats::default(), add_tier_stats),
+                    .fold(TierStats::default(), |a, b| a + b),
             );
         }
         Ok(m)
@@ -143,22 +143,6 @@ fn run_one(
         },
         e => e,
     })
-}
-
-/// `a + b`, counter by counter (the processes' tiers of one cell).
-fn add_tier_stats(a: TierStats, b: TierStats) -> TierStats {
-    let mut t = a;
-    t.reads += b.reads;
-    t.l1_hits += b.l1_hits;
-    t.l1_hit_round_trips += b.l1_hit_round_trips;
-    t.zero_trip_reads += b.zero_trip_reads;
-    t.l2_round_trips += b.l2_round_trips;
-    t.l2_keys_read += b.l2_keys_read;
-    t.l2_bytes_read += b.l2_bytes_read;
-    t.l2_writes += b.l2_writes;
-    t.published += b.published;
-    t.l1_errors += b.l1_errors;
-    t
 }
 
 /// How long one cell took in real time: not part of any report (reports

@@ -78,20 +78,6 @@ struct Run {
     l2_reads: u64,
 }
 
-fn sum(stats: &[TierStats]) -> TierStats {
-    let mut t = TierStats::default();
-    for s in stats {
-        t.reads += s.reads;
-        t.l1_hits += s.l1_hits;
-        t.l1_hit_round_trips += s.l1_hit_round_trips;
-        t.zero_trip_reads += s.zero_trip_reads;
-        t.l2_round_trips += s.l2_round_trips;
-        t.l2_bytes_read += s.l2_bytes_read;
-        t.l2_keys_read += s.l2_keys_read;
-    }
-    t
-}
-
 /// Runs `stamped` over `scenario` on `spec`; `"l2-only"` is one shared
 /// store for every process. Writes are fenced (the default).
 fn run(scenario: &str, spec: &str) -> Run {
@@ -128,7 +114,7 @@ fn run_with(scenario: &str, spec: &str, fenced: bool) -> Run {
         let mut cell = Cell::new(strategy, backends, clock);
         cell.fenced_writes = fenced;
         let m = run_cell(source, &cell, None).await.unwrap();
-        let tier = sum(&tiers.iter().map(|t| t.stats()).collect::<Vec<_>>());
+        let tier = tiers.iter().map(|t| t.stats()).fold(TierStats::default(), |a, b| a + b);
         let (l2_bytes, l2_reads) = match &counting {
             Some(c) => (c.bytes.load(Ordering::Relaxed), c.reads.load(Ordering::Relaxed)),
             None => (tier.l2_bytes_read, tier.l2_round_trips),

@@ -153,13 +153,16 @@ pub async fn entry_loss_serves_stale(backend: Arc<dyn Backend>, strategy: &str) 
     stale | h.read_is_stale(&view).await
 }
 
-/// The `stale-set-race`: a reader plans, misses and queries the database;
-/// while its (slow) loader is still running, an item is deleted and the
-/// cache invalidated; then the loader returns the old feed, which the
-/// reader stores. Returns whether a later read serves the deleted item.
-pub async fn stale_set_race_serves_stale(backend: Arc<dyn Backend>, strategy: &str) -> bool {
-    let h = Harness::new(backend, strategy);
-    let (view, id) = h.october_standup();
+/// A read of `view` whose load has queried the database and then waits
+/// (the slow part of a load) until the returned sender fires; returns once
+/// the query ran.
+async fn slow_reader(
+    h: &Harness,
+    view: &View,
+) -> (
+    tokio::task::JoinHandle<std::result::Result<Bytes, Infallible>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let (queried_tx, queried_rx) = tokio::sync::oneshot::channel::<()>();
     let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
     let reader = {
@@ -169,7 +172,6 @@ pub async fn stale_set_race_serves_stale(backend: Arc<dyn Backend>, strategy: &s
                 .get_or_load(&view.clone(), move || async move {
                     let snapshot = db.lock().unwrap().query(&view);
                     let _ = queried_tx.send(());
-                    // The slow part of the load: the write lands meanwhile.
                     let _ = release_rx.await;
                     Ok::<_, Infallible>(snapshot)
                 })
@@ -177,6 +179,17 @@ pub async fn stale_set_race_serves_stale(backend: Arc<dyn Backend>, strategy: &s
         })
     };
     queried_rx.await.unwrap();
+    (reader, release_tx)
+}
+
+/// The `stale-set-race`: a reader plans, misses and queries the database;
+/// while its (slow) loader is still running, an item is deleted and the
+/// cache invalidated; then the loader returns the old feed, which the
+/// reader stores. Returns whether a later read serves the deleted item.
+pub async fn stale_set_race_serves_stale(backend: Arc<dyn Backend>, strategy: &str) -> bool {
+    let h = Harness::new(backend, strategy);
+    let (view, id) = h.october_standup();
+    let (reader, release_tx) = slow_reader(&h, &view).await;
     h.commit(|db| db.delete(id)).await;
     release_tx.send(()).unwrap();
     let served_old = reader.await.unwrap().unwrap();
@@ -195,6 +208,19 @@ pub struct WindowOutcome {
     /// A read after the commit that found a load from before the commit in
     /// progress (single-flight): was it handed that load's stale result?
     pub joined_read_stale: bool,
+}
+
+impl WindowOutcome {
+    /// Both readers were served pre-commit data: the window is open.
+    pub const OPEN: WindowOutcome = WindowOutcome {
+        cached_read_stale: true,
+        joined_read_stale: true,
+    };
+    /// Neither was: the window is closed.
+    pub const CLOSED: WindowOutcome = WindowOutcome {
+        cached_read_stale: false,
+        joined_read_stale: false,
+    };
 }
 
 /// The commit-to-bump window: reads that arrive after a write committed
@@ -240,22 +266,7 @@ pub async fn commit_window(backend: Arc<dyn Backend>, strategy: &str, fenced: bo
     // 2. A load that read the database before a write, still running when
     //    a reader arrives after the commit.
     end(change.clone()).await; // drop the cached entry: the next read loads
-    let (queried_tx, queried_rx) = tokio::sync::oneshot::channel::<()>();
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let slow = {
-        let (cache, db, view) = (h.cache.clone(), h.db.clone(), view.clone());
-        tokio::spawn(async move {
-            cache
-                .get_or_load(&view.clone(), move || async move {
-                    let snapshot = db.lock().unwrap().query(&view);
-                    let _ = queried_tx.send(());
-                    let _ = release_rx.await;
-                    Ok::<_, Infallible>(snapshot)
-                })
-                .await
-        })
-    };
-    queried_rx.await.unwrap();
+    let (slow, release_tx) = slow_reader(&h, &view).await;
     begin(change.clone()).await;
     h.db.lock().unwrap().create(
         scope("cal:1"),

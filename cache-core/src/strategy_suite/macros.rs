@@ -56,14 +56,7 @@ macro_rules! strategy_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn stamped_fence_closes_the_commit_to_bump_window() {
                 let (_guard, backend) = $make.await;
-                let open = suite::WindowOutcome {
-                    cached_read_stale: true,
-                    joined_read_stale: true,
-                };
-                let closed = suite::WindowOutcome {
-                    cached_read_stale: false,
-                    joined_read_stale: false,
-                };
+                let (open, closed) = (suite::WindowOutcome::OPEN, suite::WindowOutcome::CLOSED);
                 assert_eq!(
                     suite::commit_window(backend.clone(), "stamped", true).await,
                     closed

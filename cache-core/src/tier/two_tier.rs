@@ -63,6 +63,26 @@ pub struct TierStats {
     pub l1_errors: u64,
 }
 
+impl std::ops::Add for TierStats {
+    type Output = TierStats;
+
+    /// Counter by counter: the tiers of several processes as one.
+    fn add(self, o: TierStats) -> TierStats {
+        TierStats {
+            reads: self.reads + o.reads,
+            l1_hits: self.l1_hits + o.l1_hits,
+            l1_hit_round_trips: self.l1_hit_round_trips + o.l1_hit_round_trips,
+            zero_trip_reads: self.zero_trip_reads + o.zero_trip_reads,
+            l2_round_trips: self.l2_round_trips + o.l2_round_trips,
+            l2_keys_read: self.l2_keys_read + o.l2_keys_read,
+            l2_bytes_read: self.l2_bytes_read + o.l2_bytes_read,
+            l2_writes: self.l2_writes + o.l2_writes,
+            published: self.published + o.published,
+            l1_errors: self.l1_errors + o.l1_errors,
+        }
+    }
+}
+
 /// An in-process L1 in front of a shared L2; see the [tier docs](crate::tier).
 /// Cheap to clone (an `Arc`); clones share tiers, table and counters.
 #[derive(Debug, Clone)]
