@@ -12,8 +12,7 @@ use cache_core::Backend;
 
 /// `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,…` for a test cluster.
 pub fn cluster_url(cluster: &RedisCluster) -> String {
-    let seeds: Vec<String> = cluster.ports().iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    format!("redis+cluster://{}", seeds.join(","))
+    cluster.url()
 }
 
 async fn single() -> (RedisServer, RedisBackend) {

@@ -5,7 +5,7 @@
 //! strategy on locmem through `sim::runner::run`, the code path of `cache-sim
 //! run --scenario realistic`, with 1 and then 2 worker threads (cells run in
 //! parallel; each cell is single-threaded). The figure is feed requests
-//! replayed (summed over the seven cells) per second of wall time, judging
+//! replayed (summed over the eight cells) per second of wall time, judging
 //! every response against the ground truth included. Results:
 //! `target/bench-results/sim.jsonl`, group `sim/realistic/locmem`.
 #![allow(missing_docs, clippy::print_stderr)]

@@ -9,7 +9,10 @@
 //!   value of the same size: the floor every strategy adds its round trips
 //!   to.
 //! - `strategy/write/<backend>`: `invalidate` for a one-day change of that
-//!   calendar. `baseline` is a single `delete`: one round trip.
+//!   calendar; `stamped-fenced` is a fenced write (`begin_write` +
+//!   `end_write`). `baseline` is a single `delete`: one round trip.
+//! - `redis-cluster`: a three-master cluster, `stamped` and `versioned`
+//!   only, on one calendar and on two (whose keys sit in different slots).
 //!
 //! A ratio below 1 is the price of the strategy relative to that floor (for
 //! `versioned` on a network backend about 0.5×: two round trips instead of
@@ -28,7 +31,7 @@ use backend_redis::RedisBackend;
 use cache_core::aside::{RangeCache, RangeCacheOptions};
 use cache_core::strategy::{by_name, StampGranularity, StrategyOptions, NAMES};
 use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
-use cache_core::testkit::redis::RedisServer;
+use cache_core::testkit::redis::{RedisCluster, RedisServer};
 use cache_core::{Backend, Bytes, Change, Key, Scope, TimeRange, View};
 use chrono::DateTime;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -60,7 +63,13 @@ fn change() -> Change {
     .unwrap()
 }
 
-fn bench_backend(c: &mut Criterion, rt: &Runtime, label: &str, backend: Arc<dyn Backend>) {
+/// The cases a Redis Cluster runs: the one-round-trip read on one slot and
+/// across two (the 2-scope view's calendars hash to different slots, so the
+/// multi-get is split by slot and the groups sent concurrently), against
+/// `versioned`'s.
+const CLUSTER_CASES: &[&str] = &["stamped", "stamped-2scopes", "versioned", "versioned-2scopes"];
+
+fn bench_backend(c: &mut Criterion, rt: &Runtime, label: &str, backend: Arc<dyn Backend>, only: Option<&[&str]>) {
     let options = StrategyOptions::default().with_seed(7).with_namespace("bench");
     let value = Bytes::from(vec![b'x'; 2048]);
     let (view, change) = (view(), change());
@@ -86,6 +95,7 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, label: &str, backend: Arc<dyn 
     }
     // One generation per (scope, month): the October grid spans 3 months.
     cases.push(("stamped-buckets".to_owned(), "stamped", &buckets, &view));
+    cases.retain(|(case, ..)| only.is_none_or(|o| o.contains(&case.as_str())));
     for (case, name, opts, v) in cases {
         let strategy = by_name(name, opts).unwrap();
         let cache = RangeCache::new(backend.clone(), strategy, RangeCacheOptions::default());
@@ -110,13 +120,21 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, label: &str, backend: Arc<dyn 
         b.to_async(rt)
             .iter(|| async { backend.delete(&floor_key).await.unwrap() })
     });
-    for name in NAMES {
+    for name in NAMES.iter().filter(|n| only.is_none_or(|o| o.contains(n))) {
         let strategy = by_name(name, &options).unwrap();
-        g.bench_function(name, |b| {
+        g.bench_function(*name, |b| {
             b.to_async(rt)
                 .iter(|| async { strategy.invalidate(&*backend, &change).await.unwrap() })
         });
     }
+    // A fenced write: `begin_write` before the commit, `end_write` after.
+    let stamped = by_name("stamped", &options).unwrap();
+    g.bench_function("stamped-fenced", |b| {
+        b.to_async(rt).iter(|| async {
+            stamped.begin_write(&*backend, &change).await.unwrap();
+            stamped.end_write(&*backend, &change).await.unwrap()
+        })
+    });
     g.finish();
 }
 
@@ -125,12 +143,17 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    bench_backend(c, &rt, "locmem", Arc::new(LocmemBackend::new()));
+    bench_backend(c, &rt, "locmem", Arc::new(LocmemBackend::new()), None);
 
     let redis = RedisServer::new().expect("starting redis-server (install it with .ci/install-deps)");
     let backend = rt.block_on(RedisBackend::connect(redis.url())).unwrap();
-    bench_backend(c, &rt, "redis", Arc::new(backend));
+    bench_backend(c, &rt, "redis", Arc::new(backend), None);
     drop(redis);
+
+    let cluster = RedisCluster::new().expect("starting a Redis Cluster (install redis-server with .ci/install-deps)");
+    let backend = rt.block_on(RedisBackend::connect(cluster.url())).unwrap();
+    bench_backend(c, &rt, "redis-cluster", Arc::new(backend), Some(CLUSTER_CASES));
+    drop(cluster);
 
     let memcached = MemcachedServer::spawn(&MemcachedConfig::default().threads(4))
         .expect("starting memcached (install it with .ci/install-deps)");
@@ -139,7 +162,7 @@ fn bench(c: &mut Criterion) {
             .addr()
             .to_string()])))
         .unwrap();
-    bench_backend(c, &rt, "memcached", Arc::new(backend));
+    bench_backend(c, &rt, "memcached", Arc::new(backend), None);
     drop(memcached);
 }
 

@@ -375,6 +375,12 @@ impl RedisCluster {
         self.nodes.iter().map(ServerProcess::port).collect()
     }
 
+    /// `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,…`: every node as a seed.
+    pub fn url(&self) -> String {
+        let seeds: Vec<String> = self.ports().iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("redis+cluster://{}", seeds.join(","))
+    }
+
     /// The directory holding each node's log and `nodes.conf`.
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
