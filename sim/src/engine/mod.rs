@@ -58,6 +58,7 @@ mod payload;
 mod views;
 
 pub use metrics::{LatencySummary, Metrics};
+pub use payload::declared_len;
 
 use judge::judge;
 use metrics::Recorder;
@@ -116,6 +117,13 @@ pub struct Cell {
     pub latencies: Latencies,
     /// Bytes of payload per feed item (a feed's JSON is about this big per event).
     pub item_bytes: usize,
+    /// Declare the padding (`item_bytes` per item) in a trailer instead of
+    /// writing it (default off). Only for stores that count the trailer as
+    /// the padding, i.e. locmem built with [`declared_len`] as its
+    /// `value_size` ([`crate::backends::connect`] does so for `locmem`):
+    /// then results are byte-identical and fills far cheaper. Elsewhere the
+    /// store would see small values and evict differently.
+    pub declared_padding: bool,
     /// Width of the staleness-over-time buckets, µs.
     pub bucket_us: u64,
     /// Time every backend call (for `--timings`); off, calls are only
@@ -154,6 +162,7 @@ impl Cell {
             clock,
             latencies: Latencies::default(),
             item_bytes: 160,
+            declared_padding: false,
             bucket_us: 60_000_000,
             time_calls: false,
             aside: AsideOptions::default(),
@@ -436,7 +445,7 @@ impl Run<'_> {
                     };
                     let at = now.saturating_add(us(lat.db_us));
                     r.flow.loaded(
-                        Some(payload.to_entry(self.cell.item_bytes)),
+                        Some(payload.to_entry(self.cell.item_bytes, self.cell.declared_padding)),
                         Duration::from_micros(lat.db_us),
                         instant(at),
                     );
