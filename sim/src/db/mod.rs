@@ -120,6 +120,8 @@ pub struct Db {
     horizon_us: i64,
     created: usize,
     queries: u64,
+    /// Reused buffer of item indices ([`Db::query_memo`]'s catching up).
+    scratch: Vec<u32>,
 }
 
 /// One item revision as a well-mixed 64-bit value, for [`Answer::fingerprint`].

@@ -42,10 +42,11 @@ pub struct Answer {
 }
 
 /// A remembered answer about the present (see [`Db::query_memo`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Memo {
-    /// The sum of the query's scopes' commit counts when it was computed.
-    stamp: u64,
+    /// Commits to each of the query's scopes (parallel to its `scopes`)
+    /// that the answer reflects.
+    commits: Vec<u64>,
     answer: Answer,
 }
 
@@ -119,31 +120,105 @@ impl Db {
         self.answer(q, now_us.saturating_add(1))
     }
 
-    /// Like [`Db::query`], remembering the answer in `memo` and reusing it
-    /// while no scope of `q` has had a commit since.
+    /// Like [`Db::query`], remembering the answer in `memo`: reused while
+    /// no scope of `q` has had a commit since, brought up to date from the
+    /// commits since when some have.
     ///
     /// Why: between two writes to its calendars a popular view is queried
     /// again and again, and each query scans every item of its scopes; the
-    /// scan was the simulator's largest cost after the cache itself. Only
-    /// answers about the present are remembered (every commit so far is at
-    /// or before `now_us`, as in a replay, where the trace's writes are
-    /// applied before any later step); any other question is answered by a
-    /// scan. `memo` must only ever be used with the same `q` on this `Db`.
+    /// scan was the simulator's largest cost after the cache itself. And
+    /// when a scope did change, a handful of writes separate the memo from
+    /// the present while the scan visits every item: the answer's count and
+    /// fingerprint are sums over items, so each item written since is taken
+    /// out as the memo saw it and put back as it is now. Only answers about
+    /// the present are remembered (every commit so far is at or before
+    /// `now_us`, as in a replay, where the trace's writes are applied before
+    /// any later step); any other question is answered by a scan. `memo`
+    /// must only ever be used with the same `q` on this `Db`.
     pub fn query_memo(&mut self, q: &Query, now_us: i64, memo: &mut Option<Memo>) -> Answer {
         if now_us < self.last_commit_us {
             return self.query(q, now_us);
         }
         self.queries += 1;
-        // A sum of monotone counters: it moves whenever any of them moves.
-        let stamp: u64 = q.scopes.iter().map(|&s| self.scopes[s as usize].commits).sum();
         if let Some(m) = memo {
-            if m.stamp == stamp {
+            let current = m.commits.len() == q.scopes.len()
+                && q.scopes
+                    .iter()
+                    .zip(&m.commits)
+                    .all(|(&s, &c)| self.scopes[s as usize].commits == c);
+            if current {
                 return m.answer;
+            }
+            if let Some(answer) = self.catch_up(q, m) {
+                return answer;
             }
         }
         let answer = self.answer(q, now_us.saturating_add(1));
-        *memo = Some(Memo { stamp, answer });
+        let commits = q.scopes.iter().map(|&s| self.scopes[s as usize].commits).collect();
+        *memo = Some(Memo { commits, answer });
         answer
+    }
+
+    /// Brings `m` up to the present from the writes committed since it was
+    /// taken; `None` (and `m` untouched) when some of them are pruned or
+    /// they are too many to be cheaper than a scan.
+    ///
+    /// An item written `k` times since the memo was at its `k`-th last
+    /// version then (every write appends one version; none before the first
+    /// write: created since), and is at its last version now. Counting
+    /// writes rather than comparing instants keeps writes committed at the
+    /// memo's own instant, after it was taken, apart.
+    fn catch_up(&mut self, q: &Query, m: &mut Memo) -> Option<Answer> {
+        let mut items = std::mem::take(&mut self.scratch);
+        let (mut n, mut h) = (m.answer.items, m.answer.fingerprint);
+        let mut ok = m.commits.len() == q.scopes.len();
+        for (&s, &seen) in q.scopes.iter().zip(&m.commits) {
+            if !ok {
+                break;
+            }
+            let sr = &self.scopes[s as usize];
+            let kept = sr.commits - sr.writes.len() as u64;
+            let Some(from) = seen.checked_sub(kept).and_then(|i| usize::try_from(i).ok()) else {
+                ok = false; // some writes since the memo are pruned
+                break;
+            };
+            let since = &sr.writes[from.min(sr.writes.len())..];
+            if since.len() > sr.rows.len() / 2 {
+                ok = false; // as much work as a scan
+                break;
+            }
+            items.clear();
+            items.extend(since.iter().map(|&(_, item)| item));
+            items.sort_unstable();
+            for group in items.chunk_by(|a, b| a == b) {
+                let rec = &self.items[group[0] as usize];
+                let version = |back: usize| {
+                    let v = rec.history.get(rec.history.len().checked_sub(back)?)?;
+                    let st = v.state.as_ref()?;
+                    q.matches(st).then(|| mix(rec.id, v.rev))
+                };
+                if let Some(x) = version(1 + group.len()) {
+                    n = n.wrapping_sub(1);
+                    h = h.wrapping_sub(x);
+                }
+                if let Some(x) = version(1) {
+                    n = n.wrapping_add(1);
+                    h = h.wrapping_add(x);
+                }
+            }
+        }
+        self.scratch = items;
+        if !ok {
+            return None;
+        }
+        m.answer = Answer {
+            items: n,
+            fingerprint: h,
+        };
+        for (&s, c) in q.scopes.iter().zip(&mut m.commits) {
+            *c = self.scopes[s as usize].commits;
+        }
+        Some(m.answer)
     }
 
     /// True when any scope of `q` had a write committed in `[from, before)`.
@@ -290,12 +365,52 @@ mod tests {
                 db.prune(t * 10 - 100);
             }
             for (q, memo) in queries.iter().zip(&mut memos) {
-                let before = memo.map(|m: Memo| m.stamp);
+                let before = memo.as_ref().map(|m: &Memo| m.commits.clone());
                 let got = db.query_memo(q, t * 10, memo);
-                reused += usize::from(before == memo.map(|m| m.stamp));
+                reused += usize::from(before == memo.as_ref().map(|m| m.commits.clone()));
                 assert_eq!(got, db.answer(q, t * 10 + 1), "query at {t}");
             }
         }
         assert!(reused > 1_000, "the memo was reused only {reused} times");
+    }
+
+    /// Writes committed at the instant a memo was taken, after it, are
+    /// still caught up on (the memo counts writes, not instants).
+    #[test]
+    fn memos_catch_up_on_writes_at_their_own_instant() {
+        let hour = 3_600_000_000i64;
+        let at = |h: i64| DateTime::from_timestamp_micros(h * hour).unwrap().fixed_offset();
+        let mut db = Db::new();
+        let q = db.intern(&View::new([Scope::new("cal:1").unwrap()], TimeRange::new(at(0), at(48)).unwrap()).unwrap());
+        let state = |h: i64| {
+            Some(ItemState {
+                start_us: h * hour,
+                end_us: (h + 1) * hour,
+                work_type: 0,
+                status: 0,
+            })
+        };
+        let write = |kind, item, h| Write {
+            kind,
+            item,
+            scope: "cal:1".into(),
+            state: if kind == WriteKind::Delete { None } else { state(h) },
+        };
+        for item in 1..=8 {
+            db.commit(&write(WriteKind::Create, item, item as i64), 10).unwrap();
+        }
+        let mut memo = None;
+        assert_eq!(db.query_memo(&q, 10, &mut memo).items, 8);
+        // Same instant: an edit out of range, one in range, a delete, a create.
+        db.commit(&write(WriteKind::Edit, 1, 60), 10).unwrap();
+        db.commit(&write(WriteKind::Edit, 2, 3), 10).unwrap();
+        db.commit(&write(WriteKind::Edit, 2, 4), 10).unwrap();
+        db.commit(&write(WriteKind::Delete, 3, 0), 10).unwrap();
+        db.commit(&write(WriteKind::Create, 9, 5), 10).unwrap();
+        let got = db.query_memo(&q, 10, &mut memo);
+        assert_eq!(got, db.answer(&q, 11));
+        assert_eq!(got.items, 7);
+        db.commit(&write(WriteKind::Edit, 1, 2), 20).unwrap();
+        assert_eq!(db.query_memo(&q, 20, &mut memo), db.answer(&q, 21));
     }
 }

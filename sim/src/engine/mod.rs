@@ -433,7 +433,7 @@ impl Run<'_> {
                     // Led (go on to Load now) or took a value just loaded.
                 }
                 Step::Load => {
-                    let mut memo = r.info.memo.get();
+                    let mut memo = r.info.memo.take();
                     let answer = self.db.query_memo(&r.info.query, now, &mut memo);
                     r.info.memo.set(memo);
                     r.as_of_excl = now.saturating_add(1);
