@@ -10,9 +10,9 @@ pub struct ItemState {
     pub start_us: i64,
     /// End instant, exclusive (µs since the epoch); `> start_us`.
     pub end_us: i64,
-    /// Index into [`WORK_TYPES`].
+    /// Index into [`WORK_TYPES`](super::WORK_TYPES).
     pub work_type: u8,
-    /// Index into [`STATUSES`].
+    /// Index into [`STATUSES`](super::STATUSES).
     pub status: u8,
 }
 

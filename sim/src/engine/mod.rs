@@ -30,7 +30,8 @@
 //! # Layout
 //!
 //! - `mod.rs`: [`Cell`], [`Latencies`], the event loop and the step driver.
-//! - `payload.rs`: the simulated feed payload (what the DB answered, as of when).
+//! - `payload.rs`: the simulated feed payload (what the DB answered, as of
+//!   when), its padding written or declared ([`declared_len`]).
 //! - `views.rs`: views interned per cell (query, digest, JSON).
 //! - `judge.rs`: the stale-read judgement; the dead-key count.
 //! - `outage.rs`: ends a cell whose backend stays down (`--max-outage-s`).
