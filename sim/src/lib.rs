@@ -104,6 +104,12 @@
 //! | one read path (start of this round) | 11.4 µs (median of 3; 11.3–11.5) | ~830 MB |
 //! | + declared padding on locmem, remembered answers caught up | 9.8 µs (median of 7; 8.3–11.2) | ~195 MB |
 //!
+//! With `--threads 1` (no second cell competing for memory bandwidth and
+//! cache; 2 runs each, alternated): 8.1 µs (7.8–8.4), 8.8 µs (8.7–9.0) and
+//! 8.1 µs (8.0–8.2), peak RSS ~460, ~465 and ~96 MB. Much of what the
+//! one-read-path build lost on two threads was the two cells' padded feeds
+//! fighting over memory.
+//!
 //! So this round took 14% off the one-read-path build and is back at the
 //! old build's cost per request, within the noise (it is not clearly
 //! below it: its own runs spread wider, 8.3–11.2 µs, for reasons not yet
