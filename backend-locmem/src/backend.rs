@@ -8,7 +8,7 @@ use cache_core::backend::{checked_counter_add, format_counter, is_expired_ttl, p
 use cache_core::{async_trait, system_clock, Backend, Bytes, Capabilities, Clock, Error, Key, Result, Ttl};
 use moka::sync::Cache;
 
-use crate::builder::LocmemBuilder;
+use crate::builder::{stored_len, LocmemBuilder, ValueSize};
 use crate::entry::Entry;
 use crate::fingerprint::{Fingerprint, KeyHasher, PassThrough};
 use crate::index::{PrefixIndex, INDEX_SLACK};
@@ -27,6 +27,8 @@ pub struct LocmemBackend {
     pub(crate) name: String,
     /// Apply moka's maintenance after every operation (simulations).
     pub(crate) deterministic: bool,
+    /// What a value counts as ([`LocmemBuilder::value_size`]).
+    pub(crate) value_size: ValueSize,
 }
 
 impl std::fmt::Debug for LocmemBackend {
@@ -61,6 +63,7 @@ impl LocmemBackend {
             name: "locmem".to_owned(),
             hash_seed: None,
             deterministic: false,
+            value_size: stored_len,
         }
     }
 
@@ -98,14 +101,15 @@ impl LocmemBackend {
         n
     }
 
-    /// Live keys and value sizes, in no particular order. The simulator uses
-    /// it to count dead keys and bytes at the end of a run.
+    /// Live keys and value sizes (as [`LocmemBuilder::value_size`] counts
+    /// them), in no particular order. The simulator uses it to count dead
+    /// keys and bytes at the end of a run.
     pub fn live_entries(&self) -> Vec<(String, usize)> {
         let now = self.clock.now();
         self.cache
             .iter()
             .filter(|(_, e)| e.live_at(now))
-            .map(|(_, e)| (e.key.to_string(), e.value.len()))
+            .map(|(_, e)| (e.key.to_string(), (self.value_size)(&e.value)))
             .collect()
     }
 
@@ -158,15 +162,19 @@ impl LocmemBackend {
     }
 
     fn check_size(&self, key: &Key, value: &Bytes) -> Result<()> {
-        match self.max_value_size {
-            Some(limit) if value.len() > limit => Err(Error::ValueTooLarge {
+        let Some(limit) = self.max_value_size else {
+            return Ok(());
+        };
+        let size = (self.value_size)(value);
+        if size > limit {
+            return Err(Error::ValueTooLarge {
                 backend: self.name.clone(),
                 key: key.to_string(),
-                size: value.len(),
+                size,
                 limit,
-            }),
-            _ => Ok(()),
+            });
         }
+        Ok(())
     }
 
     /// Takes the write lock of `fp`'s stripe. A poisoned stripe is taken

@@ -33,6 +33,15 @@ pub struct LocmemBuilder {
     pub(crate) name: String,
     pub(crate) hash_seed: Option<u64>,
     pub(crate) deterministic: bool,
+    pub(crate) value_size: ValueSize,
+}
+
+/// How many bytes a stored value counts as (see [`LocmemBuilder::value_size`]).
+pub type ValueSize = fn(&[u8]) -> usize;
+
+/// The default [`ValueSize`]: a value counts as its length.
+pub(crate) fn stored_len(value: &[u8]) -> usize {
+    value.len()
 }
 
 impl LocmemBuilder {
@@ -92,6 +101,29 @@ impl LocmemBuilder {
         self
     }
 
+    /// How many bytes a value counts as (default: its length), wherever the
+    /// store measures one: the capacity weigher, [`Self::max_value_size`]
+    /// and [`LocmemBackend::live_entries`]. Everything else (what `get`
+    /// returns) sees the stored bytes.
+    ///
+    /// Why: a simulation models values of realistic size without writing
+    /// them. The simulator stores its feeds with a trailer that declares
+    /// their padding instead of the padding itself, and passes a function
+    /// reading it back here, so the store charges, admits and evicts
+    /// exactly as it would with the padded values, at a fraction of the
+    /// memory traffic. A function, not a closure: it must be cheap and
+    /// pure, since moka calls it under its maintenance.
+    ///
+    /// ```
+    /// use backend_locmem::LocmemBackend;
+    /// // Every value counts as at least 1 KiB.
+    /// let cache = LocmemBackend::builder().value_size(|v| v.len().max(1024)).build();
+    /// ```
+    pub fn value_size(mut self, size: ValueSize) -> Self {
+        self.value_size = size;
+        self
+    }
+
     /// Name reported in errors and reports (default `"locmem"`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -100,10 +132,11 @@ impl LocmemBuilder {
 
     /// Builds the backend.
     pub fn build(self) -> LocmemBackend {
+        let size = self.value_size;
         let cache = Cache::builder()
             .max_capacity(self.capacity)
-            .weigher(|_: &Fingerprint, v: &Entry| {
-                u32::try_from(v.key.len() + v.value.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+            .weigher(move |_: &Fingerprint, v: &Entry| {
+                u32::try_from(v.key.len() + size(&v.value) + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
             })
             .expire_after(GcDeadline)
             .build_with_hasher(PassThrough);
@@ -116,6 +149,7 @@ impl LocmemBuilder {
             max_value_size: self.max_value_size,
             name: self.name,
             deterministic: self.deterministic,
+            value_size: self.value_size,
         }
     }
 }

@@ -43,7 +43,9 @@
 //!   by capacity alone and [`LocmemBackend::purge_expired`] drops dead entries.
 //! - **Capacity** is counted in bytes (key + value + a fixed per-entry
 //!   overhead) by a weigher; moka evicts by TinyLFU when it is exceeded, as a
-//!   cache may.
+//!   cache may. What a value counts as can be replaced
+//!   ([`LocmemBuilder::value_size`]): the simulator stores feeds that declare
+//!   their padding rather than carry it, and is charged the padded size.
 //! - **Prefix deletion** visits only the keys of one hash tag when the prefix
 //!   names one (`ns:w:{cal:7}:d:`, the way the strategies build keys): from
 //!   the first `delete_prefix` on, the store keeps its keys grouped by their
@@ -78,7 +80,7 @@ mod fingerprint;
 mod index;
 
 pub use backend::LocmemBackend;
-pub use builder::LocmemBuilder;
+pub use builder::{LocmemBuilder, ValueSize};
 
 /// Default capacity: 256 MiB.
 pub const DEFAULT_CAPACITY_BYTES: u64 = 256 << 20;

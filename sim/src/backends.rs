@@ -226,6 +226,10 @@ pub struct Connected {
     /// With a `two-tier` spec: each process's [`TwoTier`] (the same objects
     /// as `backends`), for its L2 counters ([`TwoTier::stats`]).
     pub tiers: Vec<TwoTier>,
+    /// The stores count feeds by their declared padding
+    /// ([`crate::engine::declared_len`]): set [`crate::engine::Cell::declared_padding`].
+    /// Only plain `locmem`; remote and two-tier stores move real bytes.
+    pub declared_padding: bool,
 }
 
 impl std::fmt::Debug for Connected {
@@ -277,6 +281,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 backends: tiers.iter().map(|t| Arc::new(t.clone()) as Arc<dyn Backend>).collect(),
                 live_keys: Vec::new(),
                 tiers,
+                declared_padding: false,
             })
         }
         BackendSpec::Locmem { capacity_bytes } => {
@@ -291,6 +296,10 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                         .hash_seed(Some(0x5eed_0000 + u64::from(p)))
                         // And moka's maintenance must not follow wall time.
                         .deterministic(true)
+                        // Feeds may declare their padding instead of carrying
+                        // it: charge what they stand for (the same weights as
+                        // written padding, so the same evictions).
+                        .value_size(crate::engine::declared_len)
                         .name(if processes > 1 {
                             format!("locmem-p{p}")
                         } else {
@@ -306,6 +315,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                     .map(|s| Arc::new(move || s.live_entries()) as LiveKeys)
                     .collect(),
                 tiers: Vec::new(),
+                declared_padding: true,
             })
         }
         BackendSpec::Redis(url) => {
@@ -320,6 +330,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 backends: vec![Arc::new(backend)],
                 live_keys: Vec::new(),
                 tiers: Vec::new(),
+                declared_padding: false,
             })
         }
         BackendSpec::Memcache(url) => {
@@ -334,6 +345,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 backends: vec![Arc::new(backend)],
                 live_keys: Vec::new(),
                 tiers: Vec::new(),
+                declared_padding: false,
             })
         }
     }

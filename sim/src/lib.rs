@@ -38,7 +38,8 @@
 //!   zones with daylight saving, `UTC`, named zones), checked against the real
 //!   FullCalendar's golden file.
 //! - [`db`]: the ground truth: items with their recent history, answering a feed
-//!   query as of any instant.
+//!   query as of any instant (its own `# Layout`: storage, writes, queries,
+//!   pruning).
 //! - [`traffic`]: the seeded generator of users, tabs, navigation and writes.
 //! - [`trace`]: events, the JSON Lines trace format (`TRACE_FORMAT.md`) and
 //!   its bounds, the one line parser, the streaming reader with
@@ -91,6 +92,56 @@
 //! and the single-flight table (now hashed with foldhash after SipHash
 //! showed up). Re-measure on an idle machine before optimising.
 //!
+//! **Re-measured idle, in pairs** (`/usr/bin/time -f "wall=%e user=%U
+//! sys=%S rss=%MKB" cache-sim run --scenario realistic --quiet --timings
+//! --out DIR`, builds run alternately in one sitting; CPU = user + sys over
+//! feed requests; the builds before this round run 5.36 M requests in 7
+//! cells, later ones 6.12 M in 8):
+//!
+//! | build | CPU per request | peak RSS |
+//! |---|---:|---:|
+//! | before the one-read-path refactor (7e2215f) | 9.7 µs (median of 7; 9.1–10.2) | ~830 MB |
+//! | one read path (start of this round) | 11.4 µs (median of 3; 11.3–11.5) | ~830 MB |
+//! | + declared padding on locmem, remembered answers caught up | 9.8 µs (median of 7; 8.3–11.2) | ~195 MB |
+//!
+//! With `--threads 1` (no second cell competing for memory bandwidth and
+//! cache; 2 runs each, alternated): 8.1 µs (7.8–8.4), 8.8 µs (8.7–9.0) and
+//! 8.1 µs (8.0–8.2), peak RSS ~460, ~465 and ~96 MB. Much of what the
+//! one-read-path build lost on two threads was the two cells' padded feeds
+//! fighting over memory.
+//!
+//! So this round took 14% off the one-read-path build and is back at the
+//! old build's cost per request, within the noise (it is not clearly
+//! below it: its own runs spread wider, 8.3–11.2 µs, for reasons not yet
+//! understood; up to ~250 k simulated requests/s on 2 threads). The issue's 2 µs is
+//! still out of reach for the reasons below.
+//!
+//! What paid, by `perf record` of the `versioned` cell
+//! (`--strategies versioned`):
+//! - **Declared padding** (see `engine/payload.rs`): the feeds' 5–10 KB of
+//!   spaces are declared in a trailer instead of written, and locmem counts
+//!   them ([`backend_locmem::LocmemBuilder::value_size`] with
+//!   [`engine::declared_len`]), so the store weighs, admits and evicts
+//!   exactly as before and reports stay byte-identical
+//!   (`tests/declared_padding.rs`). memset (3.8%) left the profile, peak
+//!   RSS fell from ~850 MB to ~200 MB. Only for plain `locmem`: remote and
+//!   two-tier stores still move the real bytes.
+//! - **Remembered answers catch up** ([`db::Db::query_memo`]): when a
+//!   view's scopes had writes since its answer was taken, only the items
+//!   written since are taken out and put back, instead of a scan of every
+//!   item: `Db::answer` went from 7.5% to 2.5% (what is left is the
+//!   judgement's questions about the past), the catching up costs 3%.
+//! - Tried and dropped: a larger moka `initial_capacity` (its hash table
+//!   rehashes its tombstones when they reach 10% of a segment, so the
+//!   amortised cost per eviction barely depends on the table size, and moka
+//!   shrinks a table under a quarter full anyway; no measurable change).
+//!
+//! What is left in the `versioned` cell: moka's lookups (~10%) and
+//! tombstone rehashing (~7%), i.e. the store under constant eviction; view
+//! interning (~6%: a hash-table probe that misses the CPU cache on a view
+//! built afresh by the traffic generator); key building in the strategy
+//! (~5%); copying the view's JSON into each payload (~2%).
+//!
 //! `--timings` prints each cell's wall time and the time spent inside backend
 //! calls, per operation. In the last run: `versioned` 7.3 s, of which 3.0 s
 //! in 2.17 M locmem calls (1.4 µs each on average: moka's `insert` under
@@ -115,9 +166,10 @@
 //! cell in flight).
 //!
 //! The simulator's own share (about 55–60% of a cell) is spread thin: the
-//! database scan on a remembered answer's miss (~7%), trace generation
-//! (~4%, repeated per cell), view interning (~3%), filling the padded
-//! payload (`--item-bytes` × items, a model parameter), the event heap.
+//! database scan on a remembered answer's miss (~7%; see above for the
+//! catching up that replaced it), trace generation (~4%, repeated per
+//! cell), view interning (~3%), filling the padded payload (`--item-bytes`
+//! × items, a model parameter; declared on locmem since), the event heap.
 //!
 //! What keeps the simulator's own share small and its memory bounded:
 //! - **Ground truth.** [`db`] keeps each scope's latest item versions in one
@@ -132,14 +184,16 @@
 //!   request; the table is bounded (cleared at 16 384 views).
 //! - **One buffer per fill**: the cache envelope and the payload are written
 //!   together (cache-core's `Envelope::encode` would copy the payload again).
+//! - **Declared padding** on locmem: the padding is a length in a trailer
+//!   that the store counts, not bytes ([`engine::declared_len`]).
 //! - **Traces** parse through one borrowing parser (no allocation per key or
 //!   unescaped string); it replaced a fast path plus a careful fallback at
 //!   the same speed (`cache-sim replay` of a 416k-event trace: 3.74 s wall,
 //!   2.89 s user vs 3.83 s / 2.96 s, best of five). Reading streams; with a spare core (fewer cells than `--threads`) it
 //!   runs on its own thread, in order.
 //! - **Remembered answers**: a view's answer about the present is kept with
-//!   the commit counts of its scopes and reused until one of them moves
-//!   ([`db::Db::query_memo`]).
+//!   the commit counts of its scopes, reused until one of them moves, then
+//!   brought up to date from the writes since ([`db::Db::query_memo`]).
 //! - Results are unchanged by all of this, except where locmem's hash
 //!   function changed (SipHash to foldhash): that decides which entries moka
 //!   evicts, and moved `realistic`'s hit counts by under 0.2% (`bucketed`

@@ -114,6 +114,7 @@ fn run_one(
         cell.live_keys = stores.live_keys;
         cell.latencies = cfg.latencies;
         cell.item_bytes = cfg.item_bytes;
+        cell.declared_padding = stores.declared_padding;
         cell.bucket_us = u64::try_from(cfg.bucket.as_micros()).unwrap_or(u64::MAX).max(1);
         cell.time_calls = cfg.timings;
         cell.aside = cfg.aside.clone().with_seed(cfg.seed);

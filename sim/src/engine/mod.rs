@@ -33,7 +33,8 @@
 //! # Layout
 //!
 //! - `mod.rs`: [`Cell`], [`Latencies`], the event loop and the step driver.
-//! - `payload.rs`: the simulated feed payload (what the DB answered, as of when).
+//! - `payload.rs`: the simulated feed payload (what the DB answered, as of
+//!   when), its padding written or declared ([`declared_len`]).
 //! - `views.rs`: views interned per cell (query, digest, JSON).
 //! - `judge.rs`: the stale-read judgement; the dead-key count.
 //! - `outage.rs`: ends a cell whose backend stays down (`--max-outage-s`).
@@ -61,6 +62,7 @@ mod payload;
 mod views;
 
 pub use metrics::{LatencySummary, Metrics};
+pub use payload::declared_len;
 
 use judge::judge;
 use metrics::Recorder;
@@ -119,6 +121,13 @@ pub struct Cell {
     pub latencies: Latencies,
     /// Bytes of payload per feed item (a feed's JSON is about this big per event).
     pub item_bytes: usize,
+    /// Declare the padding (`item_bytes` per item) in a trailer instead of
+    /// writing it (default off). Only for stores that count the trailer as
+    /// the padding, i.e. locmem built with [`declared_len`] as its
+    /// `value_size` ([`crate::backends::connect`] does so for `locmem`):
+    /// then results are byte-identical and fills far cheaper. Elsewhere the
+    /// store would see small values and evict differently.
+    pub declared_padding: bool,
     /// Width of the staleness-over-time buckets, µs.
     pub bucket_us: u64,
     /// Time every backend call (for `--timings`); off, calls are only
@@ -162,6 +171,7 @@ impl Cell {
             clock,
             latencies: Latencies::default(),
             item_bytes: 160,
+            declared_padding: false,
             bucket_us: 60_000_000,
             time_calls: false,
             aside: AsideOptions::default(),
@@ -444,7 +454,7 @@ impl Run<'_> {
                     // Led (go on to Load now) or took a value just loaded.
                 }
                 Step::Load => {
-                    let mut memo = r.info.memo.get();
+                    let mut memo = r.info.memo.take();
                     let answer = self.db.query_memo(&r.info.query, now, &mut memo);
                     r.info.memo.set(memo);
                     r.as_of_excl = now.saturating_add(1);
@@ -456,7 +466,7 @@ impl Run<'_> {
                     };
                     let at = now.saturating_add(us(lat.db_us));
                     r.flow.loaded(
-                        Some(payload.to_entry(self.cell.item_bytes)),
+                        Some(payload.to_entry(self.cell.item_bytes, self.cell.declared_padding)),
                         Duration::from_micros(lat.db_us),
                         instant(at),
                     );

@@ -2,6 +2,25 @@
 //! for which view, padded to a realistic feed size. The loader writes it
 //! into the entry buffer cache-core's flow seals ([`EntryBuf`]), so a fill
 //! is one allocation.
+//!
+//! # Declared padding
+//!
+//! The padding is the bulk of a feed (5–10 KB against ~300 bytes of
+//! header and view) and carries no information: it is there so stores fill,
+//! evict and move bytes as they would with real feeds. For the in-process
+//! store it can be *declared* instead of written: the payload ends with a
+//! trailer (the padding's length, then [`PAD_MAGIC`]) and the store is told,
+//! through [`declared_len`] as locmem's
+//! [`value_size`](backend_locmem::LocmemBuilder::value_size), to count the
+//! value as the padded one. Weights, admissions, evictions and the dead
+//! bytes at the end are then exactly those of the padded run, so reports are
+//! byte-identical, while each fill no longer writes, copies (`stamped` wraps
+//! the entry into a new buffer) and frees kilobytes of spaces.
+//!
+//! The trailer stays last whatever wraps the payload: the envelope and the
+//! strategies' stamps go in front. Remote stores and two-tier setups get
+//! written padding: there the bytes on the wire are part of what is
+//! measured, and a server cannot be told what a value counts as.
 
 use bytes::BufMut;
 use cache_core::envelope::EntryBuf;
@@ -10,6 +29,30 @@ use crate::db::Answer;
 
 const MAGIC: &[u8; 4] = b"SIMF";
 const HEADER: usize = 4 + 8 + 8 + 4 + 8 + 4;
+
+/// Ends a value whose padding is declared: preceded by the padding's
+/// length (`u64`, big-endian). Eight bytes no written feed ends with: a
+/// padded feed ends in spaces, a generation or counter in digits.
+pub(crate) const PAD_MAGIC: &[u8; 8] = b"SIMPAD\x00\x01";
+/// The declared-padding trailer: length, then [`PAD_MAGIC`].
+const TRAILER: usize = 8 + PAD_MAGIC.len();
+
+/// The size `value` stands for: its length, plus the padding it declares
+/// when it ends with a declared-padding trailer (minus the trailer). Pass it
+/// to locmem's [`value_size`](backend_locmem::LocmemBuilder::value_size)
+/// for a store that holds feeds written with declared padding.
+pub fn declared_len(value: &[u8]) -> usize {
+    let Some(body) = value.len().checked_sub(TRAILER) else {
+        return value.len();
+    };
+    let (len, magic) = value[body..].split_at(8);
+    if magic != PAD_MAGIC {
+        return value.len();
+    }
+    let mut word = [0u8; 8];
+    word.copy_from_slice(len);
+    usize::try_from(u64::from_be_bytes(word)).map_or(usize::MAX, |pad| body.saturating_add(pad))
+}
 
 /// A feed as the simulated database answered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +69,12 @@ pub(crate) struct Payload<'a> {
 
 impl Payload<'_> {
     /// The payload in an entry buffer: header, view, then `item_bytes` of
-    /// padding per item.
-    pub(crate) fn to_entry(self, item_bytes: usize) -> EntryBuf {
+    /// padding per item, written out, or `declared` in a trailer (see the
+    /// module docs).
+    pub(crate) fn to_entry(self, item_bytes: usize, declared: bool) -> EntryBuf {
         let pad = (self.answer.items as usize).saturating_mul(item_bytes);
-        let mut buf = EntryBuf::with_capacity(HEADER + self.view_json.len() + pad);
+        let room = if declared { TRAILER } else { pad };
+        let mut buf = EntryBuf::with_capacity(HEADER + self.view_json.len() + room);
         let b = buf.payload_mut();
         b.put_slice(MAGIC);
         b.put_i64(self.as_of_excl);
@@ -38,7 +83,12 @@ impl Payload<'_> {
         b.put_u64(self.view_digest);
         b.put_u32(u32::try_from(self.view_json.len()).unwrap_or(u32::MAX));
         b.put_slice(self.view_json);
-        b.put_bytes(b' ', pad);
+        if declared {
+            b.put_u64(pad as u64);
+            b.put_slice(PAD_MAGIC);
+        } else {
+            b.put_bytes(b' ', pad);
+        }
         buf
     }
 
@@ -82,12 +132,38 @@ mod tests {
             view_json,
         };
         let expires = Some(UNIX_EPOCH + Duration::from_micros(1_759_741_500_123_456));
-        let (entry, inner) = payload.to_entry(16).seal(expires, Duration::from_millis(8));
+        let (entry, inner) = payload.to_entry(16, false).seal(expires, Duration::from_millis(8));
         let key = cache_core::Key::new("k").unwrap();
         let env = Envelope::decode(&key, &entry).unwrap();
         assert_eq!(env.payload, inner);
         assert_eq!(Payload::decode(&inner), Some(payload));
         assert_eq!(inner.len(), HEADER + view_json.len() + 3 * 16);
         assert_eq!(Payload::decode(b"SIMF"), None, "truncated");
+        assert_eq!(declared_len(&entry), entry.len(), "written padding: its own length");
+    }
+
+    /// A declared payload decodes the same and counts exactly as the written
+    /// one, wrapped in an envelope and a strategy's stamps (in front) or not.
+    #[test]
+    fn declared_padding_counts_as_the_written_padding() {
+        let payload = Payload {
+            as_of_excl: 5,
+            answer: Answer {
+                items: 40,
+                fingerprint: 1,
+            },
+            view_digest: 2,
+            view_json: br#"{"scopes":["cal:1","team:2"]}"#,
+        };
+        let (written, _) = payload.to_entry(160, false).seal(None, Duration::ZERO);
+        let (declared, inner) = payload.to_entry(160, true).seal(None, Duration::ZERO);
+        assert!(declared.len() < 200);
+        assert_eq!(declared_len(&declared), written.len());
+        assert_eq!(Payload::decode(&inner), Some(payload));
+        let mut stamped = b"STMP\x01\x00\x00\x00\x00\x00\x00\x00\x07".to_vec();
+        stamped.extend_from_slice(&declared);
+        assert_eq!(declared_len(&stamped), 13 + written.len());
+        assert_eq!(declared_len(b"17"), 2);
+        assert_eq!(declared_len(&declared[..declared.len() - 1]), declared.len() - 1);
     }
 }
