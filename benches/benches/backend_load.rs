@@ -8,6 +8,7 @@
 //! | `redis/get/50-conns-vs-redis-benchmark` | `RedisBackend`, 50 tasks | | `redis-benchmark -c 50`, no pipelining |
 //! | `memcached/get/1-task` | `MemcachedBackend`, 1 task | raw `AsyncMetaClient`, 1 task | `memaslap -c 1` |
 //! | `memcached/get/64-tasks` | `MemcachedBackend`, 64 tasks | raw `AsyncMetaClient`, 64 tasks | `memaslap -c 50 -T 2` |
+//! | `redis/stamped-hit/1-task`, `memcached/stamped-hit/1-task` | a `stamped` hit through `RangeCache` | one `get` of a 2 KB value on the same backend | |
 //!
 //! Every figure is GETs of 100-byte values that hit, on a server this suite
 //! starts (cache-core's testkit). Subjects alternate round by round and the
@@ -24,9 +25,10 @@ use std::sync::Arc;
 
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
 use backend_redis::RedisBackend;
+use cache_core::strategy::{by_name, StrategyOptions};
 use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
 use cache_core::testkit::redis::RedisServer;
-use cache_core::{Backend, Bytes, Key};
+use cache_core::{Backend, Bytes, Key, RangeCache, RangeCacheOptions, Scope, TimeRange, View};
 use common::{measure, measure_time, record_rounds, rounds};
 use memcache::exp::{AsyncMetaClient, Get};
 
@@ -45,9 +47,79 @@ fn main() {
     rt.block_on(memcached_suite());
 }
 
+/// `stamped`'s hit through `RangeCache` (one multi-get of the generation
+/// and the entry, the stamp and envelope checks) against one raw `get` of a
+/// 2 KB value on the same backend object, one task, rounds alternating:
+/// the noise-robust form of `strategy/read/<backend>`'s comparison (issue
+/// #12's ≤ 1.15×). Group `<label>/stamped-hit/1-task`.
+async fn stamped_hit(backend: Arc<dyn Backend>, label: &str) {
+    let payload = Bytes::from(vec![b'x'; 2048]);
+    let floor = Key::new("bench:floor:stamped-hit").unwrap();
+    backend
+        .set(&floor, payload.clone(), Some(std::time::Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let options = StrategyOptions::default()
+        .with_seed(7)
+        .with_namespace("bench-stamped-hit");
+    let cache = Arc::new(RangeCache::new(
+        backend.clone(),
+        by_name("stamped", &options).unwrap(),
+        RangeCacheOptions::default(),
+    ));
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    let view = View::new(
+        [Scope::new("cal:7").unwrap()],
+        TimeRange::new(at("2025-09-29T00:00:00+00:00"), at("2025-11-10T00:00:00+00:00")).unwrap(),
+    )
+    .unwrap();
+    cache
+        .get_or_load(&view, || async { Ok::<_, std::io::Error>(payload) })
+        .await
+        .unwrap();
+    let (mut raw_rates, mut ours_rates) = (Vec::new(), Vec::new());
+    for _ in 0..rounds() {
+        let (b, k) = (backend.clone(), floor.clone());
+        raw_rates.push(
+            measure(1, measure_time(), move |_, _| {
+                let (b, k) = (b.clone(), k.clone());
+                async move { assert!(b.get(&k).await.unwrap().is_some()) }
+            })
+            .await,
+        );
+        let (c, v) = (cache.clone(), view.clone());
+        ours_rates.push(
+            measure(1, measure_time(), move |_, _| {
+                let (c, v) = (c.clone(), v.clone());
+                async move {
+                    let hit = c.get_or_load(&v, || async { Err(std::io::Error::other("a filled view must hit")) });
+                    assert_eq!(hit.await.unwrap().len(), 2048);
+                }
+            })
+            .await,
+        );
+    }
+    let group = format!("{label}/stamped-hit/1-task");
+    record_rounds(
+        SUITE,
+        &group,
+        "baseline",
+        &raw_rates,
+        "one raw get of a 2 KB value, 1 task",
+    );
+    record_rounds(
+        SUITE,
+        &group,
+        "ours",
+        &ours_rates,
+        "a stamped hit through RangeCache (2 KB feed), 1 task",
+    );
+}
+
 async fn redis_suite() {
     let server = RedisServer::new().expect("starting redis-server (install it with .ci/install-deps)");
     let ours: Arc<dyn Backend> = Arc::new(RedisBackend::connect(server.url()).await.expect("RedisBackend"));
+    stamped_hit(ours.clone(), "redis").await;
     let raw = redis::Client::open(server.url())
         .expect("redis url")
         .get_multiplexed_async_connection()
@@ -175,6 +247,7 @@ async fn memcached_suite() {
     let options = MemcachedOptions::new([addr.clone()]);
     let ours_pool = options.connections_per_server;
     let ours: Arc<dyn Backend> = Arc::new(MemcachedBackend::connect(options).await.expect("MemcachedBackend"));
+    stamped_hit(ours.clone(), "memcached").await;
     // The raw client sends one request per connection at a time, so it gets
     // the pool it needs for concurrency (the backend's old default, 16), not
     // the backend's: one pipelined connection would starve it.

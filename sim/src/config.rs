@@ -38,7 +38,7 @@ pub struct RunConfig {
     pub bucket: Duration,
     /// Worker threads for cells.
     pub threads: usize,
-    /// Time backend calls (for [`CellTiming::backend_time`]); off, only
+    /// Time backend calls (for [`CellTiming::backend_time`](crate::runner::CellTiming::backend_time)); off, only
     /// counted.
     pub timings: bool,
     /// The application's home offset (`+08:00`, the seed's): the single

@@ -447,8 +447,8 @@ impl Report {
         s
     }
 
-    /// `report.html`: caption, recommendation, table and charts (see
-    /// [`html`]).
+    /// `report.html`: caption, recommendation, table and charts (rendered
+    /// by the private `report::html` module).
     pub fn to_html(&self) -> String {
         html::render(self)
     }
