@@ -118,6 +118,8 @@ pub struct OpStats {
     /// Value bytes that `get` and `get_many` brought back (what crossed
     /// the wire for a remote backend, keys and framing aside).
     bytes_read: Arc<AtomicU64>,
+    /// What a value counts as in `bytes_read` (its length by default).
+    value_size: fn(&[u8]) -> usize,
 }
 
 impl Default for OpStats {
@@ -126,6 +128,7 @@ impl Default for OpStats {
             counters: Arc::default(),
             timed: true,
             bytes_read: Arc::default(),
+            value_size: <[u8]>::len,
         }
     }
 }
@@ -147,6 +150,7 @@ impl OpStats {
             counters: Arc::default(),
             timed: false,
             bytes_read: Arc::default(),
+            value_size: <[u8]>::len,
         }
     }
 
@@ -199,7 +203,17 @@ impl OpStats {
         }
     }
 
-    fn add_bytes_read(&self, n: usize) {
+    /// Counts `size` as what a value read counts for in
+    /// [`StatsSnapshot::bytes_read`] (builder style): the simulator's
+    /// declared feed sizes, whose padding is not stored.
+    #[must_use]
+    pub fn with_value_size(mut self, size: fn(&[u8]) -> usize) -> Self {
+        self.value_size = size;
+        self
+    }
+
+    fn add_bytes_read<'a>(&self, values: impl IntoIterator<Item = &'a Bytes>) {
+        let n: usize = values.into_iter().map(|v| (self.value_size)(v)).sum();
         self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
     }
 
@@ -380,14 +394,14 @@ impl<B: Backend> Backend for Instrumented<B> {
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
         let got = self.timed(Op::Get, 1, self.inner.get(key)).await;
         if let Ok(Some(v)) = &got {
-            self.stats.add_bytes_read(v.len());
+            self.stats.add_bytes_read([v]);
         }
         got
     }
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
         let got = self.timed(Op::GetMany, keys.len(), self.inner.get_many(keys)).await;
         if let Ok(values) = &got {
-            self.stats.add_bytes_read(values.iter().flatten().map(Bytes::len).sum());
+            self.stats.add_bytes_read(values.iter().flatten());
         }
         got
     }

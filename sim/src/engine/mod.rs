@@ -548,10 +548,17 @@ pub async fn run_cell(source: Source, cell: &Cell, progress: Option<&AtomicU64>)
     }
     cell.aside.validate()?;
     let stats = || {
-        if cell.time_calls {
+        let s = if cell.time_calls {
             OpStats::new()
         } else {
             OpStats::counts_only()
+        };
+        // Bytes read count a feed's modelled size, padding included,
+        // whether the padding is written or declared.
+        if cell.declared_padding {
+            s.with_value_size(declared_len)
+        } else {
+            s
         }
     };
     let (read_stats, write_stats) = (stats(), stats());
