@@ -7,7 +7,7 @@
 //! cell its own key namespace there, so cells (and earlier runs) never read
 //! each other's entries and nothing on the server needs flushing.
 //!
-//! `two-tier[/backplane=<µs>]:<l1>+<l2>` gives every simulated process a
+//! `two-tier[/<option>,…]:<l1>+<l2>` gives every simulated process a
 //! [`TwoTier`]: its own in-process L1 (`locmem` or `locmem:<MiB>`) in front
 //! of one L2 shared by all processes (`locmem` here means one in-process
 //! store standing in for a shared server, so no server is needed;
@@ -15,8 +15,12 @@
 //! processes share a [`LocalBackplane`] that delivers each generation notice
 //! `<µs>` of virtual time after it was sent (a real Redis pub/sub's latency
 //! cannot be replayed in virtual time, so even with a Redis L2 the
-//! backplane is modelled). Examples: `two-tier:locmem:64+locmem`,
-//! `two-tier/backplane=2000:locmem+redis://127.0.0.1:6379`.
+//! backplane is modelled). With `trust=<s>` a process trusts a generation
+//! it knows for that many seconds without a notice
+//! ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
+//! default 30). Examples: `two-tier:locmem:64+locmem`,
+//! `two-tier/backplane=2000:locmem+redis://127.0.0.1:6379`,
+//! `two-tier/backplane=2000,trust=300:locmem+locmem`.
 
 use std::sync::Arc;
 
@@ -50,12 +54,16 @@ pub enum BackendSpec {
         l2: Box<BackendSpec>,
         /// Backplane delivery latency, µs; `None`: no backplane.
         backplane_us: Option<u64>,
+        /// How long a known generation is trusted without a notice, s;
+        /// `None`: the library's default.
+        trust_s: Option<u64>,
         /// The spec as given, for reports.
         label: String,
     },
 }
 
-const TWO_TIER_SYNTAX: &str = "expected two-tier[/backplane=<µs>]:<locmem|locmem:MiB>+<locmem|redis://…|memcache://…>";
+const TWO_TIER_SYNTAX: &str =
+    "expected two-tier[/backplane=<µs>[,trust=<s>]]:<locmem|locmem:MiB>+<locmem|redis://…|memcache://…>";
 
 fn two_tier_error(spec: &str, message: &str) -> Error {
     Error::Backend {
@@ -71,14 +79,26 @@ fn parse_two_tier(spec: &str, rest: &str) -> Result<BackendSpec> {
         .map(|r| r.split_once(':').map(|(o, t)| (Some(o), t)))
         .unwrap_or_else(|| rest.strip_prefix(':').map(|t| (None, t)))
         .ok_or_else(|| two_tier_error(spec, "missing ':' after two-tier"))?;
-    let backplane_us = match options {
-        None => None,
-        Some(o) => Some(
-            o.strip_prefix("backplane=")
-                .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| two_tier_error(spec, "bad option"))?,
-        ),
-    };
+    let (mut backplane_us, mut trust_s) = (None, None);
+    for option in options.into_iter().flat_map(|o| o.split(',')) {
+        let (name, value) = option
+            .split_once('=')
+            .ok_or_else(|| two_tier_error(spec, &format!("option {option:?} needs a value")))?;
+        let value = value
+            .parse::<u64>()
+            .map_err(|_| two_tier_error(spec, &format!("option {name}: {value:?} is not a whole number")))?;
+        let slot = match name {
+            "backplane" => &mut backplane_us,
+            "trust" => &mut trust_s,
+            _ => return Err(two_tier_error(spec, &format!("unknown option {name:?}"))),
+        };
+        if slot.replace(value).is_some() {
+            return Err(two_tier_error(spec, &format!("option {name} given twice")));
+        }
+    }
+    if trust_s.is_some() && backplane_us.is_none() {
+        return Err(two_tier_error(spec, "trust only applies with a backplane"));
+    }
     let (l1, l2) = tiers
         .split_once('+')
         .ok_or_else(|| two_tier_error(spec, "missing '+' between L1 and L2"))?;
@@ -94,6 +114,7 @@ fn parse_two_tier(spec: &str, rest: &str) -> Result<BackendSpec> {
         l1_capacity_bytes,
         l2: Box::new(l2),
         backplane_us,
+        trust_s,
         label: spec.to_owned(),
     })
 }
@@ -248,6 +269,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             l1_capacity_bytes,
             l2,
             backplane_us,
+            trust_s,
             ..
         } => {
             // One L2 for every process (a locmem L2 stands in for a server).
@@ -269,6 +291,9 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             let mut tiers = Vec::new();
             for l1 in l1s.backends {
                 let mut b = TwoTier::builder(l1, l2_store.clone()).clock(clock_arc.clone());
+                if let Some(s) = trust_s {
+                    b = b.trust_for(std::time::Duration::from_secs(*s));
+                }
                 if let Some(bus) = &bus {
                     b = b.backplane(Arc::new(bus.clone()));
                 }

@@ -16,7 +16,7 @@ use cache_core::{ManualClock, Strategy};
 
 use crate::backends::{connect, BackendSpec};
 pub use crate::config::RunConfig;
-use crate::engine::{run_cell, Cell, Metrics};
+use crate::engine::{run_cell, Cell, Metrics, RoundTrips};
 use crate::error::{Error, Result};
 use crate::report::{CellResult, Report};
 use crate::trace::{Event, EventIter, Source};
@@ -112,6 +112,15 @@ fn run_one(
         let stores = connect(backend, processes, &clock).await?;
         let mut cell = Cell::new(strat, stores.backends, clock);
         cell.live_keys = stores.live_keys;
+        // Two tiers: a read is charged per L2 round trip it made.
+        cell.round_trips = stores
+            .tiers
+            .iter()
+            .map(|t| {
+                let t = t.clone();
+                Arc::new(move || t.stats().l2_round_trips) as RoundTrips
+            })
+            .collect();
         cell.latencies = cfg.latencies;
         cell.item_bytes = cfg.item_bytes;
         cell.declared_padding = stores.declared_padding;

@@ -255,6 +255,8 @@ fn the_two_tier_spec_parses_and_rejects() {
         "two-tier:locmem:64+redis://127.0.0.1:6379",
         "two-tier/backplane=2000:locmem+redis+cluster://a:1,b:2",
         "two-tier:locmem+memcache://127.0.0.1:11211",
+        "two-tier/backplane=2000,trust=300:locmem+locmem",
+        "two-tier/trust=300,backplane=0:locmem+locmem",
     ] {
         let s = BackendSpec::parse(ok).unwrap();
         assert_eq!(s.label(), ok);
@@ -271,6 +273,10 @@ fn the_two_tier_spec_parses_and_rejects() {
         "two-tier:redis://x:1+locmem",
         "two-tier/backplane=x:locmem+locmem",
         "two-tier/oops=1:locmem+locmem",
+        "two-tier/trust=300:locmem+locmem",
+        "two-tier/backplane=1,backplane=2:locmem+locmem",
+        "two-tier/backplane=1,trust:locmem+locmem",
+        "two-tier/backplane=1,trust=-3:locmem+locmem",
         "two-tier:locmem+two-tier:locmem+locmem",
         "two-tier:locmem+nonsense",
     ] {
@@ -341,24 +347,44 @@ fn a_lost_subscription_falls_back_to_l2_generations() {
             "known generations, no trip"
         );
 
-        bus.drop_subscriptions();
+        // A bump's notice carries its new value: B, which knew the old
+        // one, knows the new one without asking L2. Its next read makes one
+        // trip (for the entry, since its L1 copy's stamps are old), not two,
+        // and the one after is free again.
         db.store(2, Ordering::SeqCst);
+        a.invalidate(&change).await.unwrap();
+        let s = b_tier.stats();
+        assert_eq!(read(&b).await, "2");
+        let after = b_tier.stats();
+        assert_eq!(
+            after.l2_round_trips,
+            s.l2_round_trips + 1,
+            "no generation fetch: {after:?}"
+        );
+        assert_eq!(read(&b).await, "2");
+        assert_eq!(b_tier.stats().zero_trip_reads, after.zero_trip_reads + 1, "free again");
+        // The writer itself knows too: its next read makes one trip, and
+        // finds B's refill in L2.
+        assert_eq!(read(&a).await, "2");
+
+        bus.drop_subscriptions();
+        db.store(3, Ordering::SeqCst);
         a.invalidate(&change).await.unwrap();
         let s = b_tier.stats();
         assert_eq!(
             read(&b).await,
-            "2",
+            "3",
             "down: the generation comes from L2, so no stale read"
         );
-        assert_eq!(read(&b).await, "2");
+        assert_eq!(read(&b).await, "3");
         let after = b_tier.stats();
         assert_eq!(after.zero_trip_reads, s.zero_trip_reads, "{after:?}");
         assert!(after.l2_round_trips >= s.l2_round_trips + 2);
 
         bus.restore_subscriptions();
-        assert_eq!(read(&b).await, "2"); // learns again
+        assert_eq!(read(&b).await, "3"); // learns again
         let s = b_tier.stats();
-        assert_eq!(read(&b).await, "2");
+        assert_eq!(read(&b).await, "3");
         assert_eq!(b_tier.stats().zero_trip_reads, s.zero_trip_reads + 1, "caught up");
     });
 }

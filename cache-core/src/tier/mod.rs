@@ -50,19 +50,32 @@
 //! # The backplane
 //!
 //! Every write that may change a generation publishes a notice naming the
-//! key ([`Notice`]); subscribers forget it, and the next read learns the
-//! new value from L2. Generations read from L2 while subscribed are kept in
-//! [`KnownGenerations`], so a hit whose generations are all known makes no
-//! round trip. Safety rules:
+//! key ([`Notice`]). A bump (`incr`) carries the value before and after
+//! ([`Notice::Bumped`]): a subscriber that knew the value before now knows
+//! the new one, so after a write every process still knows its
+//! generations and its next L1 hit makes no round trip. Any other change
+//! (a reseed, a delete) makes subscribers forget the key, and the next read
+//! learns the new value from L2. Generations read from L2 while subscribed
+//! are kept in [`KnownGenerations`], so a hit whose generations are all
+//! known makes no round trip. Safety rules:
 //!
 //! - Nothing is trusted while the subscription is down, and everything
 //!   learnt before it dropped is forgotten: reads fall back to L2
 //!   generations until it is back (never serving on unknown state).
-//! - A generation read from L2 is not remembered if any notice arrived
-//!   while the read was in flight (it may predate the change).
+//! - A generation read from L2 is not remembered if a notice naming its
+//!   key (or every key) arrived while the read was in flight (it may
+//!   predate the change).
+//! - A bump is applied only where it extends the value the table knows;
+//!   notices from different writers may arrive out of order, and one that
+//!   does not chain makes the table forget the key instead of guessing
+//!   ([`KnownGenerations`], "Bumps").
 //! - A remembered generation is trusted for [`TwoTierBuilder::trust_for`]
-//!   at most, the backstop for a writer that died between its `incr` and
-//!   its publish.
+//!   at most after it was learnt or last extended by a notice: the
+//!   backstop for a notice lost while the subscription stayed up (a writer
+//!   that died between its `incr` and its publish, a failed publish). It is
+//!   also what an L1 hit can still cost: once per `trust_for`, a process
+//!   asks L2 for a generation again (see the builder for the trade-off,
+//!   measured).
 //!
 //! The price is staleness: a process serves its L1 copy until the notice
 //! arrives, so a read can be stale for up to the delivery latency after the

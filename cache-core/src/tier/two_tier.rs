@@ -143,9 +143,23 @@ impl TwoTierBuilder {
         self
     }
 
-    /// Longest trust in a generation learnt while subscribed, without any
-    /// notice (default [`DEFAULT_TRUST_FOR`]): the backstop for a writer
-    /// that bumped and died before publishing.
+    /// Longest trust in a generation learnt while subscribed (or last
+    /// extended by a bump notice) without a newer notice (default
+    /// [`DEFAULT_TRUST_FOR`], 30 s).
+    ///
+    /// It bounds staleness only when a notice is lost while the
+    /// subscription stays up: a writer that bumped and died before
+    /// publishing, or a publish that failed. With fenced writes
+    /// (`RangeCache::begin_write` / `end_write`) a writer's death cannot
+    /// serve stale data (before its commit nothing changed; after it the
+    /// fence's notice already makes every process bypass), so only failed
+    /// publishes remain. The price is round trips: a process asks L2 for a
+    /// generation again at least once per `trust_for`, so an L1 hit on a
+    /// view read less often than that makes one. On the simulator's
+    /// 3-process `realistic` trace (fenced writes, 2 ms delivery): 0.50 L2
+    /// round trips per L1 hit at 30 s, 0.004 at 300 s, 0.0006 at an hour,
+    /// 0 stale reads in each. Raise it when writes are fenced and hit
+    /// latency matters; keep it short when they are not.
     pub fn trust_for(mut self, d: Duration) -> Self {
         self.trust_for = d;
         self
@@ -486,7 +500,13 @@ impl Backend for TwoTier {
     async fn incr(&self, key: &Key, delta: u64) -> Result<u64> {
         bump(&self.inner.counters.l2_writes, 1);
         let n = self.inner.l2.incr(key, delta).await?;
-        self.announce(vec![Notice::Changed(key.as_str().to_owned())]).await?;
+        let key = key.as_str().to_owned();
+        // The value before is exact: `incr` is atomic and returned `n`.
+        let notice = match n.checked_sub(delta) {
+            Some(from) => Notice::Bumped { key, from, to: n },
+            None => Notice::Changed(key),
+        };
+        self.announce(vec![notice]).await?;
         Ok(n)
     }
 

@@ -105,6 +105,11 @@ impl Default for Latencies {
 /// count dead keys at the end. Backends that cannot enumerate have none.
 pub type LiveKeys = Arc<dyn Fn() -> Vec<(String, usize)> + Send + Sync>;
 
+/// A function returning how many round trips to the shared store one
+/// process's backend has made so far (e.g. a [`TwoTier`](cache_core::tier::TwoTier)'s
+/// `l2_round_trips`), so a step is charged per round trip it made.
+pub type RoundTrips = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// Everything one cell needs.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -115,6 +120,13 @@ pub struct Cell {
     pub backends: Vec<Arc<dyn Backend>>,
     /// Live-key listers, parallel to `backends` (empty when unavailable).
     pub live_keys: Vec<LiveKeys>,
+    /// Round-trip counters, parallel to `backends`; empty (the default):
+    /// every plan and `get` is charged one round trip. With them, the
+    /// [`Latencies::plan_us`] and [`Latencies::get_us`] of a step are
+    /// charged once per round trip it made: a two-tier read served from L1
+    /// with known generations takes no virtual time, one that had to fetch
+    /// a newer entry after the generations takes two.
+    pub round_trips: Vec<RoundTrips>,
     /// The virtual clock the backends and the strategy read.
     pub clock: ManualClock,
     /// Step latencies.
@@ -168,6 +180,7 @@ impl Cell {
             strategy,
             backends,
             live_keys: Vec::new(),
+            round_trips: Vec::new(),
             clock,
             latencies: Latencies::default(),
             item_bytes: 160,
@@ -270,6 +283,22 @@ impl Run<'_> {
     fn schedule(&mut self, at_us: i64, slot: u32) {
         self.seq += 1;
         self.heap.push(Reverse((at_us, self.seq, slot)));
+    }
+
+    /// Round trips store `store` has made so far, if it counts them.
+    fn trips(&self, store: usize) -> Option<u64> {
+        self.cell.round_trips.get(store).map(|f| f())
+    }
+
+    /// The virtual time of a step that started when the store had made
+    /// `before` round trips, at `per_trip_us` each: one trip when the store
+    /// does not count them.
+    fn charge(&self, store: usize, before: Option<u64>, per_trip_us: u64) -> i64 {
+        let trips = match (before, self.trips(store)) {
+            (Some(b), Some(a)) => a.saturating_sub(b),
+            _ => 1,
+        };
+        us(per_trip_us.saturating_mul(trips))
     }
 
     /// The single-flight table of app process `process`.
@@ -425,15 +454,20 @@ impl Run<'_> {
         let next_at = loop {
             match r.flow.step() {
                 Step::Plan => {
+                    let before = self.trips(r.store);
                     let plan = self.aside.plan(&self.read[r.store], &r.info.view).await;
                     r.flow.planned(plan);
-                    break now.saturating_add(us(lat.plan_us));
+                    break now.saturating_add(self.charge(r.store, before, lat.plan_us));
                 }
                 Step::Get => {
                     // No round trip (and no latency) when the plan read the
                     // entry itself (`stamped`).
                     let (got, at) = match r.flow.fetch_key() {
-                        Some(key) => (self.read[r.store].get(key).await, now.saturating_add(us(lat.get_us))),
+                        Some(key) => {
+                            let before = self.trips(r.store);
+                            let got = self.read[r.store].get(key).await;
+                            (got, now.saturating_add(self.charge(r.store, before, lat.get_us)))
+                        }
                         None => (Ok(None), now),
                     };
                     r.flow.fetched(got, instant(now), &self.aside);
