@@ -1,18 +1,20 @@
 //! Hit latency of two tiers against L2 alone, on a Redis server this suite
-//! starts (`stamped`, a month view of one calendar, an 8 KiB feed):
+//! starts (`stamped`, a month view of one calendar, one task, subjects
+//! alternating round by round, the median round reported; see `common`):
 //!
-//! - `two_tier/hit/l2-only`: `RangeCache` on Redis: one `MGET` of the
-//!   generation and the whole entry per hit.
-//! - `two_tier/hit/two-tier`: [`TwoTier`] over locmem + Redis, no
-//!   backplane: one `GET` of the generation (a few bytes); the entry comes
-//!   from L1.
-//! - `two_tier/hit/two-tier+backplane`: with a [`RedisBackplane`]: the
-//!   generation is known in-process, so a hit makes no round trip.
+//! | group | `baseline` | `two-tier` | `two-tier+backplane` |
+//! |---|---|---|---|
+//! | `two_tier/hit/8KiB` (the issue's feed), `…/64KiB`, `…/512KiB` | `RangeCache` on Redis: one `MGET` of the generation and the whole entry per hit | [`TwoTier`] over locmem + Redis, no backplane: one `GET` of the generation (a few bytes); the entry comes from L1 | with a [`RedisBackplane`]: the generation is known in-process, no round trip |
 //!
-//! Goals (issue 18): ≥ 5× faster than `l2-only` with the backplane, ≥ 1.5×
-//! without. After the groups the suite prints the L2 bytes each variant
-//! read per hit (`bytes per hit: …`), the transfer two tiers save.
+//! Goals (issue 18, checked in BENCHMARKS.md on the 8 KiB group): ≥ 5×
+//! faster than L2 alone with the backplane, ≥ 1.5× without. Every result's
+//! detail gives the L2 bytes each variant read per hit, the transfer two
+//! tiers save; the larger feeds show how the gain without a backplane
+//! grows once moving the feed costs a noticeable part of a round trip
+//! (on loopback it costs little).
 #![allow(missing_docs, clippy::print_stderr)]
+
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,128 +27,149 @@ use cache_core::testkit::redis::RedisServer;
 use cache_core::tier::TwoTier;
 use cache_core::{Backend, Bytes, Scope, TimeRange, View};
 use chrono::DateTime;
-use criterion::{criterion_group, criterion_main, Criterion};
+use common::{measure, measure_time, record_rounds, rounds};
 
-/// Feed size: a month of a busy calendar is 5–10 KB of JSON.
-const FEED_BYTES: usize = 8 * 1024;
+const SUITE: &str = "two_tier";
 
-fn view() -> View {
+/// Feed sizes: a month of a busy calendar is 5–10 KB of JSON (the goals'
+/// size); the larger ones are a year of it, or a dashboard.
+const FEEDS: [(&str, usize); 3] = [("8KiB", 8 * 1024), ("64KiB", 64 * 1024), ("512KiB", 512 * 1024)];
+
+fn view(calendar: usize) -> View {
     let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
     View::new(
-        [Scope::new("cal:7").unwrap()],
+        [Scope::new(format!("cal:{calendar}")).unwrap()],
         TimeRange::new(at("2025-09-29T00:00:00+00:00"), at("2025-11-10T00:00:00+00:00")).unwrap(),
     )
     .unwrap()
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let redis = RedisServer::new().expect("starting redis-server (install it with .ci/install-deps)");
-    let l2: Arc<dyn Backend> = Arc::new(rt.block_on(RedisBackend::connect(redis.url())).unwrap());
-    let options = StrategyOptions::default().with_seed(7).with_namespace("bench-tier");
-    let view = view();
-    let value = Bytes::from(vec![b'x'; FEED_BYTES]);
+/// One subject: a cache over some backend, and the tier behind it (none
+/// for L2 alone).
+struct Subject {
+    name: &'static str,
+    cache: Arc<RangeCache>,
+    tier: Option<TwoTier>,
+}
 
+fn main() {
+    let rt = common::runtime();
+    rt.block_on(suite());
+}
+
+async fn suite() {
+    let redis = RedisServer::new().expect("starting redis-server (install it with .ci/install-deps)");
+    let l2: Arc<dyn Backend> = Arc::new(RedisBackend::connect(redis.url()).await.unwrap());
+    let options = StrategyOptions::default().with_seed(7).with_namespace("bench-tier");
     let plain = TwoTier::builder(Arc::new(LocmemBackend::new()), l2.clone())
         .build()
         .unwrap();
-    let bus = rt
-        .block_on(RedisBackplane::connect(&redis.url(), "bench-tier"))
+    let bus = RedisBackplane::connect(&redis.url(), "bench-tier").await.unwrap();
+    let with_bus = TwoTier::builder(Arc::new(LocmemBackend::new()), l2.clone())
+        .backplane(Arc::new(bus))
+        .build()
         .unwrap();
-    let with_bus = rt.block_on(async {
-        let t = TwoTier::builder(Arc::new(LocmemBackend::new()), l2.clone())
-            .backplane(Arc::new(bus))
-            .build()
-            .unwrap();
-        while !t.known().unwrap().is_subscribed() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        t
-    });
-    let cases: Vec<(&str, Arc<dyn Backend>, Option<&TwoTier>)> = vec![
-        ("l2-only", l2.clone(), None),
-        ("two-tier", Arc::new(plain.clone()), Some(&plain)),
-        ("two-tier+backplane", Arc::new(with_bus.clone()), Some(&with_bus)),
-    ];
-    let mut bytes = Vec::new();
-    let mut g = c.benchmark_group("two_tier/hit");
-    for (name, backend, tier) in cases {
-        let cache = RangeCache::new(
-            backend,
+    while !with_bus.known().unwrap().is_subscribed() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let cache = |b: Arc<dyn Backend>| {
+        Arc::new(RangeCache::new(
+            b,
             by_name("stamped", &options).unwrap(),
             RangeCacheOptions::default(),
-        );
-        let filled = value.clone();
-        rt.block_on(async {
-            cache
-                .get_or_load(&view, || async { Ok::<_, std::io::Error>(filled) })
+        ))
+    };
+    let subjects = [
+        Subject {
+            name: "baseline",
+            cache: cache(l2.clone()),
+            tier: None,
+        },
+        Subject {
+            name: "two-tier",
+            cache: cache(Arc::new(plain.clone())),
+            tier: Some(plain),
+        },
+        Subject {
+            name: "two-tier+backplane",
+            cache: cache(Arc::new(with_bus.clone())),
+            tier: Some(with_bus),
+        },
+    ];
+    for (calendar, (label, size)) in FEEDS.into_iter().enumerate() {
+        let view = view(calendar);
+        let feed = Bytes::from(vec![b'x'; size]);
+        for s in &subjects {
+            let f = feed.clone();
+            s.cache
+                .get_or_load(&view, || async { Ok::<_, std::io::Error>(f) })
                 .await
                 .unwrap();
-            // A few hits, so the backplane variant has learnt the generation.
+            // A few hits, so every tier holds the entry in L1 and the
+            // backplane variant has learnt the generation.
             for _ in 0..3 {
-                cache
-                    .get_or_load(&view, || async { Ok::<_, std::io::Error>(Bytes::new()) })
-                    .await
-                    .unwrap();
+                hit(&s.cache, &view, size).await;
             }
-        });
-        let before = tier.map(TwoTier::stats);
-        g.bench_function(name, |b| {
-            b.to_async(&rt).iter(|| async {
-                cache
-                    .get_or_load(&view, || async { panic!("a filled view must hit") })
-                    .await
-                    .map_err(|e: std::io::Error| e)
-                    .unwrap()
-            })
-        });
-        let per_hit = match (tier, before) {
-            (Some(t), Some(b)) => {
-                let a = t.stats();
-                (a.l2_bytes_read - b.l2_bytes_read) as f64 / (a.reads - b.reads).max(1) as f64
+        }
+        let mut rates = vec![Vec::new(); subjects.len()];
+        let mut bytes = vec![(0u64, 0u64); subjects.len()];
+        for _ in 0..rounds() {
+            for (i, s) in subjects.iter().enumerate() {
+                let before = s.tier.as_ref().map(TwoTier::stats);
+                let (c, v) = (s.cache.clone(), view.clone());
+                rates[i].push(
+                    measure(1, measure_time(), move |_, _| {
+                        let (c, v) = (c.clone(), v.clone());
+                        async move { hit(&c, &v, size).await }
+                    })
+                    .await,
+                );
+                if let (Some(t), Some(b)) = (&s.tier, before) {
+                    let a = t.stats();
+                    bytes[i].0 += a.l2_bytes_read - b.l2_bytes_read;
+                    bytes[i].1 += a.reads - b.reads;
+                }
             }
-            // L2 alone: every hit reads the generation and the stored entry.
-            _ => {
-                let key_bytes = rt
-                    .block_on(cache.backend().get_many(&stored_keys(&options, &view)))
-                    .unwrap()
-                    .iter()
-                    .flatten()
-                    .map(Bytes::len)
-                    .sum::<usize>();
-                key_bytes as f64
-            }
-        };
-        bytes.push((name, per_hit));
+        }
+        let group = format!("{SUITE}/hit/{label}");
+        for (i, s) in subjects.iter().enumerate() {
+            let per_hit = match s.tier {
+                Some(_) => bytes[i].0 as f64 / bytes[i].1.max(1) as f64,
+                // L2 alone reads the generation and the stored entry.
+                None => l2_bytes_per_hit(&l2, &options, &view).await,
+            };
+            let what = match s.name {
+                "baseline" => "a stamped hit on Redis alone",
+                "two-tier" => "a stamped hit on TwoTier(locmem + Redis), no backplane",
+                _ => "a stamped hit on TwoTier(locmem + Redis) with a Redis pub/sub backplane",
+            };
+            record_rounds(
+                SUITE,
+                &group,
+                s.name,
+                &rates[i],
+                &format!("{what}, {label} feed, L2 bytes per hit {per_hit:.0}, 1 task"),
+            );
+        }
     }
-    g.finish();
-    let base = bytes.first().map(|b| b.1).unwrap_or(1.0);
-    let shown: Vec<String> = bytes
-        .iter()
-        .map(|(n, b)| format!("{n} {b:.0} B ({:.2}% of l2-only)", 100.0 * b / base))
-        .collect();
-    eprintln!("bytes per hit: {}", shown.join(", "));
     drop(redis);
 }
 
-/// The keys `stamped` reads for `view`: its generation and its entry (the
-/// names as in `cache_core::strategy::stamped`).
-fn stored_keys(options: &StrategyOptions, view: &View) -> Vec<cache_core::Key> {
-    let strategy = by_name("stamped", options).unwrap();
-    let mut keys = strategy.control_keys(view);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let scratch = LocmemBackend::new();
-    let plan = rt.block_on(strategy.plan_read(&scratch, view)).unwrap();
-    keys.push(plan.key);
-    keys
+async fn hit(cache: &RangeCache, view: &View, size: usize) {
+    let got = cache
+        .get_or_load(view, || async { Err(std::io::Error::other("a filled view must hit")) })
+        .await
+        .unwrap();
+    assert_eq!(got.len(), size);
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
-    targets = bench
+/// What one hit on L2 alone reads: `stamped`'s generation and its entry
+/// (the keys as in `cache_core::strategy::stamped`).
+async fn l2_bytes_per_hit(l2: &Arc<dyn Backend>, options: &StrategyOptions, view: &View) -> f64 {
+    let strategy = by_name("stamped", options).unwrap();
+    let mut keys = strategy.control_keys(view);
+    let plan = strategy.plan_read(&LocmemBackend::new(), view).await.unwrap();
+    keys.push(plan.key);
+    let values = l2.get_many(&keys).await.unwrap();
+    values.iter().flatten().map(Bytes::len).sum::<usize>() as f64
 }
-criterion_main!(benches);

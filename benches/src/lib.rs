@@ -21,6 +21,9 @@
 //!   - `invalidation_curve`: one invalidation of `versioned`, `bucketed` and
 //!     `wildcard` as the cached keys grow from 1k to 1M ([`CurvePoint`]);
 //!   - `sim`: the simulator's `realistic` scenario on locmem, 1 and 2 threads.
+//!   - `two_tier`: a `stamped` hit on two tiers (with and without a
+//!     backplane) against Redis alone, 8 KiB to 512 KiB feeds, rounds
+//!     alternating.
 //!   - `common/`: the load suites' runtime, throughput loop and output.
 //! - this library: reading both kinds of result ([`collect`]), pairing them
 //!   into ratios, checking the goals ([`GOALS`], [`RATE_GOALS`]; listed in
