@@ -22,6 +22,8 @@
 //! | `rediss://…`, `rediss+cluster://…` | Redis over TLS (cargo feature `tls`) |
 //! | `redis+cluster://host:7000,host:7001` | a Redis Cluster |
 //! | `memcache://host:11211`, `memcache://a:11211,b:11211?timeout_ms=200` | Memcached, one server or a pool ([`backend_memcached`]) |
+//! | `two-tier:locmem:64+redis://host:6379/0` | two tiers: an in-process L1 (64 MiB) in front of a shared L2 (any URL above) ([`cache_core::tier`]) |
+//! | `two-tier/backplane:locmem+redis://host:6379/0` | two tiers kept coherent over Redis pub/sub: an L1 hit makes no round trip (options: [`two_tier`](crate#two-tier-urls)) |
 //!
 //! A password in a URL never appears in an error or a log line: [`redact`]
 //! shows it as `***`.
@@ -42,11 +44,36 @@
 //! # let _ = cache; Ok(()) }
 //! ```
 //!
+//! # Two-tier URLs
+//!
+//! `two-tier[/<option>,…]:<l1>+<l2>`: for several app processes (workers,
+//! pods) that serve the same feeds, with the `stamped` strategy; see
+//! [`cache_core::tier`] for when to choose it and what it costs.
+//!
+//! - `<l1>`: `locmem` or `locmem:<MiB>`; `<l2>`: any other URL above.
+//! - `backplane`: Redis pub/sub on the L2's server (a cluster's first node)
+//!   tells every process about generation bumps. Only with a Redis L2:
+//!   Memcached has no publish/subscribe.
+//! - `channel=<name>`: the pub/sub channel (default
+//!   `range-cache:generations`); `trust=<s>`: how long a known generation
+//!   is trusted without a notice (default 30).
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), backend_any::Error> {
+//! let feeds = backend_any::range_cache(
+//!     "two-tier/backplane,trust=300:locmem:64+redis://127.0.0.1:6379/0",
+//!     "stamped",
+//! )
+//! .await?;
+//! # let _ = feeds; Ok(()) }
+//! ```
+//!
 //! # Layout
 //!
-//! Everything is in this file: [`connect`] (URL → backend), [`range_cache`]
-//! and [`range_cache_with`] (URL + strategy → `RangeCache`), [`redact`], and
-//! the [`Error`] type.
+//! - `lib.rs`: [`connect`] (URL → backend), [`range_cache`] and
+//!   [`range_cache_with`] (URL + strategy → `RangeCache`), [`redact`], and
+//!   the [`Error`] type.
+//! - `two_tier.rs`: `two-tier:` URLs.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::sync::Arc;
@@ -54,6 +81,10 @@ use std::sync::Arc;
 use backend_locmem::LocmemBackend;
 use cache_core::strategy::{by_name, StrategyOptions};
 use cache_core::{Backend, RangeCache, RangeCacheOptions};
+
+mod two_tier;
+
+pub use two_tier::DEFAULT_CHANNEL;
 
 /// Why no backend or cache could be built. Every variant that quotes the URL
 /// quotes it [`redact`]ed.
@@ -63,7 +94,7 @@ pub enum Error {
     /// The URL's scheme names no backend.
     #[error(
         "unknown backend URL {url:?}: expected locmem, locmem:<MiB>, redis://, rediss://, \
-         redis+cluster://, rediss+cluster:// or memcache://"
+         redis+cluster://, rediss+cluster://, memcache:// or two-tier:<l1>+<l2>"
     )]
     UnknownScheme {
         /// The URL, password hidden.
@@ -113,6 +144,9 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Backend>, Error> {
     };
     if url == "locmem" {
         return Ok(Arc::new(LocmemBackend::new()));
+    }
+    if let Some(rest) = url.strip_prefix("two-tier") {
+        return two_tier::connect_two_tier(url, rest).await;
     }
     if let Some(mib) = url.strip_prefix("locmem:") {
         let mib: u64 = mib
@@ -224,10 +258,16 @@ mod tests {
     /// A filled view is served from the cache; after an invalidation of its
     /// scope it is loaded again. Run on every backend URL form we can start.
     async fn check_roundtrip(url: &str) {
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let cache = range_cache_with(
             url,
             "versioned",
-            &StrategyOptions::default().with_namespace(format!("backend-any-test-{}", std::process::id())),
+            // One namespace per call: several URLs share one server.
+            &StrategyOptions::default().with_namespace(format!(
+                "backend-any-test-{}-{}",
+                std::process::id(),
+                CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )),
             RangeCacheOptions::default(),
         )
         .await
@@ -263,6 +303,44 @@ mod tests {
         check_roundtrip(&redis.url()).await;
         let memcached = MemcachedServer::spawn(&MemcachedConfig::default()).unwrap();
         check_roundtrip(&memcached.url()).await;
+        check_roundtrip("two-tier:locmem+locmem").await;
+        check_roundtrip(&format!("two-tier:locmem:8+{}", redis.url())).await;
+        check_roundtrip(&format!("two-tier/backplane,trust=60:locmem+{}", redis.url())).await;
+        check_roundtrip(&format!("two-tier:locmem+{}", memcached.url())).await;
+    }
+
+    /// Two processes on one `two-tier/backplane` URL: the second serves the
+    /// first's fill from its own L1 after one read, and sees the first's
+    /// write (a bump notice) without serving its outdated copy.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_tier_urls_stay_coherent_across_processes() {
+        use cache_core::testkit::redis::RedisServer;
+        let redis = RedisServer::new().unwrap();
+        let url = format!("two-tier/backplane,channel=any-test:locmem+{}", redis.url());
+        let (a, b) = (
+            range_cache(&url, "stamped").await.unwrap(),
+            range_cache(&url, "stamped").await.unwrap(),
+        );
+        assert_eq!(a.backend().name(), "two-tier(locmem+redis+redis-pubsub)");
+        let v = view();
+        let load =
+            |body: &'static str| move || async move { Ok::<_, std::io::Error>(Bytes::from_static(body.as_bytes())) };
+        assert_eq!(a.get_or_load(&v, load("[1]")).await.unwrap(), "[1]");
+        assert_eq!(b.get_or_load(&v, load("[x]")).await.unwrap(), "[1]", "B hits A's fill");
+        a.invalidate(&Change::new(Scope::new("cal:1").unwrap(), [v.range]).unwrap())
+            .await
+            .unwrap();
+        // Until B hears the notice it may serve its L1 copy; within a
+        // second it must load again.
+        let start = std::time::Instant::now();
+        while b.get_or_load(&v, load("[2]")).await.unwrap() != "[2]" {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(1),
+                "B never saw the write"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert_eq!(a.get_or_load(&v, load("[3]")).await.unwrap(), "[2]", "A hits B's fill");
     }
 
     #[tokio::test]
@@ -287,6 +365,8 @@ mod tests {
             "redis://:hunter2@127.0.0.1:1",
             "redis+cluster://app:hunter2@127.0.0.1:1,127.0.0.1:2",
             "memcache://app:hunter2@127.0.0.1:1",
+            "two-tier:locmem+redis://app:hunter2@127.0.0.1:1/0",
+            "two-tier/backplane:locmem+redis://app:hunter2@127.0.0.1:1/0",
             "redis://app:hunter2@127.0.0.1:notaport",
         ] {
             let err = connect(url).await.unwrap_err();

@@ -1,0 +1,190 @@
+//! `two-tier[/<option>,…]:<l1>+<l2>` URLs: an in-process L1 per process in
+//! front of a shared L2 ([`cache_core::tier::TwoTier`]), optionally kept
+//! coherent by a Redis pub/sub backplane.
+//!
+//! - `<l1>`: `locmem` or `locmem:<MiB>`, this process's copy.
+//! - `<l2>`: any other URL this crate takes (`redis://…`,
+//!   `redis+cluster://…`, `memcache://…`, or `locmem` for a test).
+//! - Options, comma-separated:
+//!   - `backplane`: subscribe to generation bumps over Redis pub/sub on the
+//!     L2's server (the first node of a cluster), so an L1 hit makes no
+//!     round trip. Only with a Redis L2: Memcached has no publish/subscribe.
+//!   - `channel=<name>`: the pub/sub channel (default
+//!     [`DEFAULT_CHANNEL`]); every process of one application uses the same.
+//!   - `trust=<s>`: how long a known generation is trusted without a notice
+//!     ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
+//!     default 30 s).
+//!
+//! The simulator's `--backend` takes the same form, except that its
+//! `backplane=<µs>` is a modelled delivery latency.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backend_redis::RedisBackplane;
+use cache_core::tier::TwoTier;
+use cache_core::Backend;
+
+use crate::{connect, redact, scrub, Error};
+
+/// The backplane's pub/sub channel when the URL names none.
+pub const DEFAULT_CHANNEL: &str = "range-cache:generations";
+
+/// What a `two-tier` URL asks for.
+struct Spec<'a> {
+    l1: &'a str,
+    l2: &'a str,
+    backplane: bool,
+    channel: Option<&'a str>,
+    trust: Option<Duration>,
+}
+
+/// Parses the part of `url` after `two-tier`.
+fn parse<'a>(url: &str, rest: &'a str) -> Result<Spec<'a>, Error> {
+    let config = |message: String| Error::Config {
+        url: redact(url),
+        message: format!(
+            "{message}; expected two-tier[/backplane[,channel=<name>][,trust=<s>]]:<locmem|locmem:MiB>+<L2 URL>"
+        ),
+    };
+    let (options, tiers) = match rest.strip_prefix('/') {
+        Some(r) => r
+            .split_once(':')
+            .map(|(o, t)| (Some(o), t))
+            .ok_or_else(|| config("missing ':' after the options".into()))?,
+        None => (
+            None,
+            rest.strip_prefix(':')
+                .ok_or_else(|| config("missing ':' after two-tier".into()))?,
+        ),
+    };
+    let (l1, l2) = tiers
+        .split_once('+')
+        .ok_or_else(|| config("missing '+' between L1 and L2".into()))?;
+    if l1 != "locmem" && !l1.starts_with("locmem:") {
+        return Err(config(format!("L1 must be locmem or locmem:<MiB>, not {l1:?}")));
+    }
+    if l2.starts_with("two-tier") {
+        return Err(config("L2 cannot be two-tier".into()));
+    }
+    let mut spec = Spec {
+        l1,
+        l2,
+        backplane: false,
+        channel: None,
+        trust: None,
+    };
+    for option in options.into_iter().flat_map(|o| o.split(',')) {
+        match option.split_once('=') {
+            None if option == "backplane" => spec.backplane = true,
+            Some(("channel", name)) if !name.is_empty() => spec.channel = Some(name),
+            Some(("trust", s)) => {
+                let s: u64 = s
+                    .parse()
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .ok_or_else(|| config(format!("trust={s}: expected whole seconds, at least 1")))?;
+                spec.trust = Some(Duration::from_secs(s));
+            }
+            _ => return Err(config(format!("unknown option {option:?}"))),
+        }
+    }
+    if !spec.backplane && (spec.channel.is_some() || spec.trust.is_some()) {
+        return Err(config("channel and trust only apply with backplane".into()));
+    }
+    if spec.backplane && !l2.starts_with("redis") {
+        return Err(config(
+            "backplane needs a Redis L2 (Memcached has no publish/subscribe: use two-tier without backplane)".into(),
+        ));
+    }
+    Ok(spec)
+}
+
+/// The single-node URL the backplane subscribes on: the L2's own, or the
+/// first node of a cluster's (a `PUBLISH` reaches every node's subscribers).
+fn backplane_url(l2: &str) -> String {
+    let Some((scheme, rest)) = l2.split_once("://") else {
+        return l2.to_owned();
+    };
+    let Some(node_scheme) = scheme.strip_suffix("+cluster") else {
+        return l2.to_owned();
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => authority.split_at(at + 1),
+        None => ("", authority),
+    };
+    let first = hosts.split(',').next().unwrap_or_default();
+    format!("{node_scheme}://{userinfo}{first}")
+}
+
+/// Connects a `two-tier` URL (`rest` is what follows `two-tier`).
+pub(crate) async fn connect_two_tier(url: &str, rest: &str) -> Result<Arc<dyn Backend>, Error> {
+    let spec = parse(url, rest)?;
+    let l1 = Box::pin(connect(spec.l1)).await?;
+    let l2 = Box::pin(connect(spec.l2)).await?;
+    let mut builder = TwoTier::builder(l1, l2);
+    if spec.backplane {
+        let bp_url = backplane_url(spec.l2);
+        let bus = RedisBackplane::connect(&bp_url, spec.channel.unwrap_or(DEFAULT_CHANNEL))
+            .await
+            .map_err(|e| Error::Connect {
+                url: redact(url),
+                message: format!("backplane: {}", scrub(&e.to_string(), &bp_url)),
+            })?;
+        builder = builder.backplane(Arc::new(bus));
+    }
+    if let Some(t) = spec.trust {
+        builder = builder.trust_for(t);
+    }
+    let tiers = builder.build().map_err(|e| Error::Config {
+        url: redact(url),
+        message: scrub(&e.to_string(), spec.l2),
+    })?;
+    Ok(Arc::new(tiers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_bad_ones_say_why() {
+        let s = parse(
+            "u",
+            "/backplane,channel=feeds,trust=300:locmem:64+redis+cluster://a:1,b:2",
+        )
+        .unwrap();
+        assert_eq!(
+            (s.l1, s.l2, s.backplane),
+            ("locmem:64", "redis+cluster://a:1,b:2", true)
+        );
+        assert_eq!((s.channel, s.trust), (Some("feeds"), Some(Duration::from_secs(300))));
+        let s = parse("u", ":locmem+memcache://h:1").unwrap();
+        assert!(!s.backplane && s.channel.is_none());
+        for (rest, why) in [
+            ("", "missing ':'"),
+            (":locmem", "missing '+'"),
+            (":redis://h:1+locmem", "L1 must be locmem"),
+            (":locmem+two-tier:locmem+locmem", "cannot be two-tier"),
+            ("/oops:locmem+redis://h:1", "unknown option"),
+            ("/backplane,trust=0:locmem+redis://h:1", "at least 1"),
+            ("/trust=5:locmem+redis://h:1", "only apply with backplane"),
+            ("/backplane:locmem+memcache://h:1", "Memcached has no publish/subscribe"),
+            ("/backplane:locmem+locmem", "needs a Redis L2"),
+        ] {
+            let e = parse("two-tier", rest)
+                .err()
+                .unwrap_or_else(|| panic!("{rest} parsed"))
+                .to_string();
+            assert!(e.contains(why), "{rest}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_backplane_subscribes_on_one_node() {
+        assert_eq!(backplane_url("redis://u:p@h:1/2"), "redis://u:p@h:1/2");
+        assert_eq!(backplane_url("redis+cluster://u:p@a:1,b:2"), "redis://u:p@a:1");
+        assert_eq!(backplane_url("rediss+cluster://a:1,b:2/?x=y"), "rediss://a:1");
+    }
+}
