@@ -92,7 +92,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::keys::{decode_index, encode_index, push_view, scope_key, view_key_builder};
+use super::keys::{decode_index, index_lists, index_with, push_view, scope_key, view_key_builder};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;
@@ -163,23 +163,19 @@ impl Wildcard {
             .map_or(INDEX_MAX_BYTES, |m| m.min(INDEX_MAX_BYTES));
         let mut updated = Vec::with_capacity(index_keys.len());
         for (index_key, value) in index_keys.iter().zip(current) {
-            let mut keys = value.as_deref().map(decode_index).unwrap_or_default();
-            if !keys.iter().any(|k| k == entry) {
-                let bytes: usize = keys.iter().map(|k| k.len() + 1).sum::<usize>() + entry.len();
-                if keys.len() >= self.options.index_cap || bytes > max_bytes {
-                    tracing::debug!(
-                        index = %index_key,
-                        keys = keys.len(),
-                        bytes,
-                        cap = self.options.index_cap,
-                        max_bytes,
-                        "key index full; not caching"
-                    );
-                    return Ok(());
-                }
-                keys.push(entry.to_owned());
+            let next = index_with(value.as_ref(), entry);
+            if !next.listed && (next.keys_before >= self.options.index_cap || next.weight > max_bytes) {
+                tracing::debug!(
+                    index = %index_key,
+                    keys = next.keys_before,
+                    bytes = next.weight,
+                    cap = self.options.index_cap,
+                    max_bytes,
+                    "key index full; not caching"
+                );
+                return Ok(());
             }
-            updated.push((index_key.clone(), encode_index(&keys)));
+            updated.push((index_key.clone(), next.bytes));
         }
         let index_ttl = plan.ttl.map(|t| t.saturating_add(INDEX_TTL_SLACK));
         // Index first: if this fails, no entry exists that it would miss.
@@ -194,7 +190,7 @@ impl Wildcard {
         let after = get_all(backend, &index_keys).await?;
         let listed = after
             .iter()
-            .all(|v| v.as_deref().is_some_and(|v| decode_index(v).iter().any(|k| k == entry)));
+            .all(|v| v.as_deref().is_some_and(|v| index_lists(v, entry)));
         if !listed {
             backend.delete(&plan.key).await?;
         }
