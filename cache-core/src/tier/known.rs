@@ -52,6 +52,9 @@ impl Notice {
 
     /// Parses [`Self::encode`]'s form; anything else is read as
     /// [`Notice::All`], the safe answer to a message we do not understand.
+    /// That is also what a process of a release before bump notices makes
+    /// of a `b …` notice: mixing releases during a rolling upgrade is safe,
+    /// and costs the older processes a round trip per read after each bump.
     pub fn decode(bytes: &[u8]) -> Notice {
         if let Some(Ok(k)) = bytes.strip_prefix(b"k ").map(std::str::from_utf8) {
             return Notice::Changed(k.to_owned());
