@@ -53,6 +53,7 @@ pub mod bucketed;
 pub(crate) mod fence;
 pub mod fixed_month;
 pub(crate) mod generations;
+mod key_index;
 pub(crate) mod keys;
 pub mod naive_versioned;
 pub mod range_expansion;

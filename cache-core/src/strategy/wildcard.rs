@@ -92,7 +92,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::keys::{decode_index, index_lists, index_with, push_view, scope_key, view_key_builder};
+use super::key_index::{decode_index, index_lists, index_with};
+use super::keys::{push_view, scope_key, view_key_builder};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
 use crate::error::Result;

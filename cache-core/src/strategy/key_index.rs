@@ -1,0 +1,117 @@
+//! A wildcard scope's key index: the entry keys cached under a scope, one
+//! per line, read and extended on every fill.
+
+use bytes::Bytes;
+
+/// `Bytes` of a key list stored as an index: one key per line (keys built by
+/// the strategies never contain a newline: `encode_part` escapes whitespace
+/// and the namespace is validated).
+pub(crate) fn encode_index(keys: &[String]) -> Bytes {
+    Bytes::from(keys.join("\n"))
+}
+
+/// Parses an index written by [`encode_index`]; undecodable lines are
+/// skipped (they cannot name a key we wrote).
+pub(crate) fn decode_index(bytes: &[u8]) -> Vec<String> {
+    std::str::from_utf8(bytes)
+        .map(|s| s.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Whether the index `bytes` lists `entry` (as [`decode_index`] reads it,
+/// without a `String` per key).
+pub(crate) fn index_lists(bytes: &[u8], entry: &str) -> bool {
+    match std::str::from_utf8(bytes) {
+        // Without `\r` a line is exactly what lies between two `\n`s.
+        Ok(text) if !entry.is_empty() && !bytes.contains(&b'\r') => lists_line(text, entry),
+        Ok(text) => text.lines().any(|l| l == entry),
+        Err(_) => false,
+    }
+}
+
+/// Whether `text` has a line (between `\n`s, or an end) equal to `entry`.
+fn lists_line(text: &str, entry: &str) -> bool {
+    let b = text.as_bytes();
+    let n = entry.len();
+    text == entry
+        || (text.starts_with(entry) && b.get(n) == Some(&b'\n'))
+        || (text.ends_with(entry) && b.len() > n && b[b.len() - n - 1] == b'\n')
+        || memchr::memmem::find(b, format!("\n{entry}\n").as_bytes()).is_some()
+}
+
+/// An index with one more key: what [`index_with`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct IndexWith {
+    /// The index to store: `encode_index` of the listed keys, plus `entry`
+    /// unless it was listed.
+    pub bytes: Bytes,
+    /// Keys listed before `entry` was added.
+    pub keys_before: usize,
+    /// The index's size counted as one byte per separator per listed key
+    /// plus `entry` (the cap the strategy checks), before encoding.
+    pub weight: usize,
+    /// `entry` was already listed (`bytes` is the index as it was).
+    pub listed: bool,
+}
+
+/// `current` (an index as stored) with `entry` listed: the same bytes as
+/// [`encode_index`] of [`decode_index`]`(current)` with `entry` pushed
+/// when missing, but without decoding when `current` is already in
+/// [`encode_index`]'s own form (valid UTF-8, no `\r`, no empty line),
+/// which is every index this crate wrote. A wildcard fill runs this on
+/// every index of the view's scopes, and an index holds up to
+/// `index_cap` keys, so the saving is a `String` per listed key per fill.
+pub(crate) fn index_with(current: Option<&Bytes>, entry: &str) -> IndexWith {
+    let bytes = current.map(|b| b.as_ref()).unwrap_or_default();
+    if let Some(text) = std::str::from_utf8(bytes).ok().filter(|_| !bytes.contains(&b'\r')) {
+        if bytes.is_empty() {
+            return IndexWith {
+                bytes: Bytes::copy_from_slice(entry.as_bytes()),
+                keys_before: 0,
+                weight: entry.len(),
+                listed: false,
+            };
+        }
+        // Whole-index searches rather than one per line: an index holds
+        // up to `index_cap` short lines.
+        let empty_line =
+            bytes.starts_with(b"\n") || bytes.ends_with(b"\n") || memchr::memmem::find(bytes, b"\n\n").is_some();
+        if !empty_line {
+            let keys_before = memchr::memchr_iter(b'\n', bytes).count() + 1;
+            let listed = lists_line(text, entry);
+            // Σ(len + 1) over the keys is the whole index plus the one
+            // separator the last key lacks.
+            let weight = bytes.len() + 1 + entry.len();
+            let bytes = match current {
+                Some(b) if listed => b.clone(),
+                _ => {
+                    let mut v = Vec::with_capacity(bytes.len() + 1 + entry.len());
+                    v.extend_from_slice(bytes);
+                    v.push(b'\n');
+                    v.extend_from_slice(entry.as_bytes());
+                    Bytes::from(v)
+                }
+            };
+            return IndexWith {
+                bytes,
+                keys_before,
+                weight,
+                listed,
+            };
+        }
+    }
+    // Not in our own form (written by something else, or damaged): decode
+    // and re-encode, as the strategy always did.
+    let mut keys = decode_index(bytes);
+    let (keys_before, listed) = (keys.len(), keys.iter().any(|k| k == entry));
+    let weight = keys.iter().map(|k| k.len() + 1).sum::<usize>() + entry.len();
+    if !listed {
+        keys.push(entry.to_owned());
+    }
+    IndexWith {
+        bytes: encode_index(&keys),
+        keys_before,
+        weight,
+        listed,
+    }
+}
