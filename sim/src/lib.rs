@@ -106,11 +106,13 @@
 //! | one read path (start of this round) | 11.4 µs (median of 3; 11.3–11.5) | ~830 MB |
 //! | + declared padding on locmem, remembered answers caught up | 9.8 µs (median of 7; 8.3–11.2) | ~195 MB |
 //!
-//! | + one reading of the trace for all cells (views interned once) | 7.0 µs (median of 3; 6.6–7.9), 283 k requests/s (252–301 k) | ~340 MB |
+//! | + one reading of the trace for all cells (views interned once) | 7.0 µs (median of 6; 6.5–9.5), 287 k requests/s (210–305 k) | ~340 MB |
 //!
-//! The last row was measured against the previous one (8.6 µs, median of
-//! 3; 8.0–10.6; 230 k requests/s) in one sitting, alternating, on a VM
-//! shared with another engineer's builds: ~19% less CPU per request.
+//! The last row was measured against the previous build (9.2 µs, median
+//! of 6; 8.0–10.9; 217 k requests/s, 180–247 k) in one sitting, in six
+//! alternating pairs, on a VM shared with another engineer's builds: the
+//! new build took 8–37% less CPU than its partner in every pair, 16% in
+//! the median pair.
 //! Reports are byte-identical (`realistic`, `stampede`,
 //! `seed-october-2025`, `multi-process-locmem`, `timezone-variants`,
 //! `multi-process-two-tier`, and `replay` of a generated 255 k-event trace
@@ -141,6 +143,9 @@
 //! replays in memory independent of its length: at most 4 × 8192 events
 //! are buffered). Stores holding written padding (two-tier) keep groups
 //! of `--threads` cells, and servers one cell at a time, as before.
+//! After it, in a one-cell profile, reading the trace is 17% (shared by
+//! 8 cells in a full run, ~2% each) and the cell's per-view slot lookup
+//! 4% (up to three per request, each a cache miss).
 //! Not done: leaving the view's JSON out of declared-padding payloads
 //! (~2%): the dead-key count at the end decodes each live entry's view
 //! from that JSON, and nothing else bounded can name it.
