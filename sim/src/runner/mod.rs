@@ -5,7 +5,7 @@
 //! its own database, clock and single-threaded Tokio runtime), and results
 //! are placed by cell index: the report does not depend on which thread ran
 //! what. Cells on in-process stores share one reading of the trace and take
-//! turns on the worker threads ([`lockstep`]); cells on a server run one
+//! turns on the worker threads (`lockstep.rs`); cells on a server run one
 //! after the other, each reading the trace afresh.
 //!
 //! # Layout
