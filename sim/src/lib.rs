@@ -50,7 +50,9 @@
 //! - [`scenarios`]: the named scenarios and what each shows.
 //! - [`backends`]: `--backend` specs and connecting them.
 //! - [`config`]: [`config::RunConfig`], what a comparison runs.
-//! - [`runner`]: runs all cells (on worker threads) and assembles the report.
+//! - [`runner`]: runs all cells (on worker threads, cells on in-process
+//!   stores sharing one reading of the trace) and assembles the report (its
+//!   own `# Layout`).
 //! - [`report`]: Markdown, CSV, JSON and HTML (inline SVG) renderings.
 //! - [`rng`]: the seeded PRNG (SplitMix64) and distributions.
 //! - [`error`]: the simulator's error type.
@@ -104,6 +106,18 @@
 //! | one read path (start of this round) | 11.4 µs (median of 3; 11.3–11.5) | ~830 MB |
 //! | + declared padding on locmem, remembered answers caught up | 9.8 µs (median of 7; 8.3–11.2) | ~195 MB |
 //!
+//! | + one reading of the trace for all cells (views interned once) | 7.0 µs (median of 6; 6.5–9.5), 287 k requests/s (210–305 k) | ~340 MB |
+//!
+//! The last row was measured against the previous build (9.2 µs, median
+//! of 6; 8.0–10.9; 217 k requests/s, 180–247 k) in one sitting, in six
+//! alternating pairs, on a VM shared with another engineer's builds: the
+//! new build took 8–37% less CPU than its partner in every pair, 16% in
+//! the median pair.
+//! Reports are byte-identical (`realistic`, `stampede`,
+//! `seed-october-2025`, `multi-process-locmem`, `timezone-variants`,
+//! `multi-process-two-tier`, and `replay` of a generated 255 k-event trace
+//! on `locmem` and on `two-tier:locmem:16+locmem`).
+//!
 //! With `--threads 1` (no second cell competing for memory bandwidth and
 //! cache; 2 runs each, alternated): 8.1 µs (7.8–8.4), 8.8 µs (8.7–9.0) and
 //! 8.1 µs (8.0–8.2), peak RSS ~460, ~465 and ~96 MB. Much of what the
@@ -116,7 +130,27 @@
 //! understood; up to ~250 k simulated requests/s on 2 threads). The 2 µs is
 //! still out of reach for the reasons below.
 //!
-//! What paid, by `perf record` of the `versioned` cell
+//! What paid in the last round: **generating the trace once** instead of
+//! once per cell. A `perf record` of the `versioned` cell before it showed
+//! the generator at 12% of the process (on its read-ahead thread) and view
+//! interning at 12% (hashing the view's `BTreeMap` and strings, comparing
+//! it with its interned twin, dropping the generator's copy), i.e. far
+//! more than the 4–6% and 3–6% estimated below. Now the cells of a group
+//! (up to 8 on plain `locmem`, see `runner`) share one reading of the
+//! trace in chunks, and each finds its per-view state by the view's id. The
+//! price is memory: every cell of a group holds its stores all along
+//! (~340 MB peak for `realistic`, from ~200 MB; a 10 M-event trace still
+//! replays in memory independent of its length: at most 4 × 8192 events
+//! are buffered). Stores holding written padding (two-tier) keep groups
+//! of `--threads` cells, and servers one cell at a time, as before.
+//! After it, in a one-cell profile, reading the trace is 17% (shared by
+//! 8 cells in a full run, ~2% each) and the cell's per-view slot lookup
+//! 4% (up to three per request, each a cache miss).
+//! Not done: leaving the view's JSON out of declared-padding payloads
+//! (~2%): the dead-key count at the end decodes each live entry's view
+//! from that JSON, and nothing else bounded can name it.
+//!
+//! What paid before, by `perf record` of the `versioned` cell
 //! (`--strategies versioned`):
 //! - **Declared padding** (see `engine/payload.rs`): the feeds' 5–10 KB of
 //!   spaces are declared in a trailer instead of written, and locmem counts
@@ -179,9 +213,13 @@
 //!   oldest in-flight request; the longest TTL + latencies for cached
 //!   payloads) is pruned every 4096 commits, so the database holds the live
 //!   items and one TTL's worth of versions, whatever the trace length.
-//! - **Views are interned** per cell ([`engine`]): resolving scopes,
-//!   hashing and serialising a view happen once per distinct view, not per
-//!   request; the table is bounded (cleared at 16 384 views).
+//! - **One reading of the trace for all cells** on in-process stores
+//!   ([`runner`]): the events are generated (or parsed) and their views
+//!   interned (hashed, serialised) once, in chunks of 8192 events, at most
+//!   four chunks in memory; the cells of a group take turns on the worker
+//!   threads, each replaying every chunk. A cell finds its per-view state
+//!   (query, remembered answer) by the view's id, with no hashing. The
+//!   intern table is bounded (cleared at 16 384 views).
 //! - **One buffer per fill**: the cache envelope and the payload are written
 //!   together (cache-core's `Envelope::encode` would copy the payload again).
 //! - **Declared padding** on locmem: the padding is a length in a trailer
@@ -189,8 +227,8 @@
 //! - **Traces** parse through one borrowing parser (no allocation per key or
 //!   unescaped string); it replaced a fast path plus a careful fallback at
 //!   the same speed (`cache-sim replay` of a 416k-event trace: 3.74 s wall,
-//!   2.89 s user vs 3.83 s / 2.96 s, best of five). Reading streams; with a spare core (fewer cells than `--threads`) it
-//!   runs on its own thread, in order.
+//!   2.89 s user vs 3.83 s / 2.96 s, best of five). Reading streams, a
+//!   chunk ahead of the cells, on whichever worker thread is free.
 //! - **Remembered answers**: a view's answer about the present is kept with
 //!   the commit counts of its scopes, reused until one of them moves, then
 //!   brought up to date from the writes since ([`db::Db::query_memo`]).

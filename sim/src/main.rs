@@ -367,7 +367,7 @@ fn compare(
             .flat_map(|b| cfg.strategies.iter().map(move |s| format!("{s} × {}", b.label())))
             .collect(),
         sources: sources.clone(),
-        sequential: cfg.threads == 1 || !cfg.backends.iter().all(BackendSpec::isolated_per_cell),
+        sequential: !cfg.backends.iter().all(BackendSpec::isolated_per_cell),
     };
     let (mut report, timings) =
         progress::with_progress(common.quiet, plan, |p| run_timed(&cfg, sources, registry(), p))?;

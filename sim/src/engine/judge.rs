@@ -5,19 +5,18 @@ use cache_core::envelope::Envelope;
 use cache_core::flow::Aside;
 use cache_core::{Backend, Clock, View};
 
-use crate::db::Db;
+use crate::db::{Db, Query};
 use crate::engine::payload::Payload;
-use crate::engine::views::ViewInfo;
 use crate::engine::LiveKeys;
 
 /// Judges a response not loaded by the request itself (a hit, or a
 /// coalesced load): `None` when fresh, `Some(staleness µs)` when it misses a
 /// write committed before the request started.
-pub(crate) fn judge(db: &Db, info: &ViewInfo, start_us: i64, served_at: i64, p: &Payload<'_>) -> Option<u64> {
-    let q = &info.query;
+/// `q` and `digest` are the requested view's query and digest.
+pub(crate) fn judge(db: &Db, q: &Query, digest: u64, start_us: i64, served_at: i64, p: &Payload<'_>) -> Option<u64> {
     // A payload stored for another view (a key collision) proves nothing by
     // its timestamp: only a content comparison can clear it.
-    let same_view = p.view_digest == info.digest;
+    let same_view = p.view_digest == digest;
     if same_view {
         if p.as_of_excl >= start_us {
             return None; // queried after the request started: reflects every earlier write

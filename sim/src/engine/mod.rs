@@ -32,10 +32,15 @@
 //!
 //! # Layout
 //!
-//! - `mod.rs`: [`Cell`], [`Latencies`], the event loop and the step driver.
+//! - `mod.rs`: [`Cell`], [`Latencies`], the step driver.
+//! - `replay.rs`: the event loop, fed a chunk of inputs at a time
+//!   ([`run_cell`], and the runner's cells sharing one trace).
+//! - `input.rs`: trace events with their views interned, made once per
+//!   reading of a trace and shared by the cells replaying it.
 //! - `payload.rs`: the simulated feed payload (what the DB answered, as of
 //!   when), its padding written or declared ([`declared_len`]).
-//! - `views.rs`: views interned per cell (query, digest, JSON).
+//! - `views.rs`: views interned once (digest, JSON) and each cell's state
+//!   per view (query, remembered answer), found by the view's id.
 //! - `judge.rs`: the stale-read judgement; the dead-key count.
 //! - `outage.rs`: ends a cell whose backend stays down (`--max-outage-s`).
 //! - `metrics.rs`: [`Metrics`] and the recorder (sparse timeline, latency
@@ -43,32 +48,36 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cache_core::flow::{Aside, AsideOptions, Flights, ReadFlow, Served, Step};
-use cache_core::{Backend, Change, Instrumented, ManualClock, OpStats, Strategy};
+use cache_core::{Backend, Change, Instrumented, ManualClock, Strategy};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::trace::{Event, Source};
+use crate::trace::Event;
 
+mod input;
 mod judge;
 mod metrics;
 mod outage;
 mod payload;
+mod replay;
 mod views;
+
+pub(crate) use input::{Chunk, Inputs};
 
 pub use metrics::{LatencySummary, Metrics};
 pub use payload::declared_len;
+pub use replay::run_cell;
+pub(crate) use replay::Replay;
 
+use input::Input;
 use judge::judge;
 use metrics::Recorder;
-use outage::Outage;
 use payload::Payload;
-use views::{ViewInfo, ViewTable};
+use views::{ViewInfo, ViewStates};
 
 /// Virtual duration of each step, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -202,7 +211,7 @@ const PRUNE_EVERY: u64 = 4096;
 
 /// One feed request in flight.
 struct Read {
-    info: Rc<ViewInfo>,
+    info: Arc<ViewInfo>,
     start_us: i64,
     /// The trace's app process (its single-flight table).
     process: u32,
@@ -227,8 +236,8 @@ fn us(d: u64) -> i64 {
     i64::try_from(d).unwrap_or(i64::MAX)
 }
 
-struct Run<'a> {
-    cell: &'a Cell,
+struct Run {
+    cell: Cell,
     aside: Aside,
     read: Vec<Instrumented<Arc<dyn Backend>>>,
     write: Vec<Instrumented<Arc<dyn Backend>>>,
@@ -237,7 +246,7 @@ struct Run<'a> {
     /// numbers.
     flights: Vec<Flights<u32>>,
     db: Db,
-    views: ViewTable,
+    views: ViewStates,
     /// Longest TTL any fill used so far, µs; `None` before the first fill.
     max_ttl_us: Option<u64>,
     /// A fill without TTL happened: its payload may be judged at any later
@@ -256,7 +265,7 @@ struct Run<'a> {
     commits: HashMap<String, (i64, i64)>,
 }
 
-impl Run<'_> {
+impl Run {
     fn set_time(&mut self, t_us: i64) {
         self.now_us = t_us;
         self.cell.clock.advance_to(instant(t_us));
@@ -319,29 +328,38 @@ impl Run<'_> {
         u64::try_from(t_us.saturating_sub(self.base_us)).unwrap_or(0)
     }
 
-    async fn on_event(&mut self, ev: Event) -> Result<()> {
-        let t = i64::try_from(ev.t_us())
+    async fn on_event(&mut self, input: &Input) -> Result<()> {
+        let t = i64::try_from(input.t_us())
             .ok()
             .and_then(|d| self.base_us.checked_add(d))
-            .ok_or_else(|| Error::Invalid(format!("event time {} µs is out of range", ev.t_us())))?;
+            .ok_or_else(|| Error::Invalid(format!("event time {} µs is out of range", input.t_us())))?;
         self.set_time(t);
-        match ev {
-            Event::Read { process, view, .. } => {
+        let ev = match input {
+            Input::Read { process, view, .. } => {
                 self.rec.reads += 1;
-                let info = self.views.get(view, &mut self.db)?;
-                let store = self.store_index(process);
+                // Resolved now, as each read arrives, so that the database
+                // registers scopes in trace order whatever the flow does.
+                self.views.get(view, &mut self.db);
+                let store = self.store_index(*process);
                 let slot = self.alloc(Slot::Read(Box::new(Read {
-                    info,
+                    info: view.clone(),
                     start_us: t,
-                    process,
+                    process: *process,
                     store,
                     flow: self.aside.read(),
                     as_of_excl: t,
                 })));
                 self.step(slot, t).await;
+                return Ok(());
+            }
+            Input::Other(ev) => ev,
+        };
+        match ev {
+            Event::Read { .. } => {
+                return Err(Error::Invalid("a read reached the engine uninterned".into()));
             }
             Event::Write { process, write, .. } => {
-                let c = self.db.commit(&write, t)?;
+                let c = self.db.commit(write, t)?;
                 self.commits_since_prune += 1;
                 if self.commits_since_prune >= PRUNE_EVERY {
                     self.commits_since_prune = 0;
@@ -354,7 +372,7 @@ impl Run<'_> {
                 let last = self.commits.entry(c.scope.clone()).or_insert((i64::MIN, i64::MIN));
                 *last = (last.1, t);
                 let change = c.change()?;
-                let store = self.store_index(process);
+                let store = self.store_index(*process);
                 // The app announces the write before its commit and ends it
                 // after: nothing runs between this and the commit above at
                 // this virtual instant, so the order is the app's.
@@ -366,9 +384,9 @@ impl Run<'_> {
             }
             Event::EvictControl { process, view, .. } => {
                 self.rec.control_evictions += 1;
-                let keys = self.aside.strategy().control_keys(&view);
+                let keys = self.aside.strategy().control_keys(view);
                 if !keys.is_empty() {
-                    let p = self.store_index(process);
+                    let p = self.store_index(*process);
                     // The raw store: an eviction is not app traffic.
                     if self.cell.backends[p].delete_many(&keys).await.is_err() {
                         self.rec.other_errors += 1;
@@ -411,7 +429,10 @@ impl Run<'_> {
             (_, Some(bytes)) => Payload::decode(bytes),
         };
         let staleness = match &payload {
-            Some(p) if self.cell.judge_stale => judge(&self.db, &r.info, r.start_us, at, p),
+            Some(p) if self.cell.judge_stale => {
+                let state = self.views.get(&r.info, &mut self.db);
+                judge(&self.db, &state.query, r.info.digest, r.start_us, at, p)
+            }
             _ => None,
         };
         if let Some(p) = &payload {
@@ -488,9 +509,8 @@ impl Run<'_> {
                     // Led (go on to Load now) or took a value just loaded.
                 }
                 Step::Load => {
-                    let mut memo = r.info.memo.take();
-                    let answer = self.db.query_memo(&r.info.query, now, &mut memo);
-                    r.info.memo.set(memo);
+                    let state = self.views.get(&r.info, &mut self.db);
+                    let answer = self.db.query_memo(&state.query, now, &mut state.memo);
                     r.as_of_excl = now.saturating_add(1);
                     let payload = Payload {
                         as_of_excl: r.as_of_excl,
@@ -572,118 +592,4 @@ impl Run<'_> {
             self.schedule(now, slot);
         }
     }
-}
-
-/// Replays `source` through `cell`. `progress` (if given) is advanced by one
-/// per trace event, for a progress bar on another thread.
-pub async fn run_cell(source: Source, cell: &Cell, progress: Option<&AtomicU64>) -> Result<Metrics> {
-    if cell.backends.is_empty() {
-        return Err(Error::Invalid("a cell needs at least one backend".into()));
-    }
-    cell.aside.validate()?;
-    let stats = || {
-        let s = if cell.time_calls {
-            OpStats::new()
-        } else {
-            OpStats::counts_only()
-        };
-        // Bytes read count a feed's modelled size, padding included,
-        // whether the padding is written or declared.
-        if cell.declared_padding {
-            s.with_value_size(declared_len)
-        } else {
-            s
-        }
-    };
-    let (read_stats, write_stats) = (stats(), stats());
-    let base_us = source.header.start_us();
-    let mut run = Run {
-        cell,
-        aside: Aside::new(cell.strategy.clone(), cell.aside.clone()),
-        read: cell
-            .backends
-            .iter()
-            .map(|b| Instrumented::with_stats(b.clone(), read_stats.clone()))
-            .collect(),
-        write: cell
-            .backends
-            .iter()
-            .map(|b| Instrumented::with_stats(b.clone(), write_stats.clone()))
-            .collect(),
-        flights: Vec::new(),
-        db: Db::new(),
-        views: ViewTable::new(),
-        max_ttl_us: None,
-        unbounded_ttl: false,
-        commits_since_prune: 0,
-        heap: BinaryHeap::new(),
-        seq: 0,
-        slots: Vec::new(),
-        free: Vec::new(),
-        base_us,
-        now_us: base_us,
-        rec: Recorder::new(cell.bucket_us),
-        commits: HashMap::new(),
-    };
-    run.set_time(base_us);
-    let mut events = source.events;
-    let mut next = events.next().transpose()?;
-    let mut pending_progress = 0u64;
-    let mut outage = Outage {
-        limit: cell.outage_limit,
-        errors: 0,
-        served: 0,
-        since: None,
-    };
-    loop {
-        outage.check(&run.rec)?;
-        let next_t = next
-            .as_ref()
-            .map(|e| base_us.saturating_add(i64::try_from(e.t_us()).unwrap_or(i64::MAX)));
-        let top = run.heap.peek().map(|r| r.0 .0);
-        match (next_t, top) {
-            (Some(te), th) if th.is_none_or(|th| te <= th) => {
-                if let Some(ev) = next.take() {
-                    // Name the trace line of an event the database refuses
-                    // ("create of item 1 which exists").
-                    let line = ev.line();
-                    run.on_event(ev).await.map_err(|e| e.at_line(line))?;
-                }
-                next = events.next().transpose()?;
-                pending_progress += 1;
-                if pending_progress == 4096 {
-                    if let Some(p) = progress {
-                        p.fetch_add(pending_progress, Ordering::Relaxed);
-                    }
-                    pending_progress = 0;
-                }
-            }
-            (_, Some(_)) => {
-                if let Some(Reverse((t, _, slot))) = run.heap.pop() {
-                    run.set_time(t);
-                    run.step(slot, t).await;
-                }
-            }
-            (Some(_), None) | (None, None) => break,
-        }
-    }
-    if let Some(p) = progress {
-        p.fetch_add(pending_progress, Ordering::Relaxed);
-    }
-    let duration_us = u64::try_from(run.now_us.saturating_sub(base_us)).unwrap_or(0);
-    let (dead, dead_bytes, live) = if cell.live_keys.is_empty() {
-        (None, None, None)
-    } else {
-        let (d, b, l) = judge::count_dead(&run.aside, &cell.backends, &cell.live_keys, &cell.clock).await;
-        (Some(d), Some(b), Some(l))
-    };
-    let db_queries = run.db.queries();
-    let mut m = run
-        .rec
-        .finish(read_stats.snapshot(), write_stats.snapshot(), db_queries);
-    m.duration_us = duration_us;
-    m.dead_keys = dead;
-    m.dead_bytes = dead_bytes;
-    m.live_keys = live;
-    Ok(m)
 }

@@ -1,10 +1,13 @@
-//! Views interned per cell: what the engine derives once per distinct view
-//! (its database query, digest and JSON form) and shares between the
-//! requests for it.
+//! Views interned once and shared. What is derived once per distinct
+//! view (its digest and JSON form) travels with the trace to every cell as
+//! an `Arc<ViewInfo>` ([`ViewTable`], where the trace is generated or
+//! read); each cell keeps its own per-view state (the database query and
+//! its remembered answer) in a table indexed by the view's id
+//! ([`ViewStates`]), with no hashing.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use cache_core::hash::Fnv1a;
 use cache_core::View;
@@ -12,27 +15,30 @@ use cache_core::View;
 use crate::db::{Db, Memo, Query};
 use crate::error::{Error, Result};
 
-/// What the engine derives once per distinct view and shares between the
-/// requests for it: the DB query, the digest and JSON form stored in
-/// payloads.
+/// A distinct view as the trace carries it to the cells: the view, its
+/// digest and JSON form (stored in payloads), and the id that names its
+/// state in each cell's [`ViewStates`].
 ///
-/// Why: the same few thousand views are requested over and over; resolving
-/// scopes, hashing the view and serialising it per request were a large
-/// share of a request's cost.
+/// Why: the same few thousand views are requested over and over; hashing a
+/// view, comparing it with its interned twin and serialising it, per
+/// request and per cell, were a large share of a request's cost. Interned
+/// once, where the trace is generated or read, every cell gets them for an
+/// `Arc` clone.
 pub(crate) struct ViewInfo {
     pub(crate) view: View,
-    pub(crate) query: Query,
-    /// The database's last answer about the present (see [`Db::query_memo`]).
-    pub(crate) memo: std::cell::Cell<Option<Memo>>,
     pub(crate) digest: u64,
     pub(crate) json: Vec<u8>,
+    /// Unique over a run (never reused, unlike a table slot), so a cell
+    /// can tell its slot's occupant from another view.
+    pub(crate) id: u64,
 }
 
-/// Interned views, bounded: when full it starts over (in-flight requests
-/// hold their own `Rc`), which only costs recomputation, never changes a
+/// Interned views, bounded: when full it starts over (views in flight keep
+/// their own `Arc`), which only costs recomputation, never changes a
 /// result.
 pub(crate) struct ViewTable {
-    map: HashMap<ViewKey, Rc<ViewInfo>, WordHashBuilder>,
+    map: HashMap<ViewKey, Arc<ViewInfo>, WordHashBuilder>,
+    next_id: u64,
 }
 
 /// A view as a table key, offsets included.
@@ -58,34 +64,82 @@ impl ViewKey {
     }
 }
 
-/// Distinct views kept interned (a few hundred bytes each).
+/// Distinct views kept interned (a few hundred bytes each), and slots in
+/// each cell's [`ViewStates`]: the ids of one table's contents are
+/// consecutive, so they take distinct slots.
 const VIEW_TABLE_CAP: usize = 1 << 14;
 
 impl ViewTable {
     pub(crate) fn new() -> Self {
         ViewTable {
             map: HashMap::with_hasher(WordHashBuilder),
+            next_id: 0,
         }
     }
 
-    pub(crate) fn get(&mut self, view: View, db: &mut Db) -> Result<Rc<ViewInfo>> {
+    /// The shared form of `view`.
+    pub(crate) fn get(&mut self, view: View) -> Result<Arc<ViewInfo>> {
         let key = ViewKey::new(view);
         if let Some(info) = self.map.get(&key) {
             return Ok(info.clone());
         }
-        let view = &key.view;
         if self.map.len() >= VIEW_TABLE_CAP {
             self.map.clear();
         }
-        let info = Rc::new(ViewInfo {
-            query: db.intern(view),
-            memo: std::cell::Cell::new(None),
+        let view = &key.view;
+        let info = Arc::new(ViewInfo {
             digest: view_digest(view),
             json: serde_json::to_vec(view).map_err(|e| Error::Invalid(e.to_string()))?,
             view: view.clone(),
+            id: self.next_id,
         });
+        self.next_id += 1;
         self.map.insert(key, info.clone());
         Ok(info)
+    }
+}
+
+/// What one cell keeps per view: its database query (scope names resolved
+/// to the cell's database ids) and the database's last answer about the
+/// present (see [`Db::query_memo`]).
+pub(crate) struct ViewState {
+    id: u64,
+    pub(crate) query: Query,
+    pub(crate) memo: Option<Memo>,
+}
+
+/// A cell's [`ViewState`]s, in a slot per view id modulo the table's size.
+///
+/// Why not a hash map: the id is all the lookup needs, so a request finds
+/// its view's state with one indexed load. A slot taken by another view
+/// (ids a table's size apart) is rebuilt, which costs a query resolution
+/// and a remembered answer, never a result.
+pub(crate) struct ViewStates {
+    slots: Vec<Option<ViewState>>,
+}
+
+impl ViewStates {
+    pub(crate) fn new() -> Self {
+        ViewStates { slots: Vec::new() }
+    }
+
+    /// `info`'s state in this cell, resolved against `db` if new.
+    pub(crate) fn get(&mut self, info: &ViewInfo, db: &mut Db) -> &mut ViewState {
+        let i = (info.id % VIEW_TABLE_CAP as u64) as usize;
+        if self.slots.len() <= i {
+            // Grown to what the trace uses: a short trace needs few slots.
+            self.slots
+                .resize_with((i + 1).next_power_of_two().min(VIEW_TABLE_CAP), || None);
+        }
+        let slot = &mut self.slots[i];
+        if slot.as_ref().is_some_and(|s| s.id != info.id) {
+            *slot = None;
+        }
+        slot.get_or_insert_with(|| ViewState {
+            id: info.id,
+            query: db.intern(&info.view),
+            memo: None,
+        })
     }
 }
 
@@ -181,11 +235,11 @@ mod tests {
         assert_ne!(h(&v), h(&z), "same instants, other offset: another view");
         assert!(ViewKey::new(v.clone()) != ViewKey::new(z.clone()));
         let mut table = ViewTable::new();
-        let mut db = Db::new();
-        let a = table.get(v.clone(), &mut db).unwrap();
-        let b = table.get(z.clone(), &mut db).unwrap();
-        assert!(!Rc::ptr_eq(&a, &b));
+        let a = table.get(v.clone()).unwrap();
+        let b = table.get(z.clone()).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
         assert_ne!(a.json, b.json);
-        assert!(Rc::ptr_eq(&a, &table.get(v, &mut db).unwrap()));
+        assert_ne!(a.id, b.id);
+        assert!(Arc::ptr_eq(&a, &table.get(v).unwrap()));
     }
 }

@@ -1,0 +1,297 @@
+//! Runs every (strategy, backend) cell of a comparison and assembles the
+//! report.
+//!
+//! Cells are independent (each replays the whole trace on fresh stores with
+//! its own database, clock and single-threaded Tokio runtime), and results
+//! are placed by cell index: the report does not depend on which thread ran
+//! what. Cells on in-process stores share one reading of the trace and take
+//! turns on the worker threads (`lockstep.rs`); cells on a server run one
+//! after the other, each reading the trace afresh.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: [`run`], what a cell is made of, the report.
+//! - `lockstep.rs`: cells sharing one trace, read once, in chunks.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::strategy::StrategyOptions;
+use cache_core::tier::TierStats;
+use cache_core::{ManualClock, Strategy};
+
+use crate::backends::{connect, BackendSpec};
+pub use crate::config::RunConfig;
+use crate::engine::{Cell, Chunk, Inputs, Metrics, Replay, RoundTrips};
+use crate::error::{Error, Result};
+use crate::report::{CellResult, Report};
+use crate::trace::{Header, Source};
+
+/// Makes a fresh event source (each cell replays from the start).
+pub type SourceFactory = Arc<dyn Fn() -> Result<Source> + Send + Sync>;
+/// Builds a strategy by name ([`cache_core::strategy::by_name`] by default;
+/// tests inject their own).
+pub type StrategyFactory = Arc<dyn Fn(&str, &StrategyOptions) -> cache_core::Result<Arc<dyn Strategy>> + Send + Sync>;
+
+/// The registry's strategy factory.
+pub fn registry() -> StrategyFactory {
+    Arc::new(|name: &str, opts: &StrategyOptions| cache_core::strategy::by_name(name, opts))
+}
+
+mod lockstep;
+
+/// Most cells replaying one reading of a trace together.
+const LOCKSTEP_CELLS: usize = 8;
+
+/// Store capacity (declared, summed over a group's cells and processes)
+/// that cells on plain `locmem` may hold at once: the 8 cells of
+/// `realistic` at the default 256 MiB, ~350 MB resident. With declared
+/// padding a store holds a few hundred bytes per entry whatever the
+/// feed's modelled size, about a seventh of its capacity.
+const LOCKSTEP_CAPACITY: u64 = 8 << 28;
+
+/// How many cells replay one reading of the trace together.
+///
+/// Every cell of a group holds its stores all along, so: on plain `locmem`
+/// as many as [`LOCKSTEP_CAPACITY`] allows (more cells, fewer readings of
+/// the trace); on stores that hold the written padding (two-tier) as many
+/// as there are threads, the memory cells running side by side always
+/// took; on a server one at a time (cells sharing it at once would compete
+/// for its memory, and evict differently than alone).
+fn group_size(cfg: &RunConfig, processes: u32) -> usize {
+    let mut declared = 0u64;
+    for b in &cfg.backends {
+        match b {
+            BackendSpec::Locmem { capacity_bytes } => declared = declared.max(*capacity_bytes),
+            b if b.isolated_per_cell() => return cfg.threads.max(1),
+            _ => return 1,
+        }
+    }
+    let per_cell = declared.saturating_mul(u64::from(processes.max(1))).max(1);
+    let fits = usize::try_from(LOCKSTEP_CAPACITY / per_cell).unwrap_or(LOCKSTEP_CELLS);
+    fits.clamp(cfg.threads.max(1), LOCKSTEP_CELLS.max(cfg.threads))
+}
+
+/// A cell in progress: its runtime (its stores' connections live there)
+/// and its replay.
+struct CellTask {
+    rt: tokio::runtime::Runtime,
+    replay: Replay,
+    tiers: Vec<cache_core::tier::TwoTier>,
+}
+
+impl lockstep::Task for CellTask {
+    fn feed(&mut self, chunk: &Chunk, progress: Option<&AtomicU64>) -> Result<()> {
+        self.rt.block_on(self.replay.feed(&chunk.inputs, progress))
+    }
+
+    fn finish(self: Box<Self>, progress: Option<&AtomicU64>) -> Result<Metrics> {
+        let CellTask { rt, replay, tiers } = *self;
+        let mut m = rt.block_on(replay.finish(progress))?;
+        if !tiers.is_empty() {
+            m.tier = Some(tiers.iter().map(|t| t.stats()).fold(TierStats::default(), |a, b| a + b));
+        }
+        Ok(m)
+    }
+}
+
+/// Makes a cell: its strategy, its stores (connected), its replay.
+fn start_cell(
+    cfg: &RunConfig,
+    header: &Header,
+    namespace: Option<String>,
+    strategies: &StrategyFactory,
+    strategy: &str,
+    backend: &BackendSpec,
+) -> Result<Box<dyn lockstep::Task>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start a runtime: {e}")))?;
+    let clock = ManualClock::at_unix_millis(u64::try_from(header.start.timestamp_millis()).unwrap_or(0));
+    let mut opts = StrategyOptions::default();
+    opts.clock = Arc::new(clock.clone());
+    opts.ttl = cfg.ttl;
+    opts.short_ttl = cfg.short_ttl;
+    opts.seed = cfg.seed;
+    opts.home_offset = cfg.home_offset;
+    if let Some(ns) = namespace {
+        opts = opts.with_namespace(ns);
+    }
+    let strat = strategies(strategy, &opts)?;
+    let stores = rt.block_on(connect(backend, header.processes, &clock))?;
+    let mut cell = Cell::new(strat, stores.backends, clock);
+    cell.live_keys = stores.live_keys;
+    // Two tiers: a read is charged per L2 round trip it made.
+    cell.round_trips = stores
+        .tiers
+        .iter()
+        .map(|t| {
+            let t = t.clone();
+            Arc::new(move || t.stats().l2_round_trips) as RoundTrips
+        })
+        .collect();
+    cell.latencies = cfg.latencies;
+    cell.item_bytes = cfg.item_bytes;
+    cell.declared_padding = stores.declared_padding;
+    cell.bucket_us = u64::try_from(cfg.bucket.as_micros()).unwrap_or(u64::MAX).max(1);
+    cell.time_calls = cfg.timings;
+    cell.aside = cfg.aside.clone().with_seed(cfg.seed);
+    cell.outage_limit = cfg.outage_limit;
+    cell.judge_stale = cfg.judge_stale;
+    cell.fenced_writes = cfg.fenced_writes;
+    let replay = Replay::new(cell, header)?;
+    Ok(Box::new(CellTask {
+        rt,
+        replay,
+        tiers: stores.tiers,
+    }))
+}
+
+/// How long one cell took in real time: not part of any report (reports
+/// depend only on their inputs), printed by `cache-sim --timings`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CellTiming {
+    /// The strategy.
+    pub strategy: String,
+    /// The backend's label.
+    pub backend: String,
+    /// Feed requests the cell replayed.
+    pub reads: u64,
+    /// Wall time spent on the cell by the worker threads, connecting
+    /// included (reading the trace, shared by the cells, is not).
+    pub wall: Duration,
+    /// Time spent inside backend calls (reads and invalidations), as
+    /// measured around each call; zero unless [`RunConfig::timings`].
+    pub backend_time: Duration,
+    /// Backend calls made.
+    pub backend_calls: u64,
+    /// The same per side and operation: (`"read"` or `"write"`, operation,
+    /// calls, keys, time inside the calls), operations with calls only.
+    pub ops: Vec<(&'static str, cache_core::Op, u64, u64, Duration)>,
+}
+
+/// Runs every cell and builds the report. `progress` counts replayed events
+/// across cells.
+pub fn run(
+    cfg: &RunConfig,
+    sources: SourceFactory,
+    strategies: StrategyFactory,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<Report> {
+    run_timed(cfg, sources, strategies, progress).map(|(report, _)| report)
+}
+
+/// [`run`], also returning each cell's [`CellTiming`], in report order.
+pub fn run_timed(
+    cfg: &RunConfig,
+    sources: SourceFactory,
+    strategies: StrategyFactory,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<(Report, Vec<CellTiming>)> {
+    let header = sources()?.header;
+    // Fail before anything runs on an unusable backend.
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start a runtime: {e}")))?;
+        for b in &cfg.backends {
+            rt.block_on(connect(b, 1, &ManualClock::at_unix_millis(0)))?;
+        }
+    }
+    let cells: Vec<(String, BackendSpec)> = cfg
+        .backends
+        .iter()
+        .flat_map(|b| cfg.strategies.iter().map(move |s| (s.clone(), b.clone())))
+        .collect();
+    // On a shared server each cell writes under its own namespace. The run
+    // nonce only names keys: no result depends on it, so reports stay
+    // byte-identical across runs.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id()).rotate_left(40);
+    let namespaces: Vec<Option<String>> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, (s, b))| (!b.isolated_per_cell()).then(|| format!("sim-{nonce:x}-{i}-{s}")))
+        .collect();
+    let group = group_size(cfg, header.processes);
+    let mut results: Vec<Option<(std::result::Result<Metrics, lockstep::Stop>, Duration)>> = Vec::new();
+    let mut source_error = None;
+    for (g, members) in cells.chunks(group).enumerate() {
+        let offset = g * group;
+        let source = sources()?;
+        let header = source.header.clone();
+        let start = |i: usize| {
+            let (s, b) = &members[i];
+            start_cell(cfg, &header, namespaces[offset + i].clone(), &strategies, s, b)
+        };
+        // A worker per cell, and one more to read ahead while they replay.
+        let workers = cfg.threads.clamp(1, members.len() + 1);
+        let out = lockstep::run(
+            Inputs::new(source.events),
+            members.len(),
+            workers,
+            &start,
+            progress.as_deref(),
+        );
+        let failed = out.cells.iter().any(|c| !matches!(c, Some((Ok(_), _))));
+        results.extend(out.cells);
+        source_error = out.source_error;
+        if failed {
+            break;
+        }
+    }
+    results.resize_with(cells.len(), || None);
+    // The first failed cell's error, not "did not run" for those skipped after it.
+    if let Some(i) = results.iter().position(|r| matches!(r, Some((Err(_), _)))) {
+        if let Some((Err(stop), _)) = results.swap_remove(i) {
+            return Err(match stop {
+                lockstep::Stop::Cell(Error::BackendDown {
+                    errors, after, streak, ..
+                }) => Error::BackendDown {
+                    backend: cells[i].1.label(),
+                    errors,
+                    after,
+                    streak,
+                },
+                lockstep::Stop::Cell(e) => e,
+                lockstep::Stop::Source => {
+                    source_error.unwrap_or_else(|| Error::Invalid("the trace failed to read".into()))
+                }
+            });
+        }
+    }
+    let mut rows = Vec::with_capacity(cells.len());
+    let mut timings = Vec::with_capacity(cells.len());
+    for ((strategy, backend), r) in cells.iter().zip(results) {
+        let (m, wall) =
+            r.ok_or_else(|| Error::Invalid(format!("cell {strategy} × {} did not run", backend.label())))?;
+        let m = m.map_err(|_| Error::Invalid(format!("cell {strategy} × {} failed", backend.label())))?;
+        let sides = [("read", &m.read_ops), ("write", &m.write_ops)];
+        let ops: Vec<_> = sides
+            .iter()
+            .flat_map(|(side, s)| s.ops.iter().map(move |o| (*side, o)))
+            .filter(|(_, o)| o.calls > 0)
+            .map(|(side, o)| (side, o.op, o.calls, o.keys, Duration::from_nanos(o.total_nanos)))
+            .collect();
+        let nanos: u64 = ops.iter().map(|o| o.4.as_nanos() as u64).sum();
+        let calls: u64 = ops.iter().map(|o| o.2).sum();
+        timings.push(CellTiming {
+            strategy: strategy.clone(),
+            backend: backend.label(),
+            reads: m.reads,
+            wall,
+            backend_time: Duration::from_nanos(nanos),
+            backend_calls: calls,
+            ops,
+        });
+        rows.push(CellResult::new(strategy, &backend.label(), &m, cfg.bucket));
+    }
+    Ok((Report::new(cfg, &header, rows), timings))
+}
