@@ -164,8 +164,9 @@ pub fn redact_url(url: &str) -> String {
 
 impl BackendSpec {
     /// Parses `locmem`, `locmem:<MiB>`, `redis://…`, `redis+cluster://…`,
-    /// `memcache://…`, `two-tier[/backplane=<µs>]:<l1>+<l2>`, or `env:NAME`: the value of environment variable
-    /// `NAME` (so that a password need not be on the command line).
+    /// `memcache://…`, `two-tier[/backplane=<µs>[,trust=<s>]]:<l1>+<l2>`, or
+    /// `env:NAME`: the value of environment variable `NAME` (so that a
+    /// password need not be on the command line).
     pub fn parse(spec: &str) -> Result<Self> {
         if let Some(name) = spec.strip_prefix("env:") {
             let value = std::env::var(name).map_err(|e| Error::Backend {

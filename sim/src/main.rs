@@ -177,7 +177,7 @@ enum OnOff {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `redis://[user:password@]host:port`, `memcache://host:port`, or `env:NAME` to read the URL from environment variable NAME (repeatable). Passwords show as `***` everywhere.
+    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `redis://[user:password@]host:port`, `redis+cluster://host:port[,host:port…]`, `memcache://host:port[,host:port…]`, `two-tier[/backplane=<µs>[,trust=<s>]]:<locmem|locmem:N>+<L2>` (an in-process L1 per process in front of a shared L2, e.g. `two-tier/backplane=2000:locmem:64+redis://127.0.0.1:6379`), or `env:NAME` to read the spec from environment variable NAME (repeatable). Passwords show as `***` everywhere.
     #[arg(long = "backend", default_value = "locmem", value_parser = backend_arg)]
     backends: Vec<String>,
     /// Strategies: a comma list or `all`.
