@@ -105,7 +105,6 @@
 //! | before the one-read-path refactor (7e2215f) | 9.7 µs (median of 7; 9.1–10.2) | ~830 MB |
 //! | one read path (start of this round) | 11.4 µs (median of 3; 11.3–11.5) | ~830 MB |
 //! | + declared padding on locmem, remembered answers caught up | 9.8 µs (median of 7; 8.3–11.2) | ~195 MB |
-//!
 //! | + one reading of the trace for all cells (views interned once) | 7.0 µs (median of 6; 6.5–9.5), 287 k requests/s (210–305 k) | ~340 MB |
 //!
 //! The last row was measured against the previous build (9.2 µs, median
@@ -113,6 +112,13 @@
 //! alternating pairs, on a VM shared with another engineer's builds: the
 //! new build took 8–37% less CPU than its partner in every pair, 16% in
 //! the median pair.
+//! Merged with main's two-tier and wildcard work (`wildcard` fills append
+//! to their scope indexes without a `String` per listed key: that cell
+//! 9.8 s → 8.4 s, 3 alternating pairs), `realistic` ran in 22.6 s wall
+//! and 44.7 s CPU (7.3 µs per request, 271 k requests/s, 336 MB) against
+//! 31.1 s and 60.9 s (10.0 µs, 197 k, 197 MB) for the build before the
+//! merge, back to back, with byte-identical reports for every scripted
+//! scenario, `realistic`, and a 3-process `replay` on locmem and two tiers.
 //! Reports are byte-identical (`realistic`, `stampede`,
 //! `seed-october-2025`, `multi-process-locmem`, `timezone-variants`,
 //! `multi-process-two-tier`, and `replay` of a generated 255 k-event trace
@@ -192,12 +198,22 @@
 //! each) and moka's per-call cost under eviction churn is memory-bound
 //! (table maintenance, admission, deques). The issue's premise, "moka alone
 //! does ~1.5–2 M gets/s per core", holds for a small hot key set, not for this
-//! working set. Memory is met: a 10 M-event trace (`cache-sim generate
-//! --actions 12500000`) replays in 443 MB peak RSS and 156 s (`cache-sim
-//! replay t10m.jsonl --strategies versioned --backend locmem:256 --threads
-//! 1`; 422 MB and 326 s before this round), about the same as a 2 M-event
-//! trace; several strategies at once multiply the store part (one store per
-//! cell in flight).
+//! working set. Memory is met: a 10.1 M-event trace (`cache-sim generate
+//! --actions 12500000 --days 60`, 1.8 GB of JSON Lines) replays in 123 MB
+//! peak RSS and 93 s (`cache-sim replay t10m.jsonl --strategies versioned
+//! --backend locmem:256 --threads 1`), and all eight strategies at once in
+//! 616 MB and 414 s on 2 threads (76.7 M feed requests, 185 k/s): the
+//! trace is read in bounded chunks, so memory is the stores' (one per
+//! cell, each at most its `locmem:N`) plus a constant, whatever the trace's
+//! length.
+//!
+//! The `sim` benchmark (`benches/benches/sim.rs`) replays exactly what
+//! `cache-sim run --scenario realistic --timings` does (same event source,
+//! same defaults) through [`runner::run`], so its 2-thread figure is the
+//! rate `--timings` prints; timing each store call costs nothing
+//! measurable (two alternating pairs: 27.0/28.6 s without, 28.7/26.1 s
+//! with). Its `--quick` run replays 20 k actions, a sparser week with more
+//! expiries, and is slower per request.
 //!
 //! The simulator's own share (about 55–60% of a cell) is spread thin: the
 //! database scan on a remembered answer's miss (~7%; see above for the
