@@ -167,7 +167,7 @@ fn bench(c: &mut Criterion) {
 }
 
 // 16 figures per backend: shorter than criterion's defaults (3 s + 5 s) keeps
-// the full run within its ~30 minutes; the per-call costs here are µs-scale,
+// the full run within its ~20 minutes; the per-call costs here are µs-scale,
 // so 2 s still collects thousands of iterations per sample set.
 criterion_group! {
     name = benches;

@@ -444,7 +444,7 @@ pub fn render_markdown(results: &Results, ctx: &Context) -> String {
     );
     let _ = writeln!(
         out,
-        "Regenerate with `benches/run` (full, ~30 min on 2 cores) or `benches/run --quick` (smoke)."
+        "Regenerate with `benches/run` (full, ~20 min on 2 cores) or `benches/run --quick` (smoke)."
     );
     let _ = writeln!(
         out,
