@@ -91,4 +91,18 @@ impl RunConfig {
             fenced_writes: true,
         }
     }
+
+    /// The strategy options a cell of this run builds its strategy with:
+    /// TTLs, seed and home offset from this configuration, time from
+    /// `clock` (the cell's virtual clock). An application that wants to
+    /// see what a cell saw builds its `RangeCache` from the same options.
+    pub fn strategy_options(&self, clock: &cache_core::ManualClock) -> cache_core::strategy::StrategyOptions {
+        let mut opts = cache_core::strategy::StrategyOptions::default();
+        opts.clock = std::sync::Arc::new(clock.clone());
+        opts.ttl = self.ttl;
+        opts.short_ttl = self.short_ttl;
+        opts.seed = self.seed;
+        opts.home_offset = self.home_offset;
+        opts
+    }
 }

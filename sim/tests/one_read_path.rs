@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use cache_core::aside::{RangeCache, RangeCacheOptions};
-use cache_core::strategy::{by_name, StrategyOptions, NAMES};
+use cache_core::strategy::{by_name, NAMES};
 use cache_core::{Bytes, ManualClock};
 use sim::backends::{connect, BackendSpec};
 use sim::db::{Db, WriteKind};
@@ -76,12 +76,7 @@ fn simulated(cfg: &RunConfig, header: &Header, events: &[Event]) -> (u64, u64, u
 async fn through_range_cache(cfg: &RunConfig, header: &Header, events: &[Event]) -> (u64, u64, u64) {
     let start_ms = u64::try_from(header.start.timestamp_millis()).unwrap();
     let clock = ManualClock::at_unix_millis(start_ms);
-    let mut opts = StrategyOptions::default();
-    opts.clock = Arc::new(clock.clone());
-    opts.ttl = cfg.ttl;
-    opts.short_ttl = cfg.short_ttl;
-    opts.seed = cfg.seed;
-    opts.home_offset = cfg.home_offset;
+    let opts = cfg.strategy_options(&clock);
     let strategy = by_name(&cfg.strategies[0], &opts).unwrap();
     let stores = connect(&cfg.backends[0], header.processes, &clock).await.unwrap();
     let caches: Vec<RangeCache> = stores

@@ -110,12 +110,7 @@ fn start_cell(
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start a runtime: {e}")))?;
     let clock = ManualClock::at_unix_millis(u64::try_from(header.start.timestamp_millis()).unwrap_or(0));
-    let mut opts = StrategyOptions::default();
-    opts.clock = Arc::new(clock.clone());
-    opts.ttl = cfg.ttl;
-    opts.short_ttl = cfg.short_ttl;
-    opts.seed = cfg.seed;
-    opts.home_offset = cfg.home_offset;
+    let mut opts = cfg.strategy_options(&clock);
     if let Some(ns) = namespace {
         opts = opts.with_namespace(ns);
     }
