@@ -77,6 +77,33 @@
 //! - **Faults**: an unreachable server gives `Unavailable` (naming
 //!   `host:port`) or `Timeout` within the command timeout; the same backend
 //!   object reconnects by itself once the server is back.
+//!
+//! # Performance
+//!
+//! Many tasks share one pipelined connection, so 64 tasks read ~1.9× what
+//! `memaslap -c 50` does (BENCHMARKS.md, `memcached/get/64-tasks`). One
+//! task at a time is pure round-trip latency; measured against `memaslap
+//! -c 1 -T 1` on the same server (100-byte values, 2-core VM, 2026-12-01):
+//!
+//! - **System calls per get are the same**: `strace -c` counts one
+//!   `sendto`, one `epoll_wait` and one `recvfrom` per get for this client
+//!   (on a 1- or 2-worker Tokio runtime), and one `sendmsg`, one
+//!   `epoll_wait` and one `read` per operation for memaslap, which is also
+//!   event-driven (libevent).
+//! - **CPU per operation is the same**: `perf stat` gives 27.3 µs of task
+//!   clock per get here (24.8 µs on a current-thread runtime) against
+//!   27.1 µs for memaslap, one context switch per operation each.
+//! - **Where it goes**: `perf record` of one task's gets puts 83% of the
+//!   client's samples in the kernel (the socket's wake-up of the sleeping
+//!   `epoll_wait` and the task switch back), 12% in the client's own code
+//!   and Tokio, 4% in libc.
+//! - **Standalone, the rates match**: in six alternating runs one task did
+//!   12.0k–15.4k gets/s against memaslap's 11.2k–13.3k operations/s.
+//!   Inside the `backend_load` suite, the same comparison reads 0.83–0.90×
+//!   across full runs. The same loop run under the suite's measuring
+//!   harness on its own measured the same as the plain loop, so the
+//!   suite's gap is not yet explained. #17's 0.9× is recorded as missed
+//!   there.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod backend;
