@@ -97,8 +97,10 @@
 //!   client's samples in the kernel (the socket's wake-up of the sleeping
 //!   `epoll_wait` and the task switch back), 12% in the client's own code
 //!   and Tokio, 4% in libc.
-//! - **Standalone, the rates match**: in six alternating runs one task did
-//!   12.0k–15.4k gets/s against memaslap's 11.2k–13.3k operations/s.
+//! - **Standalone, the rates are close**: in nine alternating runs one
+//!   task did 0.91–1.37× memaslap's operations/s. On the idle machine,
+//!   with the suite's own workload file (90% get / 10% set, 100-byte
+//!   values), it was 0.91–0.99× (14.3k–16.0k against 15.7k–16.1k).
 //!   Inside the `backend_load` suite, the same comparison reads 0.83–0.90×
 //!   across full runs. The same loop run under the suite's measuring
 //!   harness on its own measured the same as the plain loop, so the
