@@ -183,12 +183,14 @@
 //! (~5%); copying the view's JSON into each payload (~2%).
 //!
 //! `--timings` prints each cell's wall time and the time spent inside backend
-//! calls, per operation. In the last run: `versioned` 7.3 s, of which 3.0 s
-//! in 2.17 M locmem calls (1.4 µs each on average: moka's `insert` under
-//! constant eviction ~1–2 µs, its `get` ~0.7 µs); `fixed-month` 4.2 s of which
-//! 1.45 s in 1.35 M calls. Summed over the seven cells, backend calls take
-//! ~20 s of CPU, so on 2 cores the store alone caps a run at ~10 s wall,
-//! **~530 k requests/s, even if the simulator itself cost nothing**.
+//! calls, per operation. In a run of the merged build (20.1 s wall, 304 k
+//! requests/s): `versioned` 5.3 s, of which 2.9 s in 2.21 M locmem calls
+//! (1.33 µs each on average: moka's `set` under constant eviction 2.5–2.8
+//! µs, its `get` ~0.55 µs); `fixed-month` 3.2 s of which 1.4 s in 1.35 M
+//! calls. Summed over the eight cells (calls × µs/call), backend calls
+//! take 19.8 s of CPU, 3.2 µs per feed request, so on 2 cores the store
+//! alone caps a run at ~9.9 s wall, **~620 k requests/s, even if the
+//! simulator itself cost nothing**.
 //!
 //! The goal of 1 M simulated requests/s is therefore **not met and
 //! not reachable with moka as the store on this traffic**: 1 M/s on two
