@@ -29,14 +29,15 @@ pub(crate) fn index_lists(bytes: &[u8], entry: &str) -> bool {
     }
 }
 
-/// Whether `text` has a line (between `\n`s, or an end) equal to `entry`.
+/// Whether `text` has a line (between `\n`s, or an end) equal to `entry`:
+/// an occurrence of `entry` with a `\n` or an end on each side. Matches
+/// do not overlap, which loses none: `entry` holds no `\n` (see
+/// [`encode_index`]), so a match stays within one line.
 fn lists_line(text: &str, entry: &str) -> bool {
     let b = text.as_bytes();
     let n = entry.len();
-    text == entry
-        || (text.starts_with(entry) && b.get(n) == Some(&b'\n'))
-        || (text.ends_with(entry) && b.len() > n && b[b.len() - n - 1] == b'\n')
-        || memchr::memmem::find(b, format!("\n{entry}\n").as_bytes()).is_some()
+    memchr::memmem::find_iter(b, entry.as_bytes())
+        .any(|at| (at == 0 || b[at - 1] == b'\n') && b.get(at + n).is_none_or(|&c| c == b'\n'))
 }
 
 /// An index with one more key: what [`index_with`] found.
@@ -100,8 +101,14 @@ pub(crate) fn index_with(current: Option<&Bytes>, entry: &str) -> IndexWith {
             };
         }
     }
-    // Not in our own form (written by something else, or damaged): decode
-    // and re-encode, as the strategy always did.
+    // Not in our own form (written by something else, or damaged).
+    decode_push_encode(bytes, entry)
+}
+
+/// What the strategy always did with an index: decode it, push `entry`
+/// unless listed, encode it again. [`index_with`]'s answer on indexes it
+/// cannot read in place, and the reference its fast path is tested against.
+fn decode_push_encode(bytes: &[u8], entry: &str) -> IndexWith {
     let mut keys = decode_index(bytes);
     let (keys_before, listed) = (keys.len(), keys.iter().any(|k| k == entry));
     let weight = keys.iter().map(|k| k.len() + 1).sum::<usize>() + entry.len();
@@ -113,5 +120,55 @@ pub(crate) fn index_with(current: Option<&Bytes>, entry: &str) -> IndexWith {
         keys_before,
         weight,
         listed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_roundtrip() {
+        let keys = vec!["a:b".to_owned(), "c".to_owned()];
+        assert_eq!(decode_index(&encode_index(&keys)), keys);
+        assert!(decode_index(b"").is_empty());
+    }
+
+    /// The fast path gives exactly what decoding, pushing and encoding
+    /// gives, on our own indexes and on foreign or damaged ones.
+    #[test]
+    fn index_with_is_decode_push_encode() {
+        let slow = |current: Option<&[u8]>, entry: &str| decode_push_encode(current.unwrap_or_default(), entry);
+        let cases: [&[u8]; 13] = [
+            b"x\na\ny",
+            b"xa\nay\na",
+            b"a\nb\na",
+            b"",
+            b"a",
+            b"a\nb",
+            b"b\na\nc",
+            b"a\n\nb",
+            b"\na",
+            b"a\n",
+            b"a\r\nb",
+            b"\xff\nb",
+            b"ab\nabc",
+        ];
+        for c in cases {
+            for entry in ["a", "b", "abc", "zz"] {
+                let current = Bytes::copy_from_slice(c);
+                assert_eq!(
+                    index_with(Some(&current), entry),
+                    slow(Some(c), entry),
+                    "{c:?} + {entry}"
+                );
+                assert_eq!(
+                    index_lists(c, entry),
+                    slow(Some(c), entry).listed,
+                    "{c:?} lists {entry}"
+                );
+            }
+        }
+        assert_eq!(index_with(None, "k"), slow(None, "k"));
     }
 }

@@ -187,9 +187,6 @@ pub(crate) fn scoped_view_key(namespace: &str, tag: &str, view: &View) -> Result
 }
 
 #[cfg(test)]
-use super::key_index::{decode_index, encode_index, index_lists, index_with, IndexWith};
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::{format_counter, Backend};
@@ -547,63 +544,5 @@ mod tests {
             let t = at(secs, 0, quarter_hours * 15 * 60).unwrap();
             proptest::prop_assert!(check_instant(&t), "whole seconds and minutes take the fast path");
         }
-    }
-
-    #[test]
-    fn index_roundtrip() {
-        let keys = vec!["a:b".to_owned(), "c".to_owned()];
-        assert_eq!(decode_index(&encode_index(&keys)), keys);
-        assert!(decode_index(b"").is_empty());
-    }
-
-    /// The fast path gives exactly what decoding, pushing and encoding
-    /// gives, on our own indexes and on foreign or damaged ones.
-    #[test]
-    fn index_with_is_decode_push_encode() {
-        let slow = |current: Option<&[u8]>, entry: &str| {
-            let mut keys = current.map(decode_index).unwrap_or_default();
-            let (n, listed) = (keys.len(), keys.iter().any(|k| k == entry));
-            let weight = keys.iter().map(|k| k.len() + 1).sum::<usize>() + entry.len();
-            if !listed {
-                keys.push(entry.to_owned());
-            }
-            IndexWith {
-                bytes: encode_index(&keys),
-                keys_before: n,
-                weight,
-                listed,
-            }
-        };
-        let cases: [&[u8]; 13] = [
-            b"x\na\ny",
-            b"xa\nay\na",
-            b"a\nb\na",
-            b"",
-            b"a",
-            b"a\nb",
-            b"b\na\nc",
-            b"a\n\nb",
-            b"\na",
-            b"a\n",
-            b"a\r\nb",
-            b"\xff\nb",
-            b"ab\nabc",
-        ];
-        for c in cases {
-            for entry in ["a", "b", "abc", "zz"] {
-                let current = Bytes::copy_from_slice(c);
-                assert_eq!(
-                    index_with(Some(&current), entry),
-                    slow(Some(c), entry),
-                    "{c:?} + {entry}"
-                );
-                assert_eq!(
-                    index_lists(c, entry),
-                    slow(Some(c), entry).listed,
-                    "{c:?} lists {entry}"
-                );
-            }
-        }
-        assert_eq!(index_with(None, "k"), slow(None, "k"));
     }
 }
