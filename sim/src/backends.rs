@@ -311,29 +311,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             })
         }
         BackendSpec::Locmem { capacity_bytes } => {
-            // Several processes share nothing: that is the multi-process hazard.
-            let stores: Vec<LocmemBackend> = (0..processes.max(1))
-                .map(|p| {
-                    LocmemBackend::builder()
-                        .clock(Arc::new(clock.clone()))
-                        .max_capacity_bytes(*capacity_bytes)
-                        // Eviction choices follow key hashes: fixed hashing
-                        // keeps reports byte-identical when stores fill up.
-                        .hash_seed(Some(0x5eed_0000 + u64::from(p)))
-                        // And moka's maintenance must not follow wall time.
-                        .deterministic(true)
-                        // Feeds may declare their padding instead of carrying
-                        // it: charge what they stand for (the same weights as
-                        // written padding, so the same evictions).
-                        .value_size(crate::engine::declared_len)
-                        .name(if processes > 1 {
-                            format!("locmem-p{p}")
-                        } else {
-                            "locmem".to_owned()
-                        })
-                        .build()
-                })
-                .collect();
+            let stores = locmem_stores(*capacity_bytes, processes, clock, true);
             Ok(Connected {
                 backends: stores.iter().map(|s| Arc::new(s.clone()) as Arc<dyn Backend>).collect(),
                 live_keys: stores
@@ -375,6 +353,42 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             })
         }
     }
+}
+
+/// The simulator's in-process stores: one per app process (`processes`,
+/// at least one), each of `capacity_bytes`, on `clock`, with seeded key
+/// hashing and declared padding; moka's maintenance deterministic (as every
+/// cell runs them) or, for measuring what that costs, in moka's default
+/// batched mode.
+pub(crate) fn locmem_stores(
+    capacity_bytes: u64,
+    processes: u32,
+    clock: &ManualClock,
+    deterministic: bool,
+) -> Vec<LocmemBackend> {
+    // Several processes share nothing: that is the multi-process hazard.
+    (0..processes.max(1))
+        .map(|p| {
+            LocmemBackend::builder()
+                .clock(Arc::new(clock.clone()))
+                .max_capacity_bytes(capacity_bytes)
+                // Eviction choices follow key hashes: fixed hashing
+                // keeps reports byte-identical when stores fill up.
+                .hash_seed(Some(0x5eed_0000 + u64::from(p)))
+                // And moka's maintenance must not follow wall time.
+                .deterministic(deterministic)
+                // Feeds may declare their padding instead of carrying
+                // it: charge what they stand for (the same weights as
+                // written padding, so the same evictions).
+                .value_size(crate::engine::declared_len)
+                .name(if processes > 1 {
+                    format!("locmem-p{p}")
+                } else {
+                    "locmem".to_owned()
+                })
+                .build()
+        })
+        .collect()
 }
 
 /// `message` with the password of `url` (if any) replaced by `***`, for

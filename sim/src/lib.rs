@@ -53,6 +53,9 @@
 //! - [`runner`]: runs all cells (on worker threads, cells on in-process
 //!   stores sharing one reading of the trace) and assembles the report (its
 //!   own `# Layout`).
+//! - [`floor`]: the store-only floor: a cell's store calls recorded once
+//!   and replayed against fresh stores with nothing else running (what
+//!   the `sim` benchmark compares the simulator with).
 //! - [`report`]: Markdown, CSV, JSON and HTML (inline SVG) renderings.
 //! - [`rng`]: the seeded PRNG (SplitMix64) and distributions.
 //! - [`error`]: the simulator's error type.
@@ -264,6 +267,7 @@ pub mod config;
 pub mod db;
 pub mod engine;
 pub mod error;
+pub mod floor;
 pub mod report;
 pub mod rng;
 pub mod runner;

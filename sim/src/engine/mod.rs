@@ -70,6 +70,7 @@ pub(crate) use input::{Chunk, Inputs};
 
 pub use metrics::{LatencySummary, Metrics};
 pub use payload::declared_len;
+pub(crate) use payload::stand_in;
 pub use replay::run_cell;
 pub(crate) use replay::Replay;
 

@@ -54,6 +54,24 @@ pub fn declared_len(value: &[u8]) -> usize {
     usize::try_from(u64::from_be_bytes(word)).map_or(usize::MAX, |pad| body.saturating_add(pad))
 }
 
+/// A value of `len` bytes that [`declared_len`] counts as `declared`
+/// (when `declared` is `len`, or at least `len` minus the trailer; `len`
+/// spaces otherwise): what a replay of a cell's store calls writes in place
+/// of a value of that shape (`crate::floor`), weighed by the store as the
+/// value was.
+pub(crate) fn stand_in(len: usize, declared: usize) -> Vec<u8> {
+    let mut v = vec![b' '; len];
+    let body = len
+        .checked_sub(TRAILER)
+        .filter(|body| declared != len && declared >= *body);
+    if let Some(body) = body {
+        let pad = (declared - body) as u64;
+        v[body..body + 8].copy_from_slice(&pad.to_be_bytes());
+        v[body + 8..].copy_from_slice(PAD_MAGIC);
+    }
+    v
+}
+
 /// A feed as the simulated database answered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Payload<'a> {
@@ -165,5 +183,28 @@ mod tests {
         assert_eq!(declared_len(&stamped), 13 + written.len());
         assert_eq!(declared_len(b"17"), 2);
         assert_eq!(declared_len(&declared[..declared.len() - 1]), declared.len() - 1);
+        let (empty, _) = Payload {
+            answer: Answer {
+                items: 0,
+                fingerprint: 0,
+            },
+            ..payload
+        }
+        .to_entry(160, true)
+        .seal(None, Duration::ZERO);
+        assert_eq!(
+            declared_len(&empty),
+            empty.len() - TRAILER,
+            "no items: less than its length"
+        );
+        for (len, counts) in [
+            (declared.len(), written.len()),
+            (empty.len(), empty.len() - TRAILER),
+            (300, 300),
+            (5, 5),
+        ] {
+            let v = stand_in(len, counts);
+            assert_eq!((v.len(), declared_len(&v)), (len, counts));
+        }
     }
 }

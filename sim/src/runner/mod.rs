@@ -109,13 +109,29 @@ fn start_cell(
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start a runtime: {e}")))?;
+    let (cell, tiers) = rt.block_on(make_cell(cfg, header, namespace, strategies, strategy, backend))?;
+    let replay = Replay::new(cell, header)?;
+    Ok(Box::new(CellTask { rt, replay, tiers }))
+}
+
+/// A cell of `cfg` (its strategy, its stores connected, its options), and
+/// with a `two-tier` backend the tiers, for their counters. Called on the
+/// runtime the cell will run on (its stores' connections live there).
+pub(crate) async fn make_cell(
+    cfg: &RunConfig,
+    header: &Header,
+    namespace: Option<String>,
+    strategies: &StrategyFactory,
+    strategy: &str,
+    backend: &BackendSpec,
+) -> Result<(Cell, Vec<cache_core::tier::TwoTier>)> {
     let clock = ManualClock::at_unix_millis(u64::try_from(header.start.timestamp_millis()).unwrap_or(0));
     let mut opts = cfg.strategy_options(&clock);
     if let Some(ns) = namespace {
         opts = opts.with_namespace(ns);
     }
     let strat = strategies(strategy, &opts)?;
-    let stores = rt.block_on(connect(backend, header.processes, &clock))?;
+    let stores = connect(backend, header.processes, &clock).await?;
     let mut cell = Cell::new(strat, stores.backends, clock);
     cell.live_keys = stores.live_keys;
     // Two tiers: a read is charged per L2 round trip it made.
@@ -136,12 +152,7 @@ fn start_cell(
     cell.outage_limit = cfg.outage_limit;
     cell.judge_stale = cfg.judge_stale;
     cell.fenced_writes = cfg.fenced_writes;
-    let replay = Replay::new(cell, header)?;
-    Ok(Box::new(CellTask {
-        rt,
-        replay,
-        tiers: stores.tiers,
-    }))
+    Ok((cell, stores.tiers))
 }
 
 /// How long one cell took in real time: not part of any report (reports
