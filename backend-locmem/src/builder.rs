@@ -133,13 +133,21 @@ impl LocmemBuilder {
     /// Builds the backend.
     pub fn build(self) -> LocmemBackend {
         let size = self.value_size;
-        let cache = Cache::builder()
+        let builder = Cache::builder()
             .max_capacity(self.capacity)
             .weigher(move |_: &Fingerprint, v: &Entry| {
                 u32::try_from(v.key.len() + size(&v.value) + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
-            })
-            .expire_after(GcDeadline)
-            .build_with_hasher(PassThrough);
+            });
+        // Entries carry a real-time deadline only when the clock follows
+        // real time; on another clock (a simulation's) moka's expiry policy
+        // would have nothing to do but still run on every operation (a
+        // callback per read and write, a timer wheel advanced on every
+        // maintenance pass), so the store is built without one.
+        let cache = if self.clock.tracks_real_time() {
+            builder.expire_after(GcDeadline).build_with_hasher(PassThrough)
+        } else {
+            builder.build_with_hasher(PassThrough)
+        };
         LocmemBackend {
             cache,
             stripes: Arc::new((0..STRIPES).map(|_| Mutex::new(())).collect()),

@@ -40,7 +40,10 @@
 //!   the test (or simulator) moves time past it. moka's own per-entry expiry is
 //!   set from the same TTL only when the clock follows real time, as a bound on
 //!   how long dead entries occupy memory; with a manual clock, memory is bounded
-//!   by capacity alone and [`LocmemBackend::purge_expired`] drops dead entries.
+//!   by capacity alone and [`LocmemBackend::purge_expired`] drops dead entries,
+//!   and moka is built without an expiry policy (it would run a callback per
+//!   operation and a timer wheel per maintenance pass for nothing: 1.4% of a
+//!   simulated request's instructions).
 //! - **Capacity** is counted in bytes (key + value + a fixed per-entry
 //!   overhead) by a weigher; moka evicts by TinyLFU when it is exceeded, as a
 //!   cache may. What a value counts as can be replaced
