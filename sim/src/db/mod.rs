@@ -102,8 +102,29 @@ struct ScopeRecord {
     /// Commits to this scope so far (never pruned): a query's answer about
     /// the present can only change when one of its scopes' counts moves.
     commits: u64,
-    /// (commit time, item index) of every write not yet pruned, in commit order.
-    writes: Vec<(i64, u32)>,
+    /// Every write not yet pruned, in commit order.
+    writes: Vec<WriteRec>,
+}
+
+/// A write as its scope keeps it: when, to which item, and the item's
+/// state just before and just after it.
+///
+/// Why the states: a remembered answer catches up on the writes since it
+/// was taken by taking each item out as it was before the write and
+/// putting it back as it is after ([`Db::query_memo`]); with the states
+/// here that reads one contiguous array, where looking them up in the
+/// items' histories cost two cache misses per write.
+#[derive(Debug, Clone, Copy)]
+struct WriteRec {
+    commit_us: i64,
+    /// The item's id.
+    id: u64,
+    /// Index of the item's record in [`Db::items`].
+    item: u32,
+    /// The revision this write made (the one before it is `rev - 1`).
+    rev: u32,
+    before: Option<ItemState>,
+    after: Option<ItemState>,
 }
 
 /// The database.
@@ -120,8 +141,6 @@ pub struct Db {
     horizon_us: i64,
     created: usize,
     queries: u64,
-    /// Reused buffer of item indices ([`Db::query_memo`]'s catching up).
-    scratch: Vec<u32>,
 }
 
 /// One item revision as a well-mixed 64-bit value, for [`Answer::fingerprint`].
@@ -153,6 +172,12 @@ impl Db {
         self.scopes.push(ScopeRecord::default());
         self.scope_ids.insert(scope.to_owned(), id);
         id
+    }
+
+    /// The id of `scope` if it is registered (by a commit to it or a query
+    /// naming it): a dense index, for per-scope tables.
+    pub fn scope_index(&self, scope: &str) -> Option<u32> {
+        self.scope_ids.get(scope).copied()
     }
 
     /// Versions held in item histories (what [`Db::prune`] bounds).

@@ -19,7 +19,7 @@ impl Db {
         }
         self.horizon_us = horizon_us;
         for sr in &mut self.scopes {
-            let old_writes = sr.writes.partition_point(|&(t, _)| t < horizon_us);
+            let old_writes = sr.writes.partition_point(|w| w.commit_us < horizon_us);
             sr.writes.drain(..old_writes);
             let mut i = 0;
             while i < sr.rows.len() {

@@ -9,7 +9,7 @@ use super::{code_of, mix, Db, ItemState, STATUSES, WORK_TYPES};
 /// A feed query resolved against the database's interned scopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
-    scopes: Vec<u32>,
+    scopes: Few<u32>,
     start_us: i64,
     end_us: i64,
     work_type: Option<Option<u8>>,
@@ -17,6 +17,11 @@ pub struct Query {
 }
 
 impl Query {
+    /// The ids of the query's scopes ([`Db::scope_index`]), sorted.
+    pub fn scope_ids(&self) -> &[u32] {
+        &self.scopes
+    }
+
     fn matches_fields(&self, start_us: i64, end_us: i64, work_type: u8, status: u8) -> bool {
         start_us < self.end_us
             && self.start_us < end_us
@@ -46,14 +51,66 @@ pub struct Answer {
 pub struct Memo {
     /// Commits to each of the query's scopes (parallel to its `scopes`)
     /// that the answer reflects.
-    commits: Vec<u64>,
+    commits: Few<u64>,
     answer: Answer,
 }
 
+/// A short list kept inline: a view names one to three scopes, and a
+/// query's scopes and its memo's counts are read on every load of the view,
+/// where each separate allocation was a cache miss. Longer lists (views
+/// over many calendars) go to the heap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Few<T> {
+    /// The first `len` are the list; the rest are `T::default()`.
+    Inline {
+        len: u8,
+        items: [T; FEW],
+    },
+    Heap(Vec<T>),
+}
+
+/// What [`Few`] holds inline.
+const FEW: usize = 4;
+
+impl<T: Copy + Default> Few<T> {
+    fn collect(items: impl ExactSizeIterator<Item = T>) -> Self {
+        if items.len() > FEW {
+            return Few::Heap(items.collect());
+        }
+        let mut inline = [T::default(); FEW];
+        let mut len = 0;
+        for (slot, x) in inline.iter_mut().zip(items) {
+            *slot = x;
+            len += 1;
+        }
+        Few::Inline { len, items: inline }
+    }
+}
+
+impl<T> std::ops::Deref for Few<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Few::Inline { len, items } => &items[..usize::from(*len)],
+            Few::Heap(v) => v,
+        }
+    }
+}
+
+impl<T> std::ops::DerefMut for Few<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            Few::Inline { len, items } => &mut items[..usize::from(*len)],
+            Few::Heap(v) => v,
+        }
+    }
+}
+
 impl Db {
-    fn query_for(&self, scopes: Vec<u32>, view: &View) -> Query {
+    fn query_for(&self, mut scopes: Vec<u32>, view: &View) -> Query {
+        scopes.sort_unstable();
         Query {
-            scopes,
+            scopes: Few::collect(scopes.into_iter()),
             start_us: view.range.start().timestamp_micros(),
             end_us: view.range.end().timestamp_micros(),
             work_type: view.params.get("work_type").map(|v| code_of(&WORK_TYPES, v)),
@@ -67,12 +124,11 @@ impl Db {
     /// must be resolved again once they have some; [`Db::intern`] gives a
     /// query that stays valid.
     pub fn resolve(&self, view: &View) -> Query {
-        let mut scopes: Vec<u32> = view
+        let scopes: Vec<u32> = view
             .scopes
             .iter()
             .filter_map(|s| self.scope_ids.get(s.as_str()).copied())
             .collect();
-        scopes.sort_unstable();
         self.query_for(scopes, view)
     }
 
@@ -80,8 +136,7 @@ impl Db {
     /// written), so the query stays valid for the rest of the run and can
     /// be kept with an interned view.
     pub fn intern(&mut self, view: &View) -> Query {
-        let mut scopes: Vec<u32> = view.scopes.iter().map(|s| self.scope_id(s.as_str())).collect();
-        scopes.sort_unstable();
+        let scopes: Vec<u32> = view.scopes.iter().map(|s| self.scope_id(s.as_str())).collect();
         self.query_for(scopes, view)
     }
 
@@ -91,7 +146,7 @@ impl Db {
     pub fn answer(&self, q: &Query, before_us: i64) -> Answer {
         let mut h = 0u64;
         let mut n = 0u32;
-        for &s in &q.scopes {
+        for &s in q.scopes.iter() {
             for r in &self.scopes[s as usize].rows {
                 if r.commit_us < before_us {
                     // The latest version is the one visible: no history lookup.
@@ -140,11 +195,37 @@ impl Db {
             return self.query(q, now_us);
         }
         self.queries += 1;
+        self.present(q, memo)
+    }
+
+    /// Answers `q` as of `before_us` as [`Db::answer`] does, from `memo`
+    /// (as [`Db::query_memo`] keeps it, and without counting a query) when
+    /// no scope of `q` has had a commit since: then that answer is the
+    /// present one. The judgement asks this of every hit on an entry older
+    /// than a write to its scopes.
+    pub fn answer_memo(&self, q: &Query, before_us: i64, memo: &mut Option<Memo>) -> Answer {
+        let unchanged = before_us >= self.horizon_us
+            && q.scopes.iter().all(|&s| {
+                self.scopes[s as usize]
+                    .writes
+                    .last()
+                    .is_none_or(|w| w.commit_us < before_us)
+            });
+        if unchanged {
+            self.present(q, memo)
+        } else {
+            self.answer(q, before_us)
+        }
+    }
+
+    /// The answer to `q` about the present (every commit so far), from
+    /// `memo` when it is current or can catch up, else a scan (remembered).
+    fn present(&self, q: &Query, memo: &mut Option<Memo>) -> Answer {
         if let Some(m) = memo {
             let current = m.commits.len() == q.scopes.len()
                 && q.scopes
                     .iter()
-                    .zip(&m.commits)
+                    .zip(m.commits.iter())
                     .all(|(&s, &c)| self.scopes[s as usize].commits == c);
             if current {
                 return m.answer;
@@ -153,8 +234,8 @@ impl Db {
                 return answer;
             }
         }
-        let answer = self.answer(q, now_us.saturating_add(1));
-        let commits = q.scopes.iter().map(|&s| self.scopes[s as usize].commits).collect();
+        let answer = self.answer(q, self.last_commit_us.saturating_add(1));
+        let commits = Few::collect(q.scopes.iter().map(|&s| self.scopes[s as usize].commits));
         *memo = Some(Memo { commits, answer });
         answer
     }
@@ -163,59 +244,42 @@ impl Db {
     /// taken; `None` (and `m` untouched) when some of them are pruned or
     /// they are too many to be cheaper than a scan.
     ///
-    /// An item written `k` times since the memo was at its `k`-th last
-    /// version then (every write appends one version; none before the first
-    /// write: created since), and is at its last version now. Counting
-    /// writes rather than comparing instants keeps writes committed at the
-    /// memo's own instant, after it was taken, apart.
-    fn catch_up(&mut self, q: &Query, m: &mut Memo) -> Option<Answer> {
-        let mut items = std::mem::take(&mut self.scratch);
+    /// Each write since takes its item out as it was before the write (if
+    /// it matched) and puts it back as it is after (if it matches): over an
+    /// item's writes the steps in between cancel, leaving its version when
+    /// the memo was taken out and its version now in. Counting writes
+    /// rather than comparing instants keeps writes committed at the memo's
+    /// own instant, after it was taken, apart.
+    fn catch_up(&self, q: &Query, m: &mut Memo) -> Option<Answer> {
         let (mut n, mut h) = (m.answer.items, m.answer.fingerprint);
-        let mut ok = m.commits.len() == q.scopes.len();
-        for (&s, &seen) in q.scopes.iter().zip(&m.commits) {
-            if !ok {
-                break;
-            }
+        if m.commits.len() != q.scopes.len() {
+            return None;
+        }
+        for (&s, &seen) in q.scopes.iter().zip(m.commits.iter()) {
             let sr = &self.scopes[s as usize];
             let kept = sr.commits - sr.writes.len() as u64;
-            let Some(from) = seen.checked_sub(kept).and_then(|i| usize::try_from(i).ok()) else {
-                ok = false; // some writes since the memo are pruned
-                break;
-            };
+            // `None` when some writes since the memo are pruned.
+            let from = usize::try_from(seen.checked_sub(kept)?).ok()?;
             let since = &sr.writes[from.min(sr.writes.len())..];
             if since.len() > sr.rows.len() / 2 {
-                ok = false; // as much work as a scan
-                break;
+                return None; // as much work as a scan
             }
-            items.clear();
-            items.extend(since.iter().map(|&(_, item)| item));
-            items.sort_unstable();
-            for group in items.chunk_by(|a, b| a == b) {
-                let rec = &self.items[group[0] as usize];
-                let version = |back: usize| {
-                    let v = rec.history.get(rec.history.len().checked_sub(back)?)?;
-                    let st = v.state.as_ref()?;
-                    q.matches(st).then(|| mix(rec.id, v.rev))
-                };
-                if let Some(x) = version(1 + group.len()) {
+            for w in since {
+                if w.before.is_some_and(|st| q.matches(&st)) {
                     n = n.wrapping_sub(1);
-                    h = h.wrapping_sub(x);
+                    h = h.wrapping_sub(mix(w.id, w.rev.wrapping_sub(1)));
                 }
-                if let Some(x) = version(1) {
+                if w.after.is_some_and(|st| q.matches(&st)) {
                     n = n.wrapping_add(1);
-                    h = h.wrapping_add(x);
+                    h = h.wrapping_add(mix(w.id, w.rev));
                 }
             }
-        }
-        self.scratch = items;
-        if !ok {
-            return None;
         }
         m.answer = Answer {
             items: n,
             fingerprint: h,
         };
-        for (&s, c) in q.scopes.iter().zip(&mut m.commits) {
+        for (&s, c) in q.scopes.iter().zip(m.commits.iter_mut()) {
             *c = self.scopes[s as usize].commits;
         }
         Some(m.answer)
@@ -226,8 +290,8 @@ impl Db {
     pub fn any_write_between(&self, q: &Query, from_us: i64, before_us: i64) -> bool {
         q.scopes.iter().any(|&s| {
             let w = &self.scopes[s as usize].writes;
-            let i = w.partition_point(|&(t, _)| t < from_us);
-            w.get(i).is_some_and(|&(t, _)| t < before_us)
+            let i = w.partition_point(|w| w.commit_us < from_us);
+            w.get(i).is_some_and(|w| w.commit_us < before_us)
         })
     }
 
@@ -235,10 +299,10 @@ impl Db {
     /// what `q` shows (the item matched before or after it).
     pub fn first_relevant_write(&self, q: &Query, from_us: i64, before_us: i64) -> Option<i64> {
         let mut best: Option<i64> = None;
-        for &s in &q.scopes {
+        for &s in q.scopes.iter() {
             let w = &self.scopes[s as usize].writes;
-            let start = w.partition_point(|&(t, _)| t < from_us);
-            for &(t, item) in &w[start..] {
+            let start = w.partition_point(|w| w.commit_us < from_us);
+            for &super::WriteRec { commit_us: t, item, .. } in &w[start..] {
                 if t >= before_us || best.is_some_and(|b| t >= b) {
                     break;
                 }
@@ -369,6 +433,14 @@ mod tests {
                 let got = db.query_memo(q, t * 10, memo);
                 reused += usize::from(before == memo.as_ref().map(|m| m.commits.clone()));
                 assert_eq!(got, db.answer(q, t * 10 + 1), "query at {t}");
+                // The judgement's questions, about the present and the past.
+                for before in [t * 10 + 1, t * 10 - 5, t * 10 - 25] {
+                    assert_eq!(
+                        db.answer_memo(q, before, memo),
+                        db.answer(q, before),
+                        "answer before {before}"
+                    );
+                }
             }
         }
         assert!(reused > 1_000, "the memo was reused only {reused} times");

@@ -1,6 +1,6 @@
 //! Writes and their commit: what a write does, and what a commit changed.
 
-use super::{Db, ItemRecord, Row, Version};
+use super::{Db, ItemRecord, Row, Version, WriteRec};
 use crate::error::{Error, Result};
 
 /// The visible state of an item.
@@ -188,7 +188,14 @@ impl Db {
             row.work_type = s.work_type;
             row.status = s.status;
         }
-        sr.writes.push((commit_us, idx));
+        sr.writes.push(WriteRec {
+            commit_us,
+            id: write.item,
+            item: idx,
+            rev,
+            before: old,
+            after: state,
+        });
         sr.commits += 1;
         self.last_commit_us = commit_us;
         Ok(Committed {

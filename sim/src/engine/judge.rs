@@ -5,15 +5,24 @@ use cache_core::envelope::Envelope;
 use cache_core::flow::Aside;
 use cache_core::{Backend, Clock, View};
 
-use crate::db::{Db, Query};
+use crate::db::{Db, Memo, Query};
 use crate::engine::payload::Payload;
 use crate::engine::LiveKeys;
 
 /// Judges a response not loaded by the request itself (a hit, or a
 /// coalesced load): `None` when fresh, `Some(staleness µs)` when it misses a
 /// write committed before the request started.
-/// `q` and `digest` are the requested view's query and digest.
-pub(crate) fn judge(db: &Db, q: &Query, digest: u64, start_us: i64, served_at: i64, p: &Payload<'_>) -> Option<u64> {
+/// `q` and `digest` are the requested view's query and digest, `memo` its
+/// remembered answer (see [`Db::answer_memo`]).
+pub(crate) fn judge(
+    db: &Db,
+    q: &Query,
+    memo: &mut Option<Memo>,
+    digest: u64,
+    start_us: i64,
+    served_at: i64,
+    p: &Payload<'_>,
+) -> Option<u64> {
     // A payload stored for another view (a key collision) proves nothing by
     // its timestamp: only a content comparison can clear it.
     let same_view = p.view_digest == digest;
@@ -25,7 +34,7 @@ pub(crate) fn judge(db: &Db, q: &Query, digest: u64, start_us: i64, served_at: i
             return None;
         }
     }
-    if db.answer(q, start_us) == p.answer {
+    if db.answer_memo(q, start_us, memo) == p.answer {
         return None; // writes in between did not change this feed
     }
     let from = p.as_of_excl.min(start_us);

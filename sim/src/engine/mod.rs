@@ -47,7 +47,7 @@
 //!   percentiles).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -261,9 +261,9 @@ struct Run {
     base_us: i64,
     now_us: i64,
     rec: Recorder,
-    /// Per scope, the last two commit instants (older, newer), for
-    /// `at_risk_reads`.
-    commits: HashMap<String, (i64, i64)>,
+    /// Per scope (by its id in [`Run::db`]), the last two commit instants
+    /// (older, newer), for `at_risk_reads`; `i64::MIN` for none.
+    commits: Vec<(i64, i64)>,
 }
 
 impl Run {
@@ -370,8 +370,14 @@ impl Run {
                     return Ok(());
                 }
                 self.rec.writes += 1;
-                let last = self.commits.entry(c.scope.clone()).or_insert((i64::MIN, i64::MIN));
-                *last = (last.1, t);
+                if let Some(s) = self.db.scope_index(&c.scope) {
+                    let s = s as usize;
+                    if self.commits.len() <= s {
+                        self.commits.resize(s + 1, (i64::MIN, i64::MIN));
+                    }
+                    let last = &mut self.commits[s];
+                    *last = (last.1, t);
+                }
                 let change = c.change()?;
                 let store = self.store_index(*process);
                 // The app announces the write before its commit and ends it
@@ -429,19 +435,25 @@ impl Run {
             // Not ours (a foreign entry on a shared server): unjudgeable.
             (_, Some(bytes)) => Payload::decode(bytes),
         };
-        let staleness = match &payload {
-            Some(p) if self.cell.judge_stale => {
-                let state = self.views.get(&r.info, &mut self.db);
-                judge(&self.db, &state.query, r.info.digest, r.start_us, at, p)
-            }
-            _ => None,
-        };
+        let mut staleness = None;
         if let Some(p) = &payload {
+            let state = self.views.get(&r.info, &mut self.db);
+            if self.cell.judge_stale {
+                staleness = judge(
+                    &self.db,
+                    &state.query,
+                    &mut state.memo,
+                    r.info.digest,
+                    r.start_us,
+                    at,
+                    p,
+                );
+            }
             // At risk: a write to one of the view's scopes committed before
             // the request started but at or after the instant the entry's
             // answer was taken. Needs no database truth.
-            let at_risk = r.info.view.scopes.iter().any(|s| {
-                self.commits.get(s.as_str()).is_some_and(|&(older, newer)| {
+            let at_risk = state.query.scope_ids().iter().any(|&s| {
+                self.commits.get(s as usize).is_some_and(|&(older, newer)| {
                     let c = if newer < r.start_us { newer } else { older };
                     c >= p.as_of_excl && c < r.start_us
                 })

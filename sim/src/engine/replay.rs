@@ -3,7 +3,7 @@
 //! of a trace can take turns ([`Replay`]), or all at once ([`run_cell`]).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cache_core::flow::Aside;
@@ -80,7 +80,7 @@ impl Replay {
             base_us,
             now_us: base_us,
             rec: Recorder::new(cell.bucket_us),
-            commits: HashMap::new(),
+            commits: Vec::new(),
             cell,
         };
         run.set_time(base_us);
