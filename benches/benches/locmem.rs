@@ -3,6 +3,10 @@
 //! Each group holds a pair: `ours` (through `Arc<dyn Backend>`, as the
 //! simulator and services hold it) and `baseline` (moka directly, same key and
 //! value types). `benches/run` turns the pair into a ratio in BENCHMARKS.md.
+//! `locmem/set` also has `deterministic`: the same store with the
+//! simulator's maintenance schedule (`LocmemBuilder::deterministic`: moka's
+//! pending work applied after every write), against `ours` in moka's
+//! default mode (#30).
 #![allow(missing_docs)]
 
 use std::sync::Arc;
@@ -31,10 +35,13 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let keys = keys();
     let ours: Arc<dyn Backend> = Arc::new(LocmemBackend::new());
+    // The simulator's maintenance schedule, all else as `ours`.
+    let det: Arc<dyn Backend> = Arc::new(LocmemBackend::builder().deterministic(true).build());
     let raw: Cache<String, Bytes> = Cache::builder().max_capacity(256 << 20).build();
     rt.block_on(async {
         for k in &keys {
             ours.set(k, value(), None).await.unwrap();
+            det.set(k, value(), None).await.unwrap();
             raw.insert(k.as_str().to_owned(), value());
         }
     });
@@ -77,6 +84,19 @@ fn bench(c: &mut Criterion) {
             |(k, v)| {
                 let ours = &ours;
                 async move { ours.set(&k, v, None).await.unwrap() }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("deterministic", |b| {
+        b.to_async(&rt).iter_batched(
+            || {
+                i = (i + 1) % N;
+                (keys[i].clone(), value())
+            },
+            |(k, v)| {
+                let det = &det;
+                async move { det.set(&k, v, None).await.unwrap() }
             },
             BatchSize::SmallInput,
         )

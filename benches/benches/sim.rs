@@ -1,14 +1,26 @@
-//! Simulator throughput: simulated feed requests per second on locmem.
+//! Simulator throughput: simulated feed requests per second on locmem, and
+//! the floor under it: the same store calls replayed with nothing else.
 //!
 //! Runs the simulator's `realistic` scenario (generated traffic: 300 users,
 //! 20 team calendars, a simulated week; its full 1M actions, `--quick`: 20k)
 //! for every strategy on locmem through `sim::runner::run`, the code path of
-//! `cache-sim run --scenario realistic --timings`, with 1 and then 2 worker
+//! `cache-sim run --scenario realistic --timings`, with 1 and with 2 worker
 //! threads (cells run in parallel; each cell is single-threaded). The
-//! 2-thread figure is the one `--timings` prints for that command. The figure is feed requests
-//! replayed (summed over the eight cells) per second of wall time, judging
-//! every response against the ground truth included. Results:
-//! `target/bench-results/sim.jsonl`, group `sim/realistic/locmem`.
+//! 2-thread figure is the one `--timings` prints for that command. The
+//! figure is feed requests replayed (summed over the eight cells) per second
+//! of wall time, judging every response against the ground truth included.
+//!
+//! The floor (`sim::floor`): every cell's calls to its stores are recorded
+//! once (not timed), then replayed on one thread against fresh stores of the
+//! same configuration, with nothing else running: `store-only` is the
+//! cells' feed requests over the replays' summed time, so `1-thread` over
+//! `store-only` is how close the simulator runs to its own store. The same
+//! calls are also replayed on stores in moka's default (batched, timed)
+//! maintenance mode (`sim/realistic/store-only`, subject `baseline`):
+//! what the simulator's deterministic stores cost over moka's own.
+//!
+//! Rounds alternate the four measurements ([`common::rounds`]); each
+//! figure is the median round. Results: `target/bench-results/sim.jsonl`.
 #![allow(missing_docs, clippy::print_stderr)]
 
 mod common;
@@ -16,6 +28,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
+use sim::backends::BackendSpec;
+use sim::floor::Recording;
 use sim::runner::{registry, run, RunConfig, SourceFactory};
 use sim::scenarios::realistic_config;
 use sim::trace::Source;
@@ -28,7 +42,28 @@ use sim::traffic::Traffic;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const SUITE: &str = "sim";
+const GROUP: &str = "sim/realistic/locmem";
 const SEED: u64 = 1;
+
+/// Feed requests per second of a replay of every recording, one after the
+/// other on this thread, each on fresh stores (deterministic as in the
+/// simulator, or in moka's default mode, where outcomes may differ: its
+/// evictions depend on timing).
+fn replay_all(recordings: &[Recording], deterministic: bool) -> f64 {
+    let mut secs = 0.0;
+    for rec in recordings {
+        let (stores, clock) = rec.stores(deterministic);
+        let out = rec.replay(&stores, &clock).expect("replaying a recording");
+        if deterministic {
+            // The floor is only the floor if it makes the same calls with
+            // the same outcomes as the cell did.
+            assert_eq!(out.mismatches, 0, "{}: the replay diverged", rec.strategy);
+        }
+        secs += out.elapsed.as_secs_f64();
+    }
+    let reads: u64 = recordings.iter().map(|r| r.reads).sum();
+    reads as f64 / secs
+}
 
 fn main() {
     // The full run replays the scenario exactly as `cache-sim run --scenario
@@ -49,28 +84,54 @@ fn main() {
             events: Box::new(events),
         })
     });
-    for threads in [1, 2] {
+    let config = |threads: usize| {
         let mut cfg = RunConfig::new("realistic");
         cfg.seed = SEED;
         cfg.threads = threads;
-        let start = Instant::now();
-        let report = run(&cfg, sources.clone(), registry(), None).expect("simulator run");
-        let secs = start.elapsed().as_secs_f64();
-        let reads: u64 = report.results.iter().map(|r| r.reads).sum();
-        let subject = if threads == 1 {
-            "1-thread".to_owned()
-        } else {
-            format!("{threads}-threads")
-        };
-        common::record(
-            SUITE,
-            "sim/realistic/locmem",
-            &subject,
-            reads as f64 / secs,
-            format!(
-                "{reads} feed requests over {} strategies ({actions} actions each) in {secs:.1} s",
-                report.results.len()
-            ),
-        );
+        cfg
+    };
+    let started = Instant::now();
+    let backend = BackendSpec::parse("locmem").expect("locmem spec");
+    let cfg = config(1);
+    let recordings: Vec<Recording> = cfg
+        .strategies
+        .iter()
+        .map(|s| sim::floor::record(&cfg, &sources, &registry(), s, &backend).expect("recording a cell"))
+        .collect();
+    let calls: usize = recordings.iter().map(Recording::calls).sum();
+    eprintln!(
+        "recorded {calls} store calls of {} cells in {:.0} s",
+        recordings.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let (mut sim1, mut sim2, mut floor, mut default_mode) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut reads = 0;
+    for _ in 0..common::rounds() {
+        for (threads, rates) in [(1, &mut sim1), (2, &mut sim2)] {
+            let start = Instant::now();
+            let report = run(&config(threads), sources.clone(), registry(), None).expect("simulator run");
+            let secs = start.elapsed().as_secs_f64();
+            reads = report.results.iter().map(|r| r.reads).sum();
+            rates.push(reads as f64 / secs);
+        }
+        floor.push(replay_all(&recordings, true));
+        default_mode.push(replay_all(&recordings, false));
     }
+    let what = format!(
+        "{reads} feed requests over {} strategies ({actions} actions each)",
+        recordings.len()
+    );
+    common::record_rounds(SUITE, GROUP, "1-thread", &sim1, &what);
+    common::record_rounds(SUITE, GROUP, "2-threads", &sim2, &what);
+    let replayed = format!("{what}; their {calls} store calls replayed alone on 1 thread");
+    common::record_rounds(SUITE, GROUP, "store-only", &floor, &replayed);
+    common::record_rounds(SUITE, "sim/realistic/store-only", "deterministic", &floor, &replayed);
+    common::record_rounds(
+        SUITE,
+        "sim/realistic/store-only",
+        "baseline",
+        &default_mode,
+        &format!("{replayed}, on stores in moka's default maintenance mode"),
+    );
 }

@@ -20,7 +20,10 @@
 //!     on locmem, Redis and Memcached;
 //!   - `invalidation_curve`: one invalidation of `versioned`, `bucketed` and
 //!     `wildcard` as the cached keys grow from 1k to 1M ([`CurvePoint`]);
-//!   - `sim`: the simulator's `realistic` scenario on locmem, 1 and 2 threads.
+//!   - `sim`: the simulator's `realistic` scenario on locmem, 1 and 2
+//!     threads, and the floor under it: every cell's store calls replayed
+//!     alone, on the simulator's deterministic stores and on stores in
+//!     moka's default mode.
 //!   - `two_tier`: a `stamped` hit on two tiers (with and without a
 //!     backplane) against Redis alone, 8 KiB to 512 KiB feeds, rounds
 //!     alternating.
@@ -31,6 +34,8 @@
 //!   ([`render_markdown`]); the invalidation cost curve's points
 //!   ([`CurvePoint`], [`collect_curve`], [`render_curve`]), which carry round
 //!   trips as well as time and so do not fit a [`LoadResult`].
+//! - `src/previous.rs`: figures kept from an earlier BENCHMARKS.md, for a
+//!   report of a run of some suites only ([`merge_previous`]).
 //! - `src/bin/bench-report.rs`: the binary `benches/run` calls last.
 //!
 //! A ratio is always "ours relative to the baseline in throughput terms":
@@ -46,8 +51,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod goals;
+mod previous;
 
 pub use goals::{Goal, RateGoal, GOALS, RATE_GOALS};
+pub use previous::{merge_previous, parse_figure, parse_previous, Previous};
 
 /// One throughput figure from a load suite (one JSON line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -425,6 +432,9 @@ pub struct Context {
     pub machine: String,
     /// True for a `--quick` smoke run (numbers are not meaningful).
     pub quick: bool,
+    /// Printed under the header: which figures this run measured, when
+    /// some are kept from an earlier report ([`merge_previous`]).
+    pub note: Option<String>,
 }
 
 /// Renders the whole BENCHMARKS.md body.
@@ -442,6 +452,9 @@ pub fn render_markdown(results: &Results, ctx: &Context) -> String {
         "- date: {}\n- commit: `{}`\n- machine: {}\n",
         ctx.date, ctx.commit, ctx.machine
     );
+    if let Some(note) = &ctx.note {
+        let _ = writeln!(out, "{note}\n");
+    }
     let _ = writeln!(
         out,
         "Regenerate with `benches/run` (full, ~20 min on 2 cores) or `benches/run --quick` (smoke)."

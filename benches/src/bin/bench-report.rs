@@ -1,31 +1,37 @@
 //! Writes BENCHMARKS.md from the results the suites left under `target/`.
 //!
-//! Usage: `bench-report [--quick] [--target-dir DIR] [--out FILE]`
+//! Usage: `bench-report [--quick] [--target-dir DIR] [--out FILE] [--previous FILE]`
 //! (`benches/run` calls it; run it by hand to re-render without re-measuring).
+//! With `--previous BENCHMARKS.md`, groups this run did not measure (and the
+//! invalidation curve, if its suite did not run) keep that report's figures,
+//! and the report says which groups were re-measured: after running only
+//! the suites a change touches (`cargo bench -p benches --bench sim`).
 #![allow(clippy::print_stderr)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use benches::{collect, collect_curve, render_curve, render_markdown, Context};
+use benches::{collect, collect_curve, merge_previous, parse_previous, render_curve, render_markdown, Context};
 
 fn main() -> ExitCode {
     let mut quick = false;
     let mut target = PathBuf::from("target");
     let mut out = PathBuf::from("BENCHMARKS.md");
+    let mut previous: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--target-dir" => target = args.next().map(PathBuf::from).unwrap_or(target),
             "--out" => out = args.next().map(PathBuf::from).unwrap_or(out),
+            "--previous" => previous = args.next().map(PathBuf::from),
             other => {
-                eprintln!("bench-report: unknown argument {other:?}; usage: bench-report [--quick] [--target-dir DIR] [--out FILE]");
+                eprintln!("bench-report: unknown argument {other:?}; usage: bench-report [--quick] [--target-dir DIR] [--out FILE] [--previous FILE]");
                 return ExitCode::from(2);
             }
         }
     }
-    let results = match collect(&target) {
+    let mut results = match collect(&target) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bench-report: {e}");
@@ -46,13 +52,30 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let mut note = None;
+    let mut kept_curve = String::new();
+    if let Some(path) = &previous {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("bench-report: reading {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let prev = parse_previous(&text);
+        note = merge_previous(&mut results, &prev);
+        if curve.is_empty() {
+            kept_curve = prev.curve;
+        }
+    }
     let ctx = Context {
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
         commit: git_commit(),
         machine: machine(),
         quick,
+        note,
     };
-    let md = render_markdown(&results, &ctx) + &render_curve(&curve);
+    let md = render_markdown(&results, &ctx) + &render_curve(&curve) + &kept_curve;
     if let Err(e) = std::fs::write(&out, md) {
         eprintln!("bench-report: writing {}: {e}", out.display());
         return ExitCode::FAILURE;
