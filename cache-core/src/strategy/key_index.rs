@@ -18,13 +18,31 @@ pub(crate) fn decode_index(bytes: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// An entry key to look for in indexes, with its searcher built once: a
+/// wildcard fill looks for its key in the index of every scope of the view,
+/// before and after writing them, and building the searcher cost as much
+/// as a search.
+pub(crate) struct Needle<'a> {
+    entry: &'a str,
+    finder: memchr::memmem::Finder<'a>,
+}
+
+impl<'a> Needle<'a> {
+    pub(crate) fn new(entry: &'a str) -> Self {
+        Needle {
+            entry,
+            finder: memchr::memmem::Finder::new(entry.as_bytes()),
+        }
+    }
+}
+
 /// Whether the index `bytes` lists `entry` (as [`decode_index`] reads it,
 /// without a `String` per key).
-pub(crate) fn index_lists(bytes: &[u8], entry: &str) -> bool {
+pub(crate) fn index_lists(bytes: &[u8], entry: &Needle<'_>) -> bool {
     match std::str::from_utf8(bytes) {
         // Without `\r` a line is exactly what lies between two `\n`s.
-        Ok(text) if !entry.is_empty() && !bytes.contains(&b'\r') => lists_line(text, entry),
-        Ok(text) => text.lines().any(|l| l == entry),
+        Ok(text) if !entry.entry.is_empty() && !bytes.contains(&b'\r') => lists_line(text, entry),
+        Ok(text) => text.lines().any(|l| l == entry.entry),
         Err(_) => false,
     }
 }
@@ -33,11 +51,29 @@ pub(crate) fn index_lists(bytes: &[u8], entry: &str) -> bool {
 /// an occurrence of `entry` with a `\n` or an end on each side. Matches
 /// do not overlap, which loses none: `entry` holds no `\n` (see
 /// [`encode_index`]), so a match stays within one line.
-fn lists_line(text: &str, entry: &str) -> bool {
+fn lists_line(text: &str, entry: &Needle<'_>) -> bool {
     let b = text.as_bytes();
-    let n = entry.len();
-    memchr::memmem::find_iter(b, entry.as_bytes())
+    let n = entry.entry.len();
+    entry
+        .finder
+        .find_iter(b)
         .any(|at| (at == 0 || b[at - 1] == b'\n') && b.get(at + n).is_none_or(|&c| c == b'\n'))
+}
+
+/// The lines of `bytes` (no `\r` in it) if none is empty: the number of
+/// `\n`s plus one; `None` when an end or two `\n`s in a row make an empty
+/// line. One pass over the separators.
+fn count_lines(bytes: &[u8]) -> Option<usize> {
+    let mut seps = 0;
+    let mut line_start = 0;
+    for at in memchr::memchr_iter(b'\n', bytes) {
+        if at == line_start {
+            return None;
+        }
+        seps += 1;
+        line_start = at + 1;
+    }
+    (line_start < bytes.len()).then_some(seps + 1)
 }
 
 /// An index with one more key: what [`index_with`] found.
@@ -62,7 +98,8 @@ pub(crate) struct IndexWith {
 /// which is every index this crate wrote. A wildcard fill runs this on
 /// every index of the view's scopes, and an index holds up to
 /// `index_cap` keys, so the saving is a `String` per listed key per fill.
-pub(crate) fn index_with(current: Option<&Bytes>, entry: &str) -> IndexWith {
+pub(crate) fn index_with(current: Option<&Bytes>, needle: &Needle<'_>) -> IndexWith {
+    let entry = needle.entry;
     let bytes = current.map(|b| b.as_ref()).unwrap_or_default();
     if let Some(text) = std::str::from_utf8(bytes).ok().filter(|_| !bytes.contains(&b'\r')) {
         if bytes.is_empty() {
@@ -73,13 +110,10 @@ pub(crate) fn index_with(current: Option<&Bytes>, entry: &str) -> IndexWith {
                 listed: false,
             };
         }
-        // Whole-index searches rather than one per line: an index holds
-        // up to `index_cap` short lines.
-        let empty_line =
-            bytes.starts_with(b"\n") || bytes.ends_with(b"\n") || memchr::memmem::find(bytes, b"\n\n").is_some();
-        if !empty_line {
-            let keys_before = memchr::memchr_iter(b'\n', bytes).count() + 1;
-            let listed = lists_line(text, entry);
+        // Whole-index searches rather than a `String` per line: an index
+        // holds up to `index_cap` short lines.
+        if let Some(keys_before) = count_lines(bytes) {
+            let listed = lists_line(text, needle);
             // Σ(len + 1) over the keys is the whole index plus the one
             // separator the last key lacks.
             let weight = bytes.len() + 1 + entry.len();
@@ -139,7 +173,7 @@ mod tests {
     #[test]
     fn index_with_is_decode_push_encode() {
         let slow = |current: Option<&[u8]>, entry: &str| decode_push_encode(current.unwrap_or_default(), entry);
-        let cases: [&[u8]; 13] = [
+        let cases: [&[u8]; 16] = [
             b"x\na\ny",
             b"xa\nay\na",
             b"a\nb\na",
@@ -153,22 +187,26 @@ mod tests {
             b"a\r\nb",
             b"\xff\nb",
             b"ab\nabc",
+            b"\n",
+            b"\n\n",
+            b"a\nb\n",
         ];
         for c in cases {
             for entry in ["a", "b", "abc", "zz"] {
                 let current = Bytes::copy_from_slice(c);
+                let needle = Needle::new(entry);
                 assert_eq!(
-                    index_with(Some(&current), entry),
+                    index_with(Some(&current), &needle),
                     slow(Some(c), entry),
                     "{c:?} + {entry}"
                 );
                 assert_eq!(
-                    index_lists(c, entry),
+                    index_lists(c, &needle),
                     slow(Some(c), entry).listed,
                     "{c:?} lists {entry}"
                 );
             }
         }
-        assert_eq!(index_with(None, "k"), slow(None, "k"));
+        assert_eq!(index_with(None, &Needle::new("k")), slow(None, "k"));
     }
 }

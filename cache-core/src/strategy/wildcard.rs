@@ -92,7 +92,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::key_index::{decode_index, index_lists, index_with};
+use super::key_index::{decode_index, index_lists, index_with, Needle};
 use super::keys::{push_view, scope_key, view_key_builder};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
@@ -157,14 +157,14 @@ impl Wildcard {
     ) -> Result<()> {
         let index_keys = scopes.iter().map(|s| self.index_key(s)).collect::<Result<Vec<_>>>()?;
         let current = get_all(backend, &index_keys).await?;
-        let entry = plan.key.as_str();
+        let entry = Needle::new(plan.key.as_str());
         let max_bytes = backend
             .capabilities()
             .max_value_size
             .map_or(INDEX_MAX_BYTES, |m| m.min(INDEX_MAX_BYTES));
         let mut updated = Vec::with_capacity(index_keys.len());
         for (index_key, value) in index_keys.iter().zip(current) {
-            let next = index_with(value.as_ref(), entry);
+            let next = index_with(value.as_ref(), &entry);
             if !next.listed && (next.keys_before >= self.options.index_cap || next.weight > max_bytes) {
                 tracing::debug!(
                     index = %index_key,
@@ -191,7 +191,7 @@ impl Wildcard {
         let after = get_all(backend, &index_keys).await?;
         let listed = after
             .iter()
-            .all(|v| v.as_deref().is_some_and(|v| index_lists(v, entry)));
+            .all(|v| v.as_deref().is_some_and(|v| index_lists(v, &entry)));
         if !listed {
             backend.delete(&plan.key).await?;
         }
