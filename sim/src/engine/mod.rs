@@ -353,7 +353,7 @@ impl Run {
                 self.step(slot, t).await;
                 return Ok(());
             }
-            Input::Other(ev) => ev,
+            Input::Other(ev) => &**ev,
         };
         match ev {
             Event::Read { .. } => {
