@@ -292,12 +292,33 @@ fn char_needs_escape(c: char) -> bool {
     matches!(c, '%' | ':' | '{' | '}' | '*' | '?' | '[' | ']' | '\\') || c.is_whitespace() || c.is_control()
 }
 
+/// `%XX` (uppercase hex) of every byte, three characters each: an escape
+/// is then one copy (scope names in keys escape their `:` on every key
+/// built).
+const ESCAPES: &str = {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    const TABLE: [u8; 768] = {
+        let mut table = [0u8; 768];
+        let mut b = 0;
+        while b < 256 {
+            table[3 * b] = b'%';
+            table[3 * b + 1] = HEX[b >> 4];
+            table[3 * b + 2] = HEX[b & 0x0F];
+            b += 1;
+        }
+        table
+    };
+    // ASCII by construction.
+    match std::str::from_utf8(&TABLE) {
+        Ok(s) => s,
+        Err(_) => "",
+    }
+};
+
 /// Appends `%XX` (uppercase hex) for one byte, without `format!`.
 fn push_escaped_byte(out: &mut String, b: u8) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    out.push('%');
-    out.push(char::from(HEX[usize::from(b >> 4)]));
-    out.push(char::from(HEX[usize::from(b & 0x0F)]));
+    let i = 3 * usize::from(b);
+    out.push_str(ESCAPES.get(i..i + 3).unwrap_or_default());
 }
 
 /// Percent-encodes the characters that must never appear inside a key part
