@@ -260,6 +260,28 @@ impl LocmemBackend {
         self.remove_locked(key, fp, pred)
     }
 
+    /// `get` without its future: `get_many` reads each key with it (a boxed
+    /// future per key was one allocation per key read).
+    fn read(&self, key: &Key) -> Option<Bytes> {
+        self.lookup(key.as_str(), self.fingerprint(key.as_str()))
+            .filter(|e| e.live(self.clock.as_ref()))
+            .map(|e| e.value)
+    }
+
+    /// `set` of a value whose size was checked, without its future.
+    fn write(&self, key: &Key, value: Bytes, ttl: Ttl) {
+        if is_expired_ttl(ttl) {
+            self.remove_if(key.as_str(), |_| true);
+            return;
+        }
+        let entry = self.entry(key.as_str(), value, ttl);
+        let fp = self.fingerprint(key.as_str());
+        let _guard = self.lock(fp);
+        self.cache.insert(fp, entry);
+        self.index_insert(key.as_str());
+        self.settle();
+    }
+
     /// The incr read-modify-write; caller holds the key's stripe lock.
     fn incr_locked(&self, key: &Key, fp: Fingerprint, delta: u64) -> Result<u64> {
         let current = self
@@ -305,32 +327,16 @@ impl Backend for LocmemBackend {
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        Ok(self
-            .lookup(key.as_str(), self.fingerprint(key.as_str()))
-            .filter(|e| e.live(self.clock.as_ref()))
-            .map(|e| e.value))
+        Ok(self.read(key))
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            out.push(self.get(key).await?);
-        }
-        Ok(out)
+        Ok(keys.iter().map(|key| self.read(key)).collect())
     }
 
     async fn set(&self, key: &Key, value: Bytes, ttl: Ttl) -> Result<()> {
         self.check_size(key, &value)?;
-        if is_expired_ttl(ttl) {
-            self.remove_if(key.as_str(), |_| true);
-            return Ok(());
-        }
-        let entry = self.entry(key.as_str(), value, ttl);
-        let fp = self.fingerprint(key.as_str());
-        let _guard = self.lock(fp);
-        self.cache.insert(fp, entry);
-        self.index_insert(key.as_str());
-        self.settle();
+        self.write(key, value, ttl);
         Ok(())
     }
 
@@ -340,7 +346,7 @@ impl Backend for LocmemBackend {
             self.check_size(key, value)?;
         }
         for (key, value) in entries {
-            self.set(key, value.clone(), ttl).await?;
+            self.write(key, value.clone(), ttl);
         }
         Ok(())
     }

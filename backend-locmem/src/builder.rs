@@ -96,6 +96,23 @@ impl LocmemBuilder {
     /// simulator's `realistic` scenario at 256 MiB this moved `versioned`'s
     /// hit rate from 21.1% (batched, varying slightly between runs) to
     /// 16.6% (in order, the same in every run).
+    ///
+    /// Why after every write, and not every N operations: moka checks its
+    /// timer at the start of every operation, and a batch it applies then
+    /// applies all the reads it holds before all the writes. Any schedule
+    /// that leaves a write pending while another operation starts lets a
+    /// stall of 300 ms (a preempted thread, a loaded VM) apply that write
+    /// after reads that followed it, or split a run of writes differently:
+    /// applying every 16 or 32 writes failed the stall test
+    /// (`tests/deterministic.rs`) at once. After every write, what is
+    /// pending when moka's timer fires is only reads, which it applies in
+    /// their order with nothing in between, as the next write would. The
+    /// price is moka's fixed cost per application (its locks, and a
+    /// crossbeam-epoch flush that copies a 2 KiB bag) on every write
+    /// instead of once per 64 operations: in the `locmem` bench a
+    /// deterministic `set` measured 1.16× a default-mode one (BENCHMARKS.md),
+    /// and replaying the simulator's own calls it is within the noise of
+    /// the default mode (the `sim` bench's `store-only` pair).
     pub fn deterministic(mut self, on: bool) -> Self {
         self.deterministic = on;
         self
