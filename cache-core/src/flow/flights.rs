@@ -136,8 +136,12 @@ impl<W> Flights<W> {
 
     /// The leader is done (stored, or gave up storing): forget the flight.
     pub fn finish(&mut self, key: &Key, id: FlightId) {
-        if self.map.get(key).is_some_and(|f| f.id == id) {
-            self.map.remove(key);
+        // One lookup: remove, and put back in the rare case the flight is
+        // another leader's (every miss ends here).
+        if let Some((k, f)) = self.map.remove_entry(key) {
+            if f.id != id {
+                self.map.insert(k, f);
+            }
         }
     }
 
