@@ -297,8 +297,8 @@ mod tests {
 
     #[tokio::test]
     async fn real_redis_and_memcached() {
-        use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
-        use cache_core::testkit::redis::RedisServer;
+        use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
+        use cache_testkit::redis::RedisServer;
         let redis = RedisServer::new().unwrap();
         check_roundtrip(&redis.url()).await;
         let memcached = MemcachedServer::spawn(&MemcachedConfig::default()).unwrap();
@@ -314,7 +314,7 @@ mod tests {
     /// write (a bump notice) without serving its outdated copy.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_tier_urls_stay_coherent_across_processes() {
-        use cache_core::testkit::redis::RedisServer;
+        use cache_testkit::redis::RedisServer;
         let redis = RedisServer::new().unwrap();
         let url = format!("two-tier/backplane,channel=any-test:locmem+{}", redis.url());
         let (a, b) = (

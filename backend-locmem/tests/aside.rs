@@ -8,8 +8,8 @@ use std::time::Duration;
 use backend_locmem::LocmemBackend;
 use cache_core::aside::{RangeCache, RangeCacheOptions};
 use cache_core::strategy::{by_name, StrategyOptions};
-use cache_core::strategy_suite::{october_view, range, scope, SEED_DAY_UNIX_MILLIS};
 use cache_core::{async_trait, Backend, Bytes, Capabilities, Change, Clock, Error, Key, ManualClock, Op, Result, Ttl};
+use cache_testkit::strategy_suite::{october_view, range, scope, SEED_DAY_UNIX_MILLIS};
 
 fn clock() -> (ManualClock, Arc<dyn Clock>) {
     let c = ManualClock::at_unix_millis(SEED_DAY_UNIX_MILLIS);

@@ -8,8 +8,8 @@ use std::time::Duration;
 use backend_locmem::LocmemBackend;
 use cache_core::aside::{RangeCache, RangeCacheOptions};
 use cache_core::strategy::{by_name, StrategyOptions, NAMES};
-use cache_core::strategy_suite::{range, scope};
 use cache_core::{async_trait, Backend, Bytes, Capabilities, Change, Key, Result, Ttl, View};
+use cache_testkit::strategy_suite::{range, scope};
 
 /// Passes every call to locmem and records the keys written without a TTL.
 #[derive(Debug, Default)]

@@ -26,9 +26,9 @@ use std::sync::Arc;
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
 use backend_redis::RedisBackend;
 use cache_core::strategy::{by_name, StrategyOptions};
-use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
-use cache_core::testkit::redis::RedisServer;
 use cache_core::{Backend, Bytes, Key, RangeCache, RangeCacheOptions, Scope, TimeRange, View};
+use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
+use cache_testkit::redis::RedisServer;
 use common::{measure, measure_time, record_rounds, rounds};
 use memcache::exp::{AsyncMetaClient, Get};
 

@@ -23,9 +23,9 @@ use backend_locmem::LocmemBackend;
 use backend_redis::{RedisBackend, RedisBackplane};
 use cache_core::aside::{RangeCache, RangeCacheOptions};
 use cache_core::strategy::{by_name, StrategyOptions};
-use cache_core::testkit::redis::RedisServer;
 use cache_core::tier::TwoTier;
 use cache_core::{Backend, Bytes, Scope, TimeRange, View};
+use cache_testkit::redis::RedisServer;
 use chrono::DateTime;
 use common::{measure, measure_time, record_rounds, rounds};
 

@@ -26,7 +26,7 @@ pub type Ttl = Option<Duration>;
 /// # Contract
 ///
 /// Every backend MUST behave as follows. The conformance suite
-/// (`cache_core::conformance`, feature `conformance`) checks each point; a
+/// (`cache_testkit::conformance`, in the `cache-testkit` crate) checks each point; a
 /// backend is done when it passes that suite unchanged.
 ///
 /// **Keys.** Any [`Key`] is accepted. A backend whose server restricts keys

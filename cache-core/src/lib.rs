@@ -35,14 +35,11 @@
 //! - [`clock`]: the injectable [`Clock`] ([`SystemClock`], [`ManualClock`]).
 //! - [`instrumented`]: [`Instrumented`], a wrapper that counts round trips,
 //!   keys and latency per operation.
-//! - `conformance` (feature `conformance`): the shared behaviour suite every
-//!   backend runs from its tests, and the `conformance_tests!` macro; its
-//!   `ttl` module holds the TTL points (expiry, zero, huge TTLs).
-//! - `strategy_suite` (feature `conformance`): the strategy scenarios (the
-//!   seed's verification, version eviction, the stale-set race, a model
-//!   checker) as functions any backend's tests can call.
-//! - `testkit` (feature `testkit`): real `redis-server` / `memcached`
-//!   processes on free loopback ports for tests and benchmarks.
+//!
+//! The suites every backend runs (the backend contract's conformance suite,
+//! the strategy scenarios) and the real-server harness for tests live in
+//! the `cache-testkit` crate, a dev-dependency: this crate holds only the
+//! library.
 //!
 //! # Example
 //!
@@ -59,8 +56,6 @@
 pub mod aside;
 pub mod backend;
 pub mod clock;
-#[cfg(feature = "conformance")]
-pub mod conformance;
 pub mod envelope;
 pub mod error;
 pub mod ext;
@@ -70,10 +65,6 @@ pub mod hash;
 pub mod instrumented;
 pub mod key;
 pub mod strategy;
-#[cfg(feature = "conformance")]
-pub mod strategy_suite;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 pub mod tier;
 pub mod view;
 pub mod wire;

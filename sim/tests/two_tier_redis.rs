@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use backend_locmem::LocmemBackend;
 use backend_redis::{RedisBackend, RedisBackplane};
 use cache_core::strategy::by_name;
-use cache_core::testkit::redis::{command, RedisServer};
 use cache_core::tier::TwoTier;
 use cache_core::{Bytes, Change, RangeCache, RangeCacheOptions, Scope, StrategyOptions, TimeRange, View};
+use cache_testkit::redis::{command, RedisServer};
 use chrono::{DateTime, FixedOffset};
 
 /// How soon the others must see a write: Redis pub/sub on loopback

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use cache_core::testkit::redis::RedisServer;
+use cache_testkit::redis::RedisServer;
 use sim::backends::BackendSpec;
 use sim::report::{CellResult, Report};
 use sim::runner::{registry, run, RunConfig};

@@ -275,8 +275,8 @@ async fn the_page_and_fullcalendar_are_served_from_the_binary() {
 
 #[tokio::test]
 async fn on_real_redis_and_memcached() {
-    use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
-    use cache_core::testkit::redis::RedisServer;
+    use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
+    use cache_testkit::redis::RedisServer;
     let redis = RedisServer::new().unwrap();
     let memcached = MemcachedServer::spawn(&MemcachedConfig::default()).unwrap();
     for url in [redis.url(), memcached.url()] {

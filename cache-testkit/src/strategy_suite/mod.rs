@@ -1,11 +1,11 @@
 //! The strategy scenarios as functions any backend's tests can call
-//! (feature `conformance`), so the same acceptance runs on locmem, Redis and
+//! (this crate), so the same acceptance runs on locmem, Redis and
 //! Memcached:
 //!
 //! ```ignore
 //! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 //! async fn versioned_passes_the_seed_scenarios() {
-//!     cache_core::strategy_suite::assert_seed_scenarios_pass(my_backend(), "versioned").await;
+//!     cache_testkit::strategy_suite::assert_seed_scenarios_pass(my_backend(), "versioned").await;
 //! }
 //! ```
 //!
@@ -38,15 +38,15 @@ use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, TimeDelta};
 use serde::Serialize;
 
-use crate::aside::{RangeCache, RangeCacheOptions};
-use crate::backend::{Backend, Capabilities, Ttl};
-use crate::clock::{Clock, ManualClock};
 use crate::conformance::unique_namespace;
-use crate::error::{Error, Result};
-use crate::hash::splitmix64;
-use crate::key::Key;
-use crate::strategy::{by_name, BucketSize, StrategyOptions};
-use crate::view::{Change, Scope, TimeRange, View};
+use cache_core::aside::{RangeCache, RangeCacheOptions};
+use cache_core::backend::{Backend, Capabilities, Ttl};
+use cache_core::clock::{Clock, ManualClock};
+use cache_core::error::{Error, Result};
+use cache_core::hash::splitmix64;
+use cache_core::key::Key;
+use cache_core::strategy::{by_name, BucketSize, StrategyOptions};
+use cache_core::view::{Change, Scope, TimeRange, View};
 
 /// 2025-10-06T09:00:00Z, the date of the seed's incident: "today" for
 /// `fixed-month`.

@@ -10,7 +10,7 @@
 //! `REDIS_CLI_BIN`, Debian package `redis-tools`).
 //!
 //! ```no_run
-//! use cache_core::testkit::redis::RedisServer;
+//! use cache_testkit::redis::RedisServer;
 //! let server = RedisServer::new().unwrap();
 //! println!("connect to {}", server.url());
 //! ```

@@ -6,9 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{b, key, unique_namespace};
-use crate::backend::Backend;
-use crate::error::Error;
-use crate::key::Key;
+use cache_core::backend::Backend;
+use cache_core::error::Error;
+use cache_core::key::Key;
 
 /// Entries with a TTL are readable at once and gone after TTL + granularity;
 /// `incr` keeps the TTL; `None` never expires; `add` may store again once the

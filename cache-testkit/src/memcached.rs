@@ -7,10 +7,10 @@
 //! parses.
 //!
 //! ```no_run
-//! use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
+//! use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
 //! let server = MemcachedServer::spawn(&MemcachedConfig::default())?;
 //! println!("connect to {}", server.url());
-//! # Ok::<(), cache_core::testkit::HarnessError>(())
+//! # Ok::<(), cache_testkit::HarnessError>(())
 //! ```
 //!
 //! The binary is `$MEMCACHED_BIN` when set, else `memcached` on `PATH`; when

@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, Capabilities};
-use crate::error::Error;
-use crate::key::Key;
+use cache_core::backend::{Backend, Capabilities};
+use cache_core::error::Error;
+use cache_core::key::Key;
 
 mod ttl;
 pub use ttl::{huge_ttl, ttl_expiry, ttl_zero};
@@ -489,7 +489,7 @@ pub async fn prefix_delete(backend: &dyn Backend) {
 /// is the capability the backend is expected to declare.
 ///
 /// ```ignore
-/// cache_core::conformance_tests!(conformance_locmem_direct, prefix_delete = true,
+/// cache_testkit::conformance_tests!(conformance_locmem_direct, prefix_delete = true,
 ///     async { ((), backend_locmem::LocmemBackend::new()) });
 /// ```
 #[macro_export]
@@ -515,7 +515,7 @@ macro_rules! conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn declares_expected_capabilities() {
                 let (_guard, backend) = $make.await;
-                let caps = $crate::Backend::capabilities(&backend);
+                let caps = $crate::__cache_core::Backend::capabilities(&backend);
                 assert_eq!(caps.prefix_delete, $prefix, "prefix_delete capability");
             }
         }
