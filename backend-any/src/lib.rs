@@ -7,7 +7,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), backend_any::Error> {
 //! let cache = backend_any::range_cache("locmem", "versioned").await?;
-//! assert_eq!(cache.metrics().strategy, "versioned");
+//! assert_eq!(cache.strategy().name(), "versioned");
 //! # Ok(()) }
 //! ```
 //!
@@ -32,13 +32,12 @@
 //! on one Redis) or other options, [`range_cache_with`] takes them:
 //!
 //! ```
-//! use cache_core::{strategy::StrategyOptions, RangeCacheOptions};
+//! use cache_core::CacheOptions;
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), backend_any::Error> {
 //! let cache = backend_any::range_cache_with(
 //!     "locmem:64",
 //!     "bucketed",
-//!     &StrategyOptions::default().with_namespace("calendar"),
-//!     RangeCacheOptions::default(),
+//!     &CacheOptions::default().with_namespace("calendar"),
 //! )
 //! .await?;
 //! # let _ = cache; Ok(()) }
@@ -79,8 +78,8 @@
 use std::sync::Arc;
 
 use backend_locmem::LocmemBackend;
-use cache_core::strategy::{by_name, StrategyOptions};
-use cache_core::{Backend, RangeCache, RangeCacheOptions};
+use cache_core::strategy::by_name;
+use cache_core::{Backend, CacheOptions, RangeCache};
 
 mod two_tier;
 
@@ -190,20 +189,21 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Backend>, Error> {
 /// Build it once at startup and share it (`Arc`, or axum state): its
 /// single-flight and metrics work across requests only if they share it.
 pub async fn range_cache(url: &str, strategy: &str) -> Result<RangeCache, Error> {
-    range_cache_with(url, strategy, &StrategyOptions::default(), RangeCacheOptions::default()).await
+    range_cache_with(url, strategy, &CacheOptions::default()).await
 }
 
-/// As [`range_cache`], with strategy and cache options (a key namespace, a
-/// TTL, XFetch). The strategy is checked before any server is contacted.
-pub async fn range_cache_with(
-    url: &str,
-    strategy: &str,
-    strategy_options: &StrategyOptions,
-    options: RangeCacheOptions,
-) -> Result<RangeCache, Error> {
-    let strategy = by_name(strategy, strategy_options).map_err(Error::Strategy)?;
+/// As [`range_cache`], with options (a key namespace, a TTL, XFetch, …).
+/// The strategy and the options are checked before any server is
+/// contacted. For a cache name or a strategy of your own, use
+/// [`connect`] and [`RangeCache::builder`].
+pub async fn range_cache_with(url: &str, strategy: &str, options: &CacheOptions) -> Result<RangeCache, Error> {
+    by_name(strategy, options).map_err(Error::Strategy)?;
     let backend = connect(url).await?;
-    Ok(RangeCache::new(backend, strategy, options))
+    RangeCache::builder(backend)
+        .options(options.clone())
+        .strategy(strategy)
+        .build()
+        .map_err(Error::Strategy)
 }
 
 /// `url` with the password of its user part replaced by `***`, for logs and
@@ -263,12 +263,11 @@ mod tests {
             url,
             "versioned",
             // One namespace per call: several URLs share one server.
-            &StrategyOptions::default().with_namespace(format!(
+            &CacheOptions::default().with_namespace(format!(
                 "backend-any-test-{}-{}",
                 std::process::id(),
                 CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             )),
-            RangeCacheOptions::default(),
         )
         .await
         .unwrap();

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backend_locmem::LocmemBackend;
-use cache_core::aside::{RangeCache, RangeCacheOptions};
-use cache_core::strategy::{by_name, StrategyOptions};
+use cache_core::aside::{LoadError, RangeCache};
+use cache_core::strategy::Stamped;
+use cache_core::CacheOptions;
 use cache_core::{async_trait, Backend, Bytes, Capabilities, Change, Clock, Error, Key, ManualClock, Op, Result, Ttl};
 use cache_testkit::strategy_suite::{october_view, range, scope, SEED_DAY_UNIX_MILLIS};
 
@@ -18,15 +19,15 @@ fn clock() -> (ManualClock, Arc<dyn Clock>) {
 }
 
 fn cache(backend: Arc<dyn Backend>, strategy: &str, clock: Arc<dyn Clock>, beta: Option<f64>, seed: u64) -> RangeCache {
-    let options = StrategyOptions::default().with_clock(clock.clone()).with_seed(seed);
-    RangeCache::new(
-        backend,
-        by_name(strategy, &options).unwrap(),
-        RangeCacheOptions::default()
-            .with_clock(clock)
-            .with_xfetch(beta)
-            .with_seed(seed),
-    )
+    let options = CacheOptions::default()
+        .with_clock(clock)
+        .with_seed(seed)
+        .with_xfetch(beta);
+    RangeCache::builder(backend)
+        .options(options)
+        .strategy(strategy)
+        .build()
+        .unwrap()
 }
 
 fn change() -> Change {
@@ -126,19 +127,82 @@ async fn entries_expire_on_the_injected_clock() {
 }
 
 #[tokio::test]
+async fn with_fail_open_off_a_backend_error_ends_the_read_without_a_load() {
+    for strategy in cache_core::strategy::NAMES {
+        let c = RangeCache::builder(Arc::new(Down))
+            .strategy(strategy)
+            .fail_open(false)
+            .build()
+            .unwrap();
+        let r = c
+            .get_or_load(&october_view("cal:1"), || async {
+                Ok::<_, Error>(Bytes::from_static(b"db"))
+            })
+            .await;
+        assert!(
+            matches!(r, Err(LoadError::Cache(Error::Unavailable { .. }))),
+            "{strategy}: {r:?}"
+        );
+        let m = c.metrics();
+        assert_eq!(
+            (m.loader_calls, m.cache_failures, m.read_errors),
+            (0, 1, 1),
+            "{strategy}: {m:?}"
+        );
+    }
+    // The same cache on a working store reads through as usual.
+    let c = RangeCache::builder(Arc::new(LocmemBackend::new()))
+        .fail_open(false)
+        .build()
+        .unwrap();
+    assert_eq!(load(&c, b"v").await, Bytes::from_static(b"v"));
+    assert_eq!(load(&c, b"w").await, Bytes::from_static(b"v"));
+}
+
+#[test]
+fn the_builder_names_the_bad_setting() {
+    let b = || RangeCache::builder(Arc::new(LocmemBackend::new()));
+    let setting = |r: Result<RangeCache>| match r {
+        Err(Error::Setting { setting, .. }) => setting,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(setting(b().ttl(Duration::ZERO).build()), "ttl");
+    assert_eq!(setting(b().xfetch(f64::INFINITY).build()), "xfetch");
+    assert_eq!(setting(b().xfetch(0.0).build()), "xfetch");
+    assert_eq!(setting(b().namespace("a*b").build()), "namespace");
+    assert_eq!(setting(b().name("").build()), "name");
+    assert_eq!(setting(b().name("feeds prod").build()), "name");
+    assert_eq!(setting(b().name("x".repeat(65)).build()), "name");
+    match b().strategy("lru").build() {
+        Err(Error::Config { message, .. }) => assert!(message.contains("stamped"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // By name, by type and shared; the default is `stamped`.
+    assert_eq!(b().build().unwrap().strategy().name(), "stamped");
+    let typed = b().strategy_with(Stamped::new).name("feeds.v2").build().unwrap();
+    assert_eq!((typed.strategy().name(), typed.name()), ("stamped", "feeds.v2"));
+    let shared = b().strategy("bucketed").build().unwrap().strategy().clone();
+    assert_eq!(
+        b().shared_strategy(shared).build().unwrap().strategy().name(),
+        "bucketed"
+    );
+}
+
+#[tokio::test]
 async fn metrics_split_read_and_write_round_trips() {
     let c = cache(Arc::new(LocmemBackend::new()), "versioned", clock().1, None, 0);
     load(&c, b"x").await;
     load(&c, b"x").await;
     c.invalidate(&change()).await.unwrap();
     let m = c.metrics();
+    let (reads, writes) = (c.read_stats().snapshot(), c.write_stats().snapshot());
     // Two reads: 2 generation gets + 2 view gets, one add (seeding), one set.
-    assert_eq!(m.read_ops.op(Op::Get).calls, 4, "{m:?}");
-    assert_eq!(m.read_ops.op(Op::Add).calls, 1);
-    assert_eq!(m.read_ops.op(Op::Set).calls, 1);
-    assert_eq!(m.read_ops.op(Op::Incr).calls, 0);
-    assert_eq!(m.write_ops.total_calls(), 1, "one incr per write");
-    assert_eq!(m.write_ops.op(Op::Incr).calls, 1);
+    assert_eq!(reads.op(Op::Get).calls, 4, "{reads:?}");
+    assert_eq!(reads.op(Op::Add).calls, 1);
+    assert_eq!(reads.op(Op::Set).calls, 1);
+    assert_eq!(reads.op(Op::Incr).calls, 0);
+    assert_eq!(writes.total_calls(), 1, "one incr per write");
+    assert_eq!(writes.op(Op::Incr).calls, 1);
     assert_eq!((m.hits, m.misses, m.invalidations), (1, 1, 1));
 }
 
@@ -148,7 +212,7 @@ async fn loader_errors_are_returned_and_nothing_is_cached() {
     let err = c
         .get_or_load(&october_view("cal:1"), || async { Err::<Bytes, _>("db down") })
         .await;
-    assert_eq!(err, Err("db down"));
+    assert!(matches!(err, Err(LoadError::Loader("db down"))), "{err:?}");
     assert_eq!(load(&c, b"ok").await, Bytes::from_static(b"ok"));
     let m = c.metrics();
     assert_eq!((m.loader_calls, m.loader_errors, m.hits), (2, 1, 0));

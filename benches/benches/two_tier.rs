@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use backend_locmem::LocmemBackend;
 use backend_redis::{RedisBackend, RedisBackplane};
-use cache_core::aside::{RangeCache, RangeCacheOptions};
+use cache_core::aside::RangeCache;
 use cache_core::strategy::{by_name, StrategyOptions};
 use cache_core::tier::TwoTier;
 use cache_core::{Backend, Bytes, Scope, TimeRange, View};
@@ -73,11 +73,13 @@ async fn suite() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let cache = |b: Arc<dyn Backend>| {
-        Arc::new(RangeCache::new(
-            b,
-            by_name("stamped", &options).unwrap(),
-            RangeCacheOptions::default(),
-        ))
+        Arc::new(
+            RangeCache::builder(b)
+                .options(options.clone())
+                .strategy("stamped")
+                .build()
+                .unwrap(),
+        )
     };
     let subjects = [
         Subject {

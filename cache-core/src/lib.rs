@@ -25,7 +25,9 @@
 //!   store) and of a write, as a state machine with no I/O and no clock.
 //!   [`RangeCache`] and the simulator are its two drivers.
 //! - [`aside`]: [`RangeCache`], the async driver of [`flow`] for
-//!   applications: real awaits, a clock, metrics.
+//!   applications (real awaits, a clock, metrics), built with
+//!   [`RangeCache::builder`].
+//! - [`options`]: [`CacheOptions`], every setting in one type.
 //! - [`tier`]: [`TwoTier`](tier::TwoTier), an in-process L1 in front of a
 //!   shared L2 for `stamped` entries, coherent across processes, with an
 //!   optional [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
@@ -64,18 +66,21 @@ pub mod fullcalendar;
 pub mod hash;
 pub mod instrumented;
 pub mod key;
+pub mod options;
 pub mod strategy;
 pub mod tier;
 pub mod view;
 pub mod wire;
 
-pub use aside::{CacheMetrics, RangeCache, RangeCacheOptions};
+pub use aside::{LoadError, RangeCache, RangeCacheBuilder};
 pub use backend::{Backend, Capabilities, Ttl};
 pub use clock::{system_clock, Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, Result};
 pub use ext::BackendExt;
+pub use flow::CacheMetrics;
 pub use instrumented::{Instrumented, Op, OpSnapshot, OpStats, StatsSnapshot};
 pub use key::Key;
+pub use options::CacheOptions;
 pub use strategy::{ReadPlan, Strategy, StrategyOptions};
 pub use view::{Change, Scope, TimeRange, View};
 

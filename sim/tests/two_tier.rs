@@ -290,7 +290,7 @@ fn the_two_tier_spec_parses_and_rejects() {
 #[test]
 fn a_lost_subscription_falls_back_to_l2_generations() {
     use cache_core::tier::{LocalBackplane, TwoTier};
-    use cache_core::{Change, RangeCache, RangeCacheOptions, Scope, TimeRange, View};
+    use cache_core::{Change, RangeCache, Scope, TimeRange, View};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -310,11 +310,12 @@ fn a_lost_subscription_falls_back_to_l2_generations() {
             .backplane(Arc::new(bus.clone()))
             .build()
             .unwrap();
-            let cache = RangeCache::new(
-                Arc::new(tier.clone()),
-                by_name("stamped", &opts).unwrap(),
-                RangeCacheOptions::default().with_clock(Arc::new(clock.clone())),
-            );
+            let cache = RangeCache::builder(Arc::new(tier.clone()))
+                .options(opts.clone())
+                .clock(Arc::new(clock.clone()))
+                .strategy("stamped")
+                .build()
+                .unwrap();
             (tier, cache)
         };
         let ((_, a), (b_tier, b)) = (process(), process());

@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 
 use backend_locmem::LocmemBackend;
 use backend_redis::{RedisBackend, RedisBackplane};
-use cache_core::strategy::by_name;
 use cache_core::tier::TwoTier;
-use cache_core::{Bytes, Change, RangeCache, RangeCacheOptions, Scope, StrategyOptions, TimeRange, View};
+use cache_core::{Bytes, Change, RangeCache, Scope, TimeRange, View};
 use cache_testkit::redis::{command, RedisServer};
 use chrono::{DateTime, FixedOffset};
 
@@ -45,8 +44,10 @@ async fn process(url: &str) -> Process {
         .build()
         .unwrap();
     wait_until("subscribed", || tier.known().unwrap().is_subscribed()).await;
-    let strategy = by_name("stamped", &StrategyOptions::default()).unwrap();
-    let cache = RangeCache::new(Arc::new(tier.clone()), strategy, RangeCacheOptions::default());
+    let cache = RangeCache::builder(Arc::new(tier.clone()))
+        .strategy("stamped")
+        .build()
+        .unwrap();
     Process { tier, cache }
 }
 

@@ -35,11 +35,11 @@
 //!
 //! # Layout
 //!
-//! - `mod.rs`: [`Aside`] (the strategy plus the read policy: single-flight,
-//!   XFetch and its seeded draws) and [`AsideOptions`].
+//! - `mod.rs`: [`Aside`] (the strategy plus the read policy of its
+//!   [`CacheOptions`]: single-flight, XFetch and its seeded draws, fail-open).
 //! - `read.rs`: [`ReadFlow`], [`Step`], [`Outcome`], [`Served`].
 //! - `flights.rs`: [`Flights`], the single-flight table.
-//! - `tally.rs`: [`Tally`], the counters both drivers keep.
+//! - `metrics.rs`: [`CacheMetrics`], the counters both drivers keep.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,89 +47,39 @@ use std::time::{Duration, SystemTime};
 
 use crate::backend::Backend;
 use crate::envelope::Envelope;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::hash::{splitmix64, unit_open_zero, GOLDEN_GAMMA};
+use crate::options::CacheOptions;
 use crate::strategy::{ReadPlan, Strategy};
 use crate::view::{Change, View};
 
 pub mod flights;
+pub mod metrics;
 pub mod read;
-pub mod tally;
 
 pub use flights::{Begin, FlightId, Flights};
+pub use metrics::{CacheMetrics, Tally};
 pub use read::{Outcome, ReadFlow, Served, Step};
-pub use tally::Tally;
 
-/// The read policy of an [`Aside`].
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct AsideOptions {
-    /// Concurrent misses on one key in one process load once; the others
-    /// wait for that load (default on).
-    pub single_flight: bool,
-    /// XFetch's β; `None` (the default) turns early refresh off. 1.0 is
-    /// the paper's recommendation; larger refreshes earlier.
-    pub xfetch_beta: Option<f64>,
-    /// Seed of XFetch's random draws.
-    pub seed: u64,
-}
-
-impl Default for AsideOptions {
-    fn default() -> Self {
-        AsideOptions {
-            single_flight: true,
-            xfetch_beta: None,
-            seed: 0,
-        }
-    }
-}
-
-impl AsideOptions {
-    /// Sets [`Self::single_flight`].
-    #[must_use]
-    pub fn with_single_flight(mut self, on: bool) -> Self {
-        self.single_flight = on;
-        self
-    }
-
-    /// Sets [`Self::xfetch_beta`].
-    #[must_use]
-    pub fn with_xfetch(mut self, beta: Option<f64>) -> Self {
-        self.xfetch_beta = beta;
-        self
-    }
-
-    /// Sets [`Self::seed`].
-    #[must_use]
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// Checks the options: β must be finite and positive.
-    pub fn validate(&self) -> Result<()> {
-        match self.xfetch_beta {
-            Some(b) if !(b.is_finite() && b > 0.0) => Err(Error::Config {
-                backend: "cache-aside".to_owned(),
-                message: format!("xfetch beta must be a finite number > 0, got {b}"),
-            }),
-            _ => Ok(()),
-        }
-    }
-}
+/// The read policy's settings: single-flight, XFetch and fail-open are
+/// fields of [`CacheOptions`], the one options type (this name is kept for
+/// code written before it).
+#[doc(hidden)]
+pub type AsideOptions = CacheOptions;
 
 /// One strategy with its read policy: starts [`ReadFlow`]s and performs
 /// the strategy's backend work for the drivers. Shareable between tasks.
 #[derive(Debug)]
 pub struct Aside {
     strategy: Arc<dyn Strategy>,
-    options: AsideOptions,
+    options: CacheOptions,
     rng: AtomicU64,
 }
 
 impl Aside {
-    /// `strategy` read with `options`.
-    pub fn new(strategy: Arc<dyn Strategy>, options: AsideOptions) -> Self {
+    /// `strategy` read with the read policy of `options` (single-flight,
+    /// XFetch seeded from [`CacheOptions::seed`], fail-open).
+    pub fn new(strategy: Arc<dyn Strategy>, options: CacheOptions) -> Self {
         Aside {
             rng: AtomicU64::new(options.seed),
             strategy,
@@ -142,14 +92,14 @@ impl Aside {
         &self.strategy
     }
 
-    /// The read policy.
-    pub fn options(&self) -> &AsideOptions {
+    /// The options (of which the read policy's are used here).
+    pub fn options(&self) -> &CacheOptions {
         &self.options
     }
 
     /// A new read, at [`Step::Plan`].
     pub fn read(&self) -> ReadFlow {
-        ReadFlow::new(self.options.single_flight)
+        ReadFlow::new(self.options.single_flight, self.options.fail_open)
     }
 
     /// [`Step::Plan`]: the strategy derives the view's key (reading or
@@ -210,6 +160,7 @@ impl Aside {
 mod tests {
     use super::*;
     use crate::envelope::EntryBuf;
+    use crate::error::Error;
     use crate::flow::flights::Flights;
     use crate::key::Key;
     use crate::strategy::{by_name, StrategyOptions};
@@ -220,7 +171,7 @@ mod tests {
         let s = by_name("fixed-month", &StrategyOptions::default()).unwrap();
         Aside::new(
             s,
-            AsideOptions::default()
+            CacheOptions::default()
                 .with_single_flight(single_flight)
                 .with_xfetch(beta),
         )
@@ -334,6 +285,5 @@ mod tests {
         f.join(&mut Flights::new(), ());
         f.loaded(Some(EntryBuf::from_payload(b"v")), Duration::MAX, SystemTime::now());
         assert!(f.entry().is_some());
-        assert!(AsideOptions::default().with_xfetch(Some(f64::NAN)).validate().is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use crate::envelope::{EntryBuf, Envelope};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::flow::flights::{Begin, FlightId, Flights};
 use crate::flow::Aside;
 use crate::key::Key;
@@ -56,6 +56,10 @@ pub enum Served {
     Coalesced,
     /// Not at all: the loader failed.
     Failed,
+    /// Not at all: a backend error on the read path, and fail-open is off
+    /// ([`CacheOptions::fail_open`](crate::CacheOptions::fail_open)); the
+    /// driver returns the error ([`ReadFlow::take_error`]).
+    CacheFailed,
 }
 
 /// One number for a plan's generations, so that a load under some
@@ -122,10 +126,12 @@ pub struct Outcome {
 /// assert_eq!(flow.payload().map(|p| &p[..]), Some(&b"[]"[..]));
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ReadFlow {
     step: Step,
     single_flight: bool,
+    fail_open: bool,
+    error: Option<Error>,
     plan: Option<ReadPlan>,
     flight: Option<FlightId>,
     entry: Option<Bytes>,
@@ -134,10 +140,12 @@ pub struct ReadFlow {
 }
 
 impl ReadFlow {
-    pub(crate) fn new(single_flight: bool) -> Self {
+    pub(crate) fn new(single_flight: bool, fail_open: bool) -> Self {
         ReadFlow {
             step: Step::Plan,
             single_flight,
+            fail_open,
+            error: None,
             plan: None,
             flight: None,
             entry: None,
@@ -182,6 +190,25 @@ impl ReadFlow {
         self.payload
     }
 
+    /// The backend error that ended this read when fail-open is off
+    /// ([`Served::CacheFailed`]); taken once.
+    pub fn take_error(&mut self) -> Option<Error> {
+        self.error.take()
+    }
+
+    /// A backend error on the read path: answered by the loader
+    /// (fail-open), or the end of the read.
+    fn read_failed(&mut self, error: Error) {
+        self.outcome.read_error = true;
+        if self.fail_open {
+            self.miss();
+        } else {
+            self.error = Some(error);
+            self.outcome.served = Served::CacheFailed;
+            self.step = Step::Done;
+        }
+    }
+
     /// What happened so far.
     pub fn outcome(&self) -> &Outcome {
         &self.outcome
@@ -206,7 +233,8 @@ impl ReadFlow {
     }
 
     /// Result of [`Step::Plan`]. A backend error is answered by the loader,
-    /// uncached (fail-open): without a plan there is no key to read or fill.
+    /// uncached (fail-open): without a plan there is no key to read or fill;
+    /// with fail-open off it ends the read.
     pub fn planned(&mut self, plan: Result<ReadPlan>) {
         match plan {
             Ok(p) => {
@@ -221,10 +249,8 @@ impl ReadFlow {
                     self.miss();
                 }
             }
-            Err(_) => {
-                self.outcome.read_error = true;
-                self.step = Step::Load;
-            }
+            // Without a plan, `miss` goes straight to the loader.
+            Err(e) => self.read_failed(e),
         }
     }
 
@@ -258,7 +284,7 @@ impl ReadFlow {
                 }
             }
             Ok(None) => {}
-            Err(_) => self.outcome.read_error = true,
+            Err(e) => return self.read_failed(e),
         }
         self.miss();
     }

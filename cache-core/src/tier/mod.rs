@@ -20,7 +20,7 @@
 //! let l2 = Arc::new(RedisBackend::connect(url).await?);
 //! let bus = Arc::new(RedisBackplane::connect(url, "feeds").await?);
 //! let cache = TwoTier::builder(Arc::new(LocmemBackend::new()), l2).backplane(bus).build()?;
-//! let feeds = RangeCache::new(Arc::new(cache), strategy::by_name("stamped", options)?);
+//! let feeds = RangeCache::builder(Arc::new(cache)).strategy("stamped").build()?;
 //! ```
 //!
 //! With any other strategy the wrapper is correct but buys nothing: only

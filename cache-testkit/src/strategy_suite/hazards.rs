@@ -160,7 +160,7 @@ async fn slow_reader(
     h: &Harness,
     view: &View,
 ) -> (
-    tokio::task::JoinHandle<std::result::Result<Bytes, Infallible>>,
+    tokio::task::JoinHandle<std::result::Result<Bytes, LoadError<Infallible>>>,
     tokio::sync::oneshot::Sender<()>,
 ) {
     let (queried_tx, queried_rx) = tokio::sync::oneshot::channel::<()>();

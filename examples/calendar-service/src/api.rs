@@ -11,7 +11,9 @@ use serde::Serialize;
 use cache_core::fullcalendar::{self, FeedQueryError};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use cache_core::{Bytes, CacheMetrics, Change, Scope};
+use cache_core::aside::LoadError;
+use cache_core::instrumented::StatsSnapshot;
+use cache_core::{Bytes, CacheMetrics, Change, RangeCache, Scope};
 
 use crate::db::{BeforeCommit, Calendar, DbError, FeedFilter, Item, ItemInput, STATUSES, WORK_TYPES};
 use crate::App;
@@ -225,8 +227,32 @@ pub struct Me {
     calendars: Vec<Calendar>,
     work_types: [&'static str; 3],
     statuses: [&'static str; 3],
-    cache: CacheMetrics,
+    cache: CacheReport,
     backend: String,
+}
+
+/// The cache's counters as the page and `/api/cache` show them: the
+/// strategy, what reads and writes did, and the backend round trips of
+/// each path.
+#[derive(Debug, Serialize)]
+pub struct CacheReport {
+    strategy: String,
+    #[serde(flatten)]
+    counts: CacheMetrics,
+    read_ops: StatsSnapshot,
+    write_ops: StatsSnapshot,
+}
+
+impl CacheReport {
+    /// The counters of `cache` now.
+    pub fn of(cache: &RangeCache) -> Self {
+        CacheReport {
+            strategy: cache.strategy().name().to_owned(),
+            counts: cache.metrics(),
+            read_ops: cache.read_stats().snapshot(),
+            write_ops: cache.write_stats().snapshot(),
+        }
+    }
 }
 
 /// `GET /api/me`: the user, their calendars, the filter choices and the
@@ -238,15 +264,15 @@ pub async fn me(State(app): State<App>, user: User) -> Result<Json<Me>, ApiError
         user: user.0,
         work_types: WORK_TYPES,
         statuses: STATUSES,
-        cache: app.cache.metrics(),
+        cache: CacheReport::of(&app.cache),
         backend: app.backend_label.clone(),
     }))
 }
 
 /// `GET /api/cache`: the cache's counters (hits, misses, loader calls,
 /// invalidations, backend round trips).
-pub async fn cache_metrics(State(app): State<App>) -> Json<CacheMetrics> {
-    Json(app.cache.metrics())
+pub async fn cache_metrics(State(app): State<App>) -> Json<CacheReport> {
+    Json(CacheReport::of(&app.cache))
 }
 
 /// The user making the request, from the `user` cookie (default `alice`).
@@ -281,6 +307,24 @@ pub enum ApiError {
     /// The database refused or failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The cache failed and fail-open is off (503).
+    #[error(transparent)]
+    Cache(cache_core::Error),
+}
+
+impl From<LoadError<DbError>> for ApiError {
+    fn from(e: LoadError<DbError>) -> Self {
+        match e {
+            LoadError::Loader(e) => ApiError::Db(e),
+            LoadError::Cache(e) => ApiError::Cache(e),
+            // `LoadError` may grow: anything else is the cache's failure.
+            other => ApiError::Cache(cache_core::Error::Backend {
+                backend: "range-cache".to_owned(),
+                key: None,
+                message: other.to_string(),
+            }),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -290,6 +334,10 @@ impl IntoResponse for ApiError {
             ApiError::Db(DbError::NotFound) => StatusCode::NOT_FOUND,
             ApiError::Db(DbError::Forbidden(_) | DbError::UnknownUser(_)) => StatusCode::FORBIDDEN,
             ApiError::Db(DbError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Cache(_) => {
+                tracing::error!(error = %self, "cache failed");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Db(_) => {
                 tracing::error!(error = %self, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

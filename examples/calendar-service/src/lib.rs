@@ -32,8 +32,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
 use axum::Router;
-use cache_core::strategy::StrategyOptions;
-use cache_core::{RangeCache, RangeCacheOptions};
+use cache_core::{CacheOptions, RangeCache};
 
 pub mod api;
 mod assets;
@@ -144,14 +143,8 @@ impl App {
     /// Opens the database and builds the cache from `config`.
     pub async fn start(config: &Config) -> Result<App, StartError> {
         let db = Db::open(config.db.as_deref())?;
-        let strategy_options = StrategyOptions::default().with_namespace(config.namespace());
-        let cache = backend_any::range_cache_with(
-            &config.cache,
-            &config.strategy,
-            &strategy_options,
-            RangeCacheOptions::default(),
-        )
-        .await?;
+        let options = CacheOptions::default().with_namespace(config.namespace());
+        let cache = backend_any::range_cache_with(&config.cache, &config.strategy, &options).await?;
         Ok(App {
             db,
             cache: Arc::new(cache),

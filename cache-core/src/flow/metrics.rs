@@ -1,14 +1,18 @@
-//! [`Tally`]: the counters of cache-aside reads and invalidations, kept
-//! the same way by every driver.
+//! [`CacheMetrics`]: the counters of cache-aside reads and invalidations,
+//! kept the same way by every driver ([`RangeCache::metrics`](crate::RangeCache::metrics)
+//! returns them; the simulator sums them per cell).
 
 use serde::Serialize;
 
 use crate::flow::read::{Outcome, Served};
 
-/// Counts of what reads and invalidations did.
+/// Counts of what reads and invalidations did: one type for every driver
+/// and for what [`RangeCache::metrics`](crate::RangeCache::metrics)
+/// returns. The same events also go to the `metrics` facade (see
+/// [`crate::aside`]'s "Observability").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
-pub struct Tally {
+pub struct CacheMetrics {
     /// Requests served from the cache.
     pub hits: u64,
     /// Requests not served from the cache (includes coalesced ones, early
@@ -18,6 +22,8 @@ pub struct Tally {
     pub loader_calls: u64,
     /// Loader invocations that failed.
     pub loader_errors: u64,
+    /// Reads that failed with a backend error because fail-open is off.
+    pub cache_failures: u64,
     /// Misses answered by another request's load (single-flight).
     pub coalesced: u64,
     /// Fresh entries recomputed early by XFetch.
@@ -37,7 +43,7 @@ pub struct Tally {
     pub invalidation_errors: u64,
 }
 
-impl Tally {
+impl CacheMetrics {
     /// Counts one finished read.
     pub fn record(&mut self, o: &Outcome) {
         let add = |c: &mut u64, yes: bool| *c += u64::from(yes);
@@ -46,6 +52,7 @@ impl Tally {
         add(&mut self.coalesced, o.served == Served::Coalesced);
         add(&mut self.loader_calls, o.loader_called);
         add(&mut self.loader_errors, o.served == Served::Failed);
+        add(&mut self.cache_failures, o.served == Served::CacheFailed);
         add(&mut self.early_refreshes, o.early_refresh);
         add(&mut self.read_errors, o.read_error);
         add(&mut self.store_errors, o.store_error);
@@ -67,3 +74,7 @@ impl Tally {
         self.read_errors + self.store_errors + self.invalidation_errors
     }
 }
+
+/// The name [`CacheMetrics`] had before it became the one metrics type.
+#[doc(hidden)]
+pub type Tally = CacheMetrics;

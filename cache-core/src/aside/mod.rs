@@ -32,132 +32,56 @@
 //!   round trips split into the read path and the write path (two
 //!   [`Instrumented`] wrappers over the same backend).
 //!
+//! - **Fail-open reads** can be turned off
+//!   ([`RangeCacheBuilder::fail_open`]): a backend error then ends the read
+//!   with [`LoadError::Cache`], so a cache outage does not become a
+//!   database stampede.
+//!
 //! ```
 //! # async fn demo(backend: std::sync::Arc<dyn cache_core::Backend>, view: cache_core::View)
-//! # -> Result<(), std::io::Error> {
-//! use cache_core::aside::{RangeCache, RangeCacheOptions};
-//! use cache_core::strategy::{by_name, StrategyOptions};
-//! use cache_core::Bytes;
-//! let strategy = by_name("versioned", &StrategyOptions::default()).expect("known name");
-//! let cache = RangeCache::new(backend, strategy, RangeCacheOptions::default());
+//! # -> Result<(), Box<dyn std::error::Error>> {
+//! use cache_core::{Bytes, RangeCache};
+//! let cache = RangeCache::builder(backend).strategy("versioned").build()?;
 //! let feed = cache
 //!     .get_or_load(&view, || async { Ok::<_, std::io::Error>(Bytes::from_static(b"[]")) })
 //!     .await?;
 //! assert_eq!(cache.metrics().loader_calls, 1);
 //! # Ok(()) }
 //! ```
+//!
+//! # Layout
+//!
+//! - `mod.rs` (here): [`RangeCache`], the driver.
+//! - `builder.rs`: [`RangeCacheBuilder`], every setting, validated.
+//! - `error.rs`: [`LoadError`], why a read returned no view.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::backend::Backend;
-use crate::clock::{system_clock, Clock};
+use crate::clock::Clock;
 use crate::envelope::EntryBuf;
 use crate::error::Result;
-use crate::flow::{Aside, AsideOptions, FlightId, Flights, Step, Tally};
-use crate::instrumented::{Instrumented, OpStats, StatsSnapshot};
+use crate::flow::{Aside, CacheMetrics, FlightId, Flights, Step};
+use crate::instrumented::{Instrumented, OpStats};
 use crate::key::Key;
+use crate::options::CacheOptions;
 use crate::strategy::Strategy;
 use crate::view::{Change, View};
 
-/// Options of a [`RangeCache`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RangeCacheOptions {
-    /// The clock logical expiry and load times follow (default: system).
-    pub clock: Arc<dyn Clock>,
-    /// XFetch's β; `None` (the default) turns early refresh off. 1.0 is the
-    /// paper's recommendation; larger refreshes earlier.
-    pub xfetch_beta: Option<f64>,
-    /// Seed of XFetch's random draws.
-    pub seed: u64,
-    /// Coalesce concurrent misses on one key (default on).
-    pub single_flight: bool,
-}
+mod builder;
+mod error;
 
-impl Default for RangeCacheOptions {
-    fn default() -> Self {
-        RangeCacheOptions {
-            clock: system_clock(),
-            xfetch_beta: None,
-            seed: 0,
-            single_flight: true,
-        }
-    }
-}
+pub use builder::{RangeCacheBuilder, MAX_NAME_BYTES};
+pub use error::LoadError;
 
-impl RangeCacheOptions {
-    /// Sets [`Self::clock`].
-    #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Sets [`Self::xfetch_beta`].
-    #[must_use]
-    pub fn with_xfetch(mut self, beta: Option<f64>) -> Self {
-        self.xfetch_beta = beta;
-        self
-    }
-
-    /// Sets [`Self::seed`].
-    #[must_use]
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// Sets [`Self::single_flight`].
-    #[must_use]
-    pub fn with_single_flight(mut self, on: bool) -> Self {
-        self.single_flight = on;
-        self
-    }
-}
-
-/// A snapshot of a [`RangeCache`]'s counters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct CacheMetrics {
-    /// The strategy's name.
-    pub strategy: String,
-    /// Requests served from the cache.
-    pub hits: u64,
-    /// Requests not served from the cache (includes coalesced ones, early
-    /// refreshes and fail-open reads).
-    pub misses: u64,
-    /// Loader invocations.
-    pub loader_calls: u64,
-    /// Loader invocations that returned an error.
-    pub loader_errors: u64,
-    /// Misses answered by another request's load (single-flight).
-    pub coalesced: u64,
-    /// Fresh entries recomputed early by XFetch.
-    pub early_refreshes: u64,
-    /// Backend errors on the read path (plan or get) answered by the loader.
-    pub read_errors: u64,
-    /// Backend errors while storing a loaded view (the view was served).
-    pub store_errors: u64,
-    /// Entries that did not decode as an envelope (treated as misses).
-    pub corrupt_entries: u64,
-    /// Reads that went to the loader alone because a write to their scopes
-    /// was open ([`RangeCache::begin_write`]).
-    pub bypassed: u64,
-    /// Successful invalidations.
-    pub invalidations: u64,
-    /// Invalidations that returned an error.
-    pub invalidation_errors: u64,
-    /// Backend round trips of reads (plan, get, store).
-    pub read_ops: StatsSnapshot,
-    /// Backend round trips of invalidations.
-    pub write_ops: StatsSnapshot,
-}
+/// The strategy a [`RangeCacheBuilder`] uses unless told otherwise: the
+/// one the measurements recommend (README, "Which strategy?").
+pub const DEFAULT_STRATEGY: &str = "stamped";
 
 /// A waiter of this driver: where the leader sends its value (`None`: it
 /// failed; a dropped sender means the same).
@@ -167,6 +91,7 @@ type Waiter = oneshot::Sender<Option<Bytes>>;
 /// docs](self). Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct RangeCache {
+    name: String,
     aside: Aside,
     read_backend: Instrumented<Arc<dyn Backend>>,
     write_backend: Instrumented<Arc<dyn Backend>>,
@@ -174,7 +99,7 @@ pub struct RangeCache {
     // std mutexes, not Tokio's: each is held only to update a map or a few
     // counters, never across an await, and std's is cheaper for that.
     flights: Mutex<Flights<Waiter>>,
-    tally: Mutex<Tally>,
+    tally: Mutex<CacheMetrics>,
 }
 
 /// Ends a leader's flight when the leader is dropped mid-load (its future
@@ -197,20 +122,27 @@ impl Drop for LeadGuard<'_> {
 }
 
 impl RangeCache {
-    /// A cache-aside layer over `backend` with `strategy`.
-    pub fn new(backend: Arc<dyn Backend>, strategy: Arc<dyn Strategy>, options: RangeCacheOptions) -> Self {
-        let policy = AsideOptions::default()
-            .with_single_flight(options.single_flight)
-            .with_xfetch(options.xfetch_beta)
-            .with_seed(options.seed);
+    /// Starts building a cache over `backend`; see [`RangeCacheBuilder`].
+    pub fn builder(backend: Arc<dyn Backend>) -> RangeCacheBuilder {
+        RangeCacheBuilder::new(backend)
+    }
+
+    /// The cache from a validated builder.
+    fn assemble(backend: Arc<dyn Backend>, strategy: Arc<dyn Strategy>, options: CacheOptions, name: String) -> Self {
         RangeCache {
-            aside: Aside::new(strategy, policy),
+            name,
+            clock: options.clock.clone(),
+            aside: Aside::new(strategy, options),
             read_backend: Instrumented::new(backend.clone()),
             write_backend: Instrumented::new(backend),
-            clock: options.clock,
             flights: Mutex::new(Flights::new()),
-            tally: Mutex::new(Tally::default()),
+            tally: Mutex::new(CacheMetrics::default()),
         }
+    }
+
+    /// The name given to [`RangeCacheBuilder::name`] (metrics label).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The strategy in use.
@@ -233,7 +165,7 @@ impl RangeCache {
         self.write_backend.stats()
     }
 
-    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+    fn tally(&self) -> std::sync::MutexGuard<'_, CacheMetrics> {
         self.tally.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -241,32 +173,17 @@ impl RangeCache {
         self.flights.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The counters now.
+    /// The counters now. Backend round trips are in
+    /// [`RangeCache::read_stats`] and [`RangeCache::write_stats`].
     pub fn metrics(&self) -> CacheMetrics {
-        let t = *self.tally();
-        CacheMetrics {
-            strategy: self.strategy().name().to_owned(),
-            hits: t.hits,
-            misses: t.misses,
-            loader_calls: t.loader_calls,
-            loader_errors: t.loader_errors,
-            coalesced: t.coalesced,
-            early_refreshes: t.early_refreshes,
-            read_errors: t.read_errors,
-            store_errors: t.store_errors,
-            corrupt_entries: t.corrupt_entries,
-            bypassed: t.bypassed,
-            invalidations: t.invalidations,
-            invalidation_errors: t.invalidation_errors,
-            read_ops: self.read_backend.stats().snapshot(),
-            write_ops: self.write_backend.stats().snapshot(),
-        }
+        *self.tally()
     }
 
     /// The cached payload of `view`, or `loader`'s result, which is then
-    /// stored. Only the loader's own error is returned; backend errors fall
-    /// back to the loader (see the module docs).
-    pub async fn get_or_load<F, Fut, E>(&self, view: &View, loader: F) -> Result<Bytes, E>
+    /// stored. Backend errors fall back to the loader (see the module
+    /// docs), so the error is the loader's ([`LoadError::Loader`]) unless
+    /// fail-open is off ([`LoadError::Cache`]).
+    pub async fn get_or_load<F, Fut, E>(&self, view: &View, loader: F) -> Result<Bytes, LoadError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, E>>,
@@ -354,13 +271,16 @@ impl RangeCache {
             );
         }
         self.tally().record(&outcome);
+        if let Some(e) = flow.take_error() {
+            return Err(LoadError::Cache(e));
+        }
         match (flow.into_payload(), load_error) {
             (Some(v), _) => Ok(v),
-            (None, Some(e)) => Err(e),
+            (None, Some(e)) => Err(LoadError::Loader(e)),
             // A loader that failed in another request cannot reach here: a
             // waiter that gets `None` leads its own load.
             (None, None) => match loader.take() {
-                Some(load) => load().await,
+                Some(load) => load().await.map_err(LoadError::Loader),
                 None => unreachable_payload(),
             },
         }
@@ -388,7 +308,7 @@ impl RangeCache {
     /// likely fails too and says the invalidation was lost.
     ///
     /// ```
-    /// # async fn demo(cache: cache_core::aside::RangeCache, change: cache_core::Change) -> cache_core::Result<()> {
+    /// # async fn demo(cache: cache_core::RangeCache, change: cache_core::Change) -> cache_core::Result<()> {
     /// let announced = cache.begin_write(&change).await;
     /// // … commit the write to the database here …
     /// cache.end_write(&change).await?;
@@ -415,7 +335,7 @@ impl RangeCache {
 /// The flow ended without a payload and without having called the loader:
 /// it cannot (every path to `Done` either serves a value or loads), so this
 /// is a bug in [`crate::flow`], reported as a panic in debug builds only.
-fn unreachable_payload<E>() -> Result<Bytes, E> {
+fn unreachable_payload<E>() -> Result<Bytes, LoadError<E>> {
     debug_assert!(false, "a read flow ended with neither a value nor a load");
     Ok(Bytes::new())
 }
