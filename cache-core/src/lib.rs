@@ -13,30 +13,31 @@
 //! - [`key`]: [`Key`] validation, building keys from user input safely, glob
 //!   escaping, and the deterministic mapping to Memcached's key rules.
 //! - [`view`]: the vocabulary: [`Scope`], [`TimeRange`], [`View`], [`Change`].
-//! - [`wire`]: a range end as FullCalendar writes it (offset, `Z`, or none plus
-//!   a named zone with daylight saving) and as a server reads it back.
 //! - [`fullcalendar`]: FullCalendar's whole feed query (`start`, `end`,
-//!   `timeZone`, filters) straight to a [`View`], read with [`wire`], with an
-//!   error a handler answers with 400.
+//!   `timeZone`, filters) straight to a [`View`] (offsets, `Z`, or a named
+//!   zone with daylight saving), with an error a handler answers with 400.
 //! - [`strategy`]: the invalidation strategies behind the [`Strategy`] trait
 //!   (one file each) and the by-name registry [`strategy::by_name`].
-//! - [`flow`]: the sans-IO core of cache-aside: every decision of a read
-//!   (plan, hit or miss, single-flight, XFetch early refresh, fail-open,
-//!   store) and of a write, as a state machine with no I/O and no clock.
-//!   [`RangeCache`] and the simulator are its two drivers.
-//! - [`aside`]: [`RangeCache`], the async driver of [`flow`] for
-//!   applications (real awaits, a clock, metrics), built with
-//!   [`RangeCache::builder`].
+//! - [`aside`]: [`RangeCache`], cache-aside for applications (single-flight,
+//!   XFetch early refresh, fail-open, fenced writes, metrics), built with
+//!   [`RangeCache::builder`]. Every decision it takes lives in a sans-IO
+//!   core (`flow`: a state machine with no I/O and no clock) that the
+//!   simulator drives too, so what is simulated is what runs.
 //! - [`options`]: [`CacheOptions`], every setting in one type.
 //! - [`tier`]: [`TwoTier`](tier::TwoTier), an in-process L1 in front of a
 //!   shared L2 for `stamped` entries, coherent across processes, with an
 //!   optional [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
-//! - [`hash`]: the stable, seeded hashing (SplitMix64, FNV-1a) every crate shares.
-//! - [`envelope`]: the stored form of a view (payload + logical expiry + load time).
 //! - [`error`]: the one [`Error`] type, variants by meaning.
 //! - [`clock`]: the injectable [`Clock`] ([`SystemClock`], [`ManualClock`]).
 //! - [`instrumented`]: [`Instrumented`], a wrapper that counts round trips,
 //!   keys and latency per operation.
+//!
+//! Private modules: `flow` (the sans-IO core), `envelope` (the stored form
+//! of a view: payload, logical expiry, load time), `hash` (stable seeded
+//! hashing), `wire` (a range end as FullCalendar writes it). With the
+//! `unstable-internals` feature they are public for the simulator and the
+//! workspace's tests; they are not part of the API and change without
+//! notice.
 //!
 //! The suites every backend runs (the backend contract's conformance suite,
 //! the strategy scenarios) and the real-server harness for tests live in
@@ -55,22 +56,42 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+/// Declares a module that is public only with the `unstable-internals`
+/// feature (and hidden from the docs even then): the simulator and the
+/// workspace's tests drive the sans-IO core and read stored forms through
+/// these; applications must not, because they change without notice.
+/// Without the feature the module is private, so its `pub` items are
+/// unreachable by design and some are used only by the simulator.
+macro_rules! internal_mod {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[cfg(feature = "unstable-internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$meta])*
+        #[cfg(not(feature = "unstable-internals"))]
+        #[allow(unreachable_pub, dead_code, unused_imports)]
+        mod $name;
+    };
+}
+pub(crate) use internal_mod;
+
 pub mod aside;
 pub mod backend;
 pub mod clock;
-pub mod envelope;
+internal_mod!(envelope);
 pub mod error;
 pub mod ext;
-pub mod flow;
+internal_mod!(flow);
 pub mod fullcalendar;
-pub mod hash;
+internal_mod!(hash);
 pub mod instrumented;
 pub mod key;
 pub mod options;
 pub mod strategy;
 pub mod tier;
 pub mod view;
-pub mod wire;
+internal_mod!(wire);
 
 pub use aside::{LoadError, RangeCache, RangeCacheBuilder};
 pub use backend::{Backend, Capabilities, Ttl};

@@ -122,7 +122,9 @@ impl<'a> Lister<'a> {
         }
         for (id, mut paths) in by_item {
             paths.sort_by_key(|p| (p.matches("::").count(), p.clone()));
-            let Some(item) = self.index.get(id.trim_matches('"')) else { continue };
+            let Some(item) = self.index.get(id.trim_matches('"')) else {
+                continue;
+            };
             let canonical = paths[0].clone();
             for alias in &paths[1..] {
                 self.lines.insert(format!("use {alias} = {canonical}"));
@@ -138,7 +140,8 @@ impl<'a> Lister<'a> {
                 self.lines.insert(format!("mod {here}"));
             }
             "struct" => {
-                self.lines.insert(format!("struct {here}{}", generics(&inner["generics"])));
+                self.lines
+                    .insert(format!("struct {here}{}", generics(&inner["generics"])));
                 let fields = &inner["kind"];
                 for f in fields["plain"]["fields"]
                     .as_array()
@@ -157,7 +160,8 @@ impl<'a> Lister<'a> {
                 self.impls(here, &inner["impls"]);
             }
             "enum" => {
-                self.lines.insert(format!("enum {here}{}", generics(&inner["generics"])));
+                self.lines
+                    .insert(format!("enum {here}{}", generics(&inner["generics"])));
                 for v in inner["variants"].as_array().into_iter().flatten() {
                     if let Some(variant) = self.item(v) {
                         let name = variant["name"].as_str().unwrap_or_default();
@@ -269,7 +273,11 @@ fn function(path: &str, f: &Value) -> String {
             if name == "self" {
                 match &pair[1] {
                     Value::Object(o) if o.contains_key("borrowed_ref") => {
-                        let mutable = if pair[1]["borrowed_ref"]["is_mutable"] == true { "mut " } else { "" };
+                        let mutable = if pair[1]["borrowed_ref"]["is_mutable"] == true {
+                            "mut "
+                        } else {
+                            ""
+                        };
                         format!("&{mutable}self")
                     }
                     _ => "self".to_owned(),
@@ -284,7 +292,11 @@ fn function(path: &str, f: &Value) -> String {
         Value::Null => String::new(),
         t => format!(" -> {}", ty(t)),
     };
-    format!("{asyncness}fn {path}{}({}){out}", generics(&f["generics"]), inputs.join(", "))
+    format!(
+        "{asyncness}fn {path}{}({}){out}",
+        generics(&f["generics"]),
+        inputs.join(", ")
+    )
 }
 
 /// A type, rendered enough to show a change (paths without their module).
@@ -308,7 +320,12 @@ fn ty(t: &Value) -> String {
         "array" => format!("[{}; {}]", ty(&v["type"]), v["len"].as_str().unwrap_or("?")),
         "tuple" => format!(
             "({})",
-            v.as_array().into_iter().flatten().map(ty).collect::<Vec<_>>().join(", ")
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(ty)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         "impl_trait" => format!("impl {}", bounds(v)),
         "dyn_trait" => {
@@ -396,7 +413,11 @@ fn listing(doc: &Value) -> String {
     let types = lister
         .lines
         .iter()
-        .filter(|l| ["struct ", "enum ", "trait ", "type cache_core"].iter().any(|k| l.starts_with(k)))
+        .filter(|l| {
+            ["struct ", "enum ", "trait ", "type cache_core"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
         .count();
     let mut out = format!(
         "# cache-core's public API (tests/public_api.rs; regenerate with UPDATE_PUBLIC_API=1)\n# {types} public types, {} items\n",

@@ -5,11 +5,11 @@
 //! after it, which closes the commit-to-bump window with `stamped`).
 //!
 //! `RangeCache` is a thin async driver of the sans-IO core in
-//! [`crate::flow`]: every decision below is taken there, by the same code
+//! `cache_core::flow`: every decision below is taken there, by the same code
 //! the simulator drives in virtual time. What it adds over the strategy's
 //! steps:
 //!
-//! - **Logical expiry.** Entries are stored as an [`Envelope`](crate::envelope::Envelope) whose expiry
+//! - **Logical expiry.** Entries are stored as an envelope whose expiry
 //!   and load time follow the injected [`Clock`], so a simulation on a
 //!   [`ManualClock`](crate::ManualClock) expires entries exactly.
 //! - **Single-flight** (on by default). Concurrent misses on one key in one

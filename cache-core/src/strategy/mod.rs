@@ -16,11 +16,11 @@
 //!
 //! | name | read (plan + get) | miss (store) | write | guarantee |
 //! |---|---|---|---|---|
-//! | [`fixed-month`](fixed_month) | 1 | 1 | one `delete` per month × filter combination (4 by default) | none: the seed's bug |
-//! | [`naive-versioned`](naive_versioned) | 2 | 1 | 1 (2 when the version is missing) | breaks when the version key is lost |
+//! | `fixed-month` | 1 | 1 | one `delete` per month × filter combination (4 by default) | none: the seed's bug |
+//! | `naive-versioned` | 2 | 1 | 1 (2 when the version is missing) | breaks when the version key is lost |
 //! | [`versioned`] | 2 (+1 `add` once) | 1 | 1 `incr` | no stale read after the bump, even across lost generations |
 //! | [`wildcard`] | 1 | 1 (3 with a key index) | 2 (`delete_prefix` + index) | stale-set race; index is lossy |
-//! | [`range-expansion`](range_expansion) | 1 | 1 | 1 `delete_many` of `K` keys | only the guessed keys |
+//! | `range-expansion` | 1 | 1 | 1 `delete_many` of `K` keys | only the guessed keys |
 //! | [`short-ttl`](short_ttl) | 1 | 1 | 0 | stale for up to the TTL |
 //! | [`bucketed`] | 2 (one `get_many` of `B`) | 1 | `b` `incr`s | as `versioned`, per bucket |
 //! | [`stamped`] | 1 (one `get_many` of generations + entry) | 1 | 1 `incr` (`b` per bucket) | as `versioned`, no orphans |
@@ -48,21 +48,23 @@ pub use crate::options::{CacheOptions, CONTROL_TTL_FLOOR};
 
 pub mod bucketed;
 pub(crate) mod fence;
-pub mod fixed_month;
+// The strategies that exist to be compared, not chosen: by name only
+// (`by_name`, `RangeCacheBuilder::strategy`).
+crate::internal_mod!(fixed_month);
 pub(crate) mod generations;
 mod key_index;
 pub(crate) mod keys;
-pub mod naive_versioned;
-pub mod range_expansion;
+crate::internal_mod!(naive_versioned);
+crate::internal_mod!(range_expansion);
 pub mod short_ttl;
 pub mod stamped;
 pub mod versioned;
 pub mod wildcard;
 
 pub use bucketed::Bucketed;
-pub use fixed_month::FixedMonth;
-pub use naive_versioned::NaiveVersioned;
-pub use range_expansion::RangeExpansion;
+use fixed_month::FixedMonth;
+use naive_versioned::NaiveVersioned;
+use range_expansion::RangeExpansion;
 pub use short_ttl::ShortTtl;
 pub use stamped::{StampGranularity, Stamped};
 pub use versioned::Versioned;
@@ -231,17 +233,16 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
 
 /// One entry of the strategy registry: a name and how to build it.
 #[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct Registration {
+struct Registration {
     /// The registry name (what [`Strategy::name`] returns).
-    pub name: &'static str,
+    name: &'static str,
     /// Builds the strategy from validated options.
-    pub build: fn(StrategyOptions) -> Arc<dyn Strategy>,
+    build: fn(CacheOptions) -> Arc<dyn Strategy>,
 }
 
 /// The registry: every strategy, in report order. The one place a strategy
 /// is registered; [`NAMES`] and [`by_name`] derive from it.
-pub const REGISTRY: [Registration; 8] = [
+const REGISTRY: [Registration; 8] = [
     Registration {
         name: FixedMonth::NAME,
         build: |o| Arc::new(FixedMonth::new(o)),

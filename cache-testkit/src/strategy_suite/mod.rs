@@ -43,7 +43,6 @@ use cache_core::aside::{LoadError, RangeCache};
 use cache_core::backend::{Backend, Capabilities, Ttl};
 use cache_core::clock::{Clock, ManualClock};
 use cache_core::error::{Error, Result};
-use cache_core::hash::splitmix64;
 use cache_core::key::Key;
 use cache_core::strategy::{by_name, BucketSize, StrategyOptions};
 use cache_core::view::{Change, Scope, TimeRange, View};
@@ -304,3 +303,14 @@ mod workloads;
 pub use hazards::*;
 pub use model::*;
 pub use workloads::*;
+
+/// SplitMix64 (Steele, Lea, Flood 2014): the suite's seeded random
+/// sequences. A copy of cache-core's internal one, so the suite uses only
+/// the public API.
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
