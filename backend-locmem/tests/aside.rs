@@ -264,3 +264,105 @@ async fn xfetch_refreshes_early_near_expiry_only() {
     assert_eq!(early_refreshes(Some(1.0), Duration::from_secs(10)).await, 0);
     assert_eq!(early_refreshes(None, Duration::from_secs(299)).await, 0);
 }
+
+/// The `metrics` facade sees what the cache did, under the documented
+/// names and labels, and only through the recorder installed when the
+/// cache was built.
+#[tokio::test]
+async fn metrics_reach_the_installed_recorder_under_their_names() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let c = metrics::with_local_recorder(&recorder, || {
+        RangeCache::builder(Arc::new(LocmemBackend::new()))
+            .name("feeds")
+            .build()
+            .unwrap()
+    });
+    load(&c, b"v").await;
+    load(&c, b"v").await;
+    c.invalidate(&change()).await.unwrap();
+    let mut counters = std::collections::BTreeMap::new();
+    let mut histograms = std::collections::BTreeMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let mut labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        labels.sort();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        match value {
+            DebugValue::Counter(n) => {
+                counters.insert(name, n);
+            }
+            DebugValue::Histogram(v) => {
+                histograms.insert(name, v.len());
+            }
+            DebugValue::Gauge(_) => {}
+        }
+    }
+    let at = |name: &str| {
+        counters
+            .get(&format!("{name}{{cache=feeds,strategy=stamped}}"))
+            .copied()
+    };
+    assert_eq!(at("range_cache_hits_total"), Some(1), "{counters:#?}");
+    assert_eq!(at("range_cache_misses_total"), Some(1));
+    assert_eq!(at("range_cache_loads_total"), Some(1));
+    assert_eq!(at("range_cache_invalidations_total"), Some(1));
+    assert_eq!(at("range_cache_load_errors_total"), Some(0), "registered, never moved");
+    assert_eq!(
+        histograms.get("range_cache_load_seconds{cache=feeds,strategy=stamped}"),
+        Some(&1)
+    );
+    assert_eq!(
+        histograms.get("range_cache_backend_seconds{cache=feeds,step=plan,strategy=stamped}"),
+        Some(&2),
+        "{histograms:#?}"
+    );
+    // A cache built with no recorder installed reports nowhere, and works.
+    let quiet = RangeCache::builder(Arc::new(LocmemBackend::new())).build().unwrap();
+    load(&quiet, b"w").await;
+    assert_eq!(quiet.metrics().misses, 1);
+}
+
+/// `tracing` spans carry the decision each read took.
+#[tokio::test]
+async fn spans_say_what_each_read_decided() {
+    use std::io::Write;
+    #[derive(Clone, Default)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let c = RangeCache::builder(Arc::new(LocmemBackend::new()))
+        .name("feeds")
+        .build()
+        .unwrap();
+    load(&c, b"v").await;
+    load(&c, b"v").await;
+    c.invalidate(&change()).await.unwrap();
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        out.contains("range_cache.get_or_load") && out.contains("outcome=\"loaded\""),
+        "{out}"
+    );
+    assert!(out.contains("outcome=\"hit\""), "{out}");
+    assert!(
+        out.contains("range_cache.invalidate") && out.contains("scope=cal:1") && out.contains("ok=true"),
+        "{out}"
+    );
+}

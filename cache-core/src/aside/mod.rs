@@ -30,7 +30,8 @@
 //!   reads, which the caller must know about.
 //! - **Metrics**: hits, misses, loader calls, invalidations, and backend
 //!   round trips split into the read path and the write path (two
-//!   [`Instrumented`] wrappers over the same backend).
+//!   [`Instrumented`] wrappers over the same backend); the same events go
+//!   to the `metrics` facade and to `tracing` spans (below).
 //!
 //! - **Fail-open reads** can be turned off
 //!   ([`RangeCacheBuilder::fail_open`]): a backend error then ends the read
@@ -49,15 +50,47 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Observability
+//!
+//! Every cache counts in [`RangeCache::metrics`] and also reports through
+//! the [`metrics`](https://docs.rs/metrics) facade, so a Prometheus or
+//! OpenTelemetry exporter the application installs picks it up. Install the
+//! recorder **before** building the cache: its instruments are registered
+//! once, at [`RangeCacheBuilder::build`]. Every instrument carries the
+//! labels `cache` ([`RangeCacheBuilder::name`]) and `strategy`:
+//!
+//! | name | kind | what |
+//! |---|---|---|
+//! | `range_cache_hits_total` | counter | feed requests served from the cache |
+//! | `range_cache_misses_total` | counter | feed requests not served from the cache |
+//! | `range_cache_bypassed_total` | counter | reads that skipped the cache during an open write |
+//! | `range_cache_coalesced_total` | counter | misses answered by another request's load |
+//! | `range_cache_loads_total` | counter | loader (database) calls |
+//! | `range_cache_load_errors_total` | counter | loader calls that failed |
+//! | `range_cache_backend_errors_total` | counter | backend errors; label `path` = `read`, `store`, `write` |
+//! | `range_cache_early_refreshes_total` | counter | entries recomputed early by XFetch |
+//! | `range_cache_invalidations_total` | counter | write invalidations that reached the cache |
+//! | `range_cache_load_seconds` | histogram | loader latency |
+//! | `range_cache_backend_seconds` | histogram | backend latency; label `step` = `plan`, `get`, `store`, `write` |
+//!
+//! The names are constants in [`meters`]. `tracing` spans (level DEBUG):
+//! `range_cache.get_or_load` with the decision taken (`outcome` = `hit`,
+//! `loaded`, `coalesced`, `load_failed`, `cache_failed`; `bypassed`), and
+//! `range_cache.begin_write`, `range_cache.end_write`,
+//! `range_cache.invalidate` with the scope and `ok`.
+//!
 //! # Layout
 //!
 //! - `mod.rs` (here): [`RangeCache`], the driver.
+//! - `meters.rs`: the `metrics` instruments and their names.
 //! - `builder.rs`: [`RangeCacheBuilder`], every setting, validated.
 //! - `error.rs`: [`LoadError`], why a read returned no view.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -66,7 +99,7 @@ use crate::backend::Backend;
 use crate::clock::Clock;
 use crate::envelope::EntryBuf;
 use crate::error::Result;
-use crate::flow::{Aside, CacheMetrics, FlightId, Flights, Step};
+use crate::flow::{Aside, CacheMetrics, FlightId, Flights, Served, Step};
 use crate::instrumented::{Instrumented, OpStats};
 use crate::key::Key;
 use crate::options::CacheOptions;
@@ -75,6 +108,9 @@ use crate::view::{Change, View};
 
 mod builder;
 mod error;
+pub mod meters;
+
+use meters::{BackendStep, Meters};
 
 pub use builder::{RangeCacheBuilder, MAX_NAME_BYTES};
 pub use error::LoadError;
@@ -100,6 +136,7 @@ pub struct RangeCache {
     // counters, never across an await, and std's is cheaper for that.
     flights: Mutex<Flights<Waiter>>,
     tally: Mutex<CacheMetrics>,
+    meters: Meters,
 }
 
 /// Ends a leader's flight when the leader is dropped mid-load (its future
@@ -129,14 +166,17 @@ impl RangeCache {
 
     /// The cache from a validated builder.
     fn assemble(backend: Arc<dyn Backend>, strategy: Arc<dyn Strategy>, options: CacheOptions, name: String) -> Self {
+        let strategy_name = strategy.name().to_owned();
+        let strategy_name = strategy_name.as_str();
         RangeCache {
-            name,
             clock: options.clock.clone(),
             aside: Aside::new(strategy, options),
             read_backend: Instrumented::new(backend.clone()),
             write_backend: Instrumented::new(backend),
             flights: Mutex::new(Flights::new()),
             tally: Mutex::new(CacheMetrics::default()),
+            meters: Meters::new(&name, strategy_name),
+            name,
         }
     }
 
@@ -188,6 +228,22 @@ impl RangeCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, E>>,
     {
+        let span = tracing::debug_span!(
+            "range_cache.get_or_load",
+            cache = %self.name,
+            strategy = self.strategy().name(),
+            outcome = tracing::field::Empty,
+            bypassed = tracing::field::Empty,
+        );
+        self.read(view, loader).instrument(span).await
+    }
+
+    /// [`RangeCache::get_or_load`] inside its span.
+    async fn read<F, Fut, E>(&self, view: &View, loader: F) -> Result<Bytes, LoadError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, E>>,
+    {
         let aside = &self.aside;
         let backend: &dyn Backend = &self.read_backend;
         let mut flow = aside.read();
@@ -196,10 +252,20 @@ impl RangeCache {
         let mut guard: Option<LeadGuard<'_>> = None;
         loop {
             match flow.step() {
-                Step::Plan => flow.planned(aside.plan(backend, view).await),
+                Step::Plan => {
+                    let t = Instant::now();
+                    let plan = aside.plan(backend, view).await;
+                    self.meters.backend(BackendStep::Plan, t.elapsed());
+                    flow.planned(plan);
+                }
                 Step::Get => {
                     let got = match flow.fetch_key() {
-                        Some(key) => backend.get(key).await,
+                        Some(key) => {
+                            let t = Instant::now();
+                            let got = backend.get(key).await;
+                            self.meters.backend(BackendStep::Get, t.elapsed());
+                            got
+                        }
                         None => Ok(None),
                     };
                     flow.fetched(got, self.clock.now(), aside);
@@ -220,11 +286,13 @@ impl RangeCache {
                 }
                 Step::Load => {
                     let start = self.clock.now();
+                    let t = Instant::now();
                     let result = match loader.take() {
                         Some(load) => load().await,
                         // Unreachable: a flow loads at most once.
                         None => break,
                     };
+                    self.meters.load(t.elapsed());
                     let now = self.clock.now();
                     let took = now.duration_since(start).unwrap_or(Duration::ZERO);
                     match result {
@@ -248,7 +316,9 @@ impl RangeCache {
                     }
                 }
                 Step::Store => {
+                    let t = Instant::now();
                     let r = aside.store(backend, view, &flow).await;
+                    self.meters.backend(BackendStep::Store, t.elapsed());
                     if let Err(e) = &r {
                         tracing::warn!(error = %e, key = ?flow.key().map(Key::as_str), "storing the loaded view failed");
                     }
@@ -271,6 +341,10 @@ impl RangeCache {
             );
         }
         self.tally().record(&outcome);
+        self.meters.read(&outcome);
+        let span = tracing::Span::current();
+        span.record("outcome", served_name(outcome.served));
+        span.record("bypassed", outcome.bypassed);
         if let Some(e) = flow.take_error() {
             return Err(LoadError::Cache(e));
         }
@@ -291,9 +365,42 @@ impl RangeCache {
     /// previous data (the commit-to-bump window); [`RangeCache::begin_write`]
     /// closes it where the strategy can (`stamped`).
     pub async fn invalidate(&self, change: &Change) -> Result<()> {
-        let r = self.aside.invalidate(&self.write_backend, change).await;
-        self.tally().record_invalidation(r.is_ok());
-        r
+        let span = self.write_span("range_cache.invalidate", change);
+        async {
+            let t = Instant::now();
+            let r = self.aside.invalidate(&self.write_backend, change).await;
+            self.meters.backend(BackendStep::Write, t.elapsed());
+            self.wrote(r.is_ok());
+            r
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The span of a write: the cache, the strategy, the scope, and
+    /// (recorded when done) whether it reached the cache.
+    fn write_span(&self, name: &'static str, change: &Change) -> tracing::Span {
+        match name {
+            "range_cache.begin_write" => tracing::debug_span!(
+                "range_cache.begin_write",
+                cache = %self.name, strategy = self.strategy().name(), scope = %change.scope, ok = tracing::field::Empty
+            ),
+            "range_cache.end_write" => tracing::debug_span!(
+                "range_cache.end_write",
+                cache = %self.name, strategy = self.strategy().name(), scope = %change.scope, ok = tracing::field::Empty
+            ),
+            _ => tracing::debug_span!(
+                "range_cache.invalidate",
+                cache = %self.name, strategy = self.strategy().name(), scope = %change.scope, ok = tracing::field::Empty
+            ),
+        }
+    }
+
+    /// Counts a write's invalidation and records it on the current span.
+    fn wrote(&self, ok: bool) {
+        self.tally().record_invalidation(ok);
+        self.meters.write(ok);
+        tracing::Span::current().record("ok", ok);
     }
 
     /// Announces a write before it commits; pair it with
@@ -316,25 +423,53 @@ impl RangeCache {
     /// # Ok(()) }
     /// ```
     pub async fn begin_write(&self, change: &Change) -> Result<()> {
-        let r = self.aside.begin_write(&self.write_backend, change).await;
-        if r.is_err() {
-            self.tally().record_invalidation(false);
+        let span = self.write_span("range_cache.begin_write", change);
+        async {
+            let t = Instant::now();
+            let r = self.aside.begin_write(&self.write_backend, change).await;
+            self.meters.backend(BackendStep::Write, t.elapsed());
+            if r.is_err() {
+                self.wrote(false);
+            } else {
+                tracing::Span::current().record("ok", true);
+            }
+            r
         }
-        r
+        .instrument(span)
+        .await
     }
 
     /// After a write announced with [`RangeCache::begin_write`] committed
     /// (or failed): invalidates what `change` affects and lifts the fence.
     pub async fn end_write(&self, change: &Change) -> Result<()> {
-        let r = self.aside.end_write(&self.write_backend, change).await;
-        self.tally().record_invalidation(r.is_ok());
-        r
+        let span = self.write_span("range_cache.end_write", change);
+        async {
+            let t = Instant::now();
+            let r = self.aside.end_write(&self.write_backend, change).await;
+            self.meters.backend(BackendStep::Write, t.elapsed());
+            self.wrote(r.is_ok());
+            r
+        }
+        .instrument(span)
+        .await
     }
 }
 
 /// The flow ended without a payload and without having called the loader:
 /// it cannot (every path to `Done` either serves a value or loads), so this
 /// is a bug in [`crate::flow`], reported as a panic in debug builds only.
+/// How a read was answered, as the span's `outcome` field says it.
+fn served_name(served: Served) -> &'static str {
+    match served {
+        Served::Hit => "hit",
+        Served::Loaded => "loaded",
+        Served::Coalesced => "coalesced",
+        Served::Failed => "load_failed",
+        Served::CacheFailed => "cache_failed",
+        _ => "pending",
+    }
+}
+
 fn unreachable_payload<E>() -> Result<Bytes, LoadError<E>> {
     debug_assert!(false, "a read flow ended with neither a value nor a load");
     Ok(Bytes::new())

@@ -275,6 +275,17 @@ pub async fn cache_metrics(State(app): State<App>) -> Json<CacheReport> {
     Json(CacheReport::of(&app.cache))
 }
 
+/// `GET /metrics`: the cache's instruments in Prometheus' text format
+/// (`range_cache_hits_total{cache="calendar-feed",strategy="stamped"}`, …;
+/// the names are listed in `cache_core::aside`'s docs).
+pub async fn prometheus(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
 /// The user making the request, from the `user` cookie (default `alice`).
 /// A stand-in for a real session: the example is about caching, not login.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,7 +32,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
 use axum::Router;
+use cache_core::strategy::by_name;
 use cache_core::{CacheOptions, RangeCache};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub mod api;
 mod assets;
@@ -137,6 +139,9 @@ pub struct App {
     pub cache: Arc<RangeCache>,
     /// The cache URL with any password hidden, for the page and the logs.
     pub backend_label: String,
+    /// The cache's `metrics` instruments, rendered as Prometheus text at
+    /// `/metrics`.
+    pub metrics: PrometheusHandle,
 }
 
 impl App {
@@ -144,11 +149,28 @@ impl App {
     pub async fn start(config: &Config) -> Result<App, StartError> {
         let db = Db::open(config.db.as_deref())?;
         let options = CacheOptions::default().with_namespace(config.namespace());
-        let cache = backend_any::range_cache_with(&config.cache, &config.strategy, &options).await?;
+        // A bad strategy name is reported before any server is contacted.
+        by_name(&config.strategy, &options).map_err(backend_any::Error::Strategy)?;
+        let backend = backend_any::connect(&config.cache).await?;
+        // The cache's instruments are registered with this recorder when the
+        // cache is built. It is local to the app rather than installed
+        // globally, so that tests can run several apps in one process; a
+        // service with one cache could equally `install_recorder()` in main.
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let metrics = recorder.handle();
+        let cache = metrics::with_local_recorder(&recorder, || {
+            RangeCache::builder(backend)
+                .options(options)
+                .strategy(&config.strategy)
+                .name("calendar-feed")
+                .build()
+        })
+        .map_err(backend_any::Error::Strategy)?;
         Ok(App {
             db,
             cache: Arc::new(cache),
             backend_label: backend_any::redact(&config.cache),
+            metrics,
         })
     }
 }
@@ -159,6 +181,7 @@ pub fn router(app: App) -> Router {
         .route("/calendar/feed", get(api::feed))
         .route("/api/me", get(api::me))
         .route("/api/cache", get(api::cache_metrics))
+        .route("/metrics", get(api::prometheus))
         .route("/api/items", axum::routing::post(api::create_item))
         .route(
             "/api/items/{id}",

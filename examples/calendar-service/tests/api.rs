@@ -247,6 +247,40 @@ async fn writes_are_fenced_around_their_commit() {
     assert_eq!((m.invalidations, m.invalidation_errors), (3, 0));
 }
 
+/// `/metrics` is Prometheus text, and a cache hit moves the hit counter.
+#[tokio::test]
+async fn metrics_show_a_hit_in_prometheus_text() {
+    let s = Service::start("stamped", "locmem").await;
+    let hits = || async {
+        let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+        let response = s.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let kind = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("text/plain"), "{kind}");
+        let text = String::from_utf8(
+            axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+        text.lines()
+            .find(|l| {
+                l.starts_with("range_cache_hits_total{")
+                    && l.contains("cache=\"calendar-feed\"")
+                    && l.contains("strategy=\"stamped\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|n| n.parse::<u64>().unwrap())
+            .unwrap_or_else(|| panic!("no hit counter in:\n{text}"))
+    };
+    let before = hits().await;
+    s.feed("alice", OCTOBER).await; // a miss: loads and stores
+    assert_eq!(hits().await, before);
+    s.feed("alice", OCTOBER).await; // a hit
+    assert_eq!(hits().await, before + 1);
+}
+
 #[tokio::test]
 async fn the_page_and_fullcalendar_are_served_from_the_binary() {
     let s = Service::start("versioned", "locmem").await;
