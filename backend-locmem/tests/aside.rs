@@ -366,3 +366,40 @@ async fn spans_say_what_each_read_decided() {
         "{out}"
     );
 }
+
+/// `get_or_load_json` stores the loader's value as JSON and reads it back;
+/// an entry that no longer decodes as the asked type goes to the loader.
+#[tokio::test]
+async fn json_values_round_trip_and_a_changed_type_is_loaded_again() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Event {
+        id: u64,
+        title: String,
+    }
+    let c = RangeCache::builder(Arc::new(LocmemBackend::new())).build().unwrap();
+    let v = october_view("cal:1");
+    let standup = || {
+        vec![Event {
+            id: 1,
+            title: "Standup".into(),
+        }]
+    };
+    let first: Vec<Event> = c
+        .get_or_load_json(&v, || async { Ok::<_, Error>(standup()) })
+        .await
+        .unwrap();
+    let second: Vec<Event> = c
+        .get_or_load_json(&v, || async { Ok::<_, Error>(Vec::new()) })
+        .await
+        .unwrap();
+    assert_eq!(
+        (first, second),
+        (standup(), standup()),
+        "the second read is the stored value"
+    );
+    assert_eq!((c.metrics().hits, c.metrics().loader_calls), (1, 1));
+    // The stored JSON is not a `u64`: the loader answers, uncached.
+    let n: u64 = c.get_or_load_json(&v, || async { Ok::<_, Error>(7) }).await.unwrap();
+    assert_eq!(n, 7);
+    assert_eq!(c.metrics().corrupt_entries, 1);
+}

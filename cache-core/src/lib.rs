@@ -10,6 +10,8 @@
 //! - [`backend`]: the object-safe [`Backend`] trait, its `# Contract`, and
 //!   [`Capabilities`]. Read this first.
 //! - [`ext`]: [`BackendExt`], typed JSON values and `get_or_set` for every backend.
+//! - `extract` (feature `axum`): [`View`] as an axum extractor, with the
+//!   scopes a request may see (`extract::FeedScopes`).
 //! - [`key`]: [`Key`] validation, building keys from user input safely, glob
 //!   escaping, and the deterministic mapping to Memcached's key rules.
 //! - [`view`]: the vocabulary: [`Scope`], [`TimeRange`], [`View`], [`Change`].
@@ -82,6 +84,8 @@ pub mod clock;
 internal_mod!(envelope);
 pub mod error;
 pub mod ext;
+#[cfg(feature = "axum")]
+pub mod extract;
 internal_mod!(flow);
 pub mod fullcalendar;
 internal_mod!(hash);

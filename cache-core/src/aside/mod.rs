@@ -90,6 +90,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tracing::Instrument;
 
 use bytes::Bytes;
@@ -236,6 +238,65 @@ impl RangeCache {
             bypassed = tracing::field::Empty,
         );
         self.read(view, loader).instrument(span).await
+    }
+
+    /// As [`RangeCache::get_or_load`], for a loader that returns a value
+    /// rather than bytes: the value is stored as JSON and read back with
+    /// serde. An entry that no longer decodes as `T` (the type changed
+    /// since it was stored) is answered by the loader, uncached, as any
+    /// unreadable entry is; a value that cannot be encoded is
+    /// [`LoadError::Cache`] with [`Error::Codec`](crate::Error::Codec).
+    ///
+    /// ```
+    /// # async fn demo(cache: cache_core::RangeCache, view: cache_core::View) -> Result<(), Box<dyn std::error::Error>> {
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Event { id: u64, title: String }
+    /// let events: Vec<Event> = cache
+    ///     .get_or_load_json(&view, || async { Ok::<_, std::io::Error>(vec![Event { id: 1, title: "Standup".into() }]) })
+    ///     .await?;
+    /// assert_eq!(events[0].title, "Standup");
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_load_json<T, F, Fut, E>(&self, view: &View, loader: F) -> Result<T, LoadError<E>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let loader = Mutex::new(Some(loader));
+        let take = || loader.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let loaded = Mutex::new(None::<T>);
+        let bytes = self
+            .get_or_load(view, || async {
+                let Some(load) = take() else {
+                    return Err(JsonLoad::Gone);
+                };
+                let value = load().await.map_err(JsonLoad::Loader)?;
+                let bytes = serde_json::to_vec(&value).map_err(|e| JsonLoad::Encode(codec(view, e)))?;
+                *loaded.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+                Ok(Bytes::from(bytes))
+            })
+            .await
+            .map_err(|e| match e {
+                LoadError::Loader(JsonLoad::Loader(e)) => LoadError::Loader(e),
+                LoadError::Loader(JsonLoad::Encode(e)) => LoadError::Cache(e),
+                LoadError::Loader(JsonLoad::Gone) => LoadError::Cache(codec(view, "the loader was already used")),
+                LoadError::Cache(e) => LoadError::Cache(e),
+            })?;
+        if let Some(value) = loaded.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            return Ok(value);
+        }
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => Ok(value),
+            Err(e) => match take() {
+                Some(load) => {
+                    tracing::warn!(cache = %self.name, error = %e, "a cached entry did not decode; answered by the loader");
+                    self.tally().corrupt_entries += 1;
+                    load().await.map_err(LoadError::Loader)
+                }
+                None => Err(LoadError::Cache(codec(view, e))),
+            },
+        }
     }
 
     /// [`RangeCache::get_or_load`] inside its span.
@@ -458,6 +519,21 @@ impl RangeCache {
 /// The flow ended without a payload and without having called the loader:
 /// it cannot (every path to `Done` either serves a value or loads), so this
 /// is a bug in [`crate::flow`], reported as a panic in debug builds only.
+/// Why [`RangeCache::get_or_load_json`]'s inner loader failed.
+enum JsonLoad<E> {
+    Loader(E),
+    Encode(crate::error::Error),
+    Gone,
+}
+
+/// A codec error about `view`'s entry.
+fn codec(view: &View, e: impl Into<crate::error::BoxError>) -> crate::error::Error {
+    crate::error::Error::Codec {
+        key: format!("view over {} scope(s)", view.scopes.len()),
+        source: e.into(),
+    }
+}
+
 /// How a read was answered, as the span's `outcome` field says it.
 fn served_name(served: Served) -> &'static str {
     match served {

@@ -1,7 +1,7 @@
 //! The HTTP handlers: the cached feed, and the writes, which announce
 //! themselves to the cache before they commit and invalidate after.
 
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,8 +12,9 @@ use cache_core::fullcalendar::{self, FeedQueryError};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cache_core::aside::LoadError;
+use cache_core::extract::FeedScopes;
 use cache_core::instrumented::StatsSnapshot;
-use cache_core::{Bytes, CacheMetrics, Change, RangeCache, Scope};
+use cache_core::{Bytes, CacheMetrics, Change, RangeCache, Scope, View};
 
 use crate::db::{BeforeCommit, Calendar, DbError, FeedFilter, Item, ItemInput, STATUSES, WORK_TYPES};
 use crate::App;
@@ -23,20 +24,41 @@ pub const FILTERS: &[&str] = &["work_type", "status"];
 
 /// `GET /calendar/feed?start&end&timeZone&work_type&status`: FullCalendar's
 /// JSON event array for every calendar the user can see, through the cache.
-pub async fn feed(State(app): State<App>, user: User, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
-    let calendars = app.db.calendars_of(&user.0).await?;
-    let view = fullcalendar::view(calendars.iter().map(scope), query.as_deref().unwrap_or(""), FILTERS)?;
-    let body = app
-        .cache
-        .get_or_load(&view, || load_feed(&app, &calendars, &view))
-        .await?;
+/// The [`View`] comes from the query and the user's calendars
+/// ([`FeedScopes`] below).
+pub async fn feed(State(app): State<App>, view: View) -> Result<Response, ApiError> {
+    let body = app.cache.get_or_load(&view, || load_feed(&app, &view)).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// What the [`View`] extractor needs: the user's calendars are the feed's
+/// scopes, the filters are part of the view, a bad query is a 400.
+impl FeedScopes for App {
+    type Rejection = ApiError;
+
+    fn filters(&self) -> &[&str] {
+        FILTERS
+    }
+
+    async fn scopes(&self, parts: &mut Parts) -> Result<Vec<Scope>, ApiError> {
+        let Ok(user) = User::from_request_parts(parts, self).await;
+        Ok(self.db.calendars_of(&user.0).await?.iter().map(scope).collect())
+    }
+
+    fn bad_query(&self, error: FeedQueryError) -> ApiError {
+        ApiError::BadQuery(error)
+    }
 }
 
 /// The cache scope of a calendar. The scope is the calendar, not the user
 /// who writes: a write by Bob to the Team calendar must reach Alice's feed.
 pub fn scope(calendar: &Calendar) -> Scope {
     scope_of(calendar.id)
+}
+
+/// The calendar a scope names (`cal:<id>`).
+fn calendar_id(scope: &Scope) -> Option<i64> {
+    scope.as_str().strip_prefix("cal:")?.parse().ok()
 }
 
 fn scope_of(calendar_id: i64) -> Scope {
@@ -49,13 +71,14 @@ fn scope_of(calendar_id: i64) -> Scope {
 
 /// The loader: the database query a cache miss runs, rendered as
 /// FullCalendar's event objects. Everything it reads comes from the view
-/// (range, filters), so what is cached is exactly what the key describes.
-async fn load_feed(app: &App, calendars: &[Calendar], view: &cache_core::View) -> Result<Bytes, DbError> {
+/// (calendars, range, filters), so what is cached is exactly what the key
+/// describes.
+async fn load_feed(app: &App, view: &View) -> Result<Bytes, DbError> {
     let filter = FeedFilter {
         work_type: view.params.get("work_type").map(String::as_str),
         status: view.params.get("status").map(String::as_str),
     };
-    let ids: Vec<i64> = calendars.iter().map(|c| c.id).collect();
+    let ids: Vec<i64> = view.scopes.iter().filter_map(calendar_id).collect();
     let rows = app.db.feed(&ids, view.range, filter).await?;
     let events: Vec<Event<'_>> = rows.iter().map(|(item, cal)| Event::new(item, cal)).collect();
     Ok(Bytes::from(
