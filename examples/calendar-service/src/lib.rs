@@ -208,3 +208,13 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct RootReadmeDoctests;
+
+/// The guide's pages with Rust snippets, compiled and run the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/service.md")]
+pub struct ServiceGuideDoctests;
+
+/// See [`ServiceGuideDoctests`].
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/several-processes.md")]
+pub struct SeveralProcessesGuideDoctests;
