@@ -61,6 +61,9 @@ pub struct Metrics {
     pub dead_keys: Option<u64>,
     /// Their size (key + value bytes).
     pub dead_bytes: Option<u64>,
+    /// Of the dead keys, those under a key no read of their view uses any
+    /// more (orphans, removed only by their TTL), when countable.
+    pub orphaned_keys: Option<u64>,
     /// Live entries at the end, when countable.
     pub live_keys: Option<u64>,
     /// Buckets of `bucket_us` since the start that had reads, in order:
@@ -192,6 +195,7 @@ impl Recorder {
             write_ops,
             dead_keys: None,
             dead_bytes: None,
+            orphaned_keys: None,
             live_keys: None,
             timeline: self.timeline.into_iter().map(|(b, (r, s))| (b, r, s)).collect(),
             latency,

@@ -90,11 +90,17 @@ pub struct CellResult {
     pub latency_p99_ms: f64,
     /// Feed latency, 99.9th percentile, ms.
     pub latency_p999_ms: f64,
-    /// Feed entries stored at the end that no current key can read; `null`
-    /// when the backend cannot list its keys.
+    /// Feed entries stored at the end that the strategy would not serve
+    /// now (orphaned, expired, or `stamped` with stamps no longer current);
+    /// `null` when the backend cannot list its keys.
     pub dead_keys: Option<u64>,
     /// Their bytes (key + value).
     pub dead_bytes: Option<u64>,
+    /// Of the dead keys, orphans: under a key no read of their view uses
+    /// any more, so only their TTL removes them (`versioned` after a
+    /// bump). `stamped`'s dead entries are not orphans: the next fill of
+    /// their view overwrites them.
+    pub orphaned_keys: Option<u64>,
     /// Live entries at the end (feeds and control keys).
     pub live_keys: Option<u64>,
     /// Backend or strategy errors (requests fell back to the database).
@@ -196,6 +202,7 @@ impl CellResult {
             latency_p999_ms: ms(m.latency.p999_us),
             dead_keys: m.dead_keys,
             dead_bytes: m.dead_bytes,
+            orphaned_keys: m.orphaned_keys,
             live_keys: m.live_keys,
             errors: m.errors,
             control_evictions: m.control_evictions,
