@@ -8,7 +8,7 @@ use std::time::Duration;
 use cache_core::backend::{is_expired_ttl, parse_counter};
 use cache_core::error::describe_keys;
 use cache_core::key::escape_glob;
-use cache_core::{async_trait, Backend, Bytes, Capabilities, Error, Key, Result, Ttl};
+use cache_core::{async_trait, Backend, Bytes, Capabilities, Error, Key, Result, ServerStats, Ttl};
 use futures::future::try_join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
@@ -368,6 +368,22 @@ impl RedisBackend {
         Ok(by_master.into_values().map(Some).collect())
     }
 
+    /// `INFO stats` of the master owning `slot` (or the single node).
+    async fn info_stats(&self, slot: Option<u16>, subject: Subject<'_>) -> Result<String> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("stats");
+        match (&self.conn, slot) {
+            (Conn::Cluster(c), Some(slot)) => {
+                let routing =
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)));
+                let mut c = c.clone();
+                let value = self.bounded(c.route_command(cmd, routing), subject).await?;
+                redis::from_redis_value(value).map_err(|e| self.error(e.into(), subject))
+            }
+            _ => self.query(&cmd, subject).await,
+        }
+    }
+
     /// One `SCAN` step on the master owning `slot` (or the single node).
     async fn scan_step(
         &self,
@@ -627,11 +643,43 @@ impl Backend for RedisBackend {
         }
         Ok(deleted)
     }
+
+    /// `evicted_keys` of `INFO stats`, summed over the masters of a
+    /// cluster.
+    async fn server_stats(&self) -> Result<Option<ServerStats>> {
+        let subject = Subject::Url(&self.url);
+        let mut evicted = 0u64;
+        for slot in self.scan_targets(subject).await? {
+            let info = self.info_stats(slot, subject).await?;
+            let n = info_field(&info, "evicted_keys").ok_or_else(|| Error::Backend {
+                backend: self.name.to_owned(),
+                key: Some(subject.describe()),
+                message: "INFO stats has no evicted_keys field".to_owned(),
+            })?;
+            evicted = evicted.saturating_add(n);
+        }
+        Ok(Some(ServerStats::with_evicted_keys(evicted)))
+    }
+}
+
+/// The value of `field` in an `INFO` reply (`field:value` lines).
+fn info_field(info: &str, field: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn info_fields_are_read_by_exact_name() {
+        let info = "# Stats\r\nevicted_keys_x:9\r\nevicted_keys:42\r\nexpired_keys:7\r\n";
+        assert_eq!(info_field(info, "evicted_keys"), Some(42));
+        assert_eq!(info_field(info, "expired_keys"), Some(7));
+        assert_eq!(info_field(info, "evicted"), None);
+    }
 
     #[test]
     fn ttl_rounds_up_to_whole_milliseconds() {

@@ -79,7 +79,7 @@ pub mod view;
 pub mod wire;
 
 pub use aside::{CacheMetrics, RangeCache, RangeCacheOptions};
-pub use backend::{Backend, Capabilities, Ttl};
+pub use backend::{Backend, Capabilities, ServerStats, Ttl};
 pub use clock::{system_clock, Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, Result};
 pub use ext::BackendExt;

@@ -27,7 +27,7 @@ pub struct ScenarioInfo {
 }
 
 /// Every scenario, in listing order.
-pub const SCENARIOS: [ScenarioInfo; 10] = [
+pub const SCENARIOS: [ScenarioInfo; 11] = [
     ScenarioInfo {
         name: "seed-october-2025",
         shows: "The incident: a user views October 2025 (firstDay=1, +08:00, range 2025-09-29..2025-11-10), \
@@ -72,6 +72,15 @@ pub const SCENARIOS: [ScenarioInfo; 10] = [
                 that invalidate only the new dates leave October stale; bucketed must bump old and new buckets.",
     },
     ScenarioInfo {
+        name: SERVER_EVICTION,
+        shows: "A server under memory pressure evicts what was touched least: a feed over a personal and a \
+                team calendar is cached and read, then the strategies' control keys (wildcard's key indexes, \
+                the generations) are evicted while the entry survives, and a team item is deleted. wildcard \
+                cannot find the entry (it sits under the personal calendar's prefix, listed only in the lost \
+                index) and serves it stale until its TTL; versioned, bucketed and stamped make a new \
+                generation (a miss), never an old entry.",
+    },
+    ScenarioInfo {
         name: STAMPEDE,
         shows: "A popular team calendar view expires (TTL 300 s) under steady traffic from 4 app processes \
                 (one read per ms each), and 400 more readers arrive within 2 ms of expiry. Without \
@@ -97,6 +106,9 @@ pub const SCENARIOS: [ScenarioInfo; 10] = [
                 the delivery latency + the read's own plan step (with --fence off: + commit-to-bump).",
     },
 ];
+
+/// The scenario of a server that evicts (see its entry in [`SCENARIOS`]).
+pub const SERVER_EVICTION: &str = "server-eviction";
 
 /// The two-tier scenario's name.
 pub const TWO_TIER: &str = "multi-process-two-tier";
@@ -494,6 +506,27 @@ fn script(name: &str) -> Result<Script> {
                 s.read(11_000 + i as u64 * 100, 0, 1, v);
                 s.read(25_000 + i as u64 * 100, 0, 1, v);
             }
+            Ok(s)
+        }
+        SERVER_EVICTION => {
+            let mut s = Script::new(1);
+            s.load_month("cal:1", 1, 10)?;
+            s.load_month("team:1", 101, 10)?;
+            let both = view(&["cal:1", "team:1"], month, oct6, 1, &PH)?;
+            s.read(0, 0, 1, &both);
+            s.read(2_000, 0, 1, &both);
+            s.read(4_000, 0, 1, &both);
+            // LRU: the entry was just read, the index and generations were
+            // touched only at the first miss.
+            s.events.push(Event::EvictControl {
+                t_us: 5_000_000,
+                process: 0,
+                view: both.clone(),
+                line: LineNo::GENERATED,
+            });
+            s.write(10_000, WriteKind::Delete, 104, "team:1", None);
+            s.read(11_000, 0, 1, &both);
+            s.read(20_000, 0, 1, &both);
             Ok(s)
         }
         STAMPEDE => stampede(),

@@ -533,6 +533,12 @@ impl Backend for TwoTier {
         Ok(n)
     }
 
+    /// The shared L2's: an evicting L2 is what matters to correctness
+    /// (L1 copies are checked against L2's generations).
+    async fn server_stats(&self) -> Result<Option<crate::backend::ServerStats>> {
+        self.inner.l2.server_stats().await
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         bump(&self.inner.counters.l2_writes, 1);
         let n = self.inner.l2.delete_prefix(prefix).await?;
