@@ -144,7 +144,7 @@ fn unexpected_reply(server: &str, command: &str, why: &str) -> Error {
     Error::Backend {
         backend: BACKEND_NAME.to_owned(),
         key: None,
-        message: format!("memcached at {server}: unexpected `{command}` reply: {why}"),
+        message: format!("the server at {server} did not answer `{command}` like memcached: {why}"),
     }
 }
 
@@ -179,6 +179,17 @@ async fn exchange(server: &str, command: &str, timeout: Duration) -> Result<Opti
         let mut chunk = [0u8; 4096];
         while !complete(&buf) {
             let n = stream.read(&mut chunk).await.map_err(unavailable)?;
+            if n == 0 && !buf.is_empty() {
+                // It said something and hung up: not memcached (an HTTP
+                // server answers 400 and closes).
+                let first = String::from_utf8_lossy(&buf);
+                let first = first.lines().next().unwrap_or_default();
+                return Err(unexpected_reply(
+                    server,
+                    command,
+                    &format!("it sent {:?} and closed the connection", cut(first)),
+                ));
+            }
             if n == 0 {
                 return Err(unavailable(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,

@@ -212,6 +212,20 @@ impl RedisBackend {
         let conn: Conn = match tokio::time::timeout(options.connect_timeout, connect).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(Ok(config))) => return Err(config),
+            Ok(Err(Err(e))) if answered_unlike_redis(&e) => {
+                // Something listens there, but it is not Redis (an HTTP
+                // server, memcached): the client's parse error alone
+                // ("Unexpected `72`") does not say so.
+                let read = e.to_string();
+                return Err(Error::Backend {
+                    backend: name.to_owned(),
+                    key: None,
+                    message: format!(
+                        "the server at {shown} did not answer like Redis: is it a Redis server? (the client read: {})",
+                        read.lines().next().unwrap_or_default()
+                    ),
+                });
+            }
             Ok(Err(Err(e))) => return Err(map_error(name, options.command_timeout, e, Subject::Url(&shown))),
             Err(_) => {
                 return Err(Error::Timeout {
@@ -405,6 +419,15 @@ impl RedisBackend {
             _ => self.query(&cmd, subject).await,
         }
     }
+}
+
+/// True for a client error that means the server's reply was not Redis's
+/// protocol at all (rather than a Redis error or a broken connection).
+fn answered_unlike_redis(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType
+    )
 }
 
 /// `Some(ms)` for a TTL to send as `PX ms`: sub-millisecond parts round up
