@@ -29,6 +29,8 @@
 //! - [`tier`]: [`TwoTier`](tier::TwoTier), an in-process L1 in front of a
 //!   shared L2 for `stamped` entries, coherent across processes, with an
 //!   optional [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
+//! - [`redact`]: passwords out of backend URLs, the one redactor every
+//!   crate shows URLs through.
 //! - [`hash`]: the stable, seeded hashing (SplitMix64, FNV-1a) every crate shares.
 //! - [`envelope`]: the stored form of a view (payload + logical expiry + load time).
 //! - [`error`]: the one [`Error`] type, variants by meaning.
@@ -69,6 +71,7 @@ pub mod fullcalendar;
 pub mod hash;
 pub mod instrumented;
 pub mod key;
+pub mod redact;
 pub mod strategy;
 #[cfg(feature = "conformance")]
 pub mod strategy_suite;
