@@ -25,6 +25,16 @@
 //! | [`bucketed`] | 2 (one `get_many` of `B`) | 1 | `b` `incr`s | as `versioned`, per bucket |
 //! | [`stamped`] | 1 (one `get_many` of generations + entry) | 1 | 1 `incr` (`b` per bucket) | as `versioned`, no orphans |
 //!
+//! # Stored form
+//!
+//! What a strategy stores, only that strategy decodes: the read path seals
+//! an [envelope](crate::envelope), the strategy may wrap it (`stamped`
+//! puts its stamps in front), and [`Strategy::stored_form`] opens it again
+//! for every layer that looks at stored entries: the read path (a hit is an
+//! entry that is [`Liveness::Live`] under the read's plan), the two-tier
+//! cache (an L1 copy is served only under current stamps) and the
+//! simulator's dead-key count (see [`stored`]).
+//!
 //! # Keys
 //!
 //! Every key starts with the namespace ([`StrategyOptions::namespace`]), a
