@@ -386,16 +386,7 @@ impl RedisBackend {
     async fn info_stats(&self, slot: Option<u16>, subject: Subject<'_>) -> Result<String> {
         let mut cmd = redis::cmd("INFO");
         cmd.arg("stats");
-        match (&self.conn, slot) {
-            (Conn::Cluster(c), Some(slot)) => {
-                let routing =
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)));
-                let mut c = c.clone();
-                let value = self.bounded(c.route_command(cmd, routing), subject).await?;
-                redis::from_redis_value(value).map_err(|e| self.error(e.into(), subject))
-            }
-            _ => self.query(&cmd, subject).await,
-        }
+        self.on_master(slot, cmd, subject).await
     }
 
     /// One `SCAN` step on the master owning `slot` (or the single node).
@@ -408,6 +399,12 @@ impl RedisBackend {
     ) -> Result<(u64, Vec<Vec<u8>>)> {
         let mut cmd = redis::cmd("SCAN");
         cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(SCAN_BATCH);
+        self.on_master(slot, cmd, subject).await
+    }
+
+    /// `cmd` on the master owning `slot` of a cluster (commands about a
+    /// node rather than a key), or on the single node.
+    async fn on_master<T: FromRedisValue>(&self, slot: Option<u16>, cmd: Cmd, subject: Subject<'_>) -> Result<T> {
         match (&self.conn, slot) {
             (Conn::Cluster(c), Some(slot)) => {
                 let routing =

@@ -161,16 +161,22 @@ pub fn realistic_config(seed: u64) -> TrafficConfig {
     }
 }
 
+/// The event source of generated traffic with `config` (what `realistic`
+/// is with its own configuration), named `scenario` in its header.
+pub fn generated(config: TrafficConfig, scenario: &str) -> Result<Source> {
+    let (header, traffic) = Traffic::new(config, scenario)?;
+    Ok(Source {
+        header,
+        events: Box::new(traffic),
+    })
+}
+
 /// Builds the event source of scenario `name` with `seed` (scripted scenarios
 /// ignore the seed: they are exact timelines).
 pub fn source(name: &str, seed: u64) -> Result<Source> {
     info(name)?;
     if name == "realistic" {
-        let (header, traffic) = Traffic::new(realistic_config(seed), name)?;
-        return Ok(Source {
-            header,
-            events: Box::new(traffic),
-        });
+        return generated(realistic_config(seed), name);
     }
     let script = script(name)?;
     let header = Header::new(script.start, script.processes).with_origin(name, seed);
@@ -277,6 +283,17 @@ impl Script {
         self.write_us(t_ms * 1000, 0, kind, item, scope, state);
     }
 
+    /// Process 0's store loses the strategy's control keys for `view` at
+    /// `t_ms`.
+    fn evict(&mut self, t_ms: u64, view: &View) {
+        self.events.push(Event::EvictControl {
+            t_us: t_ms * 1000,
+            process: 0,
+            view: view.clone(),
+            line: LineNo::GENERATED,
+        });
+    }
+
     /// Items 1..=n of `scope` spread over Sep 29 .. Nov 9, ids from `first_id`.
     fn load_month(&mut self, scope: &str, first_id: u64, n: u64) -> Result<()> {
         let base = date(2025, 9, 29)?;
@@ -352,12 +369,7 @@ fn script(name: &str) -> Result<Script> {
             s.write(5_000, WriteKind::Delete, 7, "cal:1", None);
             s.read(6_000, 0, 1, &oct); // new generation: miss, fresh
             s.read(7_000, 0, 1, &oct);
-            s.events.push(Event::EvictControl {
-                t_us: 10_000_000,
-                process: 0,
-                view: oct.clone(),
-                line: LineNo::GENERATED,
-            });
+            s.evict(10_000, &oct);
             s.read(11_000, 0, 1, &oct); // naive: back at v0, the pre-delete entry
             s.read(12_000, 0, 1, &oct);
             s.read(20_000, 0, 1, &oct);
@@ -518,12 +530,7 @@ fn script(name: &str) -> Result<Script> {
             s.read(4_000, 0, 1, &both);
             // LRU: the entry was just read, the index and generations were
             // touched only at the first miss.
-            s.events.push(Event::EvictControl {
-                t_us: 5_000_000,
-                process: 0,
-                view: both.clone(),
-                line: LineNo::GENERATED,
-            });
+            s.evict(5_000, &both);
             s.write(10_000, WriteKind::Delete, 104, "team:1", None);
             s.read(11_000, 0, 1, &both);
             s.read(20_000, 0, 1, &both);

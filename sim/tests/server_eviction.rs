@@ -10,7 +10,8 @@ use cache_core::testkit::redis::{command, RedisServer};
 use sim::backends::BackendSpec;
 use sim::report::Report;
 use sim::runner::{registry, run, RunConfig};
-use sim::traffic::{Traffic, TrafficConfig};
+use sim::scenarios;
+use sim::traffic::TrafficConfig;
 
 fn replay(url: &str) -> Report {
     let mut t = TrafficConfig::default();
@@ -24,13 +25,7 @@ fn replay(url: &str) -> Report {
     cfg.item_bytes = 4_000;
     run(
         &cfg,
-        Arc::new(move || {
-            let (header, tr) = Traffic::new(t.clone(), "realistic")?;
-            Ok(sim::trace::Source {
-                header,
-                events: Box::new(tr),
-            })
-        }),
+        Arc::new(move || scenarios::generated(t.clone(), "realistic")),
         registry(),
         None,
     )

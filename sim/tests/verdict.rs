@@ -10,7 +10,7 @@ use sim::backends::BackendSpec;
 use sim::report::Report;
 use sim::runner::{registry, run, RunConfig};
 use sim::scenarios;
-use sim::traffic::{Traffic, TrafficConfig};
+use sim::traffic::TrafficConfig;
 use sim::verdict::{Recommendation, HAZARDS};
 
 fn scenario(name: &'static str, backends: &[&str]) -> Report {
@@ -144,13 +144,7 @@ fn generated_traffic_applies_the_zone_and_shared_calendar_hazards() {
     cfg.strategies = ["range-expansion", "versioned", "stamped"].map(String::from).to_vec();
     let r = run(
         &cfg,
-        Arc::new(move || {
-            let (header, tr) = Traffic::new(t.clone(), "realistic")?;
-            Ok(sim::trace::Source {
-                header,
-                events: Box::new(tr),
-            })
-        }),
+        Arc::new(move || scenarios::generated(t.clone(), "realistic")),
         registry(),
         None,
     )
