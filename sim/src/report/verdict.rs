@@ -8,6 +8,20 @@ use super::html::esc;
 use super::Report;
 use crate::verdict::{thousands, Recommendation};
 
+/// `text` escaped for HTML, its `code` spans (Markdown backticks) as
+/// `<code>` elements.
+fn html_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for (i, part) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<code>{}</code>", esc(part));
+        } else {
+            out.push_str(&esc(part));
+        }
+    }
+    out
+}
+
 /// `strategy on backend`, or why there is none.
 fn headline(rec: &Recommendation) -> String {
     match (&rec.strategy, &rec.backend) {
@@ -138,7 +152,7 @@ pub(crate) fn html(rec: &Recommendation) -> String {
     let mut h = format!(
         "<p class=\"rec\" id=\"recommendation\">{} — {}</p>\n",
         esc(&headline(rec)),
-        esc(&rec.why)
+        html_text(&rec.why)
     );
     let e = &rec.evidence;
     let _ = writeln!(
@@ -155,7 +169,7 @@ pub(crate) fn html(rec: &Recommendation) -> String {
                 "<tr><td>{}</td><td>{}</td><td class=\"why\">{}</td></tr>",
                 esc(&w.strategy),
                 esc(&w.backend),
-                esc(&w.reason)
+                html_text(&w.reason)
             );
         }
         h.push_str("</table>\n");
