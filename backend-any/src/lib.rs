@@ -78,6 +78,7 @@
 use std::sync::Arc;
 
 use backend_locmem::LocmemBackend;
+use cache_core::redact::scrub;
 use cache_core::strategy::by_name;
 use cache_core::{Backend, CacheOptions, RangeCache};
 
@@ -144,8 +145,8 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Backend>, Error> {
     if url == "locmem" {
         return Ok(Arc::new(LocmemBackend::new()));
     }
-    if let Some(rest) = url.strip_prefix("two-tier") {
-        return two_tier::connect_two_tier(url, rest).await;
+    if url.starts_with("two-tier") {
+        return two_tier::connect_two_tier(url).await;
     }
     if let Some(mib) = url.strip_prefix("locmem:") {
         let mib: u64 = mib
@@ -206,8 +207,10 @@ pub async fn range_cache_with(url: &str, strategy: &str, options: &CacheOptions)
         .map_err(Error::Strategy)
 }
 
-/// `url` with the password of its user part replaced by `***`, for logs and
-/// errors.
+/// `url` with its passwords replaced by `***`, for logs and errors: the
+/// user info's password (or a lone token) and `password=` query values
+/// ([`cache_core::redact::redact_url`], the redactor every crate of the
+/// workspace uses).
 ///
 /// ```
 /// assert_eq!(backend_any::redact("redis://app:s3cret@h:6379/0"), "redis://app:***@h:6379/0");
@@ -215,17 +218,7 @@ pub async fn range_cache_with(url: &str, strategy: &str, options: &CacheOptions)
 /// assert_eq!(backend_any::redact("memcache://h:11211"), "memcache://h:11211");
 /// ```
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some(info) = userinfo(url) else {
-        return url.to_owned();
-    };
-    let hosts = &rest[info.len() + 1..];
-    match info.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{hosts}"),
-        None => url.to_owned(),
-    }
+    cache_core::redact::redact_url(url)
 }
 
 /// The `user[:password]` part of `url`, if any.
@@ -233,16 +226,6 @@ fn userinfo(url: &str) -> Option<&str> {
     let (_, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     authority.rfind('@').map(|at| &authority[..at])
-}
-
-/// `message` with every occurrence of `url`'s password replaced by `***`:
-/// the backends redact the URLs they quote, and this makes sure of it for
-/// any other place a client library might echo the password.
-fn scrub(message: &str, url: &str) -> String {
-    match userinfo(url).and_then(|info| info.split_once(':')) {
-        Some((_, password)) if !password.is_empty() => message.replace(password, "***"),
-        _ => message.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -378,7 +361,11 @@ mod tests {
     #[test]
     fn redact_and_scrub() {
         assert_eq!(redact("redis+cluster://u:p@a:1,b:2"), "redis+cluster://u:***@a:1,b:2");
-        assert_eq!(redact("redis://user@h:1"), "redis://user@h:1");
+        assert_eq!(
+            redact("redis://token@h:1"),
+            "redis://***@h:1",
+            "a lone token is a password"
+        );
         assert_eq!(redact("redis://h:1/0?x=a@b"), "redis://h:1/0?x=a@b");
         assert_eq!(redact("locmem"), "locmem");
         assert_eq!(scrub("bad pw zz in u:zz@h", "redis://u:zz@h"), "bad pw *** in u:***@h");

@@ -29,6 +29,8 @@
 //! - [`tier`]: [`TwoTier`](tier::TwoTier), an in-process L1 in front of a
 //!   shared L2 for `stamped` entries, coherent across processes, with an
 //!   optional [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
+//! - [`redact`]: passwords out of backend URLs, the one redactor every
+//!   crate shows URLs through.
 //! - [`error`]: the one [`Error`] type, variants by meaning.
 //! - [`clock`]: the injectable [`Clock`] ([`SystemClock`], [`ManualClock`]).
 //! - [`instrumented`]: [`Instrumented`], a wrapper that counts round trips,
@@ -92,13 +94,14 @@ internal_mod!(hash);
 pub mod instrumented;
 pub mod key;
 pub mod options;
+pub mod redact;
 pub mod strategy;
 pub mod tier;
 pub mod view;
 internal_mod!(wire);
 
 pub use aside::{LoadError, RangeCache, RangeCacheBuilder};
-pub use backend::{Backend, Capabilities, Ttl};
+pub use backend::{Backend, Capabilities, ServerStats, Ttl};
 pub use clock::{system_clock, Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, Result};
 pub use ext::BackendExt;

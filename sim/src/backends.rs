@@ -18,13 +18,17 @@
 //! backplane is modelled). With `trust=<s>` a process trusts a generation
 //! it knows for that many seconds without a notice
 //! ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
-//! default 30). Examples: `two-tier:locmem:64+locmem`,
+//! default 30). `channel=<name>` is accepted and ignored (a real channel has
+//! nothing to model); a bare `backplane` is refused: the simulator needs
+//! the latency. The grammar is [`cache_core::tier::spec`], the one
+//! `backend-any` URLs use. Examples: `two-tier:locmem:64+locmem`,
 //! `two-tier/backplane=2000:locmem+redis://127.0.0.1:6379`,
 //! `two-tier/backplane=2000,trust=300:locmem+locmem`.
 
 use std::sync::Arc;
 
 use backend_locmem::LocmemBackend;
+use cache_core::tier::spec::{SpecError, TwoTierSpec};
 use cache_core::tier::{LocalBackplane, TwoTier};
 use cache_core::{Backend, ManualClock};
 
@@ -62,59 +66,41 @@ pub enum BackendSpec {
     },
 }
 
-const TWO_TIER_SYNTAX: &str =
-    "expected two-tier[/backplane=<µs>[,trust=<s>]]:<locmem|locmem:MiB>+<locmem|redis://…|memcache://…>";
-
-fn two_tier_error(spec: &str, message: &str) -> Error {
-    Error::Backend {
-        spec: spec.to_owned(),
-        message: format!("{message}; {TWO_TIER_SYNTAX}"),
-    }
-}
-
-/// Parses the part of a `two-tier` spec after `two-tier`.
-fn parse_two_tier(spec: &str, rest: &str) -> Result<BackendSpec> {
-    let (options, tiers) = rest
-        .strip_prefix('/')
-        .map(|r| r.split_once(':').map(|(o, t)| (Some(o), t)))
-        .unwrap_or_else(|| rest.strip_prefix(':').map(|t| (None, t)))
-        .ok_or_else(|| two_tier_error(spec, "missing ':' after two-tier"))?;
-    let (mut backplane_us, mut trust_s) = (None, None);
-    for option in options.into_iter().flat_map(|o| o.split(',')) {
-        let (name, value) = option
-            .split_once('=')
-            .ok_or_else(|| two_tier_error(spec, &format!("option {option:?} needs a value")))?;
-        let value = value
-            .parse::<u64>()
-            .map_err(|_| two_tier_error(spec, &format!("option {name}: {value:?} is not a whole number")))?;
-        let slot = match name {
-            "backplane" => &mut backplane_us,
-            "trust" => &mut trust_s,
-            _ => return Err(two_tier_error(spec, &format!("unknown option {name:?}"))),
-        };
-        if slot.replace(value).is_some() {
-            return Err(two_tier_error(spec, &format!("option {name} given twice")));
-        }
-    }
-    if trust_s.is_some() && backplane_us.is_none() {
-        return Err(two_tier_error(spec, "trust only applies with a backplane"));
-    }
-    let (l1, l2) = tiers
-        .split_once('+')
-        .ok_or_else(|| two_tier_error(spec, "missing '+' between L1 and L2"))?;
-    let l1_capacity_bytes = match BackendSpec::parse(l1) {
-        Ok(BackendSpec::Locmem { capacity_bytes }) => capacity_bytes,
-        _ => return Err(two_tier_error(spec, "L1 must be locmem or locmem:<MiB>")),
+/// Parses a `two-tier` spec with the shared grammar
+/// ([`cache_core::tier::spec`]), then what the simulator can honour: a
+/// backplane is modelled, so it needs its delivery latency.
+fn parse_two_tier(spec: &str) -> Result<BackendSpec> {
+    let err = |e: SpecError| Error::Backend {
+        spec: redact_url(spec),
+        message: e.to_string(),
     };
-    let l2 = BackendSpec::parse(l2)?;
-    if matches!(l2, BackendSpec::TwoTier { .. }) {
-        return Err(two_tier_error(spec, "L2 cannot be two-tier"));
-    }
+    let t = TwoTierSpec::parse(spec).map_err(err)?;
+    // `channel=<name>` names a real Redis channel: nothing to model here.
+    let backplane_us = match t.backplane() {
+        None => None,
+        Some(Some(us)) => Some(us),
+        Some(None) => {
+            return Err(err(SpecError::new(
+                "the simulator models the backplane's delivery, in virtual time: give its latency, \
+                 backplane=<µs> (e.g. backplane=2000)",
+            )))
+        }
+    };
+    let l1_capacity_bytes = match BackendSpec::parse(t.l1) {
+        Ok(BackendSpec::Locmem { capacity_bytes }) => capacity_bytes,
+        _ => {
+            return Err(err(SpecError::new(format!(
+                "L1 {:?}: expected locmem or locmem:<MiB>",
+                t.l1
+            ))))
+        }
+    };
+    let l2 = BackendSpec::parse(t.l2)?;
     Ok(BackendSpec::TwoTier {
         l1_capacity_bytes,
         l2: Box::new(l2),
         backplane_us,
-        trust_s,
+        trust_s: t.trust(),
         label: spec.to_owned(),
     })
 }
@@ -126,41 +112,10 @@ impl std::fmt::Debug for BackendSpec {
     }
 }
 
-/// `url` with the password of its user info, and the value of any
-/// `password=` query parameter, replaced by `***`: what reports, errors and
-/// progress show of a backend URL.
-pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_owned();
-    // The user info: between `://` and the first `@` before any path.
-    if let Some(scheme_end) = out.find("://") {
-        let rest = &out[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            let userinfo = &rest[..at];
-            let shown = match userinfo.find(':') {
-                Some(colon) => format!("{}:***", &userinfo[..colon]),
-                // A lone token (`redis://token@host`) is a password too.
-                None if !userinfo.is_empty() => "***".to_owned(),
-                None => String::new(),
-            };
-            out = format!("{}{shown}{}", &out[..scheme_end + 3], &rest[at..]);
-        }
-    }
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") => {
-                    format!("{k}=***")
-                }
-                _ => kv.to_owned(),
-            })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
-    }
-    out
-}
+/// What reports, errors and progress show of a backend URL: its
+/// passwords as `***` ([`cache_core::redact::redact_url`], the redactor
+/// every crate of the workspace uses).
+pub use cache_core::redact::redact_url;
 
 impl BackendSpec {
     /// Parses `locmem`, `locmem:<MiB>`, `redis://…`, `redis+cluster://…`,
@@ -181,8 +136,8 @@ impl BackendSpec {
             }
             return Self::parse(value.trim());
         }
-        if let Some(rest) = spec.strip_prefix("two-tier") {
-            return parse_two_tier(spec, rest);
+        if TwoTierSpec::is_two_tier(spec) {
+            return parse_two_tier(spec);
         }
         if spec == "locmem" {
             return Ok(BackendSpec::Locmem {
@@ -377,41 +332,10 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
     }
 }
 
-/// `message` with the password of `url` (if any) replaced by `***`, for
-/// errors that quote what a client library said.
+/// `message` (a client library's words) with the passwords of `url`
+/// replaced by `***`.
 fn scrub(message: String, url: &str) -> String {
-    let shown = redact_url(url);
-    let mut out = message.replace(url, &shown);
-    for secret in secrets(url) {
-        if secret.len() >= 3 {
-            out = out.replace(&secret, "***");
-        }
-    }
-    out
-}
-
-/// The passwords in `url`: its user info's, and `password=` query values.
-fn secrets(url: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            let userinfo = &rest[..at];
-            found.push(userinfo.split_once(':').map_or(userinfo, |(_, p)| p).to_owned());
-        }
-    }
-    if let Some((_, query)) = url.split_once('?') {
-        for kv in query.split('&') {
-            if let Some((k, v)) = kv.split_once('=') {
-                if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") {
-                    found.push(v.to_owned());
-                }
-            }
-        }
-    }
-    found.retain(|s| !s.is_empty());
-    found
+    cache_core::redact::scrub(&message, url)
 }
 
 /// How long the connect-time probe may take.

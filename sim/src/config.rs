@@ -64,6 +64,10 @@ pub struct RunConfig {
     /// (`RangeCache::invalidate`), which leaves `stamped` the
     /// commit-to-bump window every strategy has.
     pub fenced_writes: bool,
+    /// After the cells, run the built-in hazard scenarios that apply and
+    /// recommend a cell ([`crate::verdict`]); on by default. The hazard
+    /// runs themselves set it off.
+    pub verdict: bool,
 }
 
 impl RunConfig {
@@ -89,6 +93,7 @@ impl RunConfig {
             outage_limit: Some(DEFAULT_OUTAGE_LIMIT),
             judge_stale: true,
             fenced_writes: true,
+            verdict: true,
         }
     }
 

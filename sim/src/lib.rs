@@ -54,6 +54,8 @@
 //!   stores sharing one reading of the trace) and assembles the report (its
 //!   own `# Layout`).
 //! - [`report`]: Markdown, CSV, JSON and HTML (inline SVG) renderings.
+//! - [`verdict`]: the recommendation: the built-in hazards that apply to
+//!   the run's shape, run on its backends, and why not every other cell.
 //! - [`rng`]: the seeded PRNG (SplitMix64) and distributions.
 //! - [`error`]: the simulator's error type.
 //!
@@ -270,5 +272,6 @@ pub mod runner;
 pub mod scenarios;
 pub mod trace;
 pub mod traffic;
+pub mod verdict;
 
 pub use error::{Error, Result};

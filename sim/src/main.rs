@@ -268,6 +268,13 @@ impl Common {
                 }
                 names.push(n.to_owned());
             }
+            if names.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "--strategies {:?} names no strategy; give a comma list of {} or `all`",
+                    self.strategies,
+                    cache_core::strategy::NAMES.join(", ")
+                )));
+            }
             cfg.strategies = names;
         }
         let mut lat = Latencies::default();

@@ -27,7 +27,7 @@ pub struct ScenarioInfo {
 }
 
 /// Every scenario, in listing order.
-pub const SCENARIOS: [ScenarioInfo; 10] = [
+pub const SCENARIOS: [ScenarioInfo; 11] = [
     ScenarioInfo {
         name: "seed-october-2025",
         shows: "The incident: a user views October 2025 (firstDay=1, +08:00, range 2025-09-29..2025-11-10), \
@@ -72,6 +72,15 @@ pub const SCENARIOS: [ScenarioInfo; 10] = [
                 that invalidate only the new dates leave October stale; bucketed must bump old and new buckets.",
     },
     ScenarioInfo {
+        name: SERVER_EVICTION,
+        shows: "A server under memory pressure evicts what was touched least: a feed over a personal and a \
+                team calendar is cached and read, then the strategies' control keys (wildcard's key indexes, \
+                the generations) are evicted while the entry survives, and a team item is deleted. wildcard \
+                cannot find the entry (it sits under the personal calendar's prefix, listed only in the lost \
+                index) and serves it stale until its TTL; versioned, bucketed and stamped make a new \
+                generation (a miss), never an old entry.",
+    },
+    ScenarioInfo {
         name: STAMPEDE,
         shows: "A popular team calendar view expires (TTL 300 s) under steady traffic from 4 app processes \
                 (one read per ms each), and 400 more readers arrive within 2 ms of expiry. Without \
@@ -97,6 +106,9 @@ pub const SCENARIOS: [ScenarioInfo; 10] = [
                 the delivery latency + the read's own plan step (with --fence off: + commit-to-bump).",
     },
 ];
+
+/// The scenario of a server that evicts (see its entry in [`SCENARIOS`]).
+pub const SERVER_EVICTION: &str = "server-eviction";
 
 /// The two-tier scenario's name.
 pub const TWO_TIER: &str = "multi-process-two-tier";
@@ -149,16 +161,22 @@ pub fn realistic_config(seed: u64) -> TrafficConfig {
     }
 }
 
+/// The event source of generated traffic with `config` (what `realistic`
+/// is with its own configuration), named `scenario` in its header.
+pub fn generated(config: TrafficConfig, scenario: &str) -> Result<Source> {
+    let (header, traffic) = Traffic::new(config, scenario)?;
+    Ok(Source {
+        header,
+        events: Box::new(traffic),
+    })
+}
+
 /// Builds the event source of scenario `name` with `seed` (scripted scenarios
 /// ignore the seed: they are exact timelines).
 pub fn source(name: &str, seed: u64) -> Result<Source> {
     info(name)?;
     if name == "realistic" {
-        let (header, traffic) = Traffic::new(realistic_config(seed), name)?;
-        return Ok(Source {
-            header,
-            events: Box::new(traffic),
-        });
+        return generated(realistic_config(seed), name);
     }
     let script = script(name)?;
     let header = Header::new(script.start, script.processes).with_origin(name, seed);
@@ -265,6 +283,17 @@ impl Script {
         self.write_us(t_ms * 1000, 0, kind, item, scope, state);
     }
 
+    /// Process 0's store loses the strategy's control keys for `view` at
+    /// `t_ms`.
+    fn evict(&mut self, t_ms: u64, view: &View) {
+        self.events.push(Event::EvictControl {
+            t_us: t_ms * 1000,
+            process: 0,
+            view: view.clone(),
+            line: LineNo::GENERATED,
+        });
+    }
+
     /// Items 1..=n of `scope` spread over Sep 29 .. Nov 9, ids from `first_id`.
     fn load_month(&mut self, scope: &str, first_id: u64, n: u64) -> Result<()> {
         let base = date(2025, 9, 29)?;
@@ -340,12 +369,7 @@ fn script(name: &str) -> Result<Script> {
             s.write(5_000, WriteKind::Delete, 7, "cal:1", None);
             s.read(6_000, 0, 1, &oct); // new generation: miss, fresh
             s.read(7_000, 0, 1, &oct);
-            s.events.push(Event::EvictControl {
-                t_us: 10_000_000,
-                process: 0,
-                view: oct.clone(),
-                line: LineNo::GENERATED,
-            });
+            s.evict(10_000, &oct);
             s.read(11_000, 0, 1, &oct); // naive: back at v0, the pre-delete entry
             s.read(12_000, 0, 1, &oct);
             s.read(20_000, 0, 1, &oct);
@@ -494,6 +518,22 @@ fn script(name: &str) -> Result<Script> {
                 s.read(11_000 + i as u64 * 100, 0, 1, v);
                 s.read(25_000 + i as u64 * 100, 0, 1, v);
             }
+            Ok(s)
+        }
+        SERVER_EVICTION => {
+            let mut s = Script::new(1);
+            s.load_month("cal:1", 1, 10)?;
+            s.load_month("team:1", 101, 10)?;
+            let both = view(&["cal:1", "team:1"], month, oct6, 1, &PH)?;
+            s.read(0, 0, 1, &both);
+            s.read(2_000, 0, 1, &both);
+            s.read(4_000, 0, 1, &both);
+            // LRU: the entry was just read, the index and generations were
+            // touched only at the first miss.
+            s.evict(5_000, &both);
+            s.write(10_000, WriteKind::Delete, 104, "team:1", None);
+            s.read(11_000, 0, 1, &both);
+            s.read(20_000, 0, 1, &both);
             Ok(s)
         }
         STAMPEDE => stampede(),

@@ -282,6 +282,25 @@ fn the_two_tier_spec_parses_and_rejects() {
     ] {
         assert!(BackendSpec::parse(bad).is_err(), "{bad}");
     }
+    // One grammar with backend-any (cache_core::tier::spec): the same
+    // words for the same mistake; what only one side honours is refused
+    // with the reason, or ignored where it means nothing.
+    let e = BackendSpec::parse("two-tier/gossip:locmem+locmem")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unknown option \"gossip\"") && e.ends_with(cache_core::tier::spec::SYNTAX),
+        "{e}"
+    );
+    let e = BackendSpec::parse("two-tier/backplane:locmem+locmem")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("give its latency, backplane=<µs>"), "{e}");
+    assert!(BackendSpec::parse("two-tier/backplane=2000,channel=feeds:locmem+locmem").is_ok());
+    let e = BackendSpec::parse("two-tier:locmem+redis://app:hunter2@h:1/nope")
+        .map(|s| s.label())
+        .unwrap();
+    assert!(!e.contains("hunter2"), "{e}");
 }
 
 /// The fallback rules without a server: a process whose subscription is

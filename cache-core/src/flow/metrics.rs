@@ -32,7 +32,7 @@ pub struct CacheMetrics {
     pub read_errors: u64,
     /// Backend errors while storing a loaded view (the view was served).
     pub store_errors: u64,
-    /// Entries that did not decode as an envelope (treated as misses).
+    /// Entries that did not open in their strategy's stored form (treated as misses).
     pub corrupt_entries: u64,
     /// Reads that bypassed the cache because a write to their scopes was
     /// open (`stamped`'s fence).

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::envelope::{EntryBuf, Envelope};
+use crate::envelope::EntryBuf;
 use crate::error::{Error, Result};
 use crate::flow::flights::{Begin, FlightId, Flights};
 use crate::flow::Aside;
@@ -85,7 +85,7 @@ pub struct Outcome {
     pub read_error: bool,
     /// Storing the loaded value failed (the value was still served).
     pub store_error: bool,
-    /// The entry found did not decode as an envelope.
+    /// The entry found did not open in its strategy's stored form.
     pub corrupt_entry: bool,
     /// The loader was called.
     pub loader_called: bool,
@@ -265,22 +265,27 @@ impl ReadFlow {
         };
         match got {
             Ok(Some(bytes)) => {
-                // A Get is only asked for after a plan, so the key is there.
-                let decoded = self.plan.as_ref().map(|p| Envelope::decode(&p.key, &bytes));
-                match decoded {
+                // A Get is only asked for after a plan, so the plan is
+                // there. The strategy opens what it stored and says
+                // whether it would serve it under this plan.
+                let opened = self
+                    .plan
+                    .as_ref()
+                    .map(|p| (p, aside.strategy().stored_form().open(&bytes)));
+                match opened {
                     None => {}
-                    Some(Ok(envelope)) if envelope.is_fresh(now) => {
-                        if aside.refresh_early(&envelope, now) {
+                    Some((plan, Some(entry))) if entry.liveness(&plan.key, plan, now).is_live() => {
+                        if aside.refresh_early(entry.envelope(), now) {
                             self.outcome.early_refresh = true;
                         } else {
                             self.outcome.served = Served::Hit;
-                            self.payload = Some(envelope.payload);
+                            self.payload = Some(entry.payload().clone());
                             self.step = Step::Done;
                             return;
                         }
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) => self.outcome.corrupt_entry = true,
+                    Some((_, Some(_))) => {}
+                    Some((_, None)) => self.outcome.corrupt_entry = true,
                 }
             }
             Ok(None) => {}

@@ -25,6 +25,16 @@
 //! | [`bucketed`] | 2 (one `get_many` of `B`) | 1 | `b` `incr`s | as `versioned`, per bucket |
 //! | [`stamped`] | 1 (one `get_many` of generations + entry) | 1 | 1 `incr` (`b` per bucket) | as `versioned`, no orphans |
 //!
+//! # Stored form
+//!
+//! What a strategy stores, only that strategy decodes: the read path seals
+//! an [envelope](crate::envelope), the strategy may wrap it (`stamped`
+//! puts its stamps in front), and [`Strategy::stored_form`] opens it again
+//! for every layer that looks at stored entries: the read path (a hit is an
+//! entry that is [`Liveness::Live`] under the read's plan), the two-tier
+//! cache (an L1 copy is served only under current stamps) and the
+//! simulator's dead-key count (see [`stored`]).
+//!
 //! # Keys
 //!
 //! Every key starts with the namespace ([`StrategyOptions::namespace`]), a
@@ -58,6 +68,7 @@ crate::internal_mod!(naive_versioned);
 crate::internal_mod!(range_expansion);
 pub mod short_ttl;
 pub mod stamped;
+pub mod stored;
 pub mod versioned;
 pub mod wildcard;
 
@@ -66,7 +77,8 @@ use fixed_month::FixedMonth;
 use naive_versioned::NaiveVersioned;
 use range_expansion::RangeExpansion;
 pub use short_ttl::ShortTtl;
-pub use stamped::{StampGranularity, Stamped};
+pub use stamped::{StampGranularity, Stamped, StampedForm};
+pub use stored::{EnvelopeForm, Liveness, StoredEntry, StoredForm};
 pub use versioned::Versioned;
 pub use wildcard::Wildcard;
 
@@ -84,10 +96,11 @@ pub struct ReadPlan {
     /// (empty for strategies without generations).
     pub generations: Vec<u64>,
     /// The entry, when the plan already read it in the same round trip as
-    /// its generations (`stamped`): `Some(None)` is a miss (absent, or its
-    /// stamps are not current), `Some(Some(bytes))` the cached envelope.
-    /// `None` (every other strategy): the entry is read with a separate
-    /// `get` of [`Self::key`].
+    /// its generations (`stamped`): `Some(None)` is a miss (absent),
+    /// `Some(Some(bytes))` the value as stored, which the read path opens
+    /// with the strategy's [`StoredForm`] and serves only if it is
+    /// [`Liveness::Live`] under this plan. `None` (every other strategy):
+    /// the entry is read with a separate `get` of [`Self::key`].
     pub entry: Option<Option<Bytes>>,
     /// A write to the view's scopes is open (announced with
     /// [`Strategy::begin_write`], not yet ended): the cache must not answer
@@ -151,6 +164,14 @@ pub struct Requirements {
     /// staleness holds per process); listed so the `multi-process-locmem`
     /// hazard has a place to be checked.
     pub needs_shared_store: bool,
+    /// Invalidates by deleting entries (`fixed-month`, `wildcard`,
+    /// `range-expansion`): a stale entry is gone only if the delete named
+    /// it and nothing refilled it afterwards, so correctness depends on the
+    /// store keeping what the strategy told it (a key index a server may
+    /// evict) and on no reader that queried the database before the commit
+    /// storing after the delete (the stale-set race). The simulator's
+    /// verdict rules these out on a server that evicts.
+    pub invalidates_by_delete: bool,
 }
 
 impl Requirements {
@@ -162,6 +183,7 @@ impl Requirements {
         prefers_prefix_delete: false,
         invalidates: true,
         needs_shared_store: true,
+        invalidates_by_delete: false,
     };
 }
 
@@ -191,6 +213,16 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
             needs_shared_store: true,
             ..Requirements::default()
         }
+    }
+
+    /// How this strategy's entries are stored, to open one and tell
+    /// whether this strategy would serve it now (see [`stored`]). The
+    /// default is the read path's envelope as it is; a strategy that wraps
+    /// its entries (`stamped`) returns its own form. The read path, the
+    /// two-tier cache and the simulator's dead-key count all open entries
+    /// through it.
+    fn stored_form(&self) -> &dyn StoredForm {
+        &EnvelopeForm
     }
 
     /// Step 1 of a read: the storage key for `view` (may read or seed

@@ -87,9 +87,15 @@
 //! so with a Memcached L2 use no backplane (or Redis for the backplane
 //! alone). [`LocalBackplane`] is an in-process hub with a modelled delivery
 //! latency, for the simulator and tests.
+//!
+//! # In configuration
+//!
+//! [`spec`] is the one grammar of `two-tier[/<option>,…]:<l1>+<l2>`
+//! specs, which `backend-any` URLs and the simulator's `--backend` share.
 
 mod backplane;
 mod known;
+pub mod spec;
 mod two_tier;
 
 pub use backplane::{Backplane, LocalBackplane};

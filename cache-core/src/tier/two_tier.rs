@@ -11,10 +11,9 @@ use super::backplane::Backplane;
 use super::known::{KnownGenerations, Notice};
 use crate::backend::{format_counter, parse_counter, Backend, Capabilities, Ttl};
 use crate::clock::{system_clock, Clock};
-use crate::envelope::Envelope;
 use crate::error::Result;
 use crate::key::Key;
-use crate::strategy::stamped::{read_stamps, stamped_body};
+use crate::strategy::{StampedForm, StoredEntry, StoredForm};
 
 /// Default longest life of an entry copy in L1.
 pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(300);
@@ -100,6 +99,7 @@ struct Inner {
     backplane: Option<Arc<dyn Backplane>>,
     counters: Counters,
     clock: Arc<dyn Clock>,
+    form: Arc<dyn StoredForm>,
 }
 
 /// Builds a [`TwoTier`].
@@ -125,6 +125,7 @@ pub struct TwoTierBuilder {
     l1_ttl: Duration,
     trust_for: Duration,
     clock: Arc<dyn Clock>,
+    form: Arc<dyn StoredForm>,
 }
 
 impl TwoTierBuilder {
@@ -172,6 +173,15 @@ impl TwoTierBuilder {
         self
     }
 
+    /// How the strategy above stores its entries (default
+    /// [`StampedForm`]: the tiers are for `stamped`). Only entries this form
+    /// opens with stamps are copied into L1, because only they can be
+    /// checked against the generations without the strategy's plan.
+    pub fn stored_form(mut self, form: Arc<dyn StoredForm>) -> Self {
+        self.form = form;
+        self
+    }
+
     /// The two-tier backend; subscribes to the backplane if one was given.
     pub fn build(self) -> Result<TwoTier> {
         let known = match &self.backplane {
@@ -201,6 +211,7 @@ impl TwoTierBuilder {
                 backplane: self.backplane,
                 counters: Counters::default(),
                 clock: self.clock,
+                form: self.form,
             }),
         })
     }
@@ -208,10 +219,6 @@ impl TwoTierBuilder {
 
 fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
-}
-
-fn is_stamped(value: &[u8]) -> bool {
-    read_stamps(value).is_some_and(|s| !s.is_empty())
 }
 
 impl TwoTier {
@@ -225,6 +232,7 @@ impl TwoTier {
             l1_ttl: DEFAULT_L1_TTL,
             trust_for: DEFAULT_TRUST_FOR,
             clock: system_clock(),
+            form: Arc::new(StampedForm),
         }
     }
 
@@ -291,16 +299,19 @@ impl TwoTier {
         Ok(())
     }
 
+    /// `value` opened by the strategy's form when it is a stamped entry
+    /// (one L1 can hold and check); `None` for anything else.
+    fn stamped(&self, value: &Bytes) -> Option<StoredEntry> {
+        self.inner.form.open(value).filter(StoredEntry::is_stamped)
+    }
+
     /// How long a stamped entry stays logically fresh: `None` when it has
-    /// expired, `Some(None)` when it does not expire (or carries no
-    /// envelope to tell). An L1 copy is never served past its logical
-    /// expiry: another process may have refilled L2 meanwhile, and serving
-    /// the expired copy would make the read path reload what L2 holds.
-    fn fresh_for(&self, key: &Key, entry: &Bytes) -> Option<Option<Duration>> {
-        let Some(env) = stamped_body(entry).and_then(|b| Envelope::decode(key, &b).ok()) else {
-            return Some(None);
-        };
-        match env.expires_at {
+    /// expired, `Some(None)` when it does not expire. An L1 copy is never
+    /// served past its logical expiry: another process may have refilled
+    /// L2 meanwhile, and serving the expired copy would make the read path
+    /// reload what L2 holds.
+    fn fresh_for(&self, entry: &StoredEntry) -> Option<Option<Duration>> {
+        match entry.envelope().expires_at {
             None => Some(None),
             Some(t) => t
                 .duration_since(self.inner.clock.now())
@@ -313,9 +324,9 @@ impl TwoTier {
     /// Puts fresh stamped entries read from L2 into L1, each for as long as
     /// it stays fresh (best effort: an L1 failure only costs a later L2
     /// read).
-    async fn fill_l1(&self, entries: Vec<(Key, Bytes)>) {
-        for (key, value) in entries {
-            let Some(life) = self.fresh_for(&key, &value) else {
+    async fn fill_l1(&self, entries: Vec<(Key, Bytes, StoredEntry)>) {
+        for (key, value, entry) in entries {
+            let Some(life) = self.fresh_for(&entry) else {
                 continue;
             };
             if self.inner.l1.set(&key, value, self.l1_ttl(life)).await.is_err() {
@@ -326,14 +337,14 @@ impl TwoTier {
 }
 
 /// The generations of a batch: the counters among `values` at the
-/// positions that are neither L1 `candidates` nor stamped entries, in
-/// order; `None` when one of them is missing or not a counter (the
-/// strategy will seed it; serve nothing from L1 meanwhile).
-fn batch_generations(values: &[Option<Bytes>], candidate: &[bool]) -> Option<Vec<u64>> {
+/// positions that are neither L1 `candidates` nor stamped entries
+/// (`entry`), in order; `None` when one of them is missing or not a
+/// counter (the strategy will seed it; serve nothing from L1 meanwhile).
+fn batch_generations(values: &[Option<Bytes>], candidate: &[bool], entry: impl Fn(&Bytes) -> bool) -> Option<Vec<u64>> {
     values
         .iter()
         .zip(candidate)
-        .filter(|(v, c)| !**c && !v.as_deref().is_some_and(is_stamped))
+        .filter(|(v, c)| !**c && !v.as_ref().is_some_and(&entry))
         .map(|(v, _)| v.as_deref().and_then(parse_counter))
         .collect()
 }
@@ -367,11 +378,8 @@ impl Backend for TwoTier {
                 vec![None; keys.len()]
             }
         };
-        let stamps: Vec<Option<Vec<u64>>> = local
-            .iter()
-            .map(|v| v.as_deref().and_then(read_stamps).filter(|s| !s.is_empty()))
-            .collect();
-        let candidate: Vec<bool> = stamps.iter().map(Option::is_some).collect();
+        let opened: Vec<Option<StoredEntry>> = local.iter().map(|v| v.as_ref().and_then(|v| self.stamped(v))).collect();
+        let candidate: Vec<bool> = opened.iter().map(Option::is_some).collect();
         let known = self.inner.known.as_deref();
         let epoch = known.and_then(KnownGenerations::begin_read);
 
@@ -403,7 +411,7 @@ impl Backend for TwoTier {
                 out[i] = v;
             }
         }
-        let generations = batch_generations(&out, &candidate);
+        let generations = batch_generations(&out, &candidate, |v| self.stamped(v).is_some());
 
         // L1 candidates: served when their stamps are the batch's current
         // generations and they are logically fresh; otherwise the L2 entry
@@ -411,10 +419,10 @@ impl Backend for TwoTier {
         // foreign batch layout).
         let mut stale: Vec<usize> = Vec::new();
         let mut served_l1 = false;
-        for (i, s) in stamps.iter().enumerate() {
-            let Some(s) = s else { continue };
-            let fresh = || local[i].as_ref().is_some_and(|v| self.fresh_for(&keys[i], v).is_some());
-            if generations.as_ref() == Some(s) && fresh() {
+        for (i, e) in opened.iter().enumerate() {
+            let Some(e) = e else { continue };
+            let current = generations.as_deref().is_some_and(|g| e.stamped_with(g));
+            if current && self.fresh_for(e).is_some() {
                 out[i] = local[i].clone();
                 bump(&c.l1_hits, 1);
                 served_l1 = true;
@@ -442,9 +450,9 @@ impl Backend for TwoTier {
         let mut learnt = Vec::new();
         for &i in fetch.iter().chain(&stale) {
             let Some(v) = &out[i] else { continue };
-            if let Some(s) = read_stamps(v).filter(|s| !s.is_empty()) {
-                if generations.as_ref() == Some(&s) {
-                    fills.push((keys[i].clone(), v.clone()));
+            if let Some(e) = self.stamped(v) {
+                if generations.as_deref().is_some_and(|g| e.stamped_with(g)) {
+                    fills.push((keys[i].clone(), v.clone(), e));
                 }
             } else if let Some(g) = parse_counter(v) {
                 learnt.push((keys[i].as_str().to_owned(), g));
@@ -469,7 +477,7 @@ impl Backend for TwoTier {
         }
         // Stamped entries go to L1 too (their stamps guard them); anything
         // else lives only in L2, and the other processes are told.
-        let (stamped, other): (Vec<_>, Vec<_>) = entries.iter().cloned().partition(|(_, v)| is_stamped(v));
+        let (stamped, other): (Vec<_>, Vec<_>) = entries.iter().cloned().partition(|(_, v)| self.stamped(v).is_some());
         if crate::backend::is_expired_ttl(ttl) {
             let ks: Vec<Key> = stamped.into_iter().map(|(k, _)| k).collect();
             if !ks.is_empty() && self.inner.l1.delete_many(&ks).await.is_err() {
@@ -489,7 +497,7 @@ impl Backend for TwoTier {
 
     async fn add(&self, key: &Key, value: Bytes, ttl: Ttl) -> Result<bool> {
         bump(&self.inner.counters.l2_writes, 1);
-        let stamped = is_stamped(&value);
+        let stamped = self.stamped(&value).is_some();
         let added = self.inner.l2.add(key, value, ttl).await?;
         if added && !stamped {
             self.announce(vec![Notice::Changed(key.as_str().to_owned())]).await?;
@@ -523,6 +531,12 @@ impl Backend for TwoTier {
         self.announce(keys.iter().map(|k| Notice::Changed(k.as_str().to_owned())).collect())
             .await?;
         Ok(n)
+    }
+
+    /// The shared L2's: an evicting L2 is what matters to correctness
+    /// (L1 copies are checked against L2's generations).
+    async fn server_stats(&self) -> Result<Option<crate::backend::ServerStats>> {
+        self.inner.l2.server_stats().await
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {

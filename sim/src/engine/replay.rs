@@ -151,11 +151,10 @@ impl Replay {
         }
         let cell = &run.cell;
         let duration_us = u64::try_from(run.now_us.saturating_sub(run.base_us)).unwrap_or(0);
-        let (dead, dead_bytes, live) = if cell.live_keys.is_empty() {
-            (None, None, None)
+        let dead = if cell.live_keys.is_empty() {
+            None
         } else {
-            let (d, b, l) = judge::count_dead(&run.aside, &cell.backends, &cell.live_keys, &cell.clock).await;
-            (Some(d), Some(b), Some(l))
+            Some(judge::count_dead(&run.aside, &cell.backends, &cell.live_keys, &cell.clock).await)
         };
         let db_queries = run.db.queries();
         let run = self.run;
@@ -163,9 +162,10 @@ impl Replay {
             .rec
             .finish(self.read_stats.snapshot(), self.write_stats.snapshot(), db_queries);
         m.duration_us = duration_us;
-        m.dead_keys = dead;
-        m.dead_bytes = dead_bytes;
-        m.live_keys = live;
+        m.dead_keys = dead.map(|d| d.dead);
+        m.dead_bytes = dead.map(|d| d.bytes);
+        m.orphaned_keys = dead.map(|d| d.orphaned);
+        m.live_keys = dead.map(|d| d.live);
         Ok(m)
     }
 }

@@ -9,7 +9,9 @@
 //!
 //! - this module: the numbers ([`CellResult`], [`Report`]) and their
 //!   Markdown, CSV and JSON forms;
-//! - `html`: `report.html`, its recommendation line and inline SVG charts.
+//! - `html`: `report.html` and its inline SVG charts;
+//! - `verdict`: the recommendation with its why-not table, and the
+//!   server-eviction notice, in Markdown and HTML.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,6 +21,7 @@ use cache_core::Op;
 use serde::Serialize;
 
 mod html;
+mod verdict;
 
 use crate::config::RunConfig;
 use crate::engine::{Latencies, Metrics};
@@ -90,11 +93,27 @@ pub struct CellResult {
     pub latency_p99_ms: f64,
     /// Feed latency, 99.9th percentile, ms.
     pub latency_p999_ms: f64,
-    /// Feed entries stored at the end that no current key can read; `null`
-    /// when the backend cannot list its keys.
+    /// Latency of hits alone, median, ms (0 without hits): with a hit rate
+    /// under 50% the overall median is a miss's and says nothing of hits.
+    pub latency_hit_p50_ms: f64,
+    /// Latency of hits alone, 99th percentile, ms.
+    pub latency_hit_p99_ms: f64,
+    /// Latency of reads not served from the cache (own load, coalesced
+    /// wait, bypass, fail-open), median, ms (0 without misses).
+    pub latency_miss_p50_ms: f64,
+    /// Latency of those reads, 99th percentile, ms.
+    pub latency_miss_p99_ms: f64,
+    /// Feed entries stored at the end that the strategy would not serve
+    /// now (orphaned, expired, or `stamped` with stamps no longer current);
+    /// `null` when the backend cannot list its keys.
     pub dead_keys: Option<u64>,
     /// Their bytes (key + value).
     pub dead_bytes: Option<u64>,
+    /// Of the dead keys, orphans: under a key no read of their view uses
+    /// any more, so only their TTL removes them (`versioned` after a
+    /// bump). `stamped`'s dead entries are not orphans: the next fill of
+    /// their view overwrites them.
+    pub orphaned_keys: Option<u64>,
     /// Live entries at the end (feeds and control keys).
     pub live_keys: Option<u64>,
     /// Backend or strategy errors (requests fell back to the database).
@@ -108,6 +127,13 @@ pub struct CellResult {
     /// The two tiers' own counts, for a `two-tier:` backend (`null`
     /// otherwise).
     pub tier: Option<TierSummary>,
+    /// Keys the server evicted while this cell ran (Redis `INFO stats`
+    /// `evicted_keys`, Memcached `stats` `evictions`, read before and after
+    /// the cell; for a two-tier backend, its L2's). Absent for in-process
+    /// stores. When it moved, delete-based strategies may have lost what
+    /// they rely on (a key index) and the report says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_evictions: Option<u64>,
     /// Round trips per operation kind (only kinds that occurred).
     pub ops: BTreeMap<&'static str, OpCount>,
     /// Staleness over time: `[bucket start s, reads, stale reads]` for every
@@ -194,8 +220,13 @@ impl CellResult {
             latency_p50_ms: ms(m.latency.p50_us),
             latency_p99_ms: ms(m.latency.p99_us),
             latency_p999_ms: ms(m.latency.p999_us),
+            latency_hit_p50_ms: ms(m.hit_latency.p50_us),
+            latency_hit_p99_ms: ms(m.hit_latency.p99_us),
+            latency_miss_p50_ms: ms(m.miss_latency.p50_us),
+            latency_miss_p99_ms: ms(m.miss_latency.p99_us),
             dead_keys: m.dead_keys,
             dead_bytes: m.dead_bytes,
+            orphaned_keys: m.orphaned_keys,
             live_keys: m.live_keys,
             errors: m.errors,
             control_evictions: m.control_evictions,
@@ -208,6 +239,7 @@ impl CellResult {
                 zero_trip_reads: t.zero_trip_reads,
                 published: t.published,
             }),
+            server_evictions: m.server_evictions,
             ops,
             timeline: m
                 .timeline
@@ -267,6 +299,10 @@ pub struct Report {
     pub access_log: Option<AccessLogSummary>,
     /// One object per (strategy, backend).
     pub results: Vec<CellResult>,
+    /// The verdict: the cell to use and why not each other one
+    /// ([`crate::verdict`]); absent when the run asked for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommendation: Option<crate::verdict::Recommendation>,
 }
 
 impl Report {
@@ -294,6 +330,7 @@ impl Report {
             stale_judged: cfg.judge_stale,
             access_log: None,
             results,
+            recommendation: None,
         }
     }
 
@@ -321,7 +358,9 @@ impl Report {
         )
     }
 
-    /// `report.md`: the caption and the comparison table.
+    /// `report.md` (and what `cache-sim` prints): the caption, the
+    /// comparison table, the sections a run calls for (tiers, access log,
+    /// server eviction), and the verdict with its why-not table.
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "{}\n", self.caption());
@@ -364,6 +403,39 @@ impl Report {
         if let Some(a) = &self.access_log {
             s.push_str(&access_log_markdown(a));
         }
+        s.push_str(&self.latency_markdown());
+        s.push_str(&verdict::evictions_markdown(self));
+        if let Some(rec) = &self.recommendation {
+            s.push_str(&verdict::markdown(rec));
+        }
+        s
+    }
+
+    /// The latency-by-outcome section of `report.md`: hits and misses
+    /// apart, so each shows even when one of them is most reads.
+    fn latency_markdown(&self) -> String {
+        let mut s = String::from(
+            "
+Feed latency by outcome, ms of virtual time (misses: own load, coalesced wait, bypass or fail-open):
+
+| strategy | backend | hits | hit p50 | hit p99 | misses | miss p50 | miss p99 |
+|---|---|---:|---:|---:|---:|---:|---:|
+",
+        );
+        for r in &self.results {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.1} | {:.1} | {} | {:.1} | {:.1} |",
+                r.strategy,
+                r.backend,
+                r.hits,
+                r.latency_hit_p50_ms,
+                r.latency_hit_p99_ms,
+                r.misses,
+                r.latency_miss_p50_ms,
+                r.latency_miss_p99_ms
+            );
+        }
         s
     }
 
@@ -400,13 +472,14 @@ impl Report {
             "scenario,seed,strategy,backend,reads,writes,hits,misses,hit_rate,stale_reads,stale_rate,max_staleness_ms,\
              backend_ops,backend_keys,read_ops,write_ops,ops_per_read,ops_per_write,keys_per_write,db_queries,\
              coalesced,early_refreshes,latency_p50_ms,latency_p99_ms,latency_p999_ms,dead_keys,dead_bytes,live_keys,errors,at_risk_reads,\
-             bytes_per_read,l2_bytes_per_read,l2_round_trips_per_read,l1_hits,zero_trip_reads\n",
+             bytes_per_read,l2_bytes_per_read,l2_round_trips_per_read,l1_hits,zero_trip_reads,\
+             latency_hit_p50_ms,latency_hit_p99_ms,latency_miss_p50_ms,latency_miss_p99_ms,orphaned_keys,server_evictions\n",
         );
         let opt = |o: Option<u64>| o.map(|v| v.to_string()).unwrap_or_default();
         for r in &self.results {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 csv_field(&self.scenario),
                 self.seed,
                 csv_field(&r.strategy),
@@ -442,6 +515,12 @@ impl Report {
                 r.tier.map(|t| t.l2_round_trips_per_read.to_string()).unwrap_or_default(),
                 opt(r.tier.map(|t| t.l1_hits)),
                 opt(r.tier.map(|t| t.zero_trip_reads)),
+                r.latency_hit_p50_ms,
+                r.latency_hit_p99_ms,
+                r.latency_miss_p50_ms,
+                r.latency_miss_p99_ms,
+                opt(r.orphaned_keys),
+                opt(r.server_evictions),
             );
         }
         s

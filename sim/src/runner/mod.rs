@@ -27,6 +27,7 @@ use crate::engine::{Cell, Chunk, Inputs, Metrics, Replay, RoundTrips};
 use crate::error::{Error, Result};
 use crate::report::{CellResult, Report};
 use crate::trace::{Header, Source};
+use crate::verdict::ShapeCell;
 
 /// Makes a fresh event source (each cell replays from the start).
 pub type SourceFactory = Arc<dyn Fn() -> Result<Source> + Send + Sync>;
@@ -79,6 +80,17 @@ struct CellTask {
     rt: tokio::runtime::Runtime,
     replay: Replay,
     tiers: Vec<cache_core::tier::TwoTier>,
+    /// The server's eviction counter before the cell ran, and the store to
+    /// read it from again after (servers only: see [`evictions`]).
+    evictions_before: Option<(Arc<dyn cache_core::Backend>, u64)>,
+}
+
+/// The eviction counter of the server behind `store`
+/// ([`Backend::server_stats`](cache_core::Backend::server_stats)); `None`
+/// for an in-process store, or when the server will not say (an ACL that
+/// forbids `INFO`): the report then shows nothing rather than a guess.
+async fn evictions(store: &dyn cache_core::Backend) -> Option<u64> {
+    store.server_stats().await.ok().flatten().map(|s| s.evicted_keys)
 }
 
 impl lockstep::Task for CellTask {
@@ -87,10 +99,22 @@ impl lockstep::Task for CellTask {
     }
 
     fn finish(self: Box<Self>, progress: Option<&AtomicU64>) -> Result<Metrics> {
-        let CellTask { rt, replay, tiers } = *self;
+        let CellTask {
+            rt,
+            replay,
+            tiers,
+            evictions_before,
+        } = *self;
         let mut m = rt.block_on(replay.finish(progress))?;
         if !tiers.is_empty() {
             m.tier = Some(tiers.iter().map(|t| t.stats()).fold(TierStats::default(), |a, b| a + b));
+        }
+        if let Some((store, before)) = evictions_before {
+            // Cells on a server run one at a time: what moved, moved during
+            // this cell (or for another client of the same server).
+            m.server_evictions = rt
+                .block_on(evictions(store.as_ref()))
+                .map(|after| after.saturating_sub(before));
         }
         Ok(m)
     }
@@ -116,6 +140,11 @@ fn start_cell(
     }
     let strat = strategies(strategy, &opts)?;
     let stores = rt.block_on(connect(backend, header.processes, &clock))?;
+    // In-process stores answer `None` at once.
+    let evictions_before = stores
+        .backends
+        .first()
+        .and_then(|store| rt.block_on(evictions(store.as_ref())).map(|n| (store.clone(), n)));
     let mut cell = Cell::new(strat, stores.backends, clock);
     cell.live_keys = stores.live_keys;
     // Two tiers: a read is charged per L2 round trip it made.
@@ -141,6 +170,7 @@ fn start_cell(
         rt,
         replay,
         tiers: stores.tiers,
+        evictions_before,
     }))
 }
 
@@ -216,11 +246,17 @@ pub fn run_timed(
         .map(|(i, (s, b))| (!b.isolated_per_cell()).then(|| format!("sim-{nonce:x}-{i}-{s}")))
         .collect();
     let group = group_size(cfg, header.processes);
+    // What the traffic shows (zones, shared calendars), for the verdict:
+    // seen while the first group reads the trace.
+    let shape = ShapeCell::new(header.processes);
     let mut results: Vec<Option<(std::result::Result<Metrics, lockstep::Stop>, Duration)>> = Vec::new();
     let mut source_error = None;
     for (g, members) in cells.chunks(group).enumerate() {
         let offset = g * group;
-        let source = sources()?;
+        let mut source = sources()?;
+        if g == 0 {
+            source.events = shape.probe(source.events);
+        }
         let header = source.header.clone();
         let start = |i: usize| {
             let (s, b) = &members[i];
@@ -288,5 +324,9 @@ pub fn run_timed(
         });
         rows.push(CellResult::new(strategy, &backend.label(), &m, cfg.bucket));
     }
-    Ok((Report::new(cfg, &header, rows), timings))
+    let mut report = Report::new(cfg, &header, rows);
+    if cfg.verdict {
+        report.recommendation = Some(crate::verdict::judge(cfg, &report, &shape.shape(), &strategies));
+    }
+    Ok((report, timings))
 }
