@@ -82,6 +82,7 @@ use cache_core::redact::scrub;
 use cache_core::strategy::by_name;
 use cache_core::{Backend, CacheOptions, RangeCache};
 
+pub mod spec;
 mod two_tier;
 
 pub use two_tier::DEFAULT_CHANNEL;

@@ -15,15 +15,15 @@
 //!     ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
 //!     default 30 s).
 //!
-//! The grammar is [`cache_core::tier::spec`], shared with the simulator's
+//! The grammar is [`backend_any::spec`], shared with the simulator's
 //! `--backend`, whose `backplane=<µs>` is a modelled delivery latency: a
 //! value given here is refused with that explanation.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::spec::{SpecError, TwoTierSpec};
 use backend_redis::RedisBackplane;
-use cache_core::tier::spec::{SpecError, TwoTierSpec};
 use cache_core::tier::TwoTier;
 use cache_core::Backend;
 

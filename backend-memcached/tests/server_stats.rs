@@ -3,8 +3,8 @@
 #![allow(missing_docs)]
 
 use backend_memcached::MemcachedBackend;
-use cache_testkit::memcached::{pool_url, MemcachedConfig, MemcachedServer};
 use cache_core::{Backend, Bytes, Key};
+use cache_testkit::memcached::{pool_url, MemcachedConfig, MemcachedServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evictions_of_a_full_pool_show_in_server_stats() {

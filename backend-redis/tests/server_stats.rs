@@ -4,8 +4,8 @@
 #![allow(missing_docs)]
 
 use backend_redis::RedisBackend;
-use cache_testkit::redis::{command, RedisServer};
 use cache_core::{Backend, Bytes, Key};
+use cache_testkit::redis::{command, RedisServer};
 
 #[tokio::test]
 async fn evictions_under_maxmemory_show_in_server_stats() {

@@ -20,15 +20,15 @@
 //! ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
 //! default 30). `channel=<name>` is accepted and ignored (a real channel has
 //! nothing to model); a bare `backplane` is refused: the simulator needs
-//! the latency. The grammar is [`cache_core::tier::spec`], the one
+//! the latency. The grammar is [`backend_any::spec`], the one
 //! `backend-any` URLs use. Examples: `two-tier:locmem:64+locmem`,
 //! `two-tier/backplane=2000:locmem+redis://127.0.0.1:6379`,
 //! `two-tier/backplane=2000,trust=300:locmem+locmem`.
 
 use std::sync::Arc;
 
+use backend_any::spec::{SpecError, TwoTierSpec};
 use backend_locmem::LocmemBackend;
-use cache_core::tier::spec::{SpecError, TwoTierSpec};
 use cache_core::tier::{LocalBackplane, TwoTier};
 use cache_core::{Backend, ManualClock};
 
@@ -67,7 +67,7 @@ pub enum BackendSpec {
 }
 
 /// Parses a `two-tier` spec with the shared grammar
-/// ([`cache_core::tier::spec`]), then what the simulator can honour: a
+/// ([`backend_any::spec`]), then what the simulator can honour: a
 /// backplane is modelled, so it needs its delivery latency.
 fn parse_two_tier(spec: &str) -> Result<BackendSpec> {
     let err = |e: SpecError| Error::Backend {

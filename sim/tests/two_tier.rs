@@ -282,14 +282,14 @@ fn the_two_tier_spec_parses_and_rejects() {
     ] {
         assert!(BackendSpec::parse(bad).is_err(), "{bad}");
     }
-    // One grammar with backend-any (cache_core::tier::spec): the same
+    // One grammar with backend-any (backend_any::spec): the same
     // words for the same mistake; what only one side honours is refused
     // with the reason, or ignored where it means nothing.
     let e = BackendSpec::parse("two-tier/gossip:locmem+locmem")
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("unknown option \"gossip\"") && e.ends_with(cache_core::tier::spec::SYNTAX),
+        e.contains("unknown option \"gossip\"") && e.ends_with(backend_any::spec::SYNTAX),
         "{e}"
     );
     let e = BackendSpec::parse("two-tier/backplane:locmem+locmem")

@@ -28,12 +28,12 @@
 //! # Stored form
 //!
 //! What a strategy stores, only that strategy decodes: the read path seals
-//! an [envelope](crate::envelope), the strategy may wrap it (`stamped`
+//! an envelope, the strategy may wrap it (`stamped`
 //! puts its stamps in front), and [`Strategy::stored_form`] opens it again
 //! for every layer that looks at stored entries: the read path (a hit is an
 //! entry that is [`Liveness::Live`] under the read's plan), the two-tier
 //! cache (an L1 copy is served only under current stamps) and the
-//! simulator's dead-key count (see [`stored`]).
+//! simulator's dead-key count (see [`StoredForm`]).
 //!
 //! # Keys
 //!
@@ -68,7 +68,7 @@ crate::internal_mod!(naive_versioned);
 crate::internal_mod!(range_expansion);
 pub mod short_ttl;
 pub mod stamped;
-pub mod stored;
+mod stored;
 pub mod versioned;
 pub mod wildcard;
 
@@ -77,8 +77,15 @@ use fixed_month::FixedMonth;
 use naive_versioned::NaiveVersioned;
 use range_expansion::RangeExpansion;
 pub use short_ttl::ShortTtl;
-pub use stamped::{StampGranularity, Stamped, StampedForm};
-pub use stored::{EnvelopeForm, Liveness, StoredEntry, StoredForm};
+pub(crate) use stamped::StampedForm;
+pub use stamped::{StampGranularity, Stamped};
+pub use stored::{Liveness, StoredEntry, StoredForm};
+// The built-in forms: reached through `Strategy::stored_form`.
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub use stored::EnvelopeForm;
+#[cfg(not(feature = "unstable-internals"))]
+pub(crate) use stored::EnvelopeForm;
 pub use versioned::Versioned;
 pub use wildcard::Wildcard;
 
@@ -216,7 +223,7 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// How this strategy's entries are stored, to open one and tell
-    /// whether this strategy would serve it now (see [`stored`]). The
+    /// whether this strategy would serve it now (see [`StoredForm`]). The
     /// default is the read path's envelope as it is; a strategy that wraps
     /// its entries (`stamped`) returns its own form. The read path, the
     /// two-tier cache and the simulator's dead-key count all open entries

@@ -184,7 +184,7 @@ pub(crate) fn stamp(stamps: &[u64], value: &[u8]) -> Bytes {
 /// read path, the two-tier cache and the simulator open them through this
 /// form (see [`super::stored`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StampedForm;
+pub(crate) struct StampedForm;
 
 impl StoredForm for StampedForm {
     fn open(&self, value: &Bytes) -> Option<StoredEntry> {

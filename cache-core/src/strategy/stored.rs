@@ -37,6 +37,7 @@ pub trait StoredForm: Send + Sync + std::fmt::Debug {
 /// The form of every strategy that stores the read path's envelope as it
 /// is (all but `stamped`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(not(feature = "unstable-internals"), allow(unreachable_pub))]
 pub struct EnvelopeForm;
 
 impl StoredForm for EnvelopeForm {

@@ -90,12 +90,11 @@
 //!
 //! # In configuration
 //!
-//! [`spec`] is the one grammar of `two-tier[/<option>,…]:<l1>+<l2>`
+//! `backend_any::spec` is the one grammar of `two-tier[/<option>,…]:<l1>+<l2>`
 //! specs, which `backend-any` URLs and the simulator's `--backend` share.
 
 mod backplane;
 mod known;
-pub mod spec;
 mod two_tier;
 
 pub use backplane::{Backplane, LocalBackplane};

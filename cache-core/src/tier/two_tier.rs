@@ -174,7 +174,7 @@ impl TwoTierBuilder {
     }
 
     /// How the strategy above stores its entries (default
-    /// [`StampedForm`]: the tiers are for `stamped`). Only entries this form
+    /// `stamped`'s form: the tiers are for `stamped`). Only entries this form
     /// opens with stamps are copied into L1, because only they can be
     /// checked against the generations without the strategy's plan.
     pub fn stored_form(mut self, form: Arc<dyn StoredForm>) -> Self {

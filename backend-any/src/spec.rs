@@ -1,5 +1,5 @@
 //! The `two-tier[/<option>,…]:<l1>+<l2>` grammar: one parser for every
-//! place that names a [`TwoTier`](super::TwoTier) in configuration
+//! place that names a [`TwoTier`](cache_core::tier::TwoTier) in configuration
 //! (`backend-any` URLs, the simulator's `--backend`).
 //!
 //! - `<l1>`: `locmem` or `locmem:<MiB>`, each process's own copy;
@@ -16,7 +16,7 @@
 //! simulator's a modelled delivery latency (`backplane=<µs>`).
 //!
 //! ```
-//! use cache_core::tier::spec::{TierOption, TwoTierSpec};
+//! use backend_any::spec::{TierOption, TwoTierSpec};
 //! let spec = TwoTierSpec::parse("two-tier/backplane,trust=300:locmem:64+redis://10.0.0.5:6379/0").unwrap();
 //! assert_eq!((spec.l1, spec.l2), ("locmem:64", "redis://10.0.0.5:6379/0"));
 //! assert_eq!(spec.options, [TierOption::Backplane(None), TierOption::Trust(300)]);
