@@ -28,6 +28,13 @@
 //!   applications (real awaits, a clock, metrics), built with
 //!   [`RangeCache::builder`].
 //! - [`options`]: [`CacheOptions`], every setting in one type.
+//! - [`outbox`]: the transactional outbox: the [`Outbox`](outbox::Outbox)
+//!   trait an application's database implements and the stored form of a
+//!   [`Change`], so a committed write's invalidation survives a crash of
+//!   its writer.
+//! - [`fault`]: [`Frozen`](fault::Frozen), a backend wrapper that refuses
+//!   every call while frozen (by hand, or over scheduled windows of a
+//!   clock), for fault tests and the simulator.
 //! - [`tier`]: [`TwoTier`](tier::TwoTier), an in-process L1 in front of a
 //!   shared L2 for `stamped` entries, coherent across processes, with an
 //!   optional [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
@@ -61,18 +68,20 @@ pub mod clock;
 pub mod envelope;
 pub mod error;
 pub mod ext;
+pub mod fault;
 pub mod flow;
 pub mod fullcalendar;
 pub mod hash;
 pub mod instrumented;
 pub mod key;
 pub mod options;
+pub mod outbox;
 pub mod strategy;
 pub mod tier;
 pub mod view;
 pub mod wire;
 
-pub use aside::{LoadError, RangeCache, RangeCacheBuilder};
+pub use aside::{LoadError, OutboxRelay, RangeCache, RangeCacheBuilder};
 pub use backend::{Backend, Capabilities, Ttl};
 pub use clock::{system_clock, Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, Result};
