@@ -74,6 +74,9 @@ pub struct Metrics {
     /// What the two tiers did, summed over the processes, for a
     /// `two-tier:` backend (set by the runner, which owns the tiers).
     pub tier: Option<cache_core::tier::TierStats>,
+    /// What injected faults did (queued and re-applied bumps, stale reads
+    /// after a freeze), when the run injected any.
+    pub faults: Option<super::FaultMetrics>,
 }
 
 /// Collects a cell's counts as it runs.
@@ -197,6 +200,7 @@ impl Recorder {
             latency,
             duration_us: 0,
             tier: None,
+            faults: None,
         }
     }
 }
