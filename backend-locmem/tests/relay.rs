@@ -18,10 +18,13 @@ use cache_testkit::strategy_suite::{
     self as suite, october_view, range, scope, WithoutPrefixDelete, SEED_DAY_UNIX_MILLIS,
 };
 
+/// A row: its record, when it was recorded, why it was set aside.
+type Row = (String, Duration, Option<String>);
+
 /// The application's outbox table, in memory, aged by its own clock.
 #[derive(Debug, Default)]
 struct MemOutbox {
-    rows: Mutex<BTreeMap<OutboxId, (String, Duration, Option<String>)>>,
+    rows: Mutex<BTreeMap<OutboxId, Row>>,
     now: Mutex<Duration>,
 }
 

@@ -148,10 +148,12 @@ pub async fn delete_item(State(app): State<App>, user: User, Path(id): Path<i64>
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The changes a write announced (each with its outbox row, when the
-/// outbox is on), for [`App::end_writes`].
+/// One change a write announced, with its outbox row when the outbox is on.
+type AnnouncedChange = (Change, Option<OutboxId>);
+
+/// The changes a write announced, for [`App::end_writes`].
 #[derive(Debug, Clone, Default)]
-pub struct Announced(Arc<Mutex<Vec<(Change, Option<OutboxId>)>>>);
+pub struct Announced(Arc<Mutex<Vec<AnnouncedChange>>>);
 
 impl App {
     /// A hook for the database's write transaction ([`BeforeCommit`]):

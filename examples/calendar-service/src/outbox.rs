@@ -188,8 +188,10 @@ mod tests {
     /// cache round trips on the write path, and rows the database changes
     /// (SQLite's `total_changes`: inserted, updated or deleted rows).
     async fn write_cost(outbox: bool, method: Method, uri: &str, body: Option<&str>) -> (u64, u64) {
-        let mut config = crate::Config::default();
-        config.outbox = outbox;
+        let config = crate::Config {
+            outbox,
+            ..Default::default()
+        };
         let app = crate::App::start(&config).await.unwrap();
         // A read first: it creates the calendars' generations, as any
         // running service has them (a write to a scope nobody read yet

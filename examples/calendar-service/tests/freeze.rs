@@ -9,6 +9,9 @@
 //! the frozen cache holds its `end_write`). With the outbox, A's relay
 //! applies B's row and the item leaves A's feed; without it (the control)
 //! A keeps serving the deleted item.
+//!
+//! The tests print what they measured (`--no-capture`).
+#![allow(clippy::print_stderr)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
