@@ -13,7 +13,7 @@ use std::time::Duration;
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
 use cache_core::Backend;
 use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
-use cache_testkit::strategy_suite::{self as suite, Freezer};
+use cache_testkit::strategy_suite::{self as suite, FreezeWith};
 
 /// A short command timeout, so that a frozen server costs each call
 /// 200 ms and a test a few seconds (the default is 1 s).
@@ -27,21 +27,14 @@ async fn connect(servers: &[MemcachedServer]) -> Arc<dyn Backend> {
     Arc::new(MemcachedBackend::connect(options).await.unwrap())
 }
 
-struct StopAll<'a>(&'a [MemcachedServer]);
-
-impl Freezer for StopAll<'_> {
-    fn freeze(&self) {
-        self.0.iter().for_each(|s| s.pause().unwrap());
-    }
-    fn thaw(&self) {
-        self.0.iter().for_each(|s| s.resume().unwrap());
-    }
-}
-
 async fn sigstop_during_a_write(servers: &[MemcachedServer]) {
+    let stop = FreezeWith(
+        || servers.iter().for_each(|s| s.pause().unwrap()),
+        || servers.iter().for_each(|s| s.resume().unwrap()),
+    );
     for strategy in ["stamped", "versioned", "bucketed", "wildcard"] {
         let (writer, reader) = (connect(servers).await, connect(servers).await);
-        suite::assert_freeze_during_write_recovers(writer, reader, strategy, &StopAll(servers), HOLD).await;
+        suite::assert_freeze_during_write_recovers(writer, reader, strategy, &stop, HOLD).await;
     }
 }
 

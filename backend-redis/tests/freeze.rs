@@ -21,7 +21,7 @@ use std::time::Duration;
 use backend_redis::RedisBackend;
 use cache_core::Backend;
 use cache_testkit::redis::{command, RedisCluster, RedisServer};
-use cache_testkit::strategy_suite::{self as suite, Freezer};
+use cache_testkit::strategy_suite::{self as suite, FreezeWith};
 
 /// A short command timeout, so that a frozen server costs each call
 /// 200 ms and a test a few seconds (the default is 1 s).
@@ -37,28 +37,6 @@ async fn connect(url: &str) -> Arc<dyn Backend> {
             .await
             .unwrap(),
     )
-}
-
-struct Stop<'a>(&'a RedisServer);
-
-impl Freezer for Stop<'_> {
-    fn freeze(&self) {
-        self.0.pause().unwrap();
-    }
-    fn thaw(&self) {
-        self.0.resume().unwrap();
-    }
-}
-
-struct StopAll<'a>(&'a RedisCluster);
-
-impl Freezer for StopAll<'_> {
-    fn freeze(&self) {
-        self.0.pause().unwrap();
-    }
-    fn thaw(&self) {
-        self.0.resume().unwrap();
-    }
 }
 
 /// Each strategy with the script cache flushed (the retry recovers), and
@@ -80,12 +58,13 @@ fn flush_scripts(ports: &[u16]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigstop_during_a_write_single_server() {
     let server = RedisServer::new().unwrap();
+    let stop = FreezeWith(|| server.pause().unwrap(), || server.resume().unwrap());
     for (strategy, flush) in CASES {
         let (writer, reader) = (connect(&server.url()).await, connect(&server.url()).await);
         if flush {
             flush_scripts(&[server.port()]);
         }
-        let o = suite::assert_freeze_during_write_recovers(writer, reader, strategy, &Stop(&server), HOLD).await;
+        let o = suite::assert_freeze_during_write_recovers(writer, reader, strategy, &stop, HOLD).await;
         // Counter bumps are scripts: flushed, their stragglers fail, so
         // the reader is stale until the retry (`wildcard`'s prefix
         // deletion is not a script: its stragglers may land first).
@@ -101,11 +80,12 @@ async fn sigstop_during_a_write_single_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigstop_during_a_write_cluster() {
     let cluster = RedisCluster::new().unwrap();
+    let stop = FreezeWith(|| cluster.pause().unwrap(), || cluster.resume().unwrap());
     for (strategy, flush) in CASES {
         let (writer, reader) = (connect(&cluster.url()).await, connect(&cluster.url()).await);
         if flush {
             flush_scripts(&cluster.ports());
         }
-        suite::assert_freeze_during_write_recovers(writer, reader, strategy, &StopAll(&cluster), HOLD).await;
+        suite::assert_freeze_during_write_recovers(writer, reader, strategy, &stop, HOLD).await;
     }
 }

@@ -23,6 +23,19 @@ pub trait Freezer: Send + Sync {
     fn thaw(&self);
 }
 
+/// A [`Freezer`] from two closures: `FreezeWith(|| server.pause().unwrap(),
+/// || server.resume().unwrap())`.
+pub struct FreezeWith<F, T>(pub F, pub T);
+
+impl<F: Fn() + Send + Sync, T: Fn() + Send + Sync> Freezer for FreezeWith<F, T> {
+    fn freeze(&self) {
+        (self.0)();
+    }
+    fn thaw(&self) {
+        (self.1)();
+    }
+}
+
 impl Freezer for FreezeSwitch {
     fn freeze(&self) {
         FreezeSwitch::freeze(self);
