@@ -7,6 +7,10 @@
 //! core; this file only performs them with Tokio: a task is spawned when
 //! the first bump fails and ends when nothing is pending any more.
 //!
+//! The task holds the relay, not the cache: a `RangeCache` dropped with
+//! bumps still pending leaves them to the task, which retries until they
+//! land or the runtime shuts down.
+//!
 //! Why Tokio's clock and not the cache's injected [`Clock`](crate::Clock):
 //! that clock is the data's time (logical expiry, a simulated day); the
 //! retry schedule is about a server coming back, in real time (and tests

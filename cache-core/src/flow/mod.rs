@@ -23,6 +23,9 @@
 //!  │              └─▶ Join ─▶ another load in flight: wait ─▶ Done (coalesced)
 //!  │                    └──▶ lead ─▶ Load ─▶ Publish ─▶ Store ─▶ Finish ─▶ Done
 //!  └─ plan error (fail-open) ─▶ Load ─▶ Done (uncached)
+//!
+//! a bump of the view pending in this process (Aside::read_for):
+//!    Load ─▶ Done (uncached: no plan, no join, no store)
 //! ```
 //!
 //! Single-flight is per process: [`Flights`] is one table per process (per
