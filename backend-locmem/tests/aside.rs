@@ -105,7 +105,13 @@ async fn reads_fail_open_and_writes_report_errors() {
                 matches!(result, Err(Error::Unavailable { .. })),
                 "{strategy}: {result:?}"
             );
-            assert_eq!(c.metrics().invalidation_errors, 1);
+            let m = c.metrics();
+            assert_eq!(
+                (m.invalidation_errors, m.bumps_queued),
+                (1, 1),
+                "{strategy}: queued for retry"
+            );
+            assert_eq!(c.pending_bumps(), 1);
         } else {
             assert!(result.is_ok());
         }

@@ -26,6 +26,13 @@
 //!   core (`flow`: a state machine with no I/O and no clock) that the
 //!   simulator drives too, so what is simulated is what runs.
 //! - [`options`]: [`CacheOptions`], every setting in one type.
+//! - [`outbox`]: the transactional outbox: the [`Outbox`](outbox::Outbox)
+//!   trait an application's database implements and the stored form of a
+//!   [`Change`], so a committed write's invalidation survives a crash of
+//!   its writer.
+//! - [`fault`]: [`Frozen`](fault::Frozen), a backend wrapper that refuses
+//!   every call while frozen (by hand, or over scheduled windows of a
+//!   clock), for fault tests and the simulator.
 //! - [`tier`]: [`TwoTier`](tier::TwoTier), an in-process L1 in front of a
 //!   shared L2 for `stamped` entries, coherent across processes, with an
 //!   optional [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
@@ -88,19 +95,21 @@ pub mod error;
 pub mod ext;
 #[cfg(feature = "axum")]
 pub mod extract;
+pub mod fault;
 internal_mod!(flow);
 pub mod fullcalendar;
 internal_mod!(hash);
 pub mod instrumented;
 pub mod key;
 pub mod options;
+pub mod outbox;
 pub mod redact;
 pub mod strategy;
 pub mod tier;
 pub mod view;
 internal_mod!(wire);
 
-pub use aside::{LoadError, RangeCache, RangeCacheBuilder};
+pub use aside::{LoadError, OutboxRelay, RangeCache, RangeCacheBuilder};
 pub use backend::{Backend, Capabilities, ServerStats, Ttl};
 pub use clock::{system_clock, Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, Result};

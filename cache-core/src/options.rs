@@ -24,6 +24,14 @@ pub const CONTROL_TTL_FLOOR: Duration = Duration::from_secs(24 * 3600);
 /// arithmetic.
 pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// The longest [`CacheOptions::bump_retry_max`]: a minute. Longer waits
+/// would make the bound on staleness after an outage meaningless.
+pub const MAX_BUMP_RETRY: Duration = Duration::from_secs(60);
+
+/// The longest [`CacheOptions::outbox_poll`] and
+/// [`CacheOptions::outbox_grace`]: an hour.
+pub const MAX_OUTBOX_TIMING: Duration = Duration::from_secs(3600);
+
 /// Every setting of a cache: the strategy's, the read policy's, and the
 /// clock and seed both use. Each part reads the fields it needs.
 ///
@@ -86,6 +94,24 @@ pub struct CacheOptions {
     /// on). Off, the read fails with the backend's error instead, so a
     /// cache outage does not turn into a database stampede.
     pub fail_open: bool,
+    /// How soon a bump that failed is first retried (default 10 ms); the
+    /// delay doubles after each failed round up to
+    /// [`Self::bump_retry_max`] (see [`crate::flow::pending`]).
+    pub bump_retry_min: Duration,
+    /// The longest wait between two retries of failed bumps (default
+    /// 100 ms): once the server answers again, other processes are served
+    /// what a lost bump should have invalidated for at most about this
+    /// long.
+    pub bump_retry_max: Duration,
+    /// How often the outbox relay asks the application's outbox for
+    /// changes whose bump may have been lost (default 1 s; see
+    /// [`crate::outbox`]).
+    pub outbox_poll: Duration,
+    /// How old an outbox row must be before the relay applies it (default
+    /// 5 s): younger rows belong to writers that are still applying them
+    /// (their own retries delete them), so a relay only steps in for a
+    /// writer that crashed or is stuck.
+    pub outbox_grace: Duration,
 }
 
 impl Default for CacheOptions {
@@ -104,6 +130,10 @@ impl Default for CacheOptions {
             single_flight: true,
             xfetch_beta: None,
             fail_open: true,
+            bump_retry_min: Duration::from_millis(10),
+            bump_retry_max: Duration::from_millis(100),
+            outbox_poll: Duration::from_secs(1),
+            outbox_grace: Duration::from_secs(5),
         }
     }
 }
@@ -200,6 +230,22 @@ impl CacheOptions {
         self
     }
 
+    /// Sets [`Self::bump_retry_min`] and [`Self::bump_retry_max`].
+    #[must_use]
+    pub fn with_bump_retry(mut self, min: Duration, max: Duration) -> Self {
+        self.bump_retry_min = min;
+        self.bump_retry_max = max;
+        self
+    }
+
+    /// Sets [`Self::outbox_poll`] and [`Self::outbox_grace`].
+    #[must_use]
+    pub fn with_outbox_timing(mut self, poll: Duration, grace: Duration) -> Self {
+        self.outbox_poll = poll;
+        self.outbox_grace = grace;
+        self
+    }
+
     /// TTL of every control key a strategy writes (generations, versions):
     /// [`CONTROL_TTL_FLOOR`] (a day), or twice the longest entry TTL if that
     /// is longer.
@@ -255,12 +301,32 @@ impl CacheOptions {
                 "needs at least one combination (an empty map means no filters)".to_owned(),
             ));
         }
-        match self.xfetch_beta {
-            Some(b) if !(b.is_finite() && b > 0.0) => {
-                Err(setting("xfetch", format!("beta must be a finite number > 0, got {b}")))
-            }
-            _ => Ok(()),
+        if let Some(b) = self.xfetch_beta.filter(|b| !(b.is_finite() && *b > 0.0)) {
+            return Err(setting("xfetch", format!("beta must be a finite number > 0, got {b}")));
         }
+        let (min, max) = (self.bump_retry_min, self.bump_retry_max);
+        if min.is_zero() || min > max || max > MAX_BUMP_RETRY {
+            return Err(setting(
+                "bump_retry",
+                format!("needs 0 < min <= max <= {MAX_BUMP_RETRY:?}, got min {min:?}, max {max:?}"),
+            ));
+        }
+        if self.outbox_poll.is_zero() || self.outbox_poll > MAX_OUTBOX_TIMING {
+            return Err(setting(
+                "outbox_poll",
+                format!(
+                    "must be between 1 ns and {MAX_OUTBOX_TIMING:?}, got {:?}",
+                    self.outbox_poll
+                ),
+            ));
+        }
+        if self.outbox_grace > MAX_OUTBOX_TIMING {
+            return Err(setting(
+                "outbox_grace",
+                format!("must be at most {MAX_OUTBOX_TIMING:?}, got {:?}", self.outbox_grace),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -274,7 +340,8 @@ mod tests {
 
     #[test]
     fn every_bad_setting_is_named() {
-        let cases: [(CacheOptions, &str); 7] = [
+        let ms = Duration::from_millis;
+        let cases: [(CacheOptions, &str); 11] = [
             (CacheOptions::default().with_namespace("a b"), "namespace"),
             (CacheOptions::default().with_namespace(""), "namespace"),
             (CacheOptions::default().with_ttl(Duration::ZERO), "ttl"),
@@ -285,6 +352,16 @@ mod tests {
                 "filter_combinations",
             ),
             (CacheOptions::default().with_xfetch(Some(f64::NAN)), "xfetch"),
+            (CacheOptions::default().with_bump_retry(ms(0), ms(100)), "bump_retry"),
+            (CacheOptions::default().with_bump_retry(ms(200), ms(100)), "bump_retry"),
+            (
+                CacheOptions::default().with_outbox_timing(Duration::ZERO, ms(1)),
+                "outbox_poll",
+            ),
+            (
+                CacheOptions::default().with_outbox_timing(ms(1), MAX_OUTBOX_TIMING * 2),
+                "outbox_grace",
+            ),
         ];
         for (options, name) in cases {
             match options.validate() {

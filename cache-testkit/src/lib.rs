@@ -14,12 +14,13 @@
 //!   the TTL points (expiry, zero, huge TTLs).
 //! - [`strategy_suite`]: the strategy scenarios (the seed's verification,
 //!   lost generations, the stale-set race, the commit-to-bump window, a
-//!   model checker) as functions any backend's tests can call, and the
-//!   [`strategy_tests!`] macro.
+//!   freeze during a write, a model checker) as functions any backend's
+//!   tests can call, and the [`strategy_tests!`] macro.
 //! - [`process`], [`redis`], [`memcached`]: real servers for tests and
 //!   benchmarks. Like redis-rs's `redis-test`: each server is a real process
 //!   on a free loopback port, with persistence off and its files in a
-//!   temporary directory, stopped when its guard is dropped. Binaries are
+//!   temporary directory, stopped when its guard is dropped (and frozen with
+//!   `SIGSTOP` / resumed with `SIGCONT` by its pid, for fault tests). Binaries are
 //!   found on `PATH` or through an environment variable; a missing binary is
 //!   an error that says which Debian package to install, so a test fails
 //!   loudly instead of passing without its server.

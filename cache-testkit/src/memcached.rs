@@ -174,6 +174,17 @@ impl MemcachedServer {
         self.process.stop();
     }
 
+    /// Freezes the server (`SIGSTOP`): its items stay, nothing is answered
+    /// until [`Self::resume`].
+    pub fn pause(&self) -> Result<(), HarnessError> {
+        self.process.pause()
+    }
+
+    /// Resumes a paused server (`SIGCONT`).
+    pub fn resume(&self) -> Result<(), HarnessError> {
+        self.process.resume()
+    }
+
     /// Starts the server again on the same port (empty, as after a crash).
     pub fn start(&mut self) -> Result<(), HarnessError> {
         self.process.start()?;

@@ -156,6 +156,37 @@ impl ServerProcess {
         })
     }
 
+    /// Freezes the process (`SIGSTOP`): it keeps its data and its sockets,
+    /// and answers nothing until [`Self::resume`]. Connections and requests
+    /// queue in the kernel meanwhile, as with a GC pause or a stuck host.
+    pub fn pause(&self) -> Result<(), HarnessError> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a [paused](Self::pause) process run again (`SIGCONT`).
+    pub fn resume(&self) -> Result<(), HarnessError> {
+        self.signal("-CONT")
+    }
+
+    /// Sends `signal` to our own process, by its pid, with `kill(1)`.
+    fn signal(&self, signal: &str) -> Result<(), HarnessError> {
+        let pid = self.pid().ok_or_else(|| HarnessError::StartFailed {
+            name: self.name.clone(),
+            port: self.port,
+            detail: format!("not running: cannot send {signal}"),
+        })?;
+        let status = Command::new("kill").arg(signal).arg(pid.to_string()).status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(HarnessError::StartFailed {
+                name: self.name.clone(),
+                port: self.port,
+                detail: format!("kill {signal} {pid} failed: {status}"),
+            })
+        }
+    }
+
     /// Kills the process (SIGKILL: a crash, not a clean shutdown) and waits
     /// for it to exit.
     pub fn stop(&mut self) {

@@ -129,6 +129,17 @@ impl RedisServer {
         self.process.start()
     }
 
+    /// Freezes the server (`SIGSTOP`): its data stays, nothing is answered
+    /// until [`Self::resume`].
+    pub fn pause(&self) -> Result<(), HarnessError> {
+        self.process.pause()
+    }
+
+    /// Resumes a paused server (`SIGCONT`).
+    pub fn resume(&self) -> Result<(), HarnessError> {
+        self.process.resume()
+    }
+
     /// Whether the server process is running.
     pub fn is_running(&self) -> bool {
         self.process.is_running()
@@ -393,6 +404,16 @@ impl RedisCluster {
         if let Some(n) = self.nodes.get_mut(index) {
             n.stop();
         }
+    }
+
+    /// Freezes every master (`SIGSTOP`), the whole cluster at once.
+    pub fn pause(&self) -> Result<(), HarnessError> {
+        self.nodes.iter().try_for_each(ServerProcess::pause)
+    }
+
+    /// Resumes every master (`SIGCONT`).
+    pub fn resume(&self) -> Result<(), HarnessError> {
+        self.nodes.iter().try_for_each(ServerProcess::resume)
     }
 
     /// Starts master `index` again on its port; it reloads its `nodes.conf`

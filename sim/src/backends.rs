@@ -2,7 +2,9 @@
 //! stores exist.
 //!
 //! `locmem` gives every cell fresh in-process stores (one per simulated app
-//! process). `redis://…` / `redis+cluster://…` and `memcache://…` connect to
+//! process). `shared-locmem` gives it one in-process store that every
+//! simulated process uses, standing in for a shared server without running
+//! one. `redis://…` / `redis+cluster://…` and `memcache://…` connect to
 //! a real server shared by every simulated process; the runner gives each
 //! cell its own key namespace there, so cells (and earlier runs) never read
 //! each other's entries and nothing on the server needs flushing.
@@ -43,6 +45,14 @@ pub enum BackendSpec {
     /// The in-process store, one per simulated app process.
     Locmem {
         /// Capacity of each process's store, bytes.
+        capacity_bytes: u64,
+    },
+    /// One in-process store shared by every simulated app process
+    /// (`shared-locmem[:<MiB>]`): a stand-in for a shared server (Redis,
+    /// Memcached) without running one, e.g. for the `freeze` and
+    /// `writer-crash` scenarios.
+    SharedLocmem {
+        /// Capacity of the store, bytes.
         capacity_bytes: u64,
     },
     /// Redis, single node or cluster (`redis://host:port`, `redis+cluster://…`).
@@ -153,6 +163,28 @@ impl BackendSpec {
                 capacity_bytes: mib << 20,
             });
         }
+        if let Some(rest) = spec.strip_prefix("shared-locmem") {
+            let capacity_bytes = match rest.strip_prefix(':') {
+                None if rest.is_empty() => backend_locmem::DEFAULT_CAPACITY_BYTES,
+                Some(mib) => {
+                    mib.parse::<u64>()
+                        .ok()
+                        .filter(|m| (1..=1 << 20).contains(m))
+                        .ok_or_else(|| Error::Backend {
+                            spec: spec.to_owned(),
+                            message: "expected shared-locmem:<capacity in MiB, 1 to 1048576>".into(),
+                        })?
+                        << 20
+                }
+                None => {
+                    return Err(Error::Backend {
+                        spec: spec.to_owned(),
+                        message: "expected shared-locmem or shared-locmem:<MiB>".into(),
+                    })
+                }
+            };
+            return Ok(BackendSpec::SharedLocmem { capacity_bytes });
+        }
         if spec.starts_with("redis://") || spec.starts_with("rediss://") || spec.starts_with("redis+cluster://") {
             return Ok(BackendSpec::Redis(spec.to_owned()));
         }
@@ -161,8 +193,8 @@ impl BackendSpec {
         }
         Err(Error::Backend {
             spec: redact_url(spec),
-            message: "unknown backend; use locmem, locmem:<MiB>, redis://host:port, memcache://host:port, \
-                      two-tier:locmem+<L2> or env:NAME"
+            message: "unknown backend; use locmem, locmem:<MiB>, shared-locmem[:<MiB>], redis://host:port, \
+                      memcache://host:port, two-tier:locmem+<L2> or env:NAME"
                 .into(),
         })
     }
@@ -176,6 +208,12 @@ impl BackendSpec {
                 "locmem".to_owned()
             }
             BackendSpec::Locmem { capacity_bytes } => format!("locmem:{}MiB", capacity_bytes >> 20),
+            BackendSpec::SharedLocmem { capacity_bytes }
+                if *capacity_bytes == backend_locmem::DEFAULT_CAPACITY_BYTES =>
+            {
+                "shared-locmem".to_owned()
+            }
+            BackendSpec::SharedLocmem { capacity_bytes } => format!("shared-locmem:{}MiB", capacity_bytes >> 20),
             BackendSpec::Redis(u) | BackendSpec::Memcache(u) => redact_url(u),
             BackendSpec::TwoTier { label, .. } => redact_url(label),
         }
@@ -185,7 +223,7 @@ impl BackendSpec {
     /// own stores. A server is shared, so its cells run one at a time.
     pub fn isolated_per_cell(&self) -> bool {
         match self {
-            BackendSpec::Locmem { .. } => true,
+            BackendSpec::Locmem { .. } | BackendSpec::SharedLocmem { .. } => true,
             BackendSpec::TwoTier { l2, .. } => l2.isolated_per_cell(),
             _ => false,
         }
@@ -298,6 +336,17 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 tiers: Vec::new(),
                 declared_padding: true,
             })
+        }
+        BackendSpec::SharedLocmem { capacity_bytes } => {
+            // One store, which every process's index maps to.
+            Box::pin(connect(
+                &BackendSpec::Locmem {
+                    capacity_bytes: *capacity_bytes,
+                },
+                1,
+                clock,
+            ))
+            .await
         }
         BackendSpec::Redis(url) => {
             let backend = backend_redis::RedisBackend::connect(url.as_str())

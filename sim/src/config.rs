@@ -9,6 +9,98 @@ use chrono::Offset;
 use crate::backends::BackendSpec;
 use crate::engine::Latencies;
 
+/// A stretch of the run during which the cache server is frozen: it keeps
+/// its data, but every call to it fails (`--freeze START_S:DURATION_S`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Freeze {
+    /// Start, µs after the trace's start.
+    pub start_us: u64,
+    /// End (exclusive), µs after the trace's start.
+    pub end_us: u64,
+}
+
+impl Freeze {
+    /// Parses `START_S:DURATION_S` (seconds, decimals allowed, e.g.
+    /// `12.5:3`); the error names what is wrong.
+    pub fn parse(s: &str) -> Result<Freeze, String> {
+        let (start, duration) = s
+            .split_once(':')
+            .ok_or_else(|| format!("expected START_S:DURATION_S (e.g. 10:5), found {s:?}"))?;
+        let secs = |v: &str, what: &str| -> Result<u64, String> {
+            match v.trim().parse::<f64>() {
+                Ok(x) if x.is_finite() && (0.0..=MAX_FAULT_S).contains(&x) => Ok((x * 1e6).round() as u64),
+                _ => Err(format!(
+                    "{what} must be a number of seconds in 0..={MAX_FAULT_S}, found {v:?}"
+                )),
+            }
+        };
+        let start_us = secs(start, "the freeze's start")?;
+        let duration_us = secs(duration, "the freeze's duration")?;
+        if duration_us == 0 {
+            return Err(format!("a freeze needs a duration > 0, found {s:?}"));
+        }
+        Ok(Freeze {
+            start_us,
+            end_us: start_us + duration_us,
+        })
+    }
+}
+
+/// The latest instant a fault may be placed at, and the longest freeze:
+/// a year, in seconds (far below i64 µs).
+pub const MAX_FAULT_S: f64 = 365.0 * 86_400.0;
+
+/// Faults a run injects (none by default: reports of runs without faults
+/// do not mention them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Faults {
+    /// When the cache server is frozen (`--freeze`, repeatable).
+    pub freezes: Vec<Freeze>,
+    /// The writer of the first write at or after this instant (µs after
+    /// the trace's start) crashes between its commit and its bump
+    /// (`--crash-writer-at`): the bump never runs and the process loses
+    /// its queue of failed bumps.
+    pub crash_writer_at_us: Option<u64>,
+    /// The app records every write's change in a transactional outbox in
+    /// the write's own transaction, which every process's relay applies
+    /// once it is [`outbox_grace`](cache_core::CacheOptions::outbox_grace)
+    /// old (`--outbox on`, the default, as the calendar service does);
+    /// off, a crashed writer's bump is lost.
+    pub outbox: bool,
+}
+
+impl Faults {
+    /// No fault, outbox on.
+    pub fn none() -> Self {
+        Faults {
+            freezes: Vec::new(),
+            crash_writer_at_us: None,
+            outbox: true,
+        }
+    }
+
+    /// Adds `other`'s freezes and crash (its own if this one has none);
+    /// the outbox is on if both say so.
+    pub fn merge(&mut self, other: &Faults) {
+        self.freezes.extend(other.freezes.iter().copied());
+        self.freezes.sort_by_key(|f| f.start_us);
+        self.crash_writer_at_us = self.crash_writer_at_us.or(other.crash_writer_at_us);
+        self.outbox &= other.outbox;
+    }
+
+    /// True when the run injects any fault.
+    pub fn any(&self) -> bool {
+        !self.freezes.is_empty() || self.crash_writer_at_us.is_some()
+    }
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults::none()
+    }
+}
+
 /// The default [`RunConfig::outage_limit`]: 10 s.
 pub const DEFAULT_OUTAGE_LIMIT: Duration = Duration::from_secs(10);
 
@@ -68,6 +160,10 @@ pub struct RunConfig {
     /// recommend a cell ([`crate::verdict`]); on by default. The hazard
     /// runs themselves set it off.
     pub verdict: bool,
+    /// Faults to inject: cache freezes, a writer crash (none by default).
+    /// What the relay does about them follows [`Self::aside`]'s
+    /// `bump_retry_*` and `outbox_*` settings.
+    pub faults: Faults,
 }
 
 impl RunConfig {
@@ -94,7 +190,21 @@ impl RunConfig {
             judge_stale: true,
             fenced_writes: true,
             verdict: true,
+            faults: Faults::none(),
         }
+    }
+
+    /// [`Self::new`] with the faults scenario `scenario` is about
+    /// ([`crate::scenarios::faults`]) and its default backend
+    /// ([`crate::scenarios::default_backend`]): what `cache-sim run
+    /// --scenario` runs without other options.
+    pub fn for_scenario(scenario: &str) -> Self {
+        let mut cfg = RunConfig::new(scenario);
+        cfg.faults.merge(&crate::scenarios::faults(scenario));
+        if let Ok(b) = BackendSpec::parse(crate::scenarios::default_backend(scenario)) {
+            cfg.backends = vec![b];
+        }
+        cfg
     }
 
     /// The strategy options a cell of this run builds its strategy with:

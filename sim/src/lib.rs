@@ -31,6 +31,15 @@
 //! percentiles in virtual time, from the latencies of the steps each request
 //! took, waiting for a coalesced load included.
 //!
+//! And what happens when a bump fails: each process's queue of failed
+//! bumps (cache-core's `flow::Pending`, retried on its schedule, the reads
+//! it covers sent around the cache), the transactional outbox and its
+//! relays, under injected faults: `--freeze START_S:DURATION_S` (the cache
+//! refuses every call for a stretch, through `cache_core::fault::Frozen`
+//! on the cell's virtual clock) and `--crash-writer-at S` (a writer dies
+//! between its commit and its bump), with the `freeze` and `writer-crash`
+//! scenarios; the report's `faults` section counts what they left.
+//!
 //! # Layout
 //!
 //! - [`calendar`]: FullCalendar's range rules (month grid, week, day, list),

@@ -11,6 +11,7 @@ use cache_core::{Scope, View};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::calendar::{feed_range, visible_range, CalendarView, ViewOptions, WireFormat};
+use crate::config::{Faults, Freeze};
 use crate::db::{ItemState, Write, WriteKind};
 use crate::error::{Error, Result};
 use crate::trace::{Event, Header, LineNo, Source};
@@ -27,7 +28,7 @@ pub struct ScenarioInfo {
 }
 
 /// Every scenario, in listing order.
-pub const SCENARIOS: [ScenarioInfo; 11] = [
+pub const SCENARIOS: [ScenarioInfo; 13] = [
     ScenarioInfo {
         name: "seed-october-2025",
         shows: "The incident: a user views October 2025 (firstDay=1, +08:00, range 2025-09-29..2025-11-10), \
@@ -105,10 +106,109 @@ pub const SCENARIOS: [ScenarioInfo; 11] = [
                 with a backplane (two-tier/backplane=<µs>:…) until the fence's notice arrives, bounded by \
                 the delivery latency + the read's own plan step (with --fence off: + commit-to-bump).",
     },
+    ScenarioInfo {
+        name: FREEZE,
+        shows: "The cache server freezes for 5 s (10 s to 15 s: it keeps its data, every call fails) while three \
+                processes read a month view every 20 ms and process 0 deletes an item (12 s) and edits another \
+                (13 s). Both bumps fail and are queued in process 0, which reads around them; its retries fail \
+                until the thaw, and the first round after it applies both. The other processes are served the \
+                old entry from the thaw until that round: every invalidating strategy's last stale read comes \
+                at most --bump-retry-max-ms (100 ms) after the thaw, and none during the freeze (fail-open).",
+    },
+    ScenarioInfo {
+        name: WRITER_CRASH,
+        shows: "Process 0 deletes an item at 5 s and crashes between the commit and the bump, while three \
+                processes read a month view every 100 ms for 20 s. With the outbox (--outbox on, the default) a \
+                relay applies the change at its first poll once the row is --outbox-grace-ms (5 s) old: \
+                versioned/bucketed/wildcard serve the deleted item until then, stamped none (its open fence \
+                keeps every process off the scope). With --outbox off the bump is lost: the others serve it to \
+                the end, stamped stays uncached to the end.",
+    },
 ];
 
 /// The scenario of a server that evicts (see its entry in [`SCENARIOS`]).
 pub const SERVER_EVICTION: &str = "server-eviction";
+/// The `freeze` scenario's name.
+pub const FREEZE: &str = "freeze";
+/// When `freeze`'s freeze starts, µs after the start.
+pub const FREEZE_AT_US: u64 = 10_000_000;
+/// How long it lasts, µs.
+pub const FREEZE_FOR_US: u64 = 5_000_000;
+/// The `writer-crash` scenario's name.
+pub const WRITER_CRASH: &str = "writer-crash";
+/// When `writer-crash`'s write commits (and its writer dies), µs.
+pub const WRITER_CRASH_AT_US: u64 = 5_000_000;
+
+/// The faults scenario `name` is about (none for most): a scenario's run
+/// injects them on top of the command line's.
+pub fn faults(name: &str) -> Faults {
+    let mut f = Faults::none();
+    match name {
+        FREEZE => f.freezes.push(Freeze {
+            start_us: FREEZE_AT_US,
+            end_us: FREEZE_AT_US + FREEZE_FOR_US,
+        }),
+        WRITER_CRASH => f.crash_writer_at_us = Some(WRITER_CRASH_AT_US),
+        _ => {}
+    }
+    f
+}
+
+/// The `--backend` scenario `name` runs on when none is given: `locmem`
+/// (one store per process), or `shared-locmem` for the scenarios about a
+/// store the processes share (on per-process stores a write never reaches
+/// the others, and `multi-process-locmem` is all they would show).
+pub fn default_backend(name: &str) -> &'static str {
+    match name {
+        FREEZE | WRITER_CRASH => "shared-locmem",
+        _ => "locmem",
+    }
+}
+
+/// See [`FREEZE`]'s entry in [`SCENARIOS`].
+fn freeze() -> Result<Script> {
+    let mut s = Script::new(3);
+    s.load_month("cal:1", 1, 15)?;
+    let oct = view(&["cal:1"], CalendarView::DayGridMonth, date(2025, 10, 6)?, 1, &PH)?;
+    for p in 0..3u32 {
+        for i in 0..1_000u64 {
+            s.read_us(u64::from(p) * 5_000 + i * 20_000, p, u64::from(p) + 1, &oct);
+        }
+    }
+    s.write_us(
+        5_000_000,
+        0,
+        WriteKind::Edit,
+        4,
+        "cal:1",
+        Some(item_at(date(2025, 10, 9)?, 9, 0, 0)),
+    );
+    s.write_us(12_000_000, 0, WriteKind::Delete, 3, "cal:1", None);
+    s.write_us(
+        13_000_000,
+        0,
+        WriteKind::Edit,
+        5,
+        "cal:1",
+        Some(item_at(date(2025, 10, 22)?, 9, 0, 0)),
+    );
+    s.write_us(17_000_000, 0, WriteKind::Delete, 6, "cal:1", None);
+    Ok(s)
+}
+
+/// See [`WRITER_CRASH`]'s entry in [`SCENARIOS`].
+fn writer_crash() -> Result<Script> {
+    let mut s = Script::new(3);
+    s.load_month("cal:1", 1, 15)?;
+    let oct = view(&["cal:1"], CalendarView::DayGridMonth, date(2025, 10, 6)?, 1, &PH)?;
+    for p in 0..3u32 {
+        for i in 0..200u64 {
+            s.read_us(u64::from(p) * 10_000 + i * 100_000, p, u64::from(p) + 1, &oct);
+        }
+    }
+    s.write_us(WRITER_CRASH_AT_US, 0, WriteKind::Delete, 3, "cal:1", None);
+    Ok(s)
+}
 
 /// The two-tier scenario's name.
 pub const TWO_TIER: &str = "multi-process-two-tier";
@@ -538,6 +638,8 @@ fn script(name: &str) -> Result<Script> {
         }
         STAMPEDE => stampede(),
         TWO_TIER => multi_process_two_tier(),
+        FREEZE => freeze(),
+        WRITER_CRASH => writer_crash(),
         other => Err(Error::UnknownScenario(other.to_owned())),
     }
 }

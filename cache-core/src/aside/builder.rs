@@ -9,6 +9,7 @@ use crate::backend::Backend;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::options::CacheOptions;
+use crate::outbox::Outbox;
 use crate::strategy::{by_name, BucketSize, StampGranularity, Strategy};
 
 /// The longest cache name [`RangeCacheBuilder::name`] accepts (it becomes a
@@ -67,6 +68,7 @@ pub struct RangeCacheBuilder {
     strategy: Choice,
     options: CacheOptions,
     name: String,
+    outbox: Option<Arc<dyn Outbox>>,
 }
 
 impl RangeCacheBuilder {
@@ -76,6 +78,7 @@ impl RangeCacheBuilder {
             strategy: Choice::Name(super::DEFAULT_STRATEGY.to_owned()),
             options: CacheOptions::default(),
             name: "default".to_owned(),
+            outbox: None,
         }
     }
 
@@ -190,6 +193,34 @@ impl RangeCacheBuilder {
         self
     }
 
+    /// Retries of failed bumps: the first `min` after the failure, then
+    /// doubling up to `max` (defaults 10 ms and 100 ms; `max` bounds how
+    /// long after the server's return other processes can be served what
+    /// a lost bump should have invalidated).
+    pub fn bump_retry(mut self, min: Duration, max: Duration) -> Self {
+        self.options.bump_retry_min = min;
+        self.options.bump_retry_max = max;
+        self
+    }
+
+    /// The application's outbox of committed changes
+    /// ([`crate::outbox`]): writes ended with
+    /// [`RangeCache::end_recorded_write`] delete their row once applied,
+    /// and [`RangeCache::outbox_relay`] drains the rows of writers that
+    /// crashed. `poll` and `grace`: [`Self::outbox_timing`].
+    pub fn outbox(mut self, outbox: Arc<dyn Outbox>) -> Self {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// How often the outbox relay polls (default 1 s) and how old a row
+    /// must be before it steps in for the row's writer (default 5 s).
+    pub fn outbox_timing(mut self, poll: Duration, grace: Duration) -> Self {
+        self.options.outbox_poll = poll;
+        self.options.outbox_grace = grace;
+        self
+    }
+
     /// Checks every setting and builds the cache. The error
     /// ([`Error::Setting`], or [`Error::Config`] for an unknown strategy
     /// name) names the first bad setting.
@@ -201,7 +232,13 @@ impl RangeCacheBuilder {
             Choice::Build(build) => build(self.options.clone()),
             Choice::Shared(strategy) => strategy,
         };
-        Ok(RangeCache::assemble(self.backend, strategy, self.options, self.name))
+        Ok(RangeCache::assemble(
+            self.backend,
+            strategy,
+            self.options,
+            self.name,
+            self.outbox,
+        ))
     }
 }
 

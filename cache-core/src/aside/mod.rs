@@ -37,6 +37,21 @@
 //!   ([`RangeCacheBuilder::fail_open`]): a backend error then ends the read
 //!   with [`LoadError::Cache`], so a cache outage does not become a
 //!   database stampede.
+//! - **A committed write always invalidates.** An `end_write` or
+//!   `invalidate` that fails is not forgotten: the change is queued in this
+//!   cache ([`crate::flow::pending`]) and re-applied in the background, the
+//!   first time [`CacheOptions::bump_retry_min`] later, then backing off to
+//!   [`CacheOptions::bump_retry_max`] (100 ms by default), until it goes
+//!   through. Meanwhile this process reads the views the change covers from
+//!   the loader alone ([`CacheMetrics::pending_bypassed`]). Other processes
+//!   can be served what the change should have invalidated until the
+//!   server answers again and the next retry lands: at most about
+//!   `bump_retry_max` after the server's return. The queue lives in
+//!   memory: it survives a frozen or unreachable server, not a crash of
+//!   this process. For that, record each change in the application's
+//!   database with the write ([`crate::outbox`]) and end the write with
+//!   [`RangeCache::end_recorded_write`]; every process then runs
+//!   [`RangeCache::outbox_relay`].
 //!
 //! ```
 //! # async fn demo(backend: std::sync::Arc<dyn cache_core::Backend>, view: cache_core::View)
@@ -85,6 +100,8 @@
 //! - `meters.rs`: the `metrics` instruments and their names.
 //! - `builder.rs`: [`RangeCacheBuilder`], every setting, validated.
 //! - `error.rs`: [`LoadError`], why a read returned no view.
+//! - `relay.rs`: the background retries of failed bumps, and
+//!   [`OutboxRelay`], which drains the application's outbox.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -105,17 +122,20 @@ use crate::flow::{Aside, CacheMetrics, FlightId, Flights, Served, Step};
 use crate::instrumented::{Instrumented, OpStats};
 use crate::key::Key;
 use crate::options::CacheOptions;
+use crate::outbox::{Outbox, OutboxId};
 use crate::strategy::Strategy;
 use crate::view::{Change, View};
 
 mod builder;
 mod error;
 pub mod meters;
+mod relay;
 
 use meters::{BackendStep, Meters};
 
 pub use builder::{RangeCacheBuilder, MAX_NAME_BYTES};
 pub use error::LoadError;
+pub use relay::{OutboxRelay, RelayRound, OUTBOX_BATCH};
 
 /// The strategy a [`RangeCacheBuilder`] uses unless told otherwise: the
 /// one the measurements recommend (README, "Which strategy?").
@@ -130,7 +150,7 @@ type Waiter = oneshot::Sender<Option<Bytes>>;
 #[derive(Debug)]
 pub struct RangeCache {
     name: String,
-    aside: Aside,
+    aside: Arc<Aside>,
     read_backend: Instrumented<Arc<dyn Backend>>,
     write_backend: Instrumented<Arc<dyn Backend>>,
     clock: Arc<dyn Clock>,
@@ -139,6 +159,8 @@ pub struct RangeCache {
     flights: Mutex<Flights<Waiter>>,
     tally: Mutex<CacheMetrics>,
     meters: Meters,
+    /// Failed bumps, retried in the background (`relay.rs`).
+    relay: Arc<relay::Relay>,
 }
 
 /// Ends a leader's flight when the leader is dropped mid-load (its future
@@ -167,18 +189,27 @@ impl RangeCache {
     }
 
     /// The cache from a validated builder.
-    fn assemble(backend: Arc<dyn Backend>, strategy: Arc<dyn Strategy>, options: CacheOptions, name: String) -> Self {
-        let strategy_name = strategy.name().to_owned();
-        let strategy_name = strategy_name.as_str();
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        strategy: Arc<dyn Strategy>,
+        options: CacheOptions,
+        name: String,
+        outbox: Option<Arc<dyn Outbox>>,
+    ) -> Self {
+        let meters = Meters::new(&name, strategy.name());
+        let aside = Arc::new(Aside::new(strategy, options));
+        let write_backend = Instrumented::new(backend.clone());
+        let relay_backend = Instrumented::with_stats(backend.clone(), write_backend.stats().clone());
         RangeCache {
-            clock: options.clock.clone(),
-            aside: Aside::new(strategy, options),
-            read_backend: Instrumented::new(backend.clone()),
-            write_backend: Instrumented::new(backend),
+            name,
+            meters,
+            clock: aside.options().clock.clone(),
+            relay: Arc::new(relay::Relay::new(aside.clone(), relay_backend, outbox)),
+            aside,
+            read_backend: Instrumented::new(backend),
+            write_backend,
             flights: Mutex::new(Flights::new()),
             tally: Mutex::new(CacheMetrics::default()),
-            meters: Meters::new(&name, strategy_name),
-            name,
         }
     }
 
@@ -218,7 +249,14 @@ impl RangeCache {
     /// The counters now. Backend round trips are in
     /// [`RangeCache::read_stats`] and [`RangeCache::write_stats`].
     pub fn metrics(&self) -> CacheMetrics {
-        *self.tally()
+        let mut m = *self.tally();
+        self.relay.add_counts(&mut m);
+        m
+    }
+
+    /// Failed bumps waiting for a retry now (0 when nothing failed).
+    pub fn pending_bumps(&self) -> usize {
+        self.relay.len()
     }
 
     /// The cached payload of `view`, or `loader`'s result, which is then
@@ -305,9 +343,11 @@ impl RangeCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, E>>,
     {
-        let aside = &self.aside;
+        let aside = &*self.aside;
         let backend: &dyn Backend = &self.read_backend;
-        let mut flow = aside.read();
+        // A bump of this view pending in this process: straight to the
+        // loader (see the module docs).
+        let mut flow = self.relay.read_for(view);
         let mut loader = Some(loader);
         let mut load_error = None;
         let mut guard: Option<LeadGuard<'_>> = None;
@@ -425,6 +465,11 @@ impl RangeCache {
     /// Between the commit and this call, readers may still be served the
     /// previous data (the commit-to-bump window); [`RangeCache::begin_write`]
     /// closes it where the strategy can (`stamped`).
+    ///
+    /// An error says the invalidation did not go through now: the change
+    /// is then queued and retried in the background until it does (see
+    /// the module docs), unless the error is one no retry can fix
+    /// ([`CacheMetrics::bumps_dropped`]).
     pub async fn invalidate(&self, change: &Change) -> Result<()> {
         let span = self.write_span("range_cache.invalidate", change);
         async {
@@ -432,6 +477,9 @@ impl RangeCache {
             let r = self.aside.invalidate(&self.write_backend, change).await;
             self.meters.backend(BackendStep::Write, t.elapsed());
             self.wrote(r.is_ok());
+            if let Err(e) = &r {
+                self.relay.failed(change, false, None, e);
+            }
             r
         }
         .instrument(span)
@@ -502,17 +550,70 @@ impl RangeCache {
 
     /// After a write announced with [`RangeCache::begin_write`] committed
     /// (or failed): invalidates what `change` affects and lifts the fence.
+    ///
+    /// An error says the invalidation did not go through now: the change
+    /// is then queued and retried in the background until it does, and
+    /// this process reads the views it covers from the loader meanwhile
+    /// (see the module docs).
     pub async fn end_write(&self, change: &Change) -> Result<()> {
+        self.end(change, None).await
+    }
+
+    /// [`RangeCache::end_write`] for a write that recorded `change` in the
+    /// application's outbox as row `row` ([`crate::outbox`]), in its own
+    /// transaction: once the bump is applied (now, or by a retry) the row
+    /// is deleted ([`Outbox::done`]). Without an outbox
+    /// ([`RangeCacheBuilder::outbox`]) this is `end_write`.
+    ///
+    /// ```
+    /// # async fn demo(cache: cache_core::RangeCache, change: cache_core::Change) {
+    /// let announced = cache.begin_write(&change).await;
+    /// // BEGIN; …the write…; INSERT INTO cache_outbox (record, …)
+    /// //   VALUES (cache_core::outbox::encode(&change), …) → row; COMMIT
+    /// # let row = 1;
+    /// if let Err(e) = cache.end_recorded_write(&change, row).await {
+    ///     // Queued for retry; the outbox still has it if this process dies.
+    ///     eprintln!("invalidation pending: {e}");
+    /// }
+    /// # let _ = announced;
+    /// # }
+    /// ```
+    pub async fn end_recorded_write(&self, change: &Change, row: OutboxId) -> Result<()> {
+        self.end(change, Some(row)).await
+    }
+
+    async fn end(&self, change: &Change, row: Option<OutboxId>) -> Result<()> {
         let span = self.write_span("range_cache.end_write", change);
         async {
             let t = Instant::now();
             let r = self.aside.end_write(&self.write_backend, change).await;
             self.meters.backend(BackendStep::Write, t.elapsed());
             self.wrote(r.is_ok());
+            match &r {
+                Ok(()) => self.relay.outbox_done(row).await,
+                Err(e) => self.relay.failed(change, true, row, e),
+            }
             r
         }
         .instrument(span)
         .await
+    }
+
+    /// The relay that drains the outbox given to
+    /// [`RangeCacheBuilder::outbox`], polling every
+    /// [`CacheOptions::outbox_poll`] for rows older than
+    /// [`CacheOptions::outbox_grace`]; `None` without an outbox. Run one in
+    /// every process: `tokio::spawn(relay.run())`.
+    pub fn outbox_relay(&self) -> Option<OutboxRelay> {
+        let options = self.aside.options();
+        self.relay.outbox().map(|outbox| {
+            OutboxRelay::new(
+                self.relay.clone(),
+                outbox.clone(),
+                options.outbox_poll,
+                options.outbox_grace,
+            )
+        })
     }
 }
 

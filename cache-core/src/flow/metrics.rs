@@ -41,6 +41,30 @@ pub struct CacheMetrics {
     pub invalidations: u64,
     /// Invalidations that returned an error.
     pub invalidation_errors: u64,
+    /// Reads that skipped the cache because this process had a bump
+    /// pending for one of their scopes over their dates
+    /// ([`Outcome::pending_bypass`]).
+    pub pending_bypassed: u64,
+    /// Failed invalidations (`end_write`, `invalidate`) queued for retry
+    /// (see [`crate::flow::pending`]); each is also an
+    /// [`invalidation_errors`](Self::invalidation_errors).
+    pub bumps_queued: u64,
+    /// Failed invalidations that could not be queued: an error a retry
+    /// cannot fix (a key the strategy cannot build), or a full table. They
+    /// are lost unless an outbox holds them.
+    pub bumps_dropped: u64,
+    /// Retry calls made for queued bumps (each probe and each catch-up
+    /// call counts one).
+    pub bump_retries: u64,
+    /// Queued bumps a retry applied.
+    pub bumps_reapplied: u64,
+    /// Outbox rows this process's relay applied (written by any process:
+    /// a writer that crashed, or one whose own retries had not succeeded
+    /// yet).
+    pub outbox_applied: u64,
+    /// Outbox rows that did not decode, set aside
+    /// ([`Outbox::quarantine`](crate::outbox::Outbox::quarantine)).
+    pub outbox_quarantined: u64,
 }
 
 impl CacheMetrics {
@@ -58,6 +82,7 @@ impl CacheMetrics {
         add(&mut self.store_errors, o.store_error);
         add(&mut self.corrupt_entries, o.corrupt_entry);
         add(&mut self.bypassed, o.bypassed);
+        add(&mut self.pending_bypassed, o.pending_bypass);
     }
 
     /// Counts one invalidation.

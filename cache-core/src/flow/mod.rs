@@ -23,11 +23,20 @@
 //!  │              └─▶ Join ─▶ another load in flight: wait ─▶ Done (coalesced)
 //!  │                    └──▶ lead ─▶ Load ─▶ Publish ─▶ Store ─▶ Finish ─▶ Done
 //!  └─ plan error (fail-open) ─▶ Load ─▶ Done (uncached)
+//!
+//! a bump of the view pending in this process (Aside::read_for):
+//!    Load ─▶ Done (uncached: no plan, no join, no store)
 //! ```
 //!
 //! Single-flight is per process: [`Flights`] is one table per process (per
 //! `RangeCache`; per simulated app process). Nothing is coordinated across
 //! processes: that would take a lock in the shared store.
+//!
+//! So are failed bumps: [`Pending`] holds the changes whose invalidation
+//! did not reach the cache, until a retry applies them, and a read that
+//! one of them covers skips the cache from the start
+//! ([`Aside::read_for`]: `Plan` is replaced by `Load`). See
+//! [`pending`] for the retry schedule and the bound on staleness it gives.
 //!
 //! The backend work of a step (the strategy's plan, its store, its
 //! invalidation) is done by [`Aside::plan`], [`Aside::store`] and
@@ -39,6 +48,8 @@
 //!   [`CacheOptions`]: single-flight, XFetch and its seeded draws, fail-open).
 //! - `read.rs`: [`ReadFlow`], [`Step`], [`Outcome`], [`Served`].
 //! - `flights.rs`: [`Flights`], the single-flight table.
+//! - `pending.rs`: [`Pending`], the bumps a process failed to apply, their
+//!   retry schedule, and the reads they keep out of the cache.
 //! - `metrics.rs`: [`CacheMetrics`], the counters both drivers keep.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,10 +66,12 @@ use crate::view::{Change, View};
 
 pub mod flights;
 pub mod metrics;
+pub mod pending;
 pub mod read;
 
 pub use flights::{Begin, FlightId, Flights};
 pub use metrics::{CacheMetrics, Tally};
+pub use pending::{Added, Pending, PendingId, RetryPolicy};
 pub use read::{Outcome, ReadFlow, Served, Step};
 
 /// The read policy's settings: single-flight, XFetch and fail-open are
@@ -97,9 +110,50 @@ impl Aside {
         &self.options
     }
 
-    /// A new read, at [`Step::Plan`].
+    /// A new read, at [`Step::Plan`], for a driver that keeps no
+    /// [`Pending`] table (as [`Aside::read_for`] with an empty one).
     pub fn read(&self) -> ReadFlow {
         ReadFlow::new(self.options.single_flight, self.options.fail_open)
+    }
+
+    /// A new read of `view` in a process whose failed bumps are `pending`:
+    /// at [`Step::Plan`], or, when a pending change covers the view
+    /// ([`Pending::covers`]), straight at [`Step::Load`] with
+    /// [`Outcome::pending_bypass`] set: the cache may still hold what that
+    /// change should have invalidated, so it neither answers, nor
+    /// coalesces, nor is filled.
+    pub fn read_for<T>(&self, view: &View, pending: &Pending<T>) -> ReadFlow {
+        let mut flow = self.read();
+        if pending.covers(view) {
+            flow.bypass_pending();
+        }
+        flow
+    }
+
+    /// The retry schedule of failed bumps, from the options
+    /// ([`CacheOptions::bump_retry_min`], [`CacheOptions::bump_retry_max`]).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(self.options.bump_retry_min, self.options.bump_retry_max)
+    }
+
+    /// Re-applies a change whose bump failed: [`Aside::end_write`] when
+    /// the write was announced (`fenced`; it also lifts a fence the
+    /// `begin_write` may have left open), [`Aside::invalidate`] otherwise.
+    ///
+    /// Re-applying may apply a bump twice (the first attempt may have
+    /// reached the server although its answer did not come back). Every
+    /// strategy tolerates that: a second bump costs a miss per entry, and
+    /// `stamped` re-creates a fenced generation whose halves are out of
+    /// step (more ends than begins) at a fresh settled start, which is a
+    /// bump too; the price is that a write of the same scope still open
+    /// at that moment loses its fence and has the plain commit-to-bump
+    /// window until its own end.
+    pub async fn reapply(&self, backend: &dyn Backend, change: &Change, fenced: bool) -> Result<()> {
+        if fenced {
+            self.end_write(backend, change).await
+        } else {
+            self.invalidate(backend, change).await
+        }
     }
 
     /// [`Step::Plan`]: the strategy derives the view's key (reading or
@@ -265,6 +319,34 @@ mod tests {
         follower.stored(Ok(()));
         follower.finish(&mut flights);
         assert!(flights.is_empty());
+    }
+
+    #[test]
+    fn a_pending_bump_sends_covered_reads_to_the_loader_alone() {
+        use crate::view::{Scope, TimeRange};
+        let a = aside(true, None);
+        let day = |d: &str| chrono::DateTime::parse_from_rfc3339(d).unwrap();
+        let oct = View::new(
+            [Scope::new("cal:1").unwrap()],
+            TimeRange::new(day("2025-10-01T00:00:00Z"), day("2025-11-01T00:00:00Z")).unwrap(),
+        )
+        .unwrap();
+        let mut pending = Pending::default();
+        assert_eq!(a.read_for(&oct, &pending).step(), Step::Plan);
+        let write = TimeRange::new(day("2025-10-15T00:00:00Z"), day("2025-10-16T00:00:00Z")).unwrap();
+        pending.add(
+            Change::new(Scope::new("cal:1").unwrap(), [write]).unwrap(),
+            (),
+            UNIX_EPOCH,
+        );
+        let mut f = a.read_for(&oct, &pending);
+        assert_eq!(f.step(), Step::Load, "no plan: nothing read, nothing joined");
+        f.loaded(Some(EntryBuf::from_payload(b"fresh")), Duration::ZERO, UNIX_EPOCH);
+        assert_eq!(f.step(), Step::Done, "and nothing stored");
+        assert!(f.outcome().pending_bypass && f.outcome().loader_called);
+        let mut m = CacheMetrics::default();
+        m.record(f.outcome());
+        assert_eq!((m.pending_bypassed, m.misses, m.bypassed), (1, 1, 0));
     }
 
     #[test]

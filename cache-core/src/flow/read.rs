@@ -92,6 +92,11 @@ pub struct Outcome {
     /// The plan said a write to the view's scopes was open, so the cache
     /// neither answered nor stored this read ([`ReadPlan::bypass`]).
     pub bypassed: bool,
+    /// This process has a bump pending for one of the view's scopes over
+    /// its dates ([`Pending::covers`](crate::flow::Pending::covers)), so
+    /// the cache was skipped altogether: no plan, no hit, no coalescing, no
+    /// fill; the loader answered.
+    pub pending_bypass: bool,
 }
 
 /// The decisions of one read: plan → get → hit, or miss → (join an
@@ -152,6 +157,14 @@ impl ReadFlow {
             payload: None,
             outcome: Outcome::default(),
         }
+    }
+
+    /// Skips the cache for this read: a bump of its scopes is pending in
+    /// this process ([`Aside::read_for`]). Straight to [`Step::Load`],
+    /// without a plan, so nothing joins a flight or fills an entry.
+    pub(crate) fn bypass_pending(&mut self) {
+        self.outcome.pending_bypass = true;
+        self.step = Step::Load;
     }
 
     /// What to do next.

@@ -85,6 +85,12 @@ macro_rules! strategy_tests {
                 }
             }
 
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn freeze_during_a_write_is_reapplied_after_the_thaw() {
+                let (_guard, backend) = $make.await;
+                suite::assert_freeze_during_write_on_every_strategy(backend).await;
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_misses_call_the_loader_once() {
                 let (_guard, backend) = $make.await;

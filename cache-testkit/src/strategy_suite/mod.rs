@@ -22,6 +22,10 @@
 //! - `hazards.rs`: the seed's scenarios, lost generations and entries, the
 //!   stale-set race, the commit-to-bump window, concurrent misses, the
 //!   wildcard index cap.
+//! - `freeze.rs`: a freeze during a write: the bump fails, is queued and
+//!   re-applied; how long after the thaw another process is served stale
+//!   data (a [`Freezer`]: a `FreezeSwitch` on any backend, or `SIGSTOP` of
+//!   a real server).
 //! - `workloads.rs`: `bucketed` against `versioned`, a year of edits.
 //! - `model.rs`: random operation sequences against the model database.
 //! - `macros.rs`: [`strategy_tests!`](crate::strategy_tests), the suite as
@@ -295,11 +299,13 @@ pub fn seed_day() -> std::time::SystemTime {
     UNIX_EPOCH + Duration::from_millis(SEED_DAY_UNIX_MILLIS)
 }
 
+mod freeze;
 mod hazards;
 mod macros;
 mod model;
 mod workloads;
 
+pub use freeze::*;
 pub use hazards::*;
 pub use model::*;
 pub use workloads::*;

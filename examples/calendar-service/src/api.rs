@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use cache_core::aside::LoadError;
 use cache_core::extract::FeedScopes;
 use cache_core::instrumented::StatsSnapshot;
+use cache_core::outbox::OutboxId;
 use cache_core::{Bytes, CacheMetrics, Change, RangeCache, Scope, View};
 
 use crate::db::{BeforeCommit, Calendar, DbError, FeedFilter, Item, ItemInput, STATUSES, WORK_TYPES};
@@ -170,16 +171,21 @@ pub async fn delete_item(State(app): State<App>, user: User, Path(id): Path<i64>
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// One change a write announced, with its outbox row when the outbox is on.
+type AnnouncedChange = (Change, Option<OutboxId>);
+
 /// The changes a write announced, for [`App::end_writes`].
 #[derive(Debug, Clone, Default)]
-pub struct Announced(Arc<Mutex<Vec<Change>>>);
+pub struct Announced(Arc<Mutex<Vec<AnnouncedChange>>>);
 
 impl App {
     /// A hook for the database's write transaction ([`BeforeCommit`]):
     /// just before the commit it announces the write's [`changes`] to the
     /// cache ([`cache_core::RangeCache::begin_write`]: with `stamped`,
     /// reads of those calendars go to the database until the write ends),
-    /// and records them for [`App::end_writes`].
+    /// records each in the outbox in the same transaction (when
+    /// [`App::outbox`] is on: [`crate::outbox`]), and keeps them for
+    /// [`App::end_writes`].
     ///
     /// It runs on the database's blocking thread, so it waits for the
     /// cache there: the commit must not happen before the announcement has
@@ -188,16 +194,20 @@ impl App {
     /// invalidates (or reports that it could not).
     pub fn announcer(&self) -> (BeforeCommit, Announced) {
         let announced = Announced::default();
-        let (cache, slot) = (self.cache.clone(), announced.clone());
+        let (cache, slot, recorded) = (self.cache.clone(), announced.clone(), self.outbox.is_some());
         let handle = tokio::runtime::Handle::current();
-        let hook: BeforeCommit = Box::new(move |items: &[&Item]| {
-            let changes = changes(items);
-            for change in &changes {
-                if let Err(e) = handle.block_on(cache.begin_write(change)) {
+        let hook: BeforeCommit = Box::new(move |tx: &rusqlite::Connection, items: &[&Item]| {
+            let mut ended = Vec::new();
+            for change in changes(items) {
+                if let Err(e) = handle.block_on(cache.begin_write(&change)) {
                     tracing::error!(scope = %change.scope, error = %e, "announcing a write failed; its feeds may be stale between commit and invalidation");
                 }
+                let row = recorded
+                    .then(|| crate::outbox::record(tx, &change))
+                    .and_then(|r| r.map_err(|e| tracing::error!(scope = %change.scope, error = %e, "recording the change in the outbox failed; only this process's retries stand behind its invalidation")).ok());
+                ended.push((change, row));
             }
-            *slot.0.lock().unwrap_or_else(PoisonError::into_inner) = changes;
+            *slot.0.lock().unwrap_or_else(PoisonError::into_inner) = ended;
         });
         (hook, announced)
     }
@@ -207,15 +217,22 @@ impl App {
     /// lifts the fence). Nothing when the write failed its checks before
     /// announcing anything.
     ///
-    /// A failed invalidation is logged and counted
-    /// ([`CacheMetrics::invalidation_errors`]) but the request still
+    /// A failed invalidation is not lost: the cache queues it and retries
+    /// it until it lands (this process reads the calendars concerned from
+    /// the database meanwhile), and its outbox row stays until then, so
+    /// another process applies it if this one dies. The request still
     /// succeeds, because the write is durable and an error would invite
-    /// the client to repeat it; entries expire after the strategy's TTL.
+    /// the client to repeat it. It is logged and counted
+    /// ([`CacheMetrics::invalidation_errors`], [`CacheMetrics::bumps_queued`]).
     pub async fn end_writes(&self, announced: Announced) {
         let changes = std::mem::take(&mut *announced.0.lock().unwrap_or_else(PoisonError::into_inner));
-        for change in changes {
-            if let Err(e) = self.cache.end_write(&change).await {
-                tracing::error!(scope = %change.scope, error = %e, "invalidation failed; feeds may be stale until the TTL");
+        for (change, row) in changes {
+            let ended = match row {
+                Some(row) => self.cache.end_recorded_write(&change, row).await,
+                None => self.cache.end_write(&change).await,
+            };
+            if let Err(e) = ended {
+                tracing::error!(scope = %change.scope, error = %e, "invalidation failed; queued for retry");
             }
         }
     }
@@ -262,6 +279,8 @@ pub struct CacheReport {
     strategy: String,
     #[serde(flatten)]
     counts: CacheMetrics,
+    /// Failed bumps waiting for a retry now.
+    pending_bumps: usize,
     read_ops: StatsSnapshot,
     write_ops: StatsSnapshot,
 }
@@ -272,6 +291,7 @@ impl CacheReport {
         CacheReport {
             strategy: cache.strategy().name().to_owned(),
             counts: cache.metrics(),
+            pending_bumps: cache.pending_bumps(),
             read_ops: cache.read_stats().snapshot(),
             write_ops: cache.write_stats().snapshot(),
         }

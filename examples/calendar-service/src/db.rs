@@ -129,11 +129,12 @@ pub struct FeedFilter<'a> {
 }
 
 /// Runs inside a write's transaction, after its checks and just before its
-/// commit, with the items the write touches (as they were, and as they
-/// will be): where the service announces the write to the cache
-/// ([`cache_core::RangeCache::begin_write`]). Not called when a check
-/// fails; called at most once.
-pub type BeforeCommit = Box<dyn FnOnce(&[&Item]) + Send>;
+/// commit, with the transaction's connection and the items the write
+/// touches (as they were, and as they will be): where the service
+/// announces the write to the cache ([`cache_core::RangeCache::begin_write`])
+/// and records its change in the outbox (`crate::outbox`), in the same
+/// transaction. Not called when a check fails; called at most once.
+pub type BeforeCommit = Box<dyn FnOnce(&Connection, &[&Item]) + Send>;
 
 /// The database handle; cheap to clone.
 #[derive(Debug, Clone)]
@@ -203,7 +204,7 @@ impl Db {
     }
 
     /// Runs `f` on the connection on Tokio's blocking pool.
-    async fn call<T: Send + 'static>(
+    pub(crate) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
@@ -315,7 +316,7 @@ impl Db {
                 ],
             )?;
             let item = item_by_id(&tx, tx.last_insert_rowid())?;
-            before_commit(&[&item]);
+            before_commit(&tx, &[&item]);
             tx.commit()?;
             Ok(item)
         })
@@ -351,7 +352,7 @@ impl Db {
                 ],
             )?;
             let new = item_by_id(&tx, id)?;
-            before_commit(&[&old, &new]);
+            before_commit(&tx, &[&old, &new]);
             tx.commit()?;
             Ok((old, new))
         })
@@ -365,7 +366,7 @@ impl Db {
             let tx = c.transaction()?;
             let old = visible_item(&tx, &user, id)?;
             tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
-            before_commit(&[&old]);
+            before_commit(&tx, &[&old]);
             tx.commit()?;
             Ok(old)
         })
@@ -494,7 +495,7 @@ mod tests {
     }
 
     fn none() -> BeforeCommit {
-        Box::new(|_| {})
+        Box::new(|_, _| {})
     }
 
     #[tokio::test]

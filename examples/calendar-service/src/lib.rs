@@ -18,6 +18,9 @@
 //!   (`begin_write`, which `stamped` uses to fence the commit-to-bump
 //!   window) and invalidate after (`end_write`).
 //! - [`db`]: calendars, members and work items in SQLite, and the feed query.
+//! - [`outbox`]: the cache's transactional outbox on SQLite: each write's
+//!   changes recorded in its own transaction, deleted once the bump lands,
+//!   applied by every process's relay if the writer died first.
 //! - `assets`: the page (HTML, JS, CSS) and the vendored FullCalendar,
 //!   compiled into the binary.
 //!
@@ -28,7 +31,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
 use axum::Router;
@@ -39,6 +42,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 pub mod api;
 mod assets;
 pub mod db;
+pub mod outbox;
 
 pub use db::Db;
 
@@ -75,6 +79,29 @@ pub struct Config {
     /// a per-run one with the in-memory database.
     #[arg(long = "cache-namespace", env = "CALENDAR_CACHE_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Record every write's cache invalidations in the `cache_outbox`
+    /// table, in the write's own transaction, and run the outbox relay, so
+    /// a process that dies between a commit and its bump has it applied
+    /// by another (`on`/`off`).
+    #[arg(long, env = "CALENDAR_OUTBOX", default_value = "on", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub outbox: bool,
+    /// First retry of an invalidation that failed (the cache frozen or
+    /// away), ms; the wait doubles per failed round up to
+    /// `--bump-retry-max-ms`.
+    #[arg(long, env = "CALENDAR_BUMP_RETRY_MIN_MS", default_value_t = 10)]
+    pub bump_retry_min_ms: u64,
+    /// Longest wait between retries of failed invalidations, ms: once the
+    /// cache answers again, other processes stop serving what it should
+    /// have invalidated within about this long.
+    #[arg(long, env = "CALENDAR_BUMP_RETRY_MAX_MS", default_value_t = 100)]
+    pub bump_retry_max_ms: u64,
+    /// How often the outbox relay polls the `cache_outbox` table, ms.
+    #[arg(long, env = "CALENDAR_OUTBOX_POLL_MS", default_value_t = 1_000)]
+    pub outbox_poll_ms: u64,
+    /// How old an outbox row must be before the relay applies it, ms
+    /// (younger rows belong to writers still applying them).
+    #[arg(long, env = "CALENDAR_OUTBOX_GRACE_MS", default_value_t = 5_000)]
+    pub outbox_grace_ms: u64,
 }
 
 impl Default for Config {
@@ -86,6 +113,11 @@ impl Default for Config {
             strategy: DEFAULT_STRATEGY.to_owned(),
             db: None,
             namespace: None,
+            outbox: true,
+            bump_retry_min_ms: 10,
+            bump_retry_max_ms: 100,
+            outbox_poll_ms: 1_000,
+            outbox_grace_ms: 5_000,
         }
     }
 }
@@ -142,35 +174,67 @@ pub struct App {
     /// The cache's `metrics` instruments, rendered as Prometheus text at
     /// `/metrics`.
     pub metrics: PrometheusHandle,
+    /// The outbox of cache invalidations (`--outbox on`), which every
+    /// write records its changes in.
+    pub outbox: Option<outbox::SqliteOutbox>,
+    /// The outbox relay's task, stopped when the last clone of the app
+    /// goes.
+    _relay: Option<Arc<RelayTask>>,
+}
+
+/// Aborts the outbox relay's task when dropped.
+#[derive(Debug)]
+struct RelayTask(tokio::task::JoinHandle<()>);
+
+impl Drop for RelayTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl App {
-    /// Opens the database and builds the cache from `config`.
+    /// Opens the database, builds the cache from `config` and, with the
+    /// outbox on, starts the outbox relay.
     pub async fn start(config: &Config) -> Result<App, StartError> {
         let db = Db::open(config.db.as_deref())?;
-        let options = CacheOptions::default().with_namespace(config.namespace());
+        let ms = Duration::from_millis;
+        let options = CacheOptions::default()
+            .with_namespace(config.namespace())
+            .with_bump_retry(ms(config.bump_retry_min_ms), ms(config.bump_retry_max_ms))
+            .with_outbox_timing(ms(config.outbox_poll_ms), ms(config.outbox_grace_ms));
         // A bad strategy name is reported before any server is contacted.
         by_name(&config.strategy, &options).map_err(backend_any::Error::Strategy)?;
         let backend = backend_any::connect(&config.cache).await?;
+        let mut builder = RangeCache::builder(backend)
+            .options(options)
+            .strategy(config.strategy.as_str())
+            .name("calendar-feed");
+        let outbox = match config.outbox {
+            true => Some(outbox::SqliteOutbox::open(db.clone()).await?),
+            false => None,
+        };
+        if let Some(o) = &outbox {
+            builder = builder.outbox(Arc::new(o.clone()));
+        }
         // The cache's instruments are registered with this recorder when the
         // cache is built. It is local to the app rather than installed
         // globally, so that tests can run several apps in one process; a
         // service with one cache could equally `install_recorder()` in main.
         let recorder = PrometheusBuilder::new().build_recorder();
         let metrics = recorder.handle();
-        let cache = metrics::with_local_recorder(&recorder, || {
-            RangeCache::builder(backend)
-                .options(options)
-                .strategy(&config.strategy)
-                .name("calendar-feed")
-                .build()
-        })
-        .map_err(backend_any::Error::Strategy)?;
+        let cache =
+            metrics::with_local_recorder(&recorder, || builder.build()).map_err(backend_any::Error::Strategy)?;
+        let cache = Arc::new(cache);
+        let relay = cache
+            .outbox_relay()
+            .map(|relay| Arc::new(RelayTask(tokio::spawn(relay.run()))));
         Ok(App {
             db,
-            cache: Arc::new(cache),
+            cache,
             backend_label: backend_any::redact(&config.cache),
             metrics,
+            outbox,
+            _relay: relay,
         })
     }
 }

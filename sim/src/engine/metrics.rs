@@ -86,6 +86,9 @@ pub struct Metrics {
     /// before and after), for Redis and Memcached; `None` for in-process
     /// stores (set by the runner).
     pub server_evictions: Option<u64>,
+    /// What injected faults did (queued and re-applied bumps, stale reads
+    /// after a freeze), when the run injected any.
+    pub faults: Option<super::FaultMetrics>,
 }
 
 /// Collects a cell's counts as it runs.
@@ -237,6 +240,7 @@ impl Recorder {
             duration_us: 0,
             tier: None,
             server_evictions: None,
+            faults: None,
         }
     }
 }

@@ -43,6 +43,9 @@
 //!   per view (query, remembered answer), found by the view's id.
 //! - `judge.rs`: the stale-read judgement; the dead-key count.
 //! - `outage.rs`: ends a cell whose backend stays down (`--max-outage-s`).
+//! - `relay.rs`: failed bumps queued and retried per process, the
+//!   transactional outbox and its relays, and the faults that need them
+//!   (`--freeze`, `--crash-writer-at`), with what they cost.
 //! - `metrics.rs`: [`Metrics`] and the recorder (sparse timeline, latency
 //!   percentiles).
 
@@ -63,6 +66,7 @@ mod judge;
 mod metrics;
 mod outage;
 mod payload;
+mod relay;
 mod replay;
 mod views;
 
@@ -70,6 +74,7 @@ pub(crate) use input::{Chunk, Inputs};
 
 pub use metrics::{LatencySummary, Metrics};
 pub use payload::declared_len;
+pub use relay::FaultMetrics;
 pub use replay::run_cell;
 pub(crate) use replay::Replay;
 
@@ -169,6 +174,11 @@ pub struct Cell {
     /// `end_write`, which `stamped` uses to fence reads); off, it only
     /// invalidates after the commit.
     pub fenced_writes: bool,
+    /// Faults injected into the run: the crash of a writer (freezes are
+    /// applied to [`Self::backends`] by whoever builds the cell, with
+    /// [`cache_core::fault::Frozen`]; listed here so that reads and errors
+    /// are counted against them) and whether the app keeps an outbox.
+    pub faults: crate::config::Faults,
 }
 
 impl std::fmt::Debug for Cell {
@@ -200,6 +210,7 @@ impl Cell {
             outage_limit: None,
             judge_stale: true,
             fenced_writes: true,
+            faults: crate::config::Faults::none(),
         }
     }
 }
@@ -225,7 +236,19 @@ struct Read {
 enum Slot {
     Free,
     Read(Box<Read>),
-    Invalidate { store: usize, change: Change },
+    Invalidate {
+        store: usize,
+        change: Change,
+        /// The writing process and its commit's instant (for a retry).
+        process: u32,
+        committed: i64,
+    },
+    /// A round of `process`'s failed bumps (`relay.rs`).
+    Retry {
+        process: u32,
+    },
+    /// The outbox relays poll (`relay.rs`).
+    Poll,
 }
 
 fn instant(t_us: i64) -> SystemTime {
@@ -263,6 +286,8 @@ struct Run {
     /// Per scope, the last two commit instants (older, newer), for
     /// `at_risk_reads`.
     commits: HashMap<String, (i64, i64)>,
+    /// Failed bumps, the outbox, injected faults (`relay.rs`).
+    relay: relay::Relay,
 }
 
 impl Run {
@@ -346,7 +371,7 @@ impl Run {
                     start_us: t,
                     process: *process,
                     store,
-                    flow: self.aside.read(),
+                    flow: self.relay.read_for(&self.aside, *process, &view.view),
                     as_of_excl: t,
                 })));
                 self.step(slot, t).await;
@@ -378,8 +403,18 @@ impl Run {
                 // this virtual instant, so the order is the app's.
                 if self.cell.fenced_writes && self.aside.begin_write(&self.write[store], &change).await.is_err() {
                     self.rec.tally.record_invalidation(false);
+                    self.relay.begin_failed(t);
                 }
-                let slot = self.alloc(Slot::Invalidate { store, change });
+                if self.relay.crashes_now(t) {
+                    self.crash_writer(*process, &change, t);
+                    return Ok(());
+                }
+                let slot = self.alloc(Slot::Invalidate {
+                    store,
+                    change,
+                    process: *process,
+                    committed: t,
+                });
                 self.schedule(t.saturating_add(us(self.cell.latencies.invalidate_us)), slot);
             }
             Event::EvictControl { process, view, .. } => {
@@ -449,6 +484,7 @@ impl Run {
                 self.rec.at_risk_reads += 1;
             }
         }
+        self.relay.served(r.start_us, at, &outcome, staleness);
         let (start, at) = (self.since_base(r.start_us), self.since_base(at));
         self.rec.served(start, at, &outcome, staleness);
     }
@@ -458,7 +494,12 @@ impl Run {
     async fn step(&mut self, slot: u32, now: i64) {
         let mut r = match std::mem::replace(&mut self.slots[slot as usize], Slot::Free) {
             Slot::Read(r) => r,
-            Slot::Invalidate { store, change } => {
+            Slot::Invalidate {
+                store,
+                change,
+                process,
+                committed,
+            } => {
                 let written = if self.cell.fenced_writes {
                     self.aside.end_write(&self.write[store], &change).await
                 } else {
@@ -467,6 +508,17 @@ impl Run {
                 let ok = written.is_ok();
                 self.rec.tally.record_invalidation(ok);
                 self.free.push(slot);
+                self.bumped(process, change, committed, ok, now);
+                return;
+            }
+            Slot::Retry { process } => {
+                self.free.push(slot);
+                self.retry_round(process, now).await;
+                return;
+            }
+            Slot::Poll => {
+                self.free.push(slot);
+                self.poll_outbox(now).await;
                 return;
             }
             Slot::Free => return,

@@ -55,8 +55,10 @@ impl Replay {
         };
         let (read_stats, write_stats) = (stats(), stats());
         let base_us = header.start_us();
+        let aside = Aside::new(cell.strategy.clone(), cell.aside.clone());
         let mut run = Run {
-            aside: Aside::new(cell.strategy.clone(), cell.aside.clone()),
+            relay: super::relay::Relay::new(&cell.faults, &aside, base_us),
+            aside,
             read: cell
                 .backends
                 .iter()
@@ -157,6 +159,10 @@ impl Replay {
             Some(judge::count_dead(&run.aside, &cell.backends, &cell.live_keys, &cell.clock).await)
         };
         let db_queries = run.db.queries();
+        let faults = run.relay.summary().map(|mut f| {
+            f.pending_bypassed = run.rec.tally.pending_bypassed;
+            f
+        });
         let run = self.run;
         let mut m = run
             .rec
@@ -166,6 +172,7 @@ impl Replay {
         m.dead_bytes = dead.map(|d| d.bytes);
         m.orphaned_keys = dead.map(|d| d.orphaned);
         m.live_keys = dead.map(|d| d.live);
+        m.faults = faults;
         Ok(m)
     }
 }

@@ -134,6 +134,10 @@ pub struct CellResult {
     /// they rely on (a key index) and the report says so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_evictions: Option<u64>,
+    /// What injected faults did in this cell (`--freeze`,
+    /// `--crash-writer-at`); absent from runs without faults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultSummary>,
     /// Round trips per operation kind (only kinds that occurred).
     pub ops: BTreeMap<&'static str, OpCount>,
     /// Staleness over time: `[bucket start s, reads, stale reads]` for every
@@ -160,6 +164,98 @@ pub struct TierSummary {
     pub zero_trip_reads: u64,
     /// Notices published on the backplane.
     pub published: u64,
+}
+
+/// What injected faults did in one cell: the bumps they made fail, what
+/// the relay did about them, and the stale reads left.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct FaultSummary {
+    /// Bumps that failed and were queued for retry in their process.
+    pub bumps_queued: u64,
+    /// Retry calls made (probes and catch-up).
+    pub bump_retries: u64,
+    /// Queued bumps a retry applied.
+    pub bumps_reapplied: u64,
+    /// Bumps never applied (a crashed writer's, without the outbox).
+    pub bumps_lost: u64,
+    /// Outbox rows the relays applied.
+    pub outbox_applied: u64,
+    /// Writers that crashed between commit and bump.
+    pub writer_crashes: u64,
+    /// Reads their own process sent around the cache while a bump of
+    /// theirs was pending.
+    pub pending_bypassed: u64,
+    /// Stale reads served while the cache was frozen.
+    pub stale_during_freeze: u64,
+    /// Stale reads served after a freeze ended.
+    pub stale_after_thaw: u64,
+    /// The latest of them, ms after the end of its freeze: the bound the
+    /// retry schedule gives (`bump_retry_max`).
+    pub max_stale_after_thaw_ms: f64,
+    /// Backend errors that overlapped a freeze (expected: the CLI's
+    /// `--max-error-rate` leaves them out).
+    pub errors_in_freeze: u64,
+}
+
+impl From<crate::engine::FaultMetrics> for FaultSummary {
+    fn from(f: crate::engine::FaultMetrics) -> Self {
+        FaultSummary {
+            bumps_queued: f.bumps_queued,
+            bump_retries: f.bump_retries,
+            bumps_reapplied: f.bumps_reapplied,
+            bumps_lost: f.bumps_lost,
+            outbox_applied: f.outbox_applied,
+            writer_crashes: f.writer_crashes,
+            pending_bypassed: f.pending_bypassed,
+            stale_during_freeze: f.stale_during_freeze,
+            stale_after_thaw: f.stale_after_thaw,
+            max_stale_after_thaw_ms: ms(f.max_stale_after_thaw_us),
+            errors_in_freeze: f.errors_in_freeze,
+        }
+    }
+}
+
+/// The faults a run injected and the relay's settings, as the report
+/// states them (absent from runs without faults).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct FaultPlan {
+    /// Freezes of the cache: `[start s, end s]` after the trace's start.
+    pub freezes_s: Vec<[f64; 2]>,
+    /// The first write at or after this instant (s) loses its writer
+    /// between commit and bump.
+    pub crash_writer_at_s: Option<f64>,
+    /// Whether writes record their change in a transactional outbox.
+    pub outbox: bool,
+    /// First retry of a failed bump, ms.
+    pub bump_retry_min_ms: f64,
+    /// Longest wait between retries, ms.
+    pub bump_retry_max_ms: f64,
+    /// How often the outbox relays poll, ms.
+    pub outbox_poll_ms: f64,
+    /// How old a row must be before a relay applies it, ms.
+    pub outbox_grace_ms: f64,
+}
+
+impl FaultPlan {
+    fn of(cfg: &RunConfig) -> Option<FaultPlan> {
+        let f = &cfg.faults;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        f.any().then(|| FaultPlan {
+            freezes_s: f
+                .freezes
+                .iter()
+                .map(|w| [w.start_us as f64 / 1e6, w.end_us as f64 / 1e6])
+                .collect(),
+            crash_writer_at_s: f.crash_writer_at_us.map(|t| t as f64 / 1e6),
+            outbox: f.outbox,
+            bump_retry_min_ms: ms(cfg.aside.bump_retry_min),
+            bump_retry_max_ms: ms(cfg.aside.bump_retry_max),
+            outbox_poll_ms: ms(cfg.aside.outbox_poll),
+            outbox_grace_ms: ms(cfg.aside.outbox_grace),
+        })
+    }
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -240,6 +336,7 @@ impl CellResult {
                 published: t.published,
             }),
             server_evictions: m.server_evictions,
+            faults: m.faults.map(FaultSummary::from),
             ops,
             timeline: m
                 .timeline
@@ -297,6 +394,10 @@ pub struct Report {
     /// What the access log held and which lines were skipped, for a
     /// `--format access-log` replay.
     pub access_log: Option<AccessLogSummary>,
+    /// The faults injected and the relay's settings (`--freeze`,
+    /// `--crash-writer-at`, `--outbox`); absent from runs without faults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultPlan>,
     /// One object per (strategy, backend).
     pub results: Vec<CellResult>,
     /// The verdict: the cell to use and why not each other one
@@ -329,6 +430,7 @@ impl Report {
             bucket_s: cfg.bucket.as_secs().max(1),
             stale_judged: cfg.judge_stale,
             access_log: None,
+            faults: FaultPlan::of(cfg),
             results,
             recommendation: None,
         }
@@ -403,6 +505,9 @@ impl Report {
         if let Some(a) = &self.access_log {
             s.push_str(&access_log_markdown(a));
         }
+        if let Some(plan) = &self.faults {
+            s.push_str(&self.faults_markdown(plan));
+        }
         s.push_str(&self.latency_markdown());
         s.push_str(&verdict::evictions_markdown(self));
         if let Some(rec) = &self.recommendation {
@@ -434,6 +539,45 @@ Feed latency by outcome, ms of virtual time (misses: own load, coalesced wait, b
                 r.misses,
                 r.latency_miss_p50_ms,
                 r.latency_miss_p99_ms
+            );
+        }
+        s
+    }
+
+    /// The faults section of `report.md`: what was injected, and per cell
+    /// what the bumps went through and the stale reads left.
+    fn faults_markdown(&self, plan: &FaultPlan) -> String {
+        let freezes: Vec<String> = plan.freezes_s.iter().map(|[a, b]| format!("{a} s to {b} s")).collect();
+        let mut s = format!(
+            "\nFaults: cache frozen {}; writer crash {}; outbox {}; failed bumps retried after {} ms, doubling to {} ms; outbox relays poll every {} ms for rows older than {} ms.\n",
+            if freezes.is_empty() { "never".to_owned() } else { freezes.join(", ") },
+            plan.crash_writer_at_s.map_or("none".to_owned(), |t| format!("at the first write from {t} s")),
+            if plan.outbox { "on" } else { "off" },
+            plan.bump_retry_min_ms,
+            plan.bump_retry_max_ms,
+            plan.outbox_poll_ms,
+            plan.outbox_grace_ms,
+        );
+        s.push_str(
+            "\n| strategy | backend | bumps queued | retries | re-applied | lost | outbox applied | bypassed reads | stale during freeze | stale after thaw | last stale after thaw ms | errors in freeze |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for r in &self.results {
+            let Some(f) = &r.faults else { continue };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+                r.strategy,
+                r.backend,
+                f.bumps_queued,
+                f.bump_retries,
+                f.bumps_reapplied,
+                f.bumps_lost,
+                f.outbox_applied,
+                f.pending_bypassed,
+                f.stale_during_freeze,
+                f.stale_after_thaw,
+                f.max_stale_after_thaw_ms,
+                f.errors_in_freeze,
             );
         }
         s

@@ -139,12 +139,15 @@ fn start_cell(
         opts = opts.with_namespace(ns);
     }
     let strat = strategies(strategy, &opts)?;
-    let stores = rt.block_on(connect(backend, header.processes, &clock))?;
+    let mut stores = rt.block_on(connect(backend, header.processes, &clock))?;
     // In-process stores answer `None` at once.
     let evictions_before = stores
         .backends
         .first()
         .and_then(|store| rt.block_on(evictions(store.as_ref())).map(|n| (store.clone(), n)));
+    if !cfg.faults.freezes.is_empty() {
+        stores.backends = frozen(stores.backends, cfg, header, &clock);
+    }
     let mut cell = Cell::new(strat, stores.backends, clock);
     cell.live_keys = stores.live_keys;
     // Two tiers: a read is charged per L2 round trip it made.
@@ -165,6 +168,7 @@ fn start_cell(
     cell.outage_limit = cfg.outage_limit;
     cell.judge_stale = cfg.judge_stale;
     cell.fenced_writes = cfg.fenced_writes;
+    cell.faults = cfg.faults.clone();
     let replay = Replay::new(cell, header)?;
     Ok(Box::new(CellTask {
         rt,
@@ -172,6 +176,31 @@ fn start_cell(
         tiers: stores.tiers,
         evictions_before,
     }))
+}
+
+/// `backends` behind one [`FreezeSwitch`](cache_core::fault::FreezeSwitch)
+/// following `cfg`'s freezes on the cell's virtual clock: the server (one
+/// store per process, or the shared one) refuses every call meanwhile.
+fn frozen(
+    backends: Vec<Arc<dyn cache_core::Backend>>,
+    cfg: &RunConfig,
+    header: &Header,
+    clock: &ManualClock,
+) -> Vec<Arc<dyn cache_core::Backend>> {
+    use cache_core::fault::{FreezeSwitch, Frozen};
+    // The engine's virtual instants: the trace's start in µs, plus offsets.
+    let start = std::time::UNIX_EPOCH + Duration::from_micros(u64::try_from(header.start_us()).unwrap_or(0));
+    let windows = cfg
+        .faults
+        .freezes
+        .iter()
+        .map(|f| start + Duration::from_micros(f.start_us)..start + Duration::from_micros(f.end_us))
+        .collect();
+    let switch = FreezeSwitch::scheduled(Arc::new(clock.clone()), windows);
+    backends
+        .into_iter()
+        .map(|b| Arc::new(Frozen::new(b, switch.clone())) as Arc<dyn cache_core::Backend>)
+        .collect()
 }
 
 /// How long one cell took in real time: not part of any report (reports
