@@ -28,7 +28,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
 use axum::Router;
@@ -74,7 +74,19 @@ pub struct Config {
     /// a per-run one with the in-memory database.
     #[arg(long = "cache-namespace", env = "CALENDAR_CACHE_NAMESPACE")]
     pub namespace: Option<String>,
+    /// How long a cached feed lives, ms (1..=31536000000); default: the
+    /// library's 300 s. The load tool scales it with its time compression.
+    #[arg(long = "cache-ttl-ms", env = "CALENDAR_CACHE_TTL_MS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_MS))]
+    pub cache_ttl_ms: Option<u64>,
+    /// `short-ttl`'s TTL, ms (1..=31536000000); default: the library's 60 s.
+    #[arg(long = "short-ttl-ms", env = "CALENDAR_SHORT_TTL_MS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_MS))]
+    pub short_ttl_ms: Option<u64>,
 }
+
+/// The longest `--cache-ttl-ms` / `--short-ttl-ms`: 365 days.
+pub const MAX_TTL_MS: u64 = 365 * 86_400_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -85,6 +97,8 @@ impl Default for Config {
             strategy: DEFAULT_STRATEGY.to_owned(),
             db: None,
             namespace: None,
+            cache_ttl_ms: None,
+            short_ttl_ms: None,
         }
     }
 }
@@ -144,7 +158,13 @@ impl App {
     /// Opens the database and builds the cache from `config`.
     pub async fn start(config: &Config) -> Result<App, StartError> {
         let db = Db::open(config.db.as_deref())?;
-        let strategy_options = StrategyOptions::default().with_namespace(config.namespace());
+        let mut strategy_options = StrategyOptions::default().with_namespace(config.namespace());
+        if let Some(ms) = config.cache_ttl_ms {
+            strategy_options = strategy_options.with_ttl(Duration::from_millis(ms));
+        }
+        if let Some(ms) = config.short_ttl_ms {
+            strategy_options = strategy_options.with_short_ttl(Duration::from_millis(ms));
+        }
         let cache = backend_any::range_cache_with(
             &config.cache,
             &config.strategy,
