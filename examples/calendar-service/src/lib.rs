@@ -20,6 +20,10 @@
 //! - [`db`]: calendars, members and work items in SQLite, and the feed query.
 //! - `assets`: the page (HTML, JS, CSS) and the vendored FullCalendar,
 //!   compiled into the binary.
+//! - `load` (feature `load`): the load-and-check tool `calendar-load`
+//!   (`src/bin/calendar-load.rs`): several service processes under a trace's
+//!   traffic, real cache servers and faults, every feed response judged,
+//!   the simulator's prediction beside it (`docs/world.md`).
 //!
 //! The real-browser test (`tests/browser.rs`) plays the seed's three
 //! verification scenarios through the page in headless Chromium.
@@ -38,6 +42,8 @@ use cache_core::{RangeCache, RangeCacheOptions};
 pub mod api;
 mod assets;
 pub mod db;
+#[cfg(feature = "load")]
+pub mod load;
 
 pub use db::Db;
 

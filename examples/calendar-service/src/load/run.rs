@@ -1,0 +1,663 @@
+//! A whole run: the workload and its seeded database, then each row
+//! (processes, traffic and faults, the judge, the prediction), then the
+//! throughput table, then the report.
+
+use std::collections::HashSet;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::View;
+use indicatif::{ProgressBar, ProgressStyle};
+use sim::engine::Latencies;
+use sim::trace::Source;
+
+use crate::db::Db;
+
+use super::args::{Args, FULL_ACTIONS, SMOKE_ACTIONS};
+use super::backplane::Probe;
+use super::driver::{replay, Pacing};
+use super::faults::{inject, FaultLog, Victims};
+use super::judge::{Judge, Response, Verdict};
+use super::predict::{predict, ModelSettings};
+use super::procs::{check_service_binary, default_service_binary};
+use super::record::{quantile, Failure, Recording};
+use super::report::{Agreement, Delivery, FaultEntry, LoadReport, ModelCheck, RowResult, RunSettings, StaleAfter};
+use super::rig::{Rig, RigSettings};
+use super::servers::Servers;
+use super::spec::{FaultKind, RowSpec};
+use super::workload::{self, RequestKind, Workload};
+use super::{bench, goals, LoadError, Say};
+
+/// The view TTL and `short-ttl`'s TTL in trace time: the library's
+/// defaults (the services get them divided by the speed).
+const TTL: Duration = Duration::from_secs(300);
+const SHORT_TTL: Duration = Duration::from_secs(60);
+/// Errors this long after an outage still count as inside it (clients
+/// reconnecting, a restarted process warming up).
+const OUTAGE_GRACE_US: i64 = 3_000_000;
+/// After a freeze, stale reads must end within this long of the thaw.
+const AFTER_THAW_US: i64 = 250_000;
+/// A stale read of a two-tier row may start this much later after a
+/// commit than the slowest probe took to arrive (a busy service's
+/// subscriber task runs later than the tool's).
+const DELIVERY_SLACK_US: i64 = 5_000;
+/// Most distinct views the self-check re-reads from the final database.
+const MODEL_CHECK_VIEWS: usize = 2_000;
+
+/// What every row of a run shares.
+pub(crate) struct Context {
+    pub(crate) args: Args,
+    pub(crate) workload: Arc<Workload>,
+    /// Per request: the view the service reads from a feed's query.
+    views: Arc<Vec<Option<View>>>,
+    pub(crate) rig: RigSettings,
+    model: ModelSettings,
+    trace_label: String,
+    pub(crate) say: Say,
+    // The template database's directory.
+    _dir: tempfile::TempDir,
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LoadError {
+    let what = what.into();
+    move |source| LoadError::Io { what, source }
+}
+
+/// The 1-minute load average.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+/// `N CPUs (model), M GiB`.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|v| v.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0);
+    format!("{cpus} CPUs ({model}), {:.1} GiB", mem_kb as f64 / (1u64 << 20) as f64)
+}
+
+/// Opens the trace, or generates the realistic model.
+fn source(args: &Args) -> Result<(Source, String), LoadError> {
+    if let Some(path) = &args.trace {
+        let s = sim::trace::open_trace(path).map_err(LoadError::Trace)?;
+        if s.header.processes != args.processes {
+            return Err(LoadError::Flag(format!(
+                "--processes {} but {} declares {} processes (pass --processes {})",
+                args.processes,
+                path.display(),
+                s.header.processes,
+                s.header.processes
+            )));
+        }
+        return Ok((s, path.display().to_string()));
+    }
+    let mut tc = sim::scenarios::realistic_config(args.seed);
+    tc.days = 1;
+    tc.actions = if args.smoke { SMOKE_ACTIONS } else { FULL_ACTIONS };
+    tc.processes = args.processes;
+    let label = format!(
+        "generated realistic (seed {}, {} users, {} teams, {} actions over 1 day, {} processes)",
+        args.seed, tc.users, tc.teams, tc.actions, tc.processes
+    );
+    let (header, traffic) = sim::traffic::Traffic::new(tc, "realistic").map_err(LoadError::Trace)?;
+    Ok((
+        Source {
+            header,
+            events: Box::new(traffic),
+        },
+        label,
+    ))
+}
+
+/// Average bytes of one event in a rendered feed: the prediction's
+/// `item_bytes`, so modelled entries weigh what real ones do.
+fn event_bytes(w: &Workload) -> usize {
+    let calendar = |id: i64| w.calendars.iter().find(|c| c.id == id).cloned();
+    let rows: Vec<_> = w
+        .seed
+        .items
+        .iter()
+        .take(1000)
+        .filter_map(|i| calendar(i.calendar_id).map(|c| (i.clone(), c)))
+        .collect();
+    crate::api::feed_body(&rows).len() / rows.len().max(1)
+}
+
+impl Context {
+    pub(crate) fn new(args: Args, say: Say) -> Result<Context, LoadError> {
+        let service_bin = match &args.service_bin {
+            Some(p) => p.clone(),
+            None => default_service_binary().ok_or_else(|| {
+                LoadError::Flag(
+                    "no calendar-service next to calendar-load; build it (`cargo build -p calendar-service`) or pass \
+                     --service-bin"
+                        .into(),
+                )
+            })?,
+        };
+        check_service_binary(&service_bin)?;
+        let (source, trace_label) = source(&args)?;
+        let window_us = args.window_s() * 1_000_000;
+        let workload = workload::build(source, Some(window_us), args.min_items, args.seed)?;
+        if workload.requests.is_empty() {
+            return Err(LoadError::Flag(format!(
+                "the trace has no requests in its first {} s (--window-s)",
+                args.window_s()
+            )));
+        }
+        if let Some(dir) = &args.out {
+            std::fs::create_dir_all(dir).map_err(io(format!("--out {}", dir.display())))?;
+            let path = dir.join("world-trace.jsonl");
+            sim::trace::write_trace(&path, &workload.header, workload.sim_events.iter().cloned().map(Ok))
+                .map_err(LoadError::Trace)?;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("calendar-load-template-")
+            .tempdir()
+            .map_err(io("a temporary directory"))?;
+        let template_db = dir.path().join("template.db");
+        drop(Db::create_seeded(&template_db, &workload.seed)?);
+        let views = workload
+            .requests
+            .iter()
+            .map(|r| match &r.kind {
+                RequestKind::Feed { query } => workload
+                    .users
+                    .get(r.user as usize)
+                    .and_then(|u| Judge::view(&u.calendars, query)),
+                _ => None,
+            })
+            .collect();
+        let scaled = |d: Duration| ((d.as_secs_f64() * 1000.0 / args.speed).round() as u64).max(1);
+        let latencies = Latencies::default();
+        let model = ModelSettings {
+            ttl: TTL,
+            short_ttl: SHORT_TTL,
+            latencies,
+            item_bytes: event_bytes(&workload),
+            seed: args.seed,
+        };
+        Ok(Context {
+            rig: RigSettings {
+                service_bin,
+                template_db,
+                processes: workload.header.processes as usize,
+                ttl_ms: scaled(TTL),
+                short_ttl_ms: scaled(SHORT_TTL),
+            },
+            views: Arc::new(views),
+            workload: Arc::new(workload),
+            model,
+            trace_label,
+            args,
+            say,
+            _dir: dir,
+        })
+    }
+
+    fn bar(&self, len: u64, prefix: String) -> ProgressBar {
+        if self.args.quiet {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} requests, {eta} left in this row {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(prefix);
+        bar
+    }
+
+    fn backplane_us(&self) -> u64 {
+        (self.args.backplane_ms * 1000.0 * self.args.speed).round() as u64
+    }
+}
+
+/// Runs everything `args` asks for.
+pub async fn run(args: Args, say: Say) -> Result<LoadReport, LoadError> {
+    let load_start = load_average();
+    let started = std::time::Instant::now();
+    let ctx = Context::new(args, say)?;
+    let w = &ctx.workload;
+    (ctx.say)(&format!(
+        "workload: {} feed requests and {} writes over {} s of trace ({} s at {}x), {} items seeded ({} from the \
+         trace), {} users, {} calendars; service TTL {} ms",
+        w.stats.feeds,
+        w.stats.writes,
+        ctx.args.window_s(),
+        (ctx.args.window_s() as f64 / ctx.args.speed).round(),
+        ctx.args.speed,
+        w.seed.items.len(),
+        w.stats.trace_items,
+        w.users.len(),
+        w.calendars.len(),
+        ctx.rig.ttl_ms
+    ));
+    let rows = ctx.args.rows();
+    let mut results = Vec::new();
+    let mut faults = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let elapsed = started.elapsed().as_secs_f64();
+        let eta = if i > 0 {
+            format!(", ~{:.0} min left", elapsed / i as f64 * (rows.len() - i) as f64 / 60.0)
+        } else {
+            String::new()
+        };
+        let prefix = format!("row {}/{} {}{eta}", i + 1, rows.len(), row.label);
+        let (result, logs) = run_row(&ctx, row, i, prefix).await?;
+        (ctx.say)(&summary(&result));
+        faults.extend(logs.into_iter().map(|log| FaultEntry {
+            row: row.label.clone(),
+            log,
+        }));
+        results.push(result);
+    }
+    let throughput = if ctx.args.throughput_s() > 0 {
+        bench::throughput(&ctx).await?
+    } else {
+        Vec::new()
+    };
+    let goals = goals::check(&results, &throughput);
+    let report = LoadReport {
+        tool: "calendar-load",
+        date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        machine: machine(),
+        load_average: [load_start, load_average()],
+        config: RunSettings {
+            trace: ctx.trace_label.clone(),
+            window_s: ctx.args.window_s(),
+            speed: ctx.args.speed,
+            processes: ctx.workload.header.processes,
+            ttl_ms: ctx.rig.ttl_ms,
+            short_ttl_ms: ctx.rig.short_ttl_ms,
+            timeout_ms: ctx.args.timeout_ms,
+            model: format!(
+                "cache-sim defaults in trace time (plan/get/store {} µs, feed query {} µs, commit to invalidation \
+                 {} µs); TTL {} s, short-ttl {} s; {} B per feed item; two tiers: backplane delivering in {} µs",
+                ctx.model.latencies.get_us,
+                ctx.model.latencies.db_us,
+                ctx.model.latencies.invalidate_us,
+                TTL.as_secs(),
+                SHORT_TTL.as_secs(),
+                ctx.model.item_bytes,
+                ctx.backplane_us()
+            ),
+        },
+        workload: ctx.workload.stats,
+        faults,
+        results,
+        throughput,
+        goals,
+    };
+    if let Some(dir) = &ctx.args.out {
+        let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+        std::fs::write(dir.join("load.json"), json).map_err(io("load.json"))?;
+        std::fs::write(dir.join("load.md"), report.to_markdown()).map_err(io("load.md"))?;
+    }
+    Ok(report)
+}
+
+fn summary(r: &RowResult) -> String {
+    let predicted = r.predicted.as_ref().map_or(String::new(), |p| {
+        format!(
+            " (sim: hit {:.1}%, {} stale, {:.2} ops/read)",
+            p.hit_rate * 100.0,
+            p.stale_reads,
+            p.ops_per_read
+        )
+    });
+    format!(
+        "{}: {} feeds, hit {:.1}%, {} stale (max {:.0} ms, {} unmatched), {:.2} ops/read{predicted}; {} 5xx, {} \
+         timeouts, {} connection errors; p99 {:.1} ms; replay lag p99 {:.1} ms; model check {}/{} views differ",
+        r.row,
+        r.feed_requests,
+        r.hit_rate * 100.0,
+        r.stale_reads,
+        r.max_staleness_ms,
+        r.unmatched,
+        r.ops_per_read,
+        r.errors_5xx,
+        r.timeouts,
+        r.connection_errors,
+        r.p99_ms,
+        r.lag_p99_ms,
+        r.model_check.mismatches,
+        r.model_check.views
+    )
+}
+
+/// Starts a rig off the async threads (it waits for ports).
+pub(crate) async fn start_rig(
+    settings: RigSettings,
+    row: &RowSpec,
+    strategy: &str,
+    namespace: String,
+) -> Result<Rig, LoadError> {
+    let (cache, strategy, maxmemory) = (row.cache.clone(), strategy.to_owned(), row.maxmemory());
+    tokio::task::spawn_blocking(move || Rig::start(&settings, &cache, &strategy, maxmemory, &namespace))
+        .await
+        .map_err(|e| LoadError::Io {
+            what: "starting the processes".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+}
+
+/// One row: traffic and faults, the judge, the prediction.
+async fn run_row(
+    ctx: &Context,
+    row: &RowSpec,
+    index: usize,
+    prefix: String,
+) -> Result<(RowResult, Vec<FaultLog>), LoadError> {
+    let rig = start_rig(ctx.rig.clone(), row, &row.strategy, format!("load-{index}")).await?;
+    let length = Duration::from_secs_f64(ctx.args.window_s() as f64 / ctx.args.speed);
+    let t0 = tokio::time::Instant::now() + Duration::from_millis(300);
+    let bar = ctx.bar(ctx.workload.requests.len() as u64, prefix);
+    let victims = Victims {
+        servers: rig.servers.clone(),
+        services: rig.services.clone(),
+        targets: rig.targets.clone(),
+        lost_counters: rig.lost_counters.clone(),
+    };
+    let probe = match rig.servers.lock().ok().and_then(|s| s.redis.as_ref().map(|r| r.port())) {
+        Some(port) if row.cache.has_backplane() => Some(Probe::start(port, backend_any::DEFAULT_CHANNEL)),
+        _ => None,
+    };
+    let (recording, logs) = tokio::join!(
+        replay(
+            ctx.workload.clone(),
+            rig.targets.clone(),
+            Pacing::Paced {
+                speed: ctx.args.speed,
+                t0
+            },
+            Duration::from_millis(ctx.args.timeout_ms),
+            bar.clone()
+        ),
+        inject(row.faults.clone(), victims, t0, length, ctx.args.speed)
+    );
+    bar.finish_and_clear();
+    let delays = probe.map(|p| p.delays_us());
+    let logs = logs?;
+    let crashed = rig.crashed();
+    if !crashed.is_empty() {
+        return Err(LoadError::Service {
+            index: 0,
+            message: format!(
+                "{}: a service exited during the row ({}); logs in {}",
+                row.label,
+                crashed.join(", "),
+                rig.log_dir().display()
+            ),
+        });
+    }
+    // A few local HTTP requests: fine on this thread, no traffic is running.
+    let counters = rig.counters()?;
+    let evicted_keys = rig.servers.lock().ok().and_then(|s| s.evicted_keys());
+    rig.stop_services();
+    let db = Db::open(Some(&rig.db))?;
+    let log = db.history().await?;
+    let mut result = judge_row(ctx, row, &recording, log, &logs, &db, delays).await?;
+    result.hit_rate = counters.hit_rate();
+    result.ops_per_read = counters.ops_per_read();
+    result.evicted_keys = evicted_keys;
+    drop(rig);
+    if !ctx.args.no_predict && !row.cache.is_none() {
+        let servers = {
+            let (cache, max) = (row.cache.clone(), row.maxmemory());
+            tokio::task::spawn_blocking(move || Servers::start(&cache, max))
+                .await
+                .map_err(|e| LoadError::Io {
+                    what: "starting the prediction's servers".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })??
+        };
+        let spec = row.cache.sim_spec(
+            servers.redis_url().as_deref(),
+            servers.memcache_url().as_deref(),
+            ctx.backplane_us(),
+        );
+        if let Some(spec) = spec {
+            let p = predict(ctx.workload.clone(), row.strategy.clone(), spec, ctx.model.clone()).await?;
+            result.agreement = Some(Agreement::of(&result, &p));
+            result.predicted = Some(p);
+        }
+        drop(servers);
+    }
+    Ok((result, logs))
+}
+
+/// Judges every feed response of a row, counts errors and latencies.
+async fn judge_row(
+    ctx: &Context,
+    row: &RowSpec,
+    rec: &Recording,
+    log: Vec<crate::db::history::Entry>,
+    faults: &[FaultLog],
+    db: &Db,
+    probe_delays: Option<Vec<i64>>,
+) -> Result<RowResult, LoadError> {
+    let answered: Vec<(i64, Option<i64>, i64)> = rec
+        .writes
+        .iter()
+        .filter_map(|w| w.commit_seq.map(|s| (s, w.commit_us, w.end_us)))
+        .collect();
+    let judge = Arc::new(Judge::new(&ctx.workload.seed, log, &answered));
+    let verdicts: Vec<(usize, Verdict)> = {
+        let (judge, workload, views, feeds) = (
+            judge.clone(),
+            ctx.workload.clone(),
+            ctx.views.clone(),
+            rec.feeds.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            feeds
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.status == 200)
+                .filter_map(|(i, f)| {
+                    let req = workload.requests.get(f.request as usize)?;
+                    let user = workload.users.get(req.user as usize)?;
+                    let view = views.get(f.request as usize)?.as_ref()?;
+                    let v = judge.judge(&Response {
+                        calendars: &user.calendars,
+                        view,
+                        start_us: f.start_us,
+                        end_us: f.end_us,
+                        digest: f.digest,
+                    });
+                    Some((i, v))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| LoadError::Io {
+            what: "judging".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    };
+    let model_check = model_check(ctx, rec, &judge, db).await?;
+    let mut stale = 0u64;
+    let mut unmatched = 0u64;
+    let mut max_staleness_us = 0i64;
+    let mut stale_starts = Vec::new();
+    for (i, v) in &verdicts {
+        match v {
+            Verdict::Fresh => {}
+            Verdict::Stale { staleness_us, .. } => {
+                stale += 1;
+                max_staleness_us = max_staleness_us.max(*staleness_us);
+                stale_starts.push(rec.feeds[*i].start_us);
+            }
+            Verdict::Unmatched => {
+                stale += 1;
+                unmatched += 1;
+                stale_starts.push(rec.feeds[*i].start_us);
+            }
+        }
+    }
+    let delivery = probe_delays.map(|delays| {
+        let mut d: Vec<u64> = delays.iter().map(|&us| u64::try_from(us).unwrap_or(0)).collect();
+        let max = d.iter().copied().max().unwrap_or(0);
+        let bound = i64::try_from(max).unwrap_or(i64::MAX).saturating_add(DELIVERY_SLACK_US);
+        let beyond = verdicts
+            .iter()
+            .filter(|(i, v)| match v {
+                Verdict::Stale { missed_seq, .. } => judge
+                    .committed_by(*missed_seq)
+                    .is_none_or(|c| rec.feeds[*i].start_us - c > bound),
+                Verdict::Unmatched => true,
+                Verdict::Fresh => false,
+            })
+            .count() as u64;
+        Delivery {
+            probes: d.len() as u64,
+            p50_ms: quantile(&mut d, 0.5) as f64 / 1000.0,
+            p99_ms: quantile(&mut d, 0.99) as f64 / 1000.0,
+            max_ms: max as f64 / 1000.0,
+            stale_beyond_delivery: beyond,
+        }
+    });
+    let mut stale_after = Vec::new();
+    for f in faults {
+        let (name, from) = match f.kind {
+            "stop" => ("thaw+250ms", f.end_us + AFTER_THAW_US),
+            "pubsub-kill" => ("pubsub-kill", f.start_us),
+            _ => continue,
+        };
+        let after: Vec<i64> = stale_starts.iter().copied().filter(|&s| s > from).collect();
+        stale_after.push(StaleAfter {
+            after: name,
+            stale_reads: after.len() as u64,
+            last_ms: after.iter().max().map(|&s| (s - from) as f64 / 1000.0),
+        });
+    }
+    let in_outage = |t: i64| {
+        faults
+            .iter()
+            .any(|f| f.outage_ms > 0 && t >= f.start_us - OUTAGE_GRACE_US / 3 && t <= f.end_us + OUTAGE_GRACE_US)
+    };
+    let (mut e5xx, mut timeouts, mut conn, mut outside) = (0u64, 0u64, 0u64, 0u64);
+    let starts = rec
+        .feeds
+        .iter()
+        .map(|f| (f.status, f.failure, f.start_us))
+        .chain(rec.writes.iter().map(|w| (w.status, w.failure, w.start_us)));
+    for (status, failure, start) in starts {
+        let error = match failure {
+            Some(Failure::Timeout) => {
+                timeouts += 1;
+                true
+            }
+            Some(Failure::Connection) => {
+                conn += 1;
+                true
+            }
+            Some(Failure::Skipped) => false,
+            None if status >= 500 => {
+                e5xx += 1;
+                true
+            }
+            None => false,
+        };
+        if error && !in_outage(start) {
+            outside += 1;
+        }
+    }
+    let mut latencies: Vec<u64> = rec
+        .feeds
+        .iter()
+        .filter(|f| f.status == 200)
+        .map(|f| u64::try_from(f.end_us - f.start_us).unwrap_or(0))
+        .collect();
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mut lag = rec.lag_us.clone();
+    Ok(RowResult {
+        row: row.label.clone(),
+        strategy: row.strategy.clone(),
+        cache: row.cache.label().to_owned(),
+        faults: row.faults.iter().map(|f| f.kind.name()).collect(),
+        feed_requests: rec.feeds.len() as u64,
+        feed_ok: rec.feeds.iter().filter(|f| f.status == 200).count() as u64,
+        hit_rate: 0.0,
+        stale_reads: stale,
+        max_staleness_ms: max_staleness_us as f64 / 1000.0,
+        unmatched,
+        errors_5xx: e5xx,
+        timeouts,
+        connection_errors: conn,
+        errors_outside_outages: outside,
+        throughput_rps: rec.feeds.len() as f64 / (rec.wall_us as f64 / 1e6).max(1e-9),
+        p50_ms: ms(quantile(&mut latencies, 0.5)),
+        p99_ms: ms(quantile(&mut latencies, 0.99)),
+        p999_ms: ms(quantile(&mut latencies, 0.999)),
+        ops_per_read: 0.0,
+        writes: rec.writes.len() as u64,
+        writes_committed: rec.writes.iter().filter(|w| w.commit_seq.is_some()).count() as u64,
+        rerouted: rec.rerouted,
+        lag_p99_ms: ms(quantile(&mut lag, 0.99)),
+        stale_after,
+        delivery,
+        evicted_keys: None,
+        model_check,
+        predicted: None,
+        not_modelled: row
+            .faults
+            .iter()
+            .filter(|f| !matches!(f.kind, FaultKind::MaxMemory { .. }))
+            .map(|f| f.kind.name())
+            .collect(),
+        agreement: None,
+    })
+}
+
+/// Re-reads distinct views from the final database with the service's own
+/// query and compares them with the judge's model of the final state.
+async fn model_check(ctx: &Context, rec: &Recording, judge: &Judge, db: &Db) -> Result<ModelCheck, LoadError> {
+    let mut seen = HashSet::new();
+    let mut check = ModelCheck::default();
+    for f in &rec.feeds {
+        if seen.len() >= MODEL_CHECK_VIEWS {
+            break;
+        }
+        if !seen.insert(f.request) {
+            continue;
+        }
+        let Some(req) = ctx.workload.requests.get(f.request as usize) else {
+            continue;
+        };
+        let Some(user) = ctx.workload.users.get(req.user as usize) else {
+            continue;
+        };
+        let Some(view) = ctx.views.get(f.request as usize).and_then(Option::as_ref) else {
+            continue;
+        };
+        let rows = db
+            .feed(&user.calendars, view.range, crate::api::filter_of(view))
+            .await?;
+        check.views += 1;
+        if crate::api::feed_body(&rows) != judge.final_body(&user.calendars, view) {
+            check.mismatches += 1;
+        }
+    }
+    Ok(check)
+}
