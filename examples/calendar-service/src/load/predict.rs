@@ -31,12 +31,18 @@ pub struct Prediction {
     pub stale_reads: u64,
     /// Backend round trips per feed request.
     pub ops_per_read: f64,
-    /// The longest a stale response lagged (trace time), ms.
+    /// The longest a stale response lagged, ms of real time (the
+    /// simulator's trace time divided by the speed, to compare with the
+    /// world's).
     pub max_staleness_ms: f64,
+    /// Value bytes the read path got from the store per feed request.
+    pub bytes_per_read: f64,
     /// Feed requests replayed.
     pub reads: u64,
     /// The simulator's `--backend` spec (passwords: none, our own servers).
     pub backend: String,
+    /// The modelled payload bytes per feed item it ran with.
+    pub item_bytes: usize,
 }
 
 /// How the simulator is set up beyond the workload.
@@ -52,6 +58,8 @@ pub struct ModelSettings {
     pub item_bytes: usize,
     /// Seed of the strategies' random choices.
     pub seed: u64,
+    /// Trace seconds per real second (to report staleness in real time).
+    pub speed: f64,
 }
 
 /// Replays `workload` through the simulator with `strategy` on `backend`
@@ -109,8 +117,10 @@ fn predict_blocking(
         hit_rate: r.hit_rate,
         stale_reads: r.stale_reads,
         ops_per_read: r.ops_per_read,
-        max_staleness_ms: r.max_staleness_ms,
+        max_staleness_ms: r.max_staleness_ms / settings.speed,
+        bytes_per_read: r.bytes_per_read,
         reads: r.reads,
         backend: r.backend.clone(),
+        item_bytes: settings.item_bytes,
     })
 }

@@ -71,6 +71,11 @@ pub struct RowResult {
     /// Two tiers with a backplane: the measured delivery of generation
     /// notices, and stale reads beyond it.
     pub delivery: Option<Delivery>,
+    /// How long a write's `COMMIT` took (from the instant before it to the
+    /// one after), p50 and p99, ms.
+    pub commit_ms: [f64; 2],
+    /// Value bytes the read path got from the cache per feed request.
+    pub bytes_per_read: f64,
     /// Redis keys evicted (`maxmemory` rows).
     pub evicted_keys: Option<u64>,
     /// The self-check: distinct views re-read from the final database and

@@ -58,6 +58,8 @@ pub struct Counters {
     pub read_errors: u64,
     /// Invalidations that failed.
     pub invalidation_errors: u64,
+    /// Value bytes the read path got from the backend.
+    pub bytes_read: u64,
 }
 
 impl std::ops::Add for Counters {
@@ -69,6 +71,7 @@ impl std::ops::Add for Counters {
             read_ops: self.read_ops + o.read_ops,
             read_errors: self.read_errors + o.read_errors,
             invalidation_errors: self.invalidation_errors + o.invalidation_errors,
+            bytes_read: self.bytes_read + o.bytes_read,
         }
     }
 }
@@ -88,6 +91,7 @@ impl Counters {
             read_ops: calls,
             read_errors: n("read_errors"),
             invalidation_errors: n("invalidation_errors"),
+            bytes_read: v["read_ops"]["bytes_read"].as_u64().unwrap_or(0),
         })
     }
 

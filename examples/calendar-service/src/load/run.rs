@@ -195,6 +195,7 @@ impl Context {
             latencies,
             item_bytes: event_bytes(&workload),
             seed: args.seed,
+            speed: args.speed,
         };
         Ok(Context {
             rig: RigSettings {
@@ -419,31 +420,63 @@ async fn run_row(
     let mut result = judge_row(ctx, row, &recording, log, &logs, &db, delays).await?;
     result.hit_rate = counters.hit_rate();
     result.ops_per_read = counters.ops_per_read();
+    result.bytes_per_read = counters.bytes_read as f64 / (counters.hits + counters.misses).max(1) as f64;
     result.evicted_keys = evicted_keys;
     drop(rig);
     if !ctx.args.no_predict && !row.cache.is_none() {
-        let servers = {
-            let (cache, max) = (row.cache.clone(), row.maxmemory());
-            tokio::task::spawn_blocking(move || Servers::start(&cache, max))
-                .await
-                .map_err(|e| LoadError::Io {
-                    what: "starting the prediction's servers".into(),
-                    source: std::io::Error::other(e.to_string()),
-                })??
+        let backplane_us = match &result.delivery {
+            // `stamped` publishes a write's fence before the commit: what a
+            // reader elsewhere can see stale is the part of the delivery
+            // that outlasts the commit. The simulator announces at the
+            // commit instant, so it gets that part, in trace time.
+            Some(d) => ((d.p50_ms - result.commit_ms[0]).max(0.0) * 1000.0 * ctx.args.speed).round() as u64,
+            None => ctx.backplane_us(),
         };
-        let spec = row.cache.sim_spec(
-            servers.redis_url().as_deref(),
-            servers.memcache_url().as_deref(),
-            ctx.backplane_us(),
-        );
-        if let Some(spec) = spec {
-            let p = predict(ctx.workload.clone(), row.strategy.clone(), spec, ctx.model.clone()).await?;
-            result.agreement = Some(Agreement::of(&result, &p));
-            result.predicted = Some(p);
+        let mut model = ctx.model.clone();
+        let mut p = predict_row(ctx, row, backplane_us, &model).await?;
+        if row.maxmemory().is_some() && p.hit_rate > 0.0 && result.hit_rate > 0.0 && p.bytes_per_read > 0.0 {
+            // Under eviction the hit rate follows the entries' size. The
+            // model's feeds differ from the service's (instants against
+            // all-day dates, its own framing), so its payload per item is
+            // scaled until an entry weighs what the world's did: bytes per
+            // hit, world over model, from the first pass.
+            let ratio = (result.bytes_per_read / result.hit_rate) / (p.bytes_per_read / p.hit_rate);
+            model.item_bytes = ((model.item_bytes as f64 * ratio).round() as usize).max(1);
+            p = predict_row(ctx, row, backplane_us, &model).await?;
         }
-        drop(servers);
+        result.agreement = Some(Agreement::of(&result, &p));
+        result.predicted = Some(p);
     }
     Ok((result, logs))
+}
+
+/// The simulator's prediction for `row` on fresh servers of its own.
+async fn predict_row(
+    ctx: &Context,
+    row: &RowSpec,
+    backplane_us: u64,
+    model: &ModelSettings,
+) -> Result<super::predict::Prediction, LoadError> {
+    let servers = {
+        let (cache, max) = (row.cache.clone(), row.maxmemory());
+        tokio::task::spawn_blocking(move || Servers::start(&cache, max))
+            .await
+            .map_err(|e| LoadError::Io {
+                what: "starting the prediction's servers".into(),
+                source: std::io::Error::other(e.to_string()),
+            })??
+    };
+    let spec = row
+        .cache
+        .sim_spec(
+            servers.redis_url().as_deref(),
+            servers.memcache_url().as_deref(),
+            backplane_us,
+        )
+        .ok_or_else(|| LoadError::Flag(format!("{}: the simulator has no such cache", row.label)))?;
+    let p = predict(ctx.workload.clone(), row.strategy.clone(), spec, model.clone()).await;
+    drop(servers);
+    p
 }
 
 /// Judges every feed response of a row, counts errors and latencies.
@@ -460,6 +493,11 @@ async fn judge_row(
         .writes
         .iter()
         .filter_map(|w| w.commit_seq.map(|s| (s, w.commit_us, w.end_us)))
+        .collect();
+    let before: std::collections::HashMap<i64, i64> = log.iter().map(|e| (e.seq, e.before_commit_us)).collect();
+    let mut commit_us: Vec<u64> = answered
+        .iter()
+        .filter_map(|(seq, after, _)| Some(u64::try_from(after.as_ref()? - before.get(seq)?).unwrap_or(0)))
         .collect();
     let judge = Arc::new(Judge::new(&ctx.workload.seed, log, &answered));
     let verdicts: Vec<(usize, Verdict)> = {
@@ -617,6 +655,8 @@ async fn judge_row(
         lag_p99_ms: ms(quantile(&mut lag, 0.99)),
         stale_after,
         delivery,
+        commit_ms: [ms(quantile(&mut commit_us, 0.5)), ms(quantile(&mut commit_us, 0.99))],
+        bytes_per_read: 0.0,
         evicted_keys: None,
         model_check,
         predicted: None,
