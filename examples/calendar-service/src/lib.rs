@@ -66,7 +66,8 @@ pub struct Config {
     #[arg(long, env = "CALENDAR_PORT", default_value_t = 8080)]
     pub port: u16,
     /// Cache backend: `locmem`, `locmem:<MiB>`, `redis://…`, `redis+cluster://…`, `memcache://…`,
-    /// or two tiers for several processes: `two-tier[/backplane]:locmem+<one of those>`.
+    /// two tiers for several processes: `two-tier[/backplane]:locmem+<one of those>`, or `none`
+    /// (the cache off: every read a miss).
     #[arg(long, env = "CALENDAR_CACHE_URL", default_value = "locmem")]
     pub cache: String,
     /// Invalidation strategy (`versioned`, `bucketed`, `fixed-month`, …).

@@ -367,9 +367,12 @@ pub async fn replay(
         progress,
     });
     let started = Instant::now();
+    let mut t0_us = now_us();
     let mut tasks: JoinSet<Recording> = JoinSet::new();
     match pacing {
         Pacing::Paced { speed, t0 } => {
+            let ahead = t0.saturating_duration_since(tokio::time::Instant::now());
+            t0_us += i64::try_from(ahead.as_micros()).unwrap_or(0);
             let mut per_user: Vec<Vec<usize>> = vec![Vec::new(); workload.users.len()];
             for (i, r) in workload.requests.iter().enumerate() {
                 if let Some(list) = per_user.get_mut(r.user as usize) {
@@ -423,5 +426,6 @@ pub async fn replay(
         }
     }
     all.wall_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    all.t0_us = t0_us;
     all
 }

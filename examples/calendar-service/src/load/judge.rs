@@ -138,10 +138,8 @@ impl Judge {
         // Writes are serialised: write k committed before write k+1 began
         // its commit, so the next write's lower bound caps this one's upper
         // bound, and an upper bound caps every earlier write's.
-        for k in 0..upper.len() {
-            if let Some(&next) = lower.get(k + 1) {
-                upper[k] = upper[k].min(next);
-            }
+        for (bound, &next) in upper.iter_mut().zip(lower.iter().skip(1)) {
+            *bound = (*bound).min(next);
         }
         for k in (0..upper.len().saturating_sub(1)).rev() {
             upper[k] = upper[k].min(upper[k + 1]);

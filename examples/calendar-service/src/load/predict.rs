@@ -43,6 +43,9 @@ pub struct Prediction {
     pub backend: String,
     /// The modelled payload bytes per feed item it ran with.
     pub item_bytes: usize,
+    /// Keys the prediction's own Redis evicted and expired (the model runs
+    /// in virtual time: the server's own clock hardly moves).
+    pub redis_keys: Option<super::servers::KeyStats>,
 }
 
 /// How the simulator is set up beyond the workload.
@@ -122,5 +125,6 @@ fn predict_blocking(
         reads: r.reads,
         backend: r.backend.clone(),
         item_bytes: settings.item_bytes,
+        redis_keys: None,
     })
 }

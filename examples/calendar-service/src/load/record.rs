@@ -84,6 +84,8 @@ pub struct Recording {
     pub lag_us: Vec<u64>,
     /// Wall time from the first request's schedule to the last response.
     pub wall_us: u64,
+    /// Trace time 0 on the system clock (paced replays), µs since the epoch.
+    pub t0_us: i64,
 }
 
 /// The `q`-quantile (0..=1) of `values` (sorted in place), nearest rank;

@@ -65,8 +65,8 @@ pub struct RowResult {
     pub rerouted: u64,
     /// How late the replay sent requests behind schedule, p99, ms.
     pub lag_p99_ms: f64,
-    /// Stale reads by when they started relative to the faults: after a
-    /// freeze's end + 250 ms, after a subscription kill.
+    /// Stale reads by when they started relative to the faults: after the
+    /// SIGSTOP, after the SIGCONT, after a subscription kill, after a kill.
     pub stale_after: Vec<StaleAfter>,
     /// Two tiers with a backplane: the measured delivery of generation
     /// notices, and stale reads beyond it.
@@ -76,8 +76,15 @@ pub struct RowResult {
     pub commit_ms: [f64; 2],
     /// Value bytes the read path got from the cache per feed request.
     pub bytes_per_read: f64,
-    /// Redis keys evicted (`maxmemory` rows).
-    pub evicted_keys: Option<u64>,
+    /// Keys the row's Redis evicted and expired by itself.
+    pub redis_keys: Option<super::servers::KeyStats>,
+    /// The services' backend errors: reads answered by the database, and
+    /// invalidations (fences, bumps) that failed.
+    pub read_errors: u64,
+    /// See `read_errors`.
+    pub invalidation_errors: u64,
+    /// The first stale reads, when and how stale.
+    pub stale_examples: Vec<StaleExample>,
     /// The self-check: distinct views re-read from the final database and
     /// compared with the judge's model of it.
     pub model_check: ModelCheck,
@@ -89,10 +96,24 @@ pub struct RowResult {
     pub agreement: Option<Agreement>,
 }
 
+/// One stale read.
+#[derive(Debug, Clone, Serialize)]
+pub struct StaleExample {
+    /// When its request started, s after the row's traffic started.
+    pub at_s: f64,
+    /// How stale, ms.
+    pub staleness_ms: f64,
+    /// The commit-log `seq` of the oldest write it missed (`null`:
+    /// unmatched).
+    pub missed_seq: Option<i64>,
+    /// The service process that answered.
+    pub process: u16,
+}
+
 /// Stale reads after a point of a fault.
 #[derive(Debug, Clone, Serialize)]
 pub struct StaleAfter {
-    /// `thaw+250ms` or `pubsub-kill`.
+    /// `sigstop`, `sigcont`, `pubsub-kill` or `kill`.
     pub after: &'static str,
     /// Stale reads whose request started after it.
     pub stale_reads: u64,

@@ -22,7 +22,9 @@ use super::judge::{Judge, Response, Verdict};
 use super::predict::{predict, ModelSettings};
 use super::procs::{check_service_binary, default_service_binary};
 use super::record::{quantile, Failure, Recording};
-use super::report::{Agreement, Delivery, FaultEntry, LoadReport, ModelCheck, RowResult, RunSettings, StaleAfter};
+use super::report::{
+    Agreement, Delivery, FaultEntry, LoadReport, ModelCheck, RowResult, RunSettings, StaleAfter, StaleExample,
+};
 use super::rig::{Rig, RigSettings};
 use super::servers::Servers;
 use super::spec::{FaultKind, RowSpec};
@@ -36,12 +38,12 @@ const SHORT_TTL: Duration = Duration::from_secs(60);
 /// Errors this long after an outage still count as inside it (clients
 /// reconnecting, a restarted process warming up).
 const OUTAGE_GRACE_US: i64 = 3_000_000;
-/// After a freeze, stale reads must end within this long of the thaw.
-const AFTER_THAW_US: i64 = 250_000;
 /// A stale read of a two-tier row may start this much later after a
 /// commit than the slowest probe took to arrive (a busy service's
 /// subscriber task runs later than the tool's).
 const DELIVERY_SLACK_US: i64 = 5_000;
+/// Stale reads listed in a row's `stale_examples`.
+const STALE_EXAMPLES: usize = 20;
 /// Most distinct views the self-check re-reads from the final database.
 const MODEL_CHECK_VIEWS: usize = 2_000;
 
@@ -413,7 +415,7 @@ async fn run_row(
     }
     // A few local HTTP requests: fine on this thread, no traffic is running.
     let counters = rig.counters()?;
-    let evicted_keys = rig.servers.lock().ok().and_then(|s| s.evicted_keys());
+    let redis_keys = rig.servers.lock().ok().and_then(|s| s.redis_key_stats());
     rig.stop_services();
     let db = Db::open(Some(&rig.db))?;
     let log = db.history().await?;
@@ -421,7 +423,9 @@ async fn run_row(
     result.hit_rate = counters.hit_rate();
     result.ops_per_read = counters.ops_per_read();
     result.bytes_per_read = counters.bytes_read as f64 / (counters.hits + counters.misses).max(1) as f64;
-    result.evicted_keys = evicted_keys;
+    result.redis_keys = redis_keys;
+    result.read_errors = counters.read_errors;
+    result.invalidation_errors = counters.invalidation_errors;
     drop(rig);
     if !ctx.args.no_predict && !row.cache.is_none() {
         let backplane_us = match &result.delivery {
@@ -474,9 +478,10 @@ async fn predict_row(
             backplane_us,
         )
         .ok_or_else(|| LoadError::Flag(format!("{}: the simulator has no such cache", row.label)))?;
-    let p = predict(ctx.workload.clone(), row.strategy.clone(), spec, model.clone()).await;
+    let mut p = predict(ctx.workload.clone(), row.strategy.clone(), spec, model.clone()).await?;
+    p.redis_keys = servers.redis_key_stats();
     drop(servers);
-    p
+    Ok(p)
 }
 
 /// Judges every feed response of a row, counts errors and latencies.
@@ -538,21 +543,32 @@ async fn judge_row(
     let mut unmatched = 0u64;
     let mut max_staleness_us = 0i64;
     let mut stale_starts = Vec::new();
+    let mut stale_examples = Vec::new();
     for (i, v) in &verdicts {
-        match v {
-            Verdict::Fresh => {}
-            Verdict::Stale { staleness_us, .. } => {
-                stale += 1;
-                max_staleness_us = max_staleness_us.max(*staleness_us);
-                stale_starts.push(rec.feeds[*i].start_us);
-            }
+        let f = &rec.feeds[*i];
+        let (staleness_us, missed_seq) = match v {
+            Verdict::Fresh => continue,
+            Verdict::Stale {
+                staleness_us,
+                missed_seq,
+            } => (*staleness_us, Some(*missed_seq)),
             Verdict::Unmatched => {
-                stale += 1;
                 unmatched += 1;
-                stale_starts.push(rec.feeds[*i].start_us);
+                (0, None)
             }
-        }
+        };
+        stale += 1;
+        max_staleness_us = max_staleness_us.max(staleness_us);
+        stale_starts.push(f.start_us);
+        stale_examples.push(StaleExample {
+            at_s: (f.start_us - rec.t0_us) as f64 / 1e6,
+            staleness_ms: staleness_us as f64 / 1000.0,
+            missed_seq,
+            process: f.process,
+        });
     }
+    stale_examples.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    stale_examples.truncate(STALE_EXAMPLES);
     let delivery = probe_delays.map(|delays| {
         let mut d: Vec<u64> = delays.iter().map(|&us| u64::try_from(us).unwrap_or(0)).collect();
         let max = d.iter().copied().max().unwrap_or(0);
@@ -577,17 +593,20 @@ async fn judge_row(
     });
     let mut stale_after = Vec::new();
     for f in faults {
-        let (name, from) = match f.kind {
-            "stop" => ("thaw+250ms", f.end_us + AFTER_THAW_US),
-            "pubsub-kill" => ("pubsub-kill", f.start_us),
+        let points: &[(&'static str, i64)] = match f.kind {
+            "stop" => &[("sigstop", f.start_us), ("sigcont", f.end_us)],
+            "pubsub-kill" => &[("pubsub-kill", f.start_us)],
+            "kill" => &[("kill", f.start_us)],
             _ => continue,
         };
-        let after: Vec<i64> = stale_starts.iter().copied().filter(|&s| s > from).collect();
-        stale_after.push(StaleAfter {
-            after: name,
-            stale_reads: after.len() as u64,
-            last_ms: after.iter().max().map(|&s| (s - from) as f64 / 1000.0),
-        });
+        for &(name, from) in points {
+            let after: Vec<i64> = stale_starts.iter().copied().filter(|&s| s > from).collect();
+            stale_after.push(StaleAfter {
+                after: name,
+                stale_reads: after.len() as u64,
+                last_ms: after.iter().max().map(|&s| (s - from) as f64 / 1000.0),
+            });
+        }
     }
     let in_outage = |t: i64| {
         faults
@@ -657,7 +676,10 @@ async fn judge_row(
         delivery,
         commit_ms: [ms(quantile(&mut commit_us, 0.5)), ms(quantile(&mut commit_us, 0.99))],
         bytes_per_read: 0.0,
-        evicted_keys: None,
+        redis_keys: None,
+        read_errors: 0,
+        invalidation_errors: 0,
+        stale_examples,
         model_check,
         predicted: None,
         not_modelled: row

@@ -123,21 +123,37 @@ impl Servers {
         Ok(reply.trim().parse().unwrap_or(0))
     }
 
-    /// Redis's `evicted_keys`, when running Redis.
-    pub fn evicted_keys(&self) -> Option<u64> {
+    /// Redis's `evicted_keys` and `expired_keys`, when running Redis.
+    pub fn redis_key_stats(&self) -> Option<KeyStats> {
         let r = self.redis.as_ref()?;
         let info = command(r.port(), &["INFO", "stats"]).ok()?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("evicted_keys:"))
-            .and_then(|v| v.trim().parse().ok())
+        let stat = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        Some(KeyStats {
+            evicted: stat("evicted_keys"),
+            expired: stat("expired_keys"),
+        })
     }
+}
+
+/// What Redis dropped by itself: keys evicted under `maxmemory`, keys
+/// expired by their TTL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KeyStats {
+    /// `evicted_keys`.
+    pub evicted: u64,
+    /// `expired_keys`.
+    pub expired: u64,
 }
 
 impl Drop for Servers {
     fn drop(&mut self) {
-        // A frozen server would ignore the harness's SIGKILL until thawed?
-        // No: SIGKILL ends a stopped process too; thaw anyway so nothing
-        // lingers in the stopped state if a kill fails.
+        // SIGKILL ends a stopped process too; thaw first anyway, so that
+        // nothing is left stopped if a kill fails.
         let _ = self.thaw();
     }
 }

@@ -180,7 +180,7 @@ fn parse_duration(s: &str) -> Option<Duration> {
         return ms.parse().ok().map(Duration::from_millis);
     }
     let secs: f64 = s.strip_suffix('s').unwrap_or(s).parse().ok()?;
-    (secs.is_finite() && secs >= 0.0 && secs <= 3600.0).then(|| Duration::from_secs_f64(secs))
+    (0.0..=3600.0).contains(&secs).then(|| Duration::from_secs_f64(secs))
 }
 
 fn parse_bytes(s: &str) -> Option<u64> {

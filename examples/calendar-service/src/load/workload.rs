@@ -533,12 +533,12 @@ impl Builder {
         if self.scope_names.is_empty() {
             return Err(trace_error(0, "the trace has no calendars to seed items into".into()));
         }
-        let mut next_id = self.items.keys().max().copied().unwrap_or(0) + 1;
+        let first_id = self.items.keys().max().copied().unwrap_or(0) + 1;
         let mut rng = Rng::derive(seed, 0x5eed_17e5);
         let day = 86_400_000_000i64;
         let start_us = self.header.start_us();
         let midnight = start_us - start_us.rem_euclid(day);
-        for _ in have..min_items {
+        for id in (first_id..).take(usize::try_from(min_items - have).unwrap_or(usize::MAX)) {
             let scope = self.scope_names[rng.index(self.scope_names.len())].clone();
             let first = midnight + rng.laplace(10.0).round() as i64 * day;
             let state = ItemState {
@@ -549,11 +549,10 @@ impl Builder {
             };
             let write = Write {
                 kind: WriteKind::Load,
-                item: next_id,
+                item: id,
                 scope,
                 state: Some(state),
             };
-            next_id += 1;
             self.load(&write, 0)?;
         }
         Ok(min_items - have)
