@@ -114,8 +114,9 @@ pub struct Args {
     /// The throughput table's client concurrency (closed loop), 1..=1024.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub concurrency: u64,
-    /// Seconds of closed-loop traffic per cache and round in the throughput
-    /// table (0 skips it; 0..=3600).
+    /// The throughput table replays the window's requests once per cache and
+    /// round; this caps how long one such replay may take, s (0 skips the
+    /// table; 0..=3600).
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub throughput_s: Option<u64>,
     /// Rounds of the throughput table (each runs every cache once, in
@@ -129,6 +130,9 @@ pub struct Args {
     /// No prediction (the simulator's columns stay empty).
     #[arg(long)]
     pub no_predict: bool,
+    /// Only the throughput table: no judged rows.
+    #[arg(long, conflicts_with_all = ["rows", "smoke"])]
+    pub throughput_only: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -137,6 +141,9 @@ pub struct Args {
 impl Args {
     /// The rows to run: `--row`s, else the preset's.
     pub fn rows(&self) -> Vec<RowSpec> {
+        if self.throughput_only {
+            return Vec::new();
+        }
         if !self.rows.is_empty() {
             return self.rows.clone();
         }
@@ -151,6 +158,6 @@ impl Args {
 
     /// Seconds per cache and round of the throughput table.
     pub fn throughput_s(&self) -> u64 {
-        self.throughput_s.unwrap_or(if self.smoke { 0 } else { 10 })
+        self.throughput_s.unwrap_or(if self.smoke { 0 } else { 60 })
     }
 }

@@ -1,8 +1,10 @@
 //! "What the cache buys": the same requests at a fixed client concurrency
 //! (closed loop) against the service with its cache off (`none`), with
-//! locmem, with Redis, and with two tiers, all `stamped`. Rounds alternate
-//! the order of the caches, so that a noisy spell on the shared machine
-//! does not fall on one of them only.
+//! locmem, with Redis, and with two tiers, all `stamped`. Each replay sends
+//! every request of the window once (up to `--throughput-s`), so every
+//! cache does the same work. Rounds alternate the order of the caches, so
+//! that a noisy spell on the shared machine does not fall on one of them
+//! only.
 
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ pub(crate) async fn throughput(ctx: &Context) -> Result<Vec<ThroughputResult>, L
     let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); rows.len()];
     let mut hit_rates: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
     let mut errors = vec![0u64; rows.len()];
+    let mut feeds: Vec<Vec<u64>> = vec![Vec::new(); rows.len()];
     for round in 0..ctx.args.rounds {
         let order: Vec<usize> = if round % 2 == 0 {
             (0..rows.len()).collect()
@@ -33,11 +36,10 @@ pub(crate) async fn throughput(ctx: &Context) -> Result<Vec<ThroughputResult>, L
         for i in order {
             let row = &rows[i];
             (ctx.say)(&format!(
-                "throughput round {}/{}: stamped@{} for {} s",
+                "throughput round {}/{}: stamped@{}",
                 round + 1,
                 ctx.args.rounds,
-                row.cache.label(),
-                duration.as_secs()
+                row.cache.label()
             ));
             let rig = start_rig(ctx.rig.clone(), row, "stamped", format!("bench-{round}-{i}")).await?;
             let rec = replay(
@@ -59,6 +61,7 @@ pub(crate) async fn throughput(ctx: &Context) -> Result<Vec<ThroughputResult>, L
                 .collect();
             errors[i] += rec.feeds.iter().filter(|f| f.status != 200).count() as u64;
             rps[i].push(ok.len() as f64 / (rec.wall_us as f64 / 1e6).max(1e-9));
+            feeds[i].push(ok.len() as u64);
             latencies[i].extend(ok);
             hit_rates[i].push(rig.counters()?.hit_rate());
         }
@@ -81,6 +84,7 @@ pub(crate) async fn throughput(ctx: &Context) -> Result<Vec<ThroughputResult>, L
                 cache: row.cache.label().to_owned(),
                 strategy: "stamped".into(),
                 concurrency: ctx.args.concurrency,
+                rounds_feeds: feeds[i].clone(),
                 rounds_rps: rps[i].clone(),
                 throughput_rps: median,
                 p50_ms: ms(quantile(lat, 0.5)),

@@ -191,6 +191,8 @@ pub struct ThroughputResult {
     pub strategy: String,
     /// Closed-loop client concurrency.
     pub concurrency: u64,
+    /// Feed requests answered 200, per round.
+    pub rounds_feeds: Vec<u64>,
     /// Feed requests per second, per round.
     pub rounds_rps: Vec<f64>,
     /// The median of the rounds.
@@ -352,8 +354,9 @@ impl LoadReport {
         }
         if !self.throughput.is_empty() {
             s.push_str(&format!(
-                "\nWhat the cache buys (`stamped`, closed loop, {} clients):\n\n| cache | feed req/s (rounds) | p50 / p99 / p99.9 ms | hit rate | errors |\n|---|---:|---:|---:|---:|\n",
-                self.throughput[0].concurrency
+                "\nWhat the cache buys (`stamped`, closed loop, {} clients, the window's {} feed requests per round):\n\n| cache | feed req/s (rounds) | p50 / p99 / p99.9 ms | hit rate | errors |\n|---|---:|---:|---:|---:|\n",
+                self.throughput[0].concurrency,
+                self.workload.feeds
             ));
             for t in &self.throughput {
                 let rounds: Vec<String> = t.rounds_rps.iter().map(|r| format!("{r:.0}")).collect();
