@@ -17,7 +17,10 @@
 //!   which announce themselves to the cache just before they commit
 //!   (`begin_write`, which `stamped` uses to fence the commit-to-bump
 //!   window) and invalidate after (`end_write`).
-//! - [`db`]: calendars, members and work items in SQLite, and the feed query.
+//! - [`db`]: calendars, members and work items in SQLite (several
+//!   processes may share one file), the feed query, and the commit log every
+//!   write appends to in its own transaction (its place and instant come
+//!   back in the write's `x-commit-seq` / `x-commit-us` headers).
 //! - `assets`: the page (HTML, JS, CSS) and the vendored FullCalendar,
 //!   compiled into the binary.
 //! - `load` (feature `load`): the load-and-check tool `calendar-load`

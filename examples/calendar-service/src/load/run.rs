@@ -295,7 +295,9 @@ pub async fn run(args: Args, say: Say) -> Result<LoadReport, LoadError> {
             timeout_ms: ctx.args.timeout_ms,
             model: format!(
                 "cache-sim defaults in trace time (plan/get/store {} µs, feed query {} µs, commit to invalidation \
-                 {} µs); TTL {} s, short-ttl {} s; {} B per feed item; two tiers: backplane delivering in {} µs",
+                 {} µs); TTL {} s, short-ttl {} s; {} B per feed item (maxmemory rows: calibrated, see \
+                 predicted.item_bytes); two tiers: the measured delivery beyond the commit, or {} µs where \
+                 unmeasured (see predicted.backend)",
                 ctx.model.latencies.get_us,
                 ctx.model.latencies.db_us,
                 ctx.model.latencies.invalidate_us,
