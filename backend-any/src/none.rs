@@ -12,7 +12,11 @@
 
 use cache_core::{async_trait, Backend, Bytes, Capabilities, Error, Key, Result, Ttl};
 
-/// The `none` backend; see the [module docs](self).
+/// The `none` backend: a store that keeps nothing, so every read is a miss
+/// (the `none` URL; the application with its cache off). It behaves as a
+/// store that evicts each entry the moment it is written: `set` and `add`
+/// succeed and keep nothing, `get` finds nothing, `incr` finds no counter,
+/// deletes find nothing. No call fails.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoneBackend;
 

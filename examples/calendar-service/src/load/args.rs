@@ -91,7 +91,7 @@ pub struct Args {
     /// Service processes (1..=16); a --trace must declare as many.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub processes: u32,
-    /// A row, STRATEGY@CACHE[@FAULT,…] (repeatable; default: the full run's
+    /// A row, `STRATEGY@CACHE[@FAULT,…]` (repeatable; default: the full run's
     /// 19 rows, or --smoke's 2). See below.
     #[arg(long = "row", value_name = "ROW", value_parser = parse_row)]
     pub rows: Vec<RowSpec>,
