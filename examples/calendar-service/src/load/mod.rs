@@ -19,6 +19,7 @@
 //! - [`spec`]: rows (`STRATEGY@CACHE[@FAULT,…]`), caches, faults.
 //! - [`workload`]: the trace mapped onto the service (calendars, users,
 //!   seeded items, requests) and onto the simulator's events.
+//! - [`mapping`]: the value mapping it uses (dates, work types, statuses).
 //! - [`procs`]: service processes (free ports, start, kill, restart by pid).
 //! - [`servers`]: the cache servers (cache-core's testkit) and the faults
 //!   that act on them (signals by pid, `CLIENT KILL`).
@@ -33,6 +34,8 @@
 //! - `goals.rs`: the goals checked against the figures.
 //! - [`report`]: `load.json` and the Markdown table.
 //! - `run.rs`: a whole run, row by row.
+//! - `score.rs`: a row's figures from its recording (verdicts, errors,
+//!   latencies, delivery, the self-check).
 
 use std::sync::Arc;
 
@@ -43,12 +46,14 @@ pub mod driver;
 pub mod faults;
 mod goals;
 pub mod judge;
+pub mod mapping;
 pub mod predict;
 pub mod procs;
 pub mod record;
 pub mod report;
 pub mod rig;
 mod run;
+mod score;
 pub mod servers;
 pub mod spec;
 pub mod workload;

@@ -34,13 +34,15 @@
 use std::collections::HashMap;
 
 use cache_core::{Scope, View};
-use chrono::{DateTime, Days, NaiveDate, Utc};
 use sim::db::{ItemState, Write, WriteKind};
 use sim::rng::Rng;
 use sim::trace::{Event, Header, LineNo, Source};
 
 use crate::db::{Calendar, Item, ItemInput, Seed};
 
+use super::mapping::{
+    fold_filter, item_dates, midnight_us, model_filter, status, status_code, work_type, work_type_code,
+};
 use super::LoadError;
 
 /// Most requests one replay holds in memory.
@@ -152,83 +154,6 @@ pub struct Workload {
     pub window_us: u64,
     /// Counts.
     pub stats: WorkloadStats,
-}
-
-/// Service work type of a trace work type code (`sim::db::WORK_TYPES`).
-fn work_type(code: u8) -> &'static str {
-    match code {
-        0 | 2 => "feature",
-        3 => "bug",
-        _ => "chore",
-    }
-}
-
-/// Service status of a trace status code (`sim::db::STATUSES`).
-fn status(code: u8) -> &'static str {
-    match code {
-        0 => "open",
-        1 | 2 => "in_progress",
-        _ => "done",
-    }
-}
-
-/// The trace code standing for a service work type in the prediction.
-fn work_type_code(service: &str) -> Option<u8> {
-    match service {
-        "feature" => Some(0),
-        "bug" => Some(3),
-        "chore" => Some(1),
-        _ => None,
-    }
-}
-
-/// The trace code standing for a service status in the prediction.
-fn status_code(service: &str) -> Option<u8> {
-    match service {
-        "open" => Some(0),
-        "in_progress" => Some(1),
-        "done" => Some(3),
-        _ => None,
-    }
-}
-
-/// A trace filter value folded onto the service's values; unknown values
-/// stay as they are (they match nothing, in the world and in the model).
-fn fold_filter(name: &str, value: &str) -> String {
-    let (table, map): (&[&str], fn(u8) -> &'static str) = match name {
-        "work_type" => (&sim::db::WORK_TYPES, work_type),
-        _ => (&sim::db::STATUSES, status),
-    };
-    match sim::db::code_of(table, value) {
-        Some(code) => map(code).to_owned(),
-        None => value.to_owned(),
-    }
-}
-
-/// The value the prediction sends for a folded filter value.
-fn model_filter(name: &str, folded: &str) -> String {
-    let code = match name {
-        "work_type" => work_type_code(folded).map(|c| sim::db::WORK_TYPES[usize::from(c)]),
-        _ => status_code(folded).map(|c| sim::db::STATUSES[usize::from(c)]),
-    };
-    code.map_or_else(|| folded.to_owned(), str::to_owned)
-}
-
-fn utc_date(us: i64) -> NaiveDate {
-    DateTime::<Utc>::from_timestamp_micros(us).map_or(NaiveDate::MIN, |t| t.date_naive())
-}
-
-fn midnight_us(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_micros())
-}
-
-/// The all-day dates `[first, after last)` an item at `[start_us, end_us)`
-/// is shown on.
-pub fn item_dates(start_us: i64, end_us: i64) -> (NaiveDate, NaiveDate) {
-    let first = utc_date(start_us);
-    let last = utc_date(end_us.saturating_sub(1).max(start_us));
-    let after = last.checked_add_days(Days::new(1)).unwrap_or(last);
-    (first, after.max(first.checked_add_days(Days::new(1)).unwrap_or(first)))
 }
 
 /// Builds the workload from a trace source. `window_us`: replay events up
@@ -680,6 +605,7 @@ pub fn scope_of(calendar: i64) -> Option<Scope> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
 
     fn source(lines: &[&str]) -> Source {
         let dir = tempfile::tempdir().unwrap();
