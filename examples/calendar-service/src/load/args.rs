@@ -47,6 +47,13 @@ fn parse_row(s: &str) -> Result<RowSpec, String> {
     RowSpec::parse(s)
 }
 
+fn milliseconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=10_000.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected milliseconds in 0..=10000, found {s:?}")),
+    }
+}
+
 fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && (0.001..=1_000_000.0).contains(&v) => Ok(v),
@@ -73,7 +80,8 @@ fn positive(s: &str) -> Result<f64, String> {
 pub struct Args {
     /// A trace written by `cache-sim generate` (JSON Lines). Without it, the
     /// realistic model is generated with --seed and --processes (1 day; see
-    /// docs/world.md) and written to DIR/trace.jsonl when --out is given.
+    /// docs/world.md). With --out, the replayed traffic as the simulator saw
+    /// it goes to DIR/world-trace.jsonl.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
     /// Seed of the generated trace and of the items added to reach --min-items.
@@ -99,7 +107,7 @@ pub struct Args {
     /// (stamped@redis@kill, fixed-month@redis), no throughput table.
     #[arg(long)]
     pub smoke: bool,
-    /// Write load.json and load.md (and the generated trace) into this directory.
+    /// Write load.json, load.md and world-trace.jsonl into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// The calendar-service binary (default: next to this one).
@@ -125,7 +133,7 @@ pub struct Args {
     pub rounds: u64,
     /// The modelled backplane delivery in the prediction, real ms (multiplied
     /// by --speed into trace time), 0..=10000.
-    #[arg(long, default_value_t = 1.0, value_parser = clap::value_parser!(f64))]
+    #[arg(long, default_value_t = 1.0, value_parser = milliseconds)]
     pub backplane_ms: f64,
     /// No prediction (the simulator's columns stay empty).
     #[arg(long)]
