@@ -101,6 +101,8 @@ fn bad_rows_flags_and_traces_are_named() {
     assert!(e.contains("needs a cache server"), "{e}");
     let e = run(&["--speed", "0"]);
     assert!(e.contains("--speed"), "{e}");
+    let e = run(&["--backplane-ms=-1"]);
+    assert!(e.contains("--backplane-ms") && e.contains("0..=10000"), "{e}");
     let e = run(&["--service-bin", "/nonexistent/calendar-service"]);
     assert!(e.contains("--service-bin") && e.contains("/nonexistent"), "{e}");
 
