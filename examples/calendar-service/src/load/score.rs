@@ -14,6 +14,7 @@ use super::record::{quantile, Failure, Recording};
 use super::report::{Delivery, ModelCheck, RowResult, StaleAfter, StaleExample};
 use super::run::Context;
 use super::spec::{FaultKind, RowSpec};
+use super::workload::RequestKind;
 use super::LoadError;
 
 /// Errors this long after an outage still count as inside it (clients
@@ -242,11 +243,8 @@ async fn model_check(ctx: &Context, rec: &Recording, judge: &Judge, db: &Db) -> 
     let mut seen = HashSet::new();
     let mut check = ModelCheck::default();
     for f in &rec.feeds {
-        if seen.len() >= MODEL_CHECK_VIEWS {
+        if check.views as usize >= MODEL_CHECK_VIEWS {
             break;
-        }
-        if !seen.insert(f.request) {
-            continue;
         }
         let Some(req) = ctx.workload.requests.get(f.request as usize) else {
             continue;
@@ -254,6 +252,11 @@ async fn model_check(ctx: &Context, rec: &Recording, judge: &Judge, db: &Db) -> 
         let Some(user) = ctx.workload.users.get(req.user as usize) else {
             continue;
         };
+        // One check per distinct view: the user's calendars and the query.
+        let RequestKind::Feed { query } = &req.kind else { continue };
+        if !seen.insert((user.calendars.as_slice(), query.as_str())) {
+            continue;
+        }
         let Some(view) = ctx.views.get(f.request as usize).and_then(Option::as_ref) else {
             continue;
         };
