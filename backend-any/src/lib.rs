@@ -24,6 +24,7 @@
 //! | `memcache://host:11211`, `memcache://a:11211,b:11211?timeout_ms=200` | Memcached, one server or a pool ([`backend_memcached`]) |
 //! | `two-tier:locmem:64+redis://host:6379/0` | two tiers: an in-process L1 (64 MiB) in front of a shared L2 (any URL above) ([`cache_core::tier`]) |
 //! | `two-tier/backplane:locmem+redis://host:6379/0` | two tiers kept coherent over Redis pub/sub: an L1 hit makes no round trip (options: [`two_tier`](crate#two-tier-urls)) |
+//! | `none` | keeps nothing: every read is a miss, the app with its cache off, to measure what the cache buys ([`NoneBackend`]) |
 //!
 //! A password in a URL never appears in an error or a log line: [`redact`]
 //! shows it as `***`.
@@ -73,6 +74,7 @@
 //!   [`range_cache_with`] (URL + strategy → `RangeCache`), [`redact`], and
 //!   the [`Error`] type.
 //! - `two_tier.rs`: `two-tier:` URLs.
+//! - `none.rs`: [`NoneBackend`], the `none` URL.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::sync::Arc;
@@ -82,9 +84,11 @@ use cache_core::redact::scrub;
 use cache_core::strategy::by_name;
 use cache_core::{Backend, CacheOptions, RangeCache};
 
+mod none;
 pub mod spec;
 mod two_tier;
 
+pub use none::NoneBackend;
 pub use two_tier::DEFAULT_CHANNEL;
 
 /// Why no backend or cache could be built. Every variant that quotes the URL
@@ -95,7 +99,7 @@ pub enum Error {
     /// The URL's scheme names no backend.
     #[error(
         "unknown backend URL {url:?}: expected locmem, locmem:<MiB>, redis://, rediss://, \
-         redis+cluster://, rediss+cluster://, memcache:// or two-tier:<l1>+<l2>"
+         redis+cluster://, rediss+cluster://, memcache://, two-tier:<l1>+<l2> or none"
     )]
     UnknownScheme {
         /// The URL, password hidden.
@@ -145,6 +149,9 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Backend>, Error> {
     };
     if url == "locmem" {
         return Ok(Arc::new(LocmemBackend::new()));
+    }
+    if url == "none" {
+        return Ok(Arc::new(NoneBackend));
     }
     if url.starts_with("two-tier") {
         return two_tier::connect_two_tier(url).await;
@@ -267,6 +274,35 @@ mod tests {
         assert_eq!(cache.get_or_load(&v, load("[3]")).await.unwrap(), "[3]");
         let m = cache.metrics();
         assert_eq!((m.hits, m.loader_calls, m.invalidations), (1, 2, 1), "{url}");
+    }
+
+    /// `none` keeps nothing: every read loads, every strategy's writes
+    /// succeed (its `incr` finds no counter and the strategies seed one,
+    /// which is lost too), and nothing counts as an error.
+    #[tokio::test]
+    async fn none_caches_nothing_and_never_fails() {
+        for strategy in cache_core::strategy::NAMES {
+            let cache = range_cache("none", strategy).await.unwrap();
+            let v = view();
+            for round in 0..3u8 {
+                let body = cache
+                    .get_or_load(&v, || async move { Ok::<_, std::io::Error>(Bytes::from(vec![round])) })
+                    .await
+                    .unwrap();
+                assert_eq!(body.as_ref(), [round], "{strategy}: served what the loader gave");
+                let change = Change::new(Scope::new("cal:1").unwrap(), [v.range]).unwrap();
+                cache.begin_write(&change).await.unwrap();
+                cache.end_write(&change).await.unwrap();
+            }
+            let m = cache.metrics();
+            assert_eq!((m.hits, m.misses, m.loader_calls), (0, 3, 3), "{strategy}");
+            assert_eq!(
+                (m.read_errors, m.store_errors, m.invalidation_errors),
+                (0, 0, 0),
+                "{strategy}"
+            );
+            assert_eq!(cache.backend().name(), "none");
+        }
     }
 
     #[tokio::test]

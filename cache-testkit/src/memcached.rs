@@ -169,6 +169,12 @@ impl MemcachedServer {
         self.process.is_running()
     }
 
+    /// The server's OS process id while it runs (to signal it: a fault
+    /// test's `SIGSTOP`).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     /// Kills the server (SIGKILL, like a crash); its data is lost.
     pub fn stop(&mut self) {
         self.process.stop();

@@ -91,15 +91,30 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server, retrying on a new port if the chosen one was taken.
     pub fn new() -> Result<Self, HarnessError> {
+        Self::with_args(&[])
+    }
+
+    /// Starts a server with `extra` configuration arguments after the
+    /// harness's own (e.g. `["--maxmemory", "4mb", "--maxmemory-policy",
+    /// "allkeys-lru"]`); they also apply after a [`Self::start`].
+    pub fn with_args(extra: &[&str]) -> Result<Self, HarnessError> {
         // Fail with the install hint before creating anything.
         redis_server_binary()?;
         let dir = tempfile::Builder::new().prefix("redis-test-").tempdir()?;
         let process = retry_start("redis-server", || {
             let port = free_port()?;
             let log = dir.path().join(format!("redis-{port}.log"));
-            spawn_checked("redis-server", base_args(port, dir.path()), port, log)
+            let mut args = base_args(port, dir.path());
+            args.extend(extra.iter().map(|a| (*a).to_owned()));
+            spawn_checked("redis-server", args, port, log)
         })?;
         Ok(RedisServer { process, dir })
+    }
+
+    /// The server's OS process id while it runs (to signal it: a fault
+    /// test's `SIGSTOP`).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
     }
 
     /// `redis://127.0.0.1:<port>/`.

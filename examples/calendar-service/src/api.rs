@@ -17,7 +17,7 @@ use cache_core::instrumented::StatsSnapshot;
 use cache_core::outbox::OutboxId;
 use cache_core::{Bytes, CacheMetrics, Change, RangeCache, Scope, View};
 
-use crate::db::{BeforeCommit, Calendar, DbError, FeedFilter, Item, ItemInput, STATUSES, WORK_TYPES};
+use crate::db::{BeforeCommit, Calendar, Commit, DbError, FeedFilter, Item, ItemInput, STATUSES, WORK_TYPES};
 use crate::App;
 
 /// The feed's filters: part of the cache key, read back by the loader.
@@ -75,17 +75,44 @@ fn scope_of(calendar_id: i64) -> Scope {
 /// (calendars, range, filters), so what is cached is exactly what the key
 /// describes.
 async fn load_feed(app: &App, view: &View) -> Result<Bytes, DbError> {
-    let filter = FeedFilter {
+    let ids: Vec<i64> = view.scopes.iter().filter_map(calendar_id).collect();
+    let rows = app.db.feed(&ids, view.range, filter_of(view)).await?;
+    Ok(feed_body(&rows))
+}
+
+/// The feed's filters, as the view (and so the cache key) carries them.
+pub fn filter_of(view: &cache_core::View) -> FeedFilter<'_> {
+    FeedFilter {
         work_type: view.params.get("work_type").map(String::as_str),
         status: view.params.get("status").map(String::as_str),
-    };
-    let ids: Vec<i64> = view.scopes.iter().filter_map(calendar_id).collect();
-    let rows = app.db.feed(&ids, view.range, filter).await?;
-    let events: Vec<Event<'_>> = rows.iter().map(|(item, cal)| Event::new(item, cal)).collect();
-    Ok(Bytes::from(
-        serde_json::to_vec(&events).unwrap_or_else(|_| b"[]".to_vec()),
-    ))
+    }
 }
+
+/// The feed's body for `rows` (in [`crate::db::feed_order`]): FullCalendar's
+/// event array, exactly the bytes the feed serves. Public so that the load
+/// tool's checker renders what the database held at any moment with the
+/// service's own code.
+pub fn feed_body(rows: &[(Item, Calendar)]) -> Bytes {
+    let events: Vec<Event<'_>> = rows.iter().map(|(item, cal)| Event::new(item, cal)).collect();
+    Bytes::from(serde_json::to_vec(&events).unwrap_or_else(|_| b"[]".to_vec()))
+}
+
+/// `x-commit-seq` (the write's place in the commit order, see
+/// [`crate::db::history`]) and `x-commit-us` (µs since the epoch just after
+/// its `COMMIT` returned): what a client needs to tell which reads must
+/// show the write.
+pub fn commit_headers(commit: &Commit) -> [(&'static str, String); 2] {
+    [
+        (COMMIT_SEQ_HEADER, commit.seq.to_string()),
+        (COMMIT_US_HEADER, commit.after_us.to_string()),
+    ]
+}
+
+/// Response header of a write: its place in the commit order.
+pub const COMMIT_SEQ_HEADER: &str = "x-commit-seq";
+/// Response header of a write: µs since the Unix epoch just after its
+/// `COMMIT` returned (an upper bound of the commit instant).
+pub const COMMIT_US_HEADER: &str = "x-commit-us";
 
 /// One event in FullCalendar's format (all-day, end exclusive).
 #[derive(Serialize)]
@@ -129,16 +156,18 @@ impl<'a> Event<'a> {
 }
 
 /// `POST /api/items`: creates an item; its calendar is fenced from just
-/// before the commit and invalidated after it.
+/// before the commit and invalidated after it. The answer carries the
+/// [`commit_headers`].
 pub async fn create_item(
     State(app): State<App>,
     user: User,
     Json(input): Json<ItemInput>,
-) -> Result<(StatusCode, Json<Item>), ApiError> {
+) -> Result<Response, ApiError> {
     let (hook, announced) = app.announcer();
     let created = app.db.create(&user.0, input, hook).await;
     app.end_writes(announced).await;
-    Ok((StatusCode::CREATED, Json(created?)))
+    let (item, commit) = created?;
+    Ok((StatusCode::CREATED, commit_headers(&commit), Json(item)).into_response())
 }
 
 /// `GET /api/items/{id}`: one item (404 once deleted: the seed's symptom).
@@ -148,27 +177,28 @@ pub async fn get_item(State(app): State<App>, user: User, Path(id): Path<i64>) -
 
 /// `PUT /api/items/{id}`: replaces an item (title, dates, calendar); its
 /// old and new dates, in its old and new calendar, are fenced and then
-/// invalidated.
+/// invalidated. The answer carries the [`commit_headers`].
 pub async fn update_item(
     State(app): State<App>,
     user: User,
     Path(id): Path<i64>,
     Json(input): Json<ItemInput>,
-) -> Result<Json<Item>, ApiError> {
+) -> Result<Response, ApiError> {
     let (hook, announced) = app.announcer();
     let updated = app.db.update(&user.0, id, input, hook).await;
     app.end_writes(announced).await;
-    Ok(Json(updated?.1))
+    let (_, item, commit) = updated?;
+    Ok((commit_headers(&commit), Json(item)).into_response())
 }
 
 /// `DELETE /api/items/{id}`: deletes an item; its dates are fenced and
-/// then invalidated.
-pub async fn delete_item(State(app): State<App>, user: User, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+/// then invalidated. The answer carries the [`commit_headers`].
+pub async fn delete_item(State(app): State<App>, user: User, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let (hook, announced) = app.announcer();
     let deleted = app.db.delete(&user.0, id, hook).await;
     app.end_writes(announced).await;
-    deleted?;
-    Ok(StatusCode::NO_CONTENT)
+    let (_, commit) = deleted?;
+    Ok((StatusCode::NO_CONTENT, commit_headers(&commit)).into_response())
 }
 
 /// One change a write announced, with its outbox row when the outbox is on.

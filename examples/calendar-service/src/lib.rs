@@ -17,12 +17,19 @@
 //!   which announce themselves to the cache just before they commit
 //!   (`begin_write`, which `stamped` uses to fence the commit-to-bump
 //!   window) and invalidate after (`end_write`).
-//! - [`db`]: calendars, members and work items in SQLite, and the feed query.
+//! - [`db`]: calendars, members and work items in SQLite (several
+//!   processes may share one file), the feed query, and the commit log every
+//!   write appends to in its own transaction (its place and instant come
+//!   back in the write's `x-commit-seq` / `x-commit-us` headers).
 //! - [`outbox`]: the cache's transactional outbox on SQLite: each write's
 //!   changes recorded in its own transaction, deleted once the bump lands,
 //!   applied by every process's relay if the writer died first.
 //! - `assets`: the page (HTML, JS, CSS) and the vendored FullCalendar,
 //!   compiled into the binary.
+//! - `load` (feature `load`): the load-and-check tool `calendar-load`
+//!   (`src/bin/calendar-load.rs`): several service processes under a trace's
+//!   traffic, real cache servers and faults, every feed response judged,
+//!   the simulator's prediction beside it (`docs/world.md`).
 //!
 //! The real-browser test (`tests/browser.rs`) plays the seed's three
 //! verification scenarios through the page in headless Chromium.
@@ -42,6 +49,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 pub mod api;
 mod assets;
 pub mod db;
+#[cfg(feature = "load")]
+pub mod load;
 pub mod outbox;
 
 pub use db::Db;
@@ -65,7 +74,8 @@ pub struct Config {
     #[arg(long, env = "CALENDAR_PORT", default_value_t = 8080)]
     pub port: u16,
     /// Cache backend: `locmem`, `locmem:<MiB>`, `redis://…`, `redis+cluster://…`, `memcache://…`,
-    /// or two tiers for several processes: `two-tier[/backplane]:locmem+<one of those>`.
+    /// two tiers for several processes: `two-tier[/backplane]:locmem+<one of those>`, or `none`
+    /// (the cache off: every read a miss).
     #[arg(long, env = "CALENDAR_CACHE_URL", default_value = "locmem")]
     pub cache: String,
     /// Invalidation strategy (`versioned`, `bucketed`, `fixed-month`, …).
@@ -102,7 +112,19 @@ pub struct Config {
     /// (younger rows belong to writers still applying them).
     #[arg(long, env = "CALENDAR_OUTBOX_GRACE_MS", default_value_t = 5_000)]
     pub outbox_grace_ms: u64,
+    /// How long a cached feed lives, ms (1..=31536000000); default: the
+    /// library's 300 s. The load tool scales it with its time compression.
+    #[arg(long = "cache-ttl-ms", env = "CALENDAR_CACHE_TTL_MS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_MS))]
+    pub cache_ttl_ms: Option<u64>,
+    /// `short-ttl`'s TTL, ms (1..=31536000000); default: the library's 60 s.
+    #[arg(long = "short-ttl-ms", env = "CALENDAR_SHORT_TTL_MS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_MS))]
+    pub short_ttl_ms: Option<u64>,
 }
+
+/// The longest `--cache-ttl-ms` / `--short-ttl-ms`: 365 days.
+pub const MAX_TTL_MS: u64 = 365 * 86_400_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -118,6 +140,8 @@ impl Default for Config {
             bump_retry_max_ms: 100,
             outbox_poll_ms: 1_000,
             outbox_grace_ms: 5_000,
+            cache_ttl_ms: None,
+            short_ttl_ms: None,
         }
     }
 }
@@ -198,10 +222,16 @@ impl App {
     pub async fn start(config: &Config) -> Result<App, StartError> {
         let db = Db::open(config.db.as_deref())?;
         let ms = Duration::from_millis;
-        let options = CacheOptions::default()
+        let mut options = CacheOptions::default()
             .with_namespace(config.namespace())
             .with_bump_retry(ms(config.bump_retry_min_ms), ms(config.bump_retry_max_ms))
             .with_outbox_timing(ms(config.outbox_poll_ms), ms(config.outbox_grace_ms));
+        if let Some(t) = config.cache_ttl_ms {
+            options = options.with_ttl(ms(t));
+        }
+        if let Some(t) = config.short_ttl_ms {
+            options = options.with_short_ttl(ms(t));
+        }
         // A bad strategy name is reported before any server is contacted.
         by_name(&config.strategy, &options).map_err(backend_any::Error::Strategy)?;
         let backend = backend_any::connect(&config.cache).await?;

@@ -322,3 +322,62 @@ async fn on_real_redis_and_memcached() {
         assert!(shared_delete_is_stale(&s).await, "{url}: fixed-month");
     }
 }
+
+/// Every committed write answers with its place in the commit order and the
+/// instant just after its COMMIT (`x-commit-seq`, `x-commit-us`): what a
+/// client (the load tool) needs to tell which later reads must show it.
+#[tokio::test]
+async fn writes_carry_their_commit() {
+    let s = Service::start("stamped", "locmem").await;
+    let before = calendar_service::db::history::now_us();
+    let send = |method: Method, uri: &str, body: Option<Value>| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, "user=alice");
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        s.router.clone().oneshot(request.body(body).unwrap())
+    };
+    let commit = |r: &axum::response::Response| {
+        let h = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().parse::<i64>().unwrap())
+        };
+        (
+            h(calendar_service::api::COMMIT_SEQ_HEADER),
+            h(calendar_service::api::COMMIT_US_HEADER),
+        )
+    };
+    let item = json!({"calendar_id": 1, "title": "Offsite", "work_type": "chore", "status": "open",
+                      "start": "2025-10-27", "end": "2025-10-29"});
+    let created = send(Method::POST, "/api/items", Some(item.clone())).await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let (seq1, us1) = commit(&created);
+    let body = axum::body::to_bytes(created.into_body(), 1 << 16).await.unwrap();
+    let id = serde_json::from_slice::<Value>(&body).unwrap()["id"].as_i64().unwrap();
+    let updated = send(Method::PUT, &format!("/api/items/{id}"), Some(item))
+        .await
+        .unwrap();
+    let (seq2, us2) = commit(&updated);
+    let deleted = send(Method::DELETE, &format!("/api/items/{id}"), None).await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let (seq3, us3) = commit(&deleted);
+    let (seqs, instants) = ([seq1, seq2, seq3], [us1, us2, us3]);
+    assert!(
+        seqs.iter().all(Option::is_some) && instants.iter().all(Option::is_some),
+        "{seqs:?} {instants:?}"
+    );
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(
+        before <= us1.unwrap() && instants.windows(2).all(|w| w[0] <= w[1]),
+        "{instants:?}"
+    );
+    // A refused write commits nothing and says nothing.
+    let refused = send(Method::DELETE, &format!("/api/items/{id}"), None).await.unwrap();
+    assert_eq!(commit(&refused), (None, None));
+    assert_eq!(s.app.db.history().await.unwrap().len(), 3);
+}

@@ -10,15 +10,39 @@
 //! `std::sync::Mutex<Connection>`. One connection is plenty for an example
 //! and makes each write trivially serialised; a real service would use a
 //! pool (r2d2, deadpool) or sqlx.
+//!
+//! Several processes may share one database file (the load tool runs three
+//! on one): a file is opened in WAL mode (readers never wait for the
+//! writer) with a busy timeout, and every write takes the write lock when it
+//! begins (`BEGIN IMMEDIATE`), so writes from different processes queue
+//! instead of failing with `SQLITE_BUSY` halfway through.
+//!
+//! # Layout
+//!
+//! - `mod.rs` (here): the schema, [`Db`], the feed query and the writes.
+//! - [`history`]: the commit log every write appends to in its own
+//!   transaction, and [`Commit`], when a write committed.
+//! - `seed.rs`: a new file filled with given rows ([`Seed`]).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Timelike};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use cache_core::TimeRange;
+
+pub mod history;
+mod seed;
+
+pub use history::{Commit, Op};
+pub use seed::Seed;
+
+/// How long a statement waits for another process's write lock before
+/// failing with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The work types the page offers and the API accepts.
 pub const WORK_TYPES: [&str; 3] = ["feature", "bug", "chore"];
@@ -98,7 +122,7 @@ pub struct ItemInput {
 }
 
 impl ItemInput {
-    fn validate(&self) -> Result<(), DbError> {
+    pub(crate) fn validate(&self) -> Result<(), DbError> {
         let title = self.title.trim();
         if title.is_empty() || title.chars().count() > 200 {
             return Err(DbError::Invalid("the title must have 1 to 200 characters".into()));
@@ -126,6 +150,22 @@ pub struct FeedFilter<'a> {
     pub work_type: Option<&'a str>,
     /// Only items with this status.
     pub status: Option<&'a str>,
+}
+
+/// Whether the feed for `days` (from [`shown_days`]) with `filter` shows
+/// `item`: the condition of [`Db::feed`]'s query (which runs it in SQL),
+/// for code that must answer it without the database, such as the load
+/// tool's checker. A test checks that the two agree.
+pub fn shows(item: &Item, days: (NaiveDate, NaiveDate), filter: &FeedFilter<'_>) -> bool {
+    item.start < days.1
+        && item.end > days.0
+        && filter.work_type.is_none_or(|w| item.work_type == w)
+        && filter.status.is_none_or(|s| item.status == s)
+}
+
+/// The order of [`Db::feed`]'s rows: by first day, then by id.
+pub fn feed_order(a: &Item, b: &Item) -> std::cmp::Ordering {
+    (a.start, a.id).cmp(&(b.start, b.id))
 }
 
 /// Runs inside a write's transaction, after its checks and just before its
@@ -183,24 +223,50 @@ INSERT INTO items (calendar_id, title, work_type, status, start, end) VALUES
     (2, 'Dependency upgrades', 'chore', 'open', '2025-11-04', '2025-11-06');
 ";
 
+/// Sets up a fresh connection: foreign keys; for a file, WAL mode and the
+/// busy timeout (several processes may share it); the schema.
+fn prepare(conn: &Connection, file: bool) -> Result<(), DbError> {
+    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    if file {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Returns the mode it set; WAL persists in the file.
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    }
+    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(history::SCHEMA)?;
+    Ok(())
+}
+
 impl Db {
     /// Opens (creating if needed) the database at `path`, or a private
     /// in-memory one for `None`; a database without calendars gets the demo
     /// data.
     pub fn open(path: Option<&Path>) -> Result<Self, DbError> {
-        let conn = match path {
+        let mut conn = match path {
             Some(p) => Connection::open(p)?,
             None => Connection::open_in_memory()?,
         };
-        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
-        conn.execute_batch(SCHEMA)?;
-        let calendars: i64 = conn.query_row("SELECT COUNT(*) FROM calendars", [], |r| r.get(0))?;
+        prepare(&conn, path.is_some())?;
+        // Under the write lock: processes starting together on a new file
+        // insert the demo data once.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let calendars: i64 = tx.query_row("SELECT COUNT(*) FROM calendars", [], |r| r.get(0))?;
         if calendars == 0 {
-            conn.execute_batch(&format!("BEGIN; {DEMO} COMMIT;"))?;
+            tx.execute_batch(DEMO)?;
         }
-        Ok(Db {
+        tx.commit()?;
+        Ok(Db::from_connection(conn))
+    }
+
+    fn from_connection(conn: Connection) -> Self {
+        Db {
             conn: Arc::new(Mutex::new(conn)),
-        })
+        }
+    }
+
+    /// The commit log, in commit order ([`history`]).
+    pub async fn history(&self) -> Result<Vec<history::Entry>, DbError> {
+        self.call(|c| history::read_all(c)).await
     }
 
     /// Runs `f` on the connection on Tokio's blocking pool.
@@ -297,12 +363,17 @@ impl Db {
     }
 
     /// Creates an item in a calendar `user` is a member of; committed when
-    /// this returns.
-    pub async fn create(&self, user: &str, input: ItemInput, before_commit: BeforeCommit) -> Result<Item, DbError> {
+    /// this returns, at [`Commit`].
+    pub async fn create(
+        &self,
+        user: &str,
+        input: ItemInput,
+        before_commit: BeforeCommit,
+    ) -> Result<(Item, Commit), DbError> {
         input.validate()?;
         let user = user.to_owned();
         self.call(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             require_member(&tx, &user, input.calendar_id)?;
             tx.execute(
                 "INSERT INTO items (calendar_id, title, work_type, status, start, end) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -317,25 +388,34 @@ impl Db {
             )?;
             let item = item_by_id(&tx, tx.last_insert_rowid())?;
             before_commit(&tx, &[&item]);
+            let (seq, before_us) = history::record(&tx, Op::Create, item.id, Some(&item))?;
             tx.commit()?;
-            Ok(item)
+            let after_us = history::now_us();
+            Ok((
+                item,
+                Commit {
+                    seq,
+                    before_us,
+                    after_us,
+                },
+            ))
         })
         .await
     }
 
     /// Replaces item `id` (title, dates, even its calendar); returns the
-    /// item before and after, committed when this returns.
+    /// item before and after, committed when this returns, at [`Commit`].
     pub async fn update(
         &self,
         user: &str,
         id: i64,
         input: ItemInput,
         before_commit: BeforeCommit,
-    ) -> Result<(Item, Item), DbError> {
+    ) -> Result<(Item, Item, Commit), DbError> {
         input.validate()?;
         let user = user.to_owned();
         self.call(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let old = visible_item(&tx, &user, id)?;
             require_member(&tx, &user, input.calendar_id)?;
             tx.execute(
@@ -353,22 +433,42 @@ impl Db {
             )?;
             let new = item_by_id(&tx, id)?;
             before_commit(&tx, &[&old, &new]);
+            let (seq, before_us) = history::record(&tx, Op::Update, id, Some(&new))?;
             tx.commit()?;
-            Ok((old, new))
+            let after_us = history::now_us();
+            Ok((
+                old,
+                new,
+                Commit {
+                    seq,
+                    before_us,
+                    after_us,
+                },
+            ))
         })
         .await
     }
 
-    /// Deletes item `id`; returns it as it was, committed when this returns.
-    pub async fn delete(&self, user: &str, id: i64, before_commit: BeforeCommit) -> Result<Item, DbError> {
+    /// Deletes item `id`; returns it as it was, committed when this
+    /// returns, at [`Commit`].
+    pub async fn delete(&self, user: &str, id: i64, before_commit: BeforeCommit) -> Result<(Item, Commit), DbError> {
         let user = user.to_owned();
         self.call(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let old = visible_item(&tx, &user, id)?;
             tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
             before_commit(&tx, &[&old]);
+            let (seq, before_us) = history::record(&tx, Op::Delete, id, None)?;
             tx.commit()?;
-            Ok(old)
+            let after_us = history::now_us();
+            Ok((
+                old,
+                Commit {
+                    seq,
+                    before_us,
+                    after_us,
+                },
+            ))
         })
         .await
     }
@@ -498,6 +598,103 @@ mod tests {
         Box::new(|_, _| {})
     }
 
+    /// Two handles on one file (two processes' connections) writing at
+    /// once: every write commits (WAL, busy timeout, `BEGIN IMMEDIATE`:
+    /// none fails with `SQLITE_BUSY`), and the commit log numbers them in
+    /// one order, each bracket after the previous one's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn processes_share_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calendar.db");
+        let (a, b) = (Db::open(Some(&path)).unwrap(), Db::open(Some(&path)).unwrap());
+        let input = |n: usize| ItemInput {
+            calendar_id: 3,
+            title: format!("write {n}"),
+            work_type: "chore".into(),
+            status: "open".into(),
+            start: d("2025-10-27"),
+            end: d("2025-10-29"),
+        };
+        let writer = |db: Db, from: usize| async move {
+            for n in from..from + 40 {
+                db.create("alice", input(n), none()).await.unwrap();
+            }
+        };
+        let (x, y) = tokio::join!(tokio::spawn(writer(a.clone(), 0)), tokio::spawn(writer(b.clone(), 100)));
+        x.unwrap();
+        y.unwrap();
+        let log = b.history().await.unwrap();
+        assert_eq!(log.len(), 80);
+        assert!(log
+            .windows(2)
+            .all(|w| w[0].seq < w[1].seq && w[0].before_commit_us <= w[1].before_commit_us));
+        let mode: String = a
+            .conn
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    /// `shows` and `feed_order` are the feed query's condition and order in
+    /// Rust: on every item of a month of varied items, filters and client
+    /// offsets, they select and order exactly what the SQL does.
+    #[tokio::test]
+    async fn shows_agrees_with_the_feed_query() {
+        let db = Db::open(None).unwrap();
+        let mut items = Vec::new();
+        for n in 0..60u32 {
+            let start = d("2025-09-25") + chrono::Days::new(u64::from(n % 40));
+            let input = ItemInput {
+                calendar_id: 1 + i64::from(n % 3),
+                title: format!("item {n}"),
+                work_type: WORK_TYPES[(n % 3) as usize].to_owned(),
+                status: STATUSES[(n / 3 % 3) as usize].to_owned(),
+                start,
+                end: start + chrono::Days::new(1 + u64::from(n % 4)),
+            };
+            let user = if input.calendar_id == 2 { "bob" } else { "alice" };
+            items.push(db.create(user, input, none()).await.unwrap().0);
+        }
+        let all: Vec<Item> = {
+            let c = db.conn.lock().unwrap();
+            let mut st = c.prepare(&format!("SELECT {ITEM_COLUMNS} FROM items i")).unwrap();
+            st.query_map([], item_from_row).unwrap().map(Result::unwrap).collect()
+        };
+        for query in [
+            "start=2025-09-29T00:00:00%2B08:00&end=2025-11-10T00:00:00%2B08:00",
+            "start=2025-10-05T00:00:00-04:00&end=2025-10-12T00:00:00-04:00",
+            "start=2025-10-08T00:00:00Z&end=2025-10-09T00:00:00Z",
+            "start=2025-10-08T00:00:00Z&end=2025-10-09T12:00:00Z",
+        ] {
+            let days = shown_days(range(query));
+            for (work_type, status) in [
+                (None, None),
+                (Some("bug"), None),
+                (None, Some("done")),
+                (Some("chore"), Some("open")),
+            ] {
+                let filter = FeedFilter { work_type, status };
+                let sql: Vec<Item> = db
+                    .feed(&[1, 2, 3], range(query), filter.clone())
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(i, _)| i)
+                    .collect();
+                let mut rust: Vec<Item> = all.iter().filter(|i| shows(i, days, &filter)).cloned().collect();
+                rust.sort_by(feed_order);
+                assert_eq!(sql, rust, "{query} {filter:?}");
+                assert!(
+                    !sql.is_empty() || work_type.is_some(),
+                    "{query}: a check that selects nothing proves little"
+                );
+            }
+        }
+        assert!(items.len() == 60);
+    }
+
     #[tokio::test]
     async fn writes_check_membership_and_return_old_and_new() {
         let db = Db::open(None).unwrap();
@@ -509,7 +706,7 @@ mod tests {
             start: d("2025-10-27"),
             end: d("2025-10-29"),
         };
-        let created = db.create("bob", input.clone(), none()).await.unwrap();
+        let (created, first) = db.create("bob", input.clone(), none()).await.unwrap();
         assert_eq!(created.title, "Offsite");
         // Alice shares the Team calendar: she sees Bob's item.
         assert_eq!(db.item("alice", created.id).await.unwrap(), created);
@@ -528,10 +725,27 @@ mod tests {
             end: d("2025-11-04"),
             ..input.clone()
         };
-        let (old, new) = db.update("alice", created.id, moved, none()).await.unwrap();
+        let (old, new, second) = db.update("alice", created.id, moved, none()).await.unwrap();
         assert_eq!((old.start, new.start), (d("2025-10-27"), d("2025-11-03")));
-        let gone = db.delete("alice", created.id, none()).await.unwrap();
+        let (gone, third) = db.delete("alice", created.id, none()).await.unwrap();
         assert_eq!(gone, new);
+        // The commit log: every committed write, in commit order, bracketed
+        // by the instants around its COMMIT; refused writes left nothing.
+        let log = db.history().await.unwrap();
+        let seqs: Vec<i64> = log.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [first.seq, second.seq, third.seq]);
+        assert_eq!(
+            log.iter().map(|e| e.op).collect::<Vec<_>>(),
+            [Op::Create, Op::Update, Op::Delete]
+        );
+        assert_eq!(log[0].item.as_ref(), Some(&created));
+        assert_eq!(log[1].item.as_ref(), Some(&new));
+        assert_eq!(log[2].item, None);
+        for (entry, commit) in log.iter().zip([first, second, third]) {
+            assert_eq!(entry.before_commit_us, commit.before_us);
+            assert!(commit.before_us <= commit.after_us);
+        }
+        assert!(first.after_us <= second.before_us && second.after_us <= third.before_us);
         assert!(matches!(db.item("alice", created.id).await, Err(DbError::NotFound)));
         let backwards = ItemInput {
             end: d("2025-10-01"),
