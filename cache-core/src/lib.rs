@@ -109,12 +109,12 @@ pub mod tier;
 pub mod view;
 internal_mod!(wire);
 
-pub use aside::{LoadError, OutboxRelay, RangeCache, RangeCacheBuilder};
+pub use aside::{Answer, LoadError, OutboxRelay, RangeCache, RangeCacheBuilder};
 pub use backend::{Backend, Capabilities, ServerStats, Ttl};
 pub use clock::{system_clock, Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, Result};
 pub use ext::BackendExt;
-pub use flow::CacheMetrics;
+pub use flow::{CacheMetrics, FailSafe};
 pub use instrumented::{Instrumented, Op, OpSnapshot, OpStats, StatsSnapshot};
 pub use key::Key;
 pub use options::CacheOptions;
