@@ -528,10 +528,13 @@ fn rule_outs(report: &Report, c: &CellResult, checks: &[HazardCheck], outcomes: 
             thousands(c.reads)
         ));
     }
-    if c.errors > 0 {
+    // Reads an injected database fault failed say nothing about the
+    // strategy; backend errors do.
+    let backend_errors = c.errors - c.failed_reads.unwrap_or(0).min(c.errors);
+    if backend_errors > 0 {
         out.push(format!(
             "{} backend errors on your traffic (those reads fell back to the database, so its counts prove nothing)",
-            thousands(c.errors)
+            thousands(backend_errors)
         ));
     }
     // Failing hazards: the first with what it breaks, the others by count.
