@@ -10,7 +10,7 @@
 //! steps:
 //!
 //! - **Logical expiry.** Entries are stored as an envelope whose expiry
-//!   and load time follow the injected [`Clock`], so a simulation on a
+//!   and load time follow the injected [`Clock`](crate::Clock), so a simulation on a
 //!   [`ManualClock`](crate::ManualClock) expires entries exactly.
 //! - **Single-flight** (on by default). Concurrent misses on one key in one
 //!   process call the loader once; the others wait for its result, and

@@ -5,7 +5,7 @@
 //! # Timeouts, and why there are two ways to call the loader
 //!
 //! The timeouts are measured in real time (Tokio's clock, which tests can
-//! pause), not on the injected [`Clock`](crate::Clock): that clock is the
+//! pause), not on the injected [`Clock`]: that clock is the
 //! data's time (logical expiry); a timeout is about a database that is
 //! slow now.
 //!

@@ -89,7 +89,7 @@ pub struct CacheMetrics {
 
 impl CacheMetrics {
     /// Counts one answered read. For a read answered at the soft timeout
-    /// while its own load went on ([`Outcome::soft_timed_out`]) the load's
+    /// while its own load went on (`Outcome::soft_timed_out`) the load's
     /// end is counted by [`CacheMetrics::record_late`].
     pub fn record(&mut self, o: &Outcome) {
         let add = |c: &mut u64, yes: bool| *c += u64::from(yes);

@@ -23,7 +23,7 @@ pub enum Served {
     Failed,
     /// Not at all: a backend error on the read path, and fail-open is off
     /// ([`CacheOptions::fail_open`](crate::CacheOptions::fail_open)); the
-    /// driver returns the error ([`ReadFlow::take_error`]).
+    /// driver returns the error ([`ReadFlow::take_error`](crate::flow::ReadFlow::take_error)).
     CacheFailed,
     /// By the entry stored for the view, although the strategy would not
     /// serve it normally (past its logical expiry, or with old stamps),
@@ -62,7 +62,8 @@ impl FailSafe {
 }
 
 /// What a single-flight leader hands its waiters when its load ends
-/// ([`ReadFlow::handoff`]), and a waiter feeds to [`ReadFlow::handed`].
+/// ([`ReadFlow::handoff`](crate::flow::ReadFlow::handoff)), and a waiter feeds to
+/// [`ReadFlow::handed`](crate::flow::ReadFlow::handed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Handoff {
@@ -121,7 +122,7 @@ pub struct Outcome {
     /// The loader was called.
     pub loader_called: bool,
     /// The plan said a write to the view's scopes was open, so the cache
-    /// neither answered nor stored this read ([`ReadPlan::bypass`]).
+    /// neither answered nor stored this read ([`ReadPlan::bypass`](crate::strategy::ReadPlan::bypass)).
     pub bypassed: bool,
     /// This process has a bump pending for one of the view's scopes over
     /// its dates ([`Pending::covers`](crate::flow::Pending::covers)), so
