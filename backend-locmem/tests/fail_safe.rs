@@ -178,18 +178,25 @@ async fn past_the_hard_timeout_fail_safe_answers_when_it_can() {
     assert_eq!(c.metrics().load_timeouts, 1);
 }
 
-/// `fetch` (a loader borrowed from the caller): past the soft timeout the
-/// request waiting on the load is answered by fail-safe; the leader waits
-/// for its loader and stores the fresh value.
-#[tokio::test(start_paused = true)]
-async fn a_soft_timeout_answers_the_waiters_while_the_leader_loads() {
-    let soft = Duration::from_millis(50);
+/// A `stamped` cache with fail-safe, a soft timeout of `soft` (hard 10 s)
+/// and October's feed `v1` stored and expired.
+async fn expired_with_soft_timeout(soft: Duration) -> RangeCache {
     let (clock, c) = cache("stamped", |o| {
         o.with_fail_safe(Some(Duration::from_secs(600)))
             .with_load_timeouts(Some(soft), Some(Duration::from_secs(10)))
     });
     ok(&c, b"v1").await.unwrap();
     clock.advance(TTL + Duration::from_secs(1));
+    c
+}
+
+/// `fetch` (a loader borrowed from the caller): past the soft timeout the
+/// request waiting on the load is answered by fail-safe; the leader waits
+/// for its loader and stores the fresh value.
+#[tokio::test(start_paused = true)]
+async fn a_soft_timeout_answers_the_waiters_while_the_leader_loads() {
+    let soft = Duration::from_millis(50);
+    let c = expired_with_soft_timeout(soft).await;
     let calls = Arc::new(AtomicU32::new(0));
     let view = october_view("cal:1");
     let t = tokio::time::Instant::now();
@@ -219,12 +226,7 @@ async fn a_soft_timeout_answers_the_waiters_while_the_leader_loads() {
 #[tokio::test(start_paused = true)]
 async fn a_detached_load_answers_the_leader_at_the_soft_timeout_and_refreshes_later() {
     let soft = Duration::from_millis(50);
-    let (clock, c) = cache("stamped", |o| {
-        o.with_fail_safe(Some(Duration::from_secs(600)))
-            .with_load_timeouts(Some(soft), Some(Duration::from_secs(10)))
-    });
-    ok(&c, b"v1").await.unwrap();
-    clock.advance(TTL + Duration::from_secs(1));
+    let c = expired_with_soft_timeout(soft).await;
     let calls = Arc::new(AtomicU32::new(0));
     let t = tokio::time::Instant::now();
     let loader = slow(&calls, Duration::from_secs(2), b"v2");

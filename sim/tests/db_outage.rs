@@ -372,3 +372,25 @@ async fn through_range_cache(
     );
     (m[0], m[1], m[2], old_stamps, m[3])
 }
+
+#[test]
+fn a_bad_database_fault_is_named() {
+    let ok = DbFault::parse("slow:1.5:2:800").unwrap();
+    assert_eq!(
+        (ok.start_us, ok.end_us, ok.kind),
+        (1_500_000, 3_500_000, DbFaultKind::Slow { latency_us: 800_000 })
+    );
+    assert_eq!(DbFault::parse("outage:120:300").unwrap().kind, DbFaultKind::Outage);
+    for (bad, says) in [
+        ("outage:10", "expected outage:START_S:DURATION_S"),
+        ("down:1:2", "expected outage:START_S:DURATION_S"),
+        ("outage:1:0", "duration > 0"),
+        ("outage:-1:5", "start"),
+        ("slow:1:2:0", "latency must be 1..=600000 ms"),
+        ("slow:1:2:x", "latency"),
+        ("outage:1e300:5", "start"),
+    ] {
+        let e = DbFault::parse(bad).unwrap_err();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}

@@ -31,7 +31,6 @@ use cache_core::flow::{Outcome, Served, Step};
 use hdrhistogram::Histogram;
 
 use super::metrics::{summarize, LatencySummary, LATENCY_CAP_US};
-use super::payload::Payload;
 use super::{instant, us, Read, Run, Slot};
 use crate::config::{DbFault, DbFaultKind};
 
@@ -222,16 +221,7 @@ impl Run {
             Some(h) if latency > h => (h, LoadEnd::TimedOut),
             _ if fails => (latency, LoadEnd::Failed),
             _ => {
-                let state = self.views.get(&r.info, &mut self.db);
-                let answer = self.db.query_memo(&state.query, now, &mut state.memo);
-                r.as_of_excl = now.saturating_add(1);
-                let payload = Payload {
-                    as_of_excl: r.as_of_excl,
-                    answer,
-                    view_digest: r.info.digest,
-                    view_json: &r.info.json,
-                };
-                let entry = payload.to_entry(self.cell.item_bytes, self.cell.declared_padding);
+                let entry = self.query(r, now);
                 (latency, LoadEnd::Loaded(entry))
             }
         };

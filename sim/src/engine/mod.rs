@@ -600,21 +600,10 @@ impl Run {
                     }
                 }
                 Step::Load => {
-                    let state = self.views.get(&r.info, &mut self.db);
-                    let answer = self.db.query_memo(&state.query, now, &mut state.memo);
-                    r.as_of_excl = now.saturating_add(1);
-                    let payload = Payload {
-                        as_of_excl: r.as_of_excl,
-                        answer,
-                        view_digest: r.info.digest,
-                        view_json: &r.info.json,
-                    };
+                    let entry = self.query(&mut r, now);
                     let at = now.saturating_add(us(lat.db_us));
-                    r.flow.loaded(
-                        Some(payload.to_entry(self.cell.item_bytes, self.cell.declared_padding)),
-                        Duration::from_micros(lat.db_us),
-                        instant(at),
-                    );
+                    r.flow
+                        .loaded(Some(entry), Duration::from_micros(lat.db_us), instant(at));
                     // Served at the DB's answer; publishing and filling follow.
                     self.serve(&r, at);
                     break at;
@@ -665,6 +654,21 @@ impl Run {
         };
         self.slots[slot as usize] = Slot::Read(r);
         self.schedule(next_at, slot);
+    }
+
+    /// The database's answer to `r`'s feed query at `now`, as the entry
+    /// its load fills (the read's own answer: judged by nothing).
+    fn query(&mut self, r: &mut Read, now: i64) -> cache_core::envelope::EntryBuf {
+        let state = self.views.get(&r.info, &mut self.db);
+        let answer = self.db.query_memo(&state.query, now, &mut state.memo);
+        r.as_of_excl = now.saturating_add(1);
+        let payload = Payload {
+            as_of_excl: r.as_of_excl,
+            answer,
+            view_digest: r.info.digest,
+            view_json: &r.info.json,
+        };
+        payload.to_entry(self.cell.item_bytes, self.cell.declared_padding)
     }
 
     /// A leader published: waiter `slot` gets `handoff` (its value: served
