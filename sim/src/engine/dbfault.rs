@@ -104,15 +104,19 @@ impl DbFaults {
     pub(super) fn new(faults: &[DbFault], options: &cache_core::CacheOptions, base_us: i64) -> DbFaults {
         let abs = |d: u64| base_us.saturating_add(us(d));
         let timeouts = options.soft_timeout.is_some() || options.hard_timeout.is_some();
+        let report = !faults.is_empty() || timeouts || options.fail_safe_max_age.is_some();
         DbFaults {
             windows: faults
                 .iter()
                 .map(|f| (abs(f.start_us), abs(f.end_us), f.kind))
                 .collect(),
             active: !faults.is_empty() || timeouts,
-            report: !faults.is_empty() || timeouts || options.fail_safe_max_age.is_some(),
+            report,
             m: DbFaultMetrics::default(),
-            latency: Histogram::new_with_bounds(1, LATENCY_CAP_US, 3).ok(),
+            // Only for runs that report it: a histogram is a few KB per cell.
+            latency: report
+                .then(|| Histogram::new_with_bounds(1, LATENCY_CAP_US, 3).ok())
+                .flatten(),
             max_latency_us: 0,
             next_wait: 0,
         }
