@@ -265,8 +265,9 @@ pub fn judge(cfg: &RunConfig, report: &Report, shape: &Shape, strategies: &Strat
                         .iter()
                         .find(|c| &c.strategy == s && c.backend == b.label())
                         .map(|c| {
-                            if c.errors > 0 {
-                                Err(format!("{} backend errors", c.errors))
+                            let backend_errors = c.errors - c.failed_reads.unwrap_or(0).min(c.errors);
+                            if backend_errors > 0 {
+                                Err(format!("{backend_errors} backend errors"))
                             } else {
                                 Ok((c.stale_reads, c.reads))
                             }
