@@ -210,7 +210,9 @@ impl RangeCacheBuilder {
     /// answered with it, and the load goes on to refresh the entry. Who
     /// is answered depends on the call: the requests waiting on a load
     /// with [`RangeCache::fetch`] and `get_or_load`, every read with
-    /// [`RangeCache::fetch_detached`]. Below the hard timeout.
+    /// [`RangeCache::fetch_detached`]. Below the hard timeout. Measured
+    /// with Tokio's timers: reads then need a Tokio runtime with time
+    /// enabled.
     pub fn soft_timeout(mut self, timeout: Duration) -> Self {
         self.options.soft_timeout = Some(timeout);
         self
@@ -219,7 +221,7 @@ impl RangeCacheBuilder {
     /// Hard timeout of the loader: past it the load is given up, and the
     /// read is answered by fail-safe if it can be, or fails with
     /// [`LoadError::Timeout`](crate::aside::LoadError::Timeout). Up to an
-    /// hour.
+    /// hour. Measured with Tokio's timers, as the soft timeout.
     pub fn hard_timeout(mut self, timeout: Duration) -> Self {
         self.options.hard_timeout = Some(timeout);
         self

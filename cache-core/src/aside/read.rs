@@ -236,6 +236,8 @@ impl Reader {
                 tokio::select! {
                     r = handle => match r {
                         Ok(r) => Ran::Done(r),
+                        // The loader panicked: the caller sees it, as it
+                        // would with a loader run in its own task.
                         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                         Err(_) => Ran::Lost,
                     },
