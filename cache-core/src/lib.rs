@@ -21,7 +21,8 @@
 //! - [`strategy`]: the invalidation strategies behind the [`Strategy`] trait
 //!   (one file each) and the by-name registry [`strategy::by_name`].
 //! - [`aside`]: [`RangeCache`], cache-aside for applications (single-flight,
-//!   XFetch early refresh, fail-open, fenced writes, metrics), built with
+//!   XFetch early refresh, fail-open, fenced writes, fail-safe and the
+//!   loader's timeouts, metrics), built with
 //!   [`RangeCache::builder`]. Every decision it takes lives in a sans-IO
 //!   core (`flow`: a state machine with no I/O and no clock) that the
 //!   simulator drives too, so what is simulated is what runs.
@@ -109,12 +110,12 @@ pub mod tier;
 pub mod view;
 internal_mod!(wire);
 
-pub use aside::{LoadError, OutboxRelay, RangeCache, RangeCacheBuilder};
+pub use aside::{Answer, LoadError, OutboxRelay, RangeCache, RangeCacheBuilder};
 pub use backend::{Backend, Capabilities, ServerStats, Ttl};
 pub use clock::{system_clock, Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, Result};
 pub use ext::BackendExt;
-pub use flow::CacheMetrics;
+pub use flow::{CacheMetrics, FailSafe};
 pub use instrumented::{Instrumented, Op, OpSnapshot, OpStats, StatsSnapshot};
 pub use key::Key;
 pub use options::CacheOptions;

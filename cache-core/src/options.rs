@@ -32,6 +32,11 @@ pub const MAX_BUMP_RETRY: Duration = Duration::from_secs(60);
 /// [`CacheOptions::outbox_grace`]: an hour.
 pub const MAX_OUTBOX_TIMING: Duration = Duration::from_secs(3600);
 
+/// The longest [`CacheOptions::soft_timeout`] and
+/// [`CacheOptions::hard_timeout`]: an hour. A feed request that waits
+/// longer has long been abandoned by its client.
+pub const MAX_LOAD_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Every setting of a cache: the strategy's, the read policy's, and the
 /// clock and seed both use. Each part reads the fields it needs.
 ///
@@ -112,6 +117,24 @@ pub struct CacheOptions {
     /// (their own retries delete them), so a relay only steps in for a
     /// writer that crashed or is stuck.
     pub outbox_grace: Duration,
+    /// Fail-safe (default off): when the loader fails or times out, the
+    /// read is answered by the entry stored for the view, even though it
+    /// is past its logical expiry or was computed under generations that
+    /// are no longer current, as long as its logical expiry passed less
+    /// than this long ago (an entry with old stamps that has not expired
+    /// yet always qualifies). Entries are then stored for `ttl` + this
+    /// long, so that they are still there when needed. Which entries a
+    /// strategy can offer is in [`crate::flow`]'s docs ("Fail-safe").
+    pub fail_safe_max_age: Option<Duration>,
+    /// Soft timeout of the loader (default none; needs
+    /// [`Self::fail_safe_max_age`]): a read that has a fail-safe entry and
+    /// has waited this long for the database is answered with that entry,
+    /// while the load goes on and refreshes the entry when it ends.
+    pub soft_timeout: Option<Duration>,
+    /// Hard timeout of the loader (default none): past it the load is
+    /// given up, and the read is answered by fail-safe if it can be, or
+    /// fails with [`LoadError::Timeout`](crate::aside::LoadError::Timeout).
+    pub hard_timeout: Option<Duration>,
 }
 
 impl Default for CacheOptions {
@@ -134,6 +157,9 @@ impl Default for CacheOptions {
             bump_retry_max: Duration::from_millis(100),
             outbox_poll: Duration::from_secs(1),
             outbox_grace: Duration::from_secs(5),
+            fail_safe_max_age: None,
+            soft_timeout: None,
+            hard_timeout: None,
         }
     }
 }
@@ -246,9 +272,32 @@ impl CacheOptions {
         self
     }
 
+    /// Sets [`Self::fail_safe_max_age`] (`None`: fail-safe off).
+    #[must_use]
+    pub fn with_fail_safe(mut self, max_age: Option<Duration>) -> Self {
+        self.fail_safe_max_age = max_age;
+        self
+    }
+
+    /// Sets [`Self::soft_timeout`] and [`Self::hard_timeout`].
+    #[must_use]
+    pub fn with_load_timeouts(mut self, soft: Option<Duration>, hard: Option<Duration>) -> Self {
+        self.soft_timeout = soft;
+        self.hard_timeout = hard;
+        self
+    }
+
+    /// How long past its logical expiry an entry is kept in the store:
+    /// [`Self::fail_safe_max_age`] with fail-safe on, nothing without. The
+    /// read path stores every entry for its TTL plus this.
+    pub fn keep_expired_for(&self) -> Duration {
+        self.fail_safe_max_age.unwrap_or(Duration::ZERO)
+    }
+
     /// TTL of every control key a strategy writes (generations, versions):
-    /// [`CONTROL_TTL_FLOOR`] (a day), or twice the longest entry TTL if that
-    /// is longer.
+    /// [`CONTROL_TTL_FLOOR`] (a day), or twice the longest time an entry is
+    /// stored (its TTL, plus [`Self::fail_safe_max_age`] with fail-safe
+    /// on) if that is longer.
     ///
     /// Why this long: a generation must outlive the entries written under
     /// it. The backends' `incr` keeps a key's expiry, so a generation dies
@@ -265,7 +314,11 @@ impl CacheOptions {
     /// changed data. `naive-versioned` restarts at 1, its known hazard
     /// (`version-eviction`); its entries from that far back have expired.
     pub fn control_ttl(&self) -> Duration {
-        self.ttl.max(self.short_ttl).saturating_mul(2).max(CONTROL_TTL_FLOOR)
+        self.ttl
+            .max(self.short_ttl)
+            .saturating_add(self.keep_expired_for())
+            .saturating_mul(2)
+            .max(CONTROL_TTL_FLOOR)
     }
 
     /// Checks every setting; the error ([`Error::Setting`]) names the first
@@ -326,6 +379,39 @@ impl CacheOptions {
                 format!("must be at most {MAX_OUTBOX_TIMING:?}, got {:?}", self.outbox_grace),
             ));
         }
+        self.validate_fail_safe()
+    }
+
+    /// The fail-safe and timeout settings of [`Self::validate`].
+    fn validate_fail_safe(&self) -> Result<()> {
+        if let Some(age) = self.fail_safe_max_age.filter(|a| a.is_zero() || *a > MAX_TTL) {
+            return Err(setting(
+                "fail_safe",
+                format!("the max age must be between 1 ns and 365 days, got {age:?}"),
+            ));
+        }
+        for (name, t) in [("soft_timeout", self.soft_timeout), ("hard_timeout", self.hard_timeout)] {
+            if let Some(t) = t.filter(|t| t.is_zero() || *t > MAX_LOAD_TIMEOUT) {
+                return Err(setting(
+                    name,
+                    format!("must be between 1 ns and {MAX_LOAD_TIMEOUT:?}, got {t:?}"),
+                ));
+            }
+        }
+        if self.soft_timeout.is_some() && self.fail_safe_max_age.is_none() {
+            return Err(setting(
+                "soft_timeout",
+                "needs fail-safe on: past a soft timeout a read is answered by its fail-safe entry".to_owned(),
+            ));
+        }
+        if let (Some(soft), Some(hard)) = (self.soft_timeout, self.hard_timeout) {
+            if soft >= hard {
+                return Err(setting(
+                    "soft_timeout",
+                    format!("must be below the hard timeout, got soft {soft:?} and hard {hard:?}"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -341,7 +427,9 @@ mod tests {
     #[test]
     fn every_bad_setting_is_named() {
         let ms = Duration::from_millis;
-        let cases: [(CacheOptions, &str); 11] = [
+        let s = Duration::from_secs;
+        let fail_safe = CacheOptions::default().with_fail_safe(Some(s(60)));
+        let cases: [(CacheOptions, &str); 17] = [
             (CacheOptions::default().with_namespace("a b"), "namespace"),
             (CacheOptions::default().with_namespace(""), "namespace"),
             (CacheOptions::default().with_ttl(Duration::ZERO), "ttl"),
@@ -362,6 +450,27 @@ mod tests {
                 CacheOptions::default().with_outbox_timing(ms(1), MAX_OUTBOX_TIMING * 2),
                 "outbox_grace",
             ),
+            (
+                CacheOptions::default().with_fail_safe(Some(Duration::ZERO)),
+                "fail_safe",
+            ),
+            (CacheOptions::default().with_fail_safe(Some(MAX_TTL * 2)), "fail_safe"),
+            (
+                CacheOptions::default().with_load_timeouts(Some(ms(50)), None),
+                "soft_timeout",
+            ),
+            (
+                fail_safe.clone().with_load_timeouts(Some(ms(500)), Some(ms(500))),
+                "soft_timeout",
+            ),
+            (
+                fail_safe.clone().with_load_timeouts(None, Some(Duration::ZERO)),
+                "hard_timeout",
+            ),
+            (
+                fail_safe.clone().with_load_timeouts(None, Some(MAX_LOAD_TIMEOUT * 2)),
+                "hard_timeout",
+            ),
         ];
         for (options, name) in cases {
             match options.validate() {
@@ -373,5 +482,28 @@ mod tests {
             }
         }
         CacheOptions::default().with_xfetch(Some(1.0)).validate().unwrap();
+        fail_safe
+            .clone()
+            .with_load_timeouts(Some(ms(50)), Some(ms(500)))
+            .validate()
+            .unwrap();
+        CacheOptions::default()
+            .with_load_timeouts(None, Some(ms(500)))
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn fail_safe_keeps_entries_and_generations_longer() {
+        let base = CacheOptions::default().with_ttl(Duration::from_secs(20 * 3600));
+        assert_eq!(base.keep_expired_for(), Duration::ZERO);
+        assert_eq!(base.control_ttl(), Duration::from_secs(40 * 3600));
+        let on = base.with_fail_safe(Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(on.keep_expired_for(), Duration::from_secs(4 * 3600));
+        assert_eq!(
+            on.control_ttl(),
+            Duration::from_secs(48 * 3600),
+            "generations outlive kept entries"
+        );
     }
 }

@@ -50,6 +50,86 @@ impl Freeze {
 /// a year, in seconds (far below i64 µs).
 pub const MAX_FAULT_S: f64 = 365.0 * 86_400.0;
 
+/// The longest latency a slow database window may give a query: 10
+/// minutes (in ms).
+pub const MAX_DB_FAULT_LATENCY_MS: u64 = 600_000;
+
+/// What the database does during a [`DbFault`] window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+#[non_exhaustive]
+pub enum DbFaultKind {
+    /// Every feed query fails (after the usual query latency).
+    Outage,
+    /// Every feed query takes this long.
+    Slow {
+        /// The query latency, µs.
+        latency_us: u64,
+    },
+}
+
+/// A stretch of the run during which the database fails or is slow for
+/// feed queries (the loader): `--db-fault outage:START_S:DURATION_S` or
+/// `--db-fault slow:START_S:DURATION_S:LATENCY_MS`. Writes still commit
+/// (think of a read replica, or the feed query alone timing out): a
+/// trace's writes must stay consistent with each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DbFault {
+    /// Start, µs after the trace's start.
+    pub start_us: u64,
+    /// End (exclusive), µs after the trace's start.
+    pub end_us: u64,
+    /// What the database does meanwhile.
+    #[serde(flatten)]
+    pub kind: DbFaultKind,
+}
+
+impl DbFault {
+    /// Parses `outage:START_S:DURATION_S` or
+    /// `slow:START_S:DURATION_S:LATENCY_MS` (seconds, decimals allowed);
+    /// the error names what is wrong.
+    pub fn parse(s: &str) -> Result<DbFault, String> {
+        let usage = || {
+            format!("expected outage:START_S:DURATION_S or slow:START_S:DURATION_S:LATENCY_MS (e.g. outage:120:300, slow:60:30:800), found {s:?}")
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let window = |start: &str, duration: &str| -> Result<(u64, u64), String> {
+            let w = Freeze::parse(&format!("{start}:{duration}"))
+                .map_err(|e| format!("{e} (in the database fault {s:?})"))?;
+            Ok((w.start_us, w.end_us))
+        };
+        match parts.as_slice() {
+            ["outage", start, duration] => {
+                let (start_us, end_us) = window(start, duration)?;
+                Ok(DbFault {
+                    start_us,
+                    end_us,
+                    kind: DbFaultKind::Outage,
+                })
+            }
+            ["slow", start, duration, latency] => {
+                let (start_us, end_us) = window(start, duration)?;
+                let latency_ms = match latency.trim().parse::<u64>() {
+                    Ok(ms) if (1..=MAX_DB_FAULT_LATENCY_MS).contains(&ms) => ms,
+                    _ => {
+                        return Err(format!(
+                            "the slow window's latency must be 1..={MAX_DB_FAULT_LATENCY_MS} ms, found {latency:?} (in {s:?})"
+                        ))
+                    }
+                };
+                Ok(DbFault {
+                    start_us,
+                    end_us,
+                    kind: DbFaultKind::Slow {
+                        latency_us: latency_ms * 1000,
+                    },
+                })
+            }
+            _ => Err(usage()),
+        }
+    }
+}
+
 /// Faults a run injects (none by default: reports of runs without faults
 /// do not mention them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +148,9 @@ pub struct Faults {
     /// old (`--outbox on`, the default, as the calendar service does);
     /// off, a crashed writer's bump is lost.
     pub outbox: bool,
+    /// When the database fails or is slow for feed queries (`--db-fault`,
+    /// repeatable; the `db-outage` scenario).
+    pub db: Vec<DbFault>,
 }
 
 impl Faults {
@@ -77,6 +160,7 @@ impl Faults {
             freezes: Vec::new(),
             crash_writer_at_us: None,
             outbox: true,
+            db: Vec::new(),
         }
     }
 
@@ -87,9 +171,13 @@ impl Faults {
         self.freezes.sort_by_key(|f| f.start_us);
         self.crash_writer_at_us = self.crash_writer_at_us.or(other.crash_writer_at_us);
         self.outbox &= other.outbox;
+        self.db.extend(other.db.iter().copied());
+        self.db.sort_by_key(|f| f.start_us);
     }
 
-    /// True when the run injects any fault.
+    /// True when the run injects a fault of the cache or of a writer
+    /// (freeze, crash): what the relay and the report's `faults` section
+    /// are about. Database faults are [`Faults::db`].
     pub fn any(&self) -> bool {
         !self.freezes.is_empty() || self.crash_writer_at_us.is_some()
     }
@@ -160,9 +248,11 @@ pub struct RunConfig {
     /// recommend a cell ([`crate::verdict`]); on by default. The hazard
     /// runs themselves set it off.
     pub verdict: bool,
-    /// Faults to inject: cache freezes, a writer crash (none by default).
-    /// What the relay does about them follows [`Self::aside`]'s
-    /// `bump_retry_*` and `outbox_*` settings.
+    /// Faults to inject: cache freezes, a writer crash, database faults
+    /// (none by default). What the relay does about them follows
+    /// [`Self::aside`]'s `bump_retry_*` and `outbox_*` settings; what reads
+    /// do about a database fault, its `fail_safe_max_age`, `soft_timeout`
+    /// and `hard_timeout`.
     pub faults: Faults,
 }
 
@@ -218,6 +308,17 @@ impl RunConfig {
         opts.short_ttl = self.short_ttl;
         opts.seed = self.seed;
         opts.home_offset = self.home_offset;
+        // Generations outlive entries kept for fail-safe (`control_ttl`).
+        opts.fail_safe_max_age = self.aside.fail_safe_max_age;
         opts
+    }
+
+    /// True when the run injects a database fault or sets fail-safe or a
+    /// loader timeout: its report then has the database-fault columns.
+    pub fn uses_db_faults(&self) -> bool {
+        !self.faults.db.is_empty()
+            || self.aside.fail_safe_max_age.is_some()
+            || self.aside.soft_timeout.is_some()
+            || self.aside.hard_timeout.is_some()
     }
 }

@@ -40,6 +40,17 @@
 //! between its commit and its bump), with the `freeze` and `writer-crash`
 //! scenarios; the report's `faults` section counts what they left.
 //!
+//! And what happens when the database fails: `--db-fault
+//! outage:START_S:DURATION_S` (or `slow:…:LATENCY_MS`) makes feed queries
+//! fail (or slow) for a stretch, and the `db-outage` scenario shows it per
+//! strategy; the read path's fail-safe (`--fail-safe MAX_AGE_S`: the entry
+//! stored for the view answers a failed load, marked current or stale) and
+//! the loader's soft and hard timeouts (`--soft-timeout-ms`,
+//! `--hard-timeout-ms`) are cache-core's flow's, driven in virtual time
+//! (`engine`'s `dbfault.rs`); the report counts fail-safe answers, those
+//! that were stale (apart from `stale_reads`), errors returned and the
+//! latency inside the fault windows.
+//!
 //! # Layout
 //!
 //! - [`calendar`]: FullCalendar's range rules (month grid, week, day, list),

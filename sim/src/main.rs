@@ -177,7 +177,7 @@ enum OnOff {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `shared-locmem[:N]` (one in-process store shared by every process, standing in for a server), `redis://[user:password@]host:port`, `redis+cluster://host:port[,host:port…]`, `memcache://host:port[,host:port…]`, `two-tier[/backplane=<µs>[,trust=<s>]]:<locmem|locmem:N>+<L2>` (an in-process L1 per process in front of a shared L2, e.g. `two-tier/backplane=2000:locmem:64+redis://127.0.0.1:6379`), or `env:NAME` to read the spec from environment variable NAME (repeatable). Passwords show as `***` everywhere. Default: `locmem`; for the `freeze` and `writer-crash` scenarios, whose point is a store the processes share, `shared-locmem`.
+    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `shared-locmem[:N]` (one in-process store shared by every process, standing in for a server), `redis://[user:password@]host:port`, `redis+cluster://host:port[,host:port…]`, `memcache://host:port[,host:port…]`, `two-tier[/backplane=<µs>[,trust=<s>]]:<locmem|locmem:N>+<L2>` (an in-process L1 per process in front of a shared L2, e.g. `two-tier/backplane=2000:locmem:64+redis://127.0.0.1:6379`), or `env:NAME` to read the spec from environment variable NAME (repeatable). Passwords show as `***` everywhere. Default: `locmem`; for the `freeze`, `writer-crash` and `db-outage` scenarios, whose point is a store the processes share, `shared-locmem`.
     #[arg(long = "backend", value_parser = backend_arg)]
     backends: Vec<String>,
     /// Strategies: a comma list or `all`.
@@ -279,6 +279,30 @@ struct Common {
     /// (0..=3600000).
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     outbox_grace_ms: u64,
+    /// The database fails (`outage:START_S:DURATION_S`) or is slow
+    /// (`slow:START_S:DURATION_S:LATENCY_MS`) for feed queries, from START_S
+    /// for DURATION_S seconds after the trace's start (decimals allowed;
+    /// repeatable). Writes still commit. The report then gets a
+    /// database-faults section: fail-safe answers (and how many were
+    /// stale), errors returned, timeouts, latency inside the windows.
+    #[arg(long = "db-fault", value_name = "outage:START_S:DURATION_S|slow:START_S:DURATION_S:LATENCY_MS", value_parser = sim::config::DbFault::parse)]
+    db_faults: Vec<sim::config::DbFault>,
+    /// Fail-safe: when the database fails or times out, answer with the
+    /// entry stored for the view if it expired less than MAX_AGE_S seconds
+    /// ago (an entry with old stamps, not yet expired, always qualifies);
+    /// entries are stored that much longer (1..=31536000). Off by default.
+    #[arg(long = "fail-safe", value_name = "MAX_AGE_S", value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_S))]
+    fail_safe: Option<u64>,
+    /// The loader's soft timeout, ms (1..=3600000; needs --fail-safe): a
+    /// read with a fail-safe entry that has waited this long for the
+    /// database is answered with it while the load goes on and refreshes
+    /// the entry (as `RangeCache::fetch_detached`).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    soft_timeout_ms: Option<u64>,
+    /// The loader's hard timeout, ms (1..=3600000): past it the load is
+    /// given up and the read answered by fail-safe, or with an error.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    hard_timeout_ms: Option<u64>,
 }
 
 /// A number of seconds (decimals allowed) within the faults' range, as µs.
@@ -346,6 +370,8 @@ impl Common {
         cfg.faults.freezes.sort_by_key(|f| f.start_us);
         cfg.faults.crash_writer_at_us = self.crash_writer_at;
         cfg.faults.outbox = self.outbox == OnOff::On;
+        cfg.faults.db = self.db_faults.clone();
+        cfg.faults.db.sort_by_key(|f| f.start_us);
         if self.bump_retry_min_ms > self.bump_retry_max_ms {
             return Err(Error::Invalid(format!(
                 "--bump-retry-min-ms {} is above --bump-retry-max-ms {}",
@@ -359,9 +385,22 @@ impl Common {
             .with_single_flight(self.single_flight == OnOff::On)
             .with_xfetch(self.xfetch)
             .with_bump_retry(ms(self.bump_retry_min_ms), ms(self.bump_retry_max_ms))
-            .with_outbox_timing(ms(self.outbox_poll_ms), ms(self.outbox_grace_ms));
+            .with_outbox_timing(ms(self.outbox_poll_ms), ms(self.outbox_grace_ms))
+            .with_fail_safe(self.fail_safe.map(Duration::from_secs))
+            .with_load_timeouts(self.soft_timeout_ms.map(ms), self.hard_timeout_ms.map(ms));
         cfg.aside.validate().map_err(|e| match e {
             cache_core::Error::Setting { setting: "xfetch", .. } => Error::Invalid(format!("--xfetch: {e}")),
+            cache_core::Error::Setting {
+                setting: "fail_safe", ..
+            } => Error::Invalid(format!("--fail-safe: {e}")),
+            cache_core::Error::Setting {
+                setting: "soft_timeout",
+                ..
+            } => Error::Invalid(format!("--soft-timeout-ms: {e}")),
+            cache_core::Error::Setting {
+                setting: "hard_timeout",
+                ..
+            } => Error::Invalid(format!("--hard-timeout-ms: {e}")),
             e => Error::Invalid(e.to_string()),
         })?;
         Ok(cfg)
@@ -461,15 +500,24 @@ fn compare(
 fn check_errors(report: &sim::report::Report, max_rate: f64) -> Result<()> {
     let mut over = Vec::new();
     for r in report.results.iter().filter(|r| r.errors > 0) {
-        // Errors inside an injected freeze are the fault doing its job:
-        // reported, not held against the cell.
-        let injected = r.faults.map_or(0, |f| f.errors_in_freeze).min(r.errors);
-        if injected > 0 {
+        // Errors inside an injected freeze, and reads the injected database
+        // faults failed, are the fault doing its job: reported, not held
+        // against the cell.
+        let failed = r.failed_reads.unwrap_or(0).min(r.errors);
+        if failed > 0 {
             eprintln!(
-                "cache-sim: {} × {}: {injected} backend errors inside the injected freeze(s) (their reads fell back to the database)",
+                "cache-sim: {} × {}: {failed} reads answered with an error: the injected database fault(s) (or timeouts) and fail-safe had no entry",
                 r.strategy, r.backend
             );
         }
+        let frozen = r.faults.map_or(0, |f| f.errors_in_freeze).min(r.errors - failed);
+        if frozen > 0 {
+            eprintln!(
+                "cache-sim: {} × {}: {frozen} backend errors inside the injected freeze(s) (their reads fell back to the database)",
+                r.strategy, r.backend
+            );
+        }
+        let injected = failed + frozen;
         let errors = r.errors - injected;
         if errors == 0 {
             continue;
@@ -539,7 +587,8 @@ fn main_inner(cli: Cli) -> Result<()> {
         Command::Run { scenario, common } => {
             scenarios::info(&scenario)?;
             let mut cfg = common.config(&scenario)?;
-            // A scenario about a fault brings it (`freeze`, `writer-crash`).
+            // A scenario about a fault brings it (`freeze`, `writer-crash`,
+            // `db-outage`).
             cfg.faults.merge(&scenarios::faults(&scenario));
             let seed = common.seed;
             let name = scenario.clone();

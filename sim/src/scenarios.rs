@@ -28,7 +28,7 @@ pub struct ScenarioInfo {
 }
 
 /// Every scenario, in listing order.
-pub const SCENARIOS: [ScenarioInfo; 13] = [
+pub const SCENARIOS: [ScenarioInfo; 14] = [
     ScenarioInfo {
         name: "seed-october-2025",
         shows: "The incident: a user views October 2025 (firstDay=1, +08:00, range 2025-09-29..2025-11-10), \
@@ -124,6 +124,17 @@ pub const SCENARIOS: [ScenarioInfo; 13] = [
                 keeps every process off the scope). With --outbox off the bump is lost: the others serve it to \
                 the end, stamped stays uncached to the end.",
     },
+    ScenarioInfo {
+        name: DB_OUTAGE,
+        shows: "The database fails for feed queries from 120 s to 420 s while two processes read four month views \
+                (four calendars) every 10 s. Before it: views 1-3 are cached at 1 s, a write to calendar 2 at 30 s \
+                is refilled at 31 s, a delete in calendar 3 at 60 s is not; view 4 is first read in the outage. \
+                Without fail-safe every read that reaches the database fails (errors = loads failed). With \
+                --fail-safe 600, stamped answers views 1-2 from their expired entries (current) and view 3 from \
+                its old-stamped one (stale, counted as fail-safe stale, not as stale reads): errors only for view \
+                4; versioned and bucketed lose view 3's entry at the bump and wildcard deletes it (errors), \
+                short-ttl serves stale ones as current.",
+    },
 ];
 
 /// The scenario of a server that evicts (see its entry in [`SCENARIOS`]).
@@ -139,6 +150,13 @@ pub const WRITER_CRASH: &str = "writer-crash";
 /// When `writer-crash`'s write commits (and its writer dies), µs.
 pub const WRITER_CRASH_AT_US: u64 = 5_000_000;
 
+/// The `db-outage` scenario's name.
+pub const DB_OUTAGE: &str = "db-outage";
+/// When `db-outage`'s database outage starts, µs after the start.
+pub const DB_OUTAGE_AT_US: u64 = 120_000_000;
+/// How long it lasts, µs.
+pub const DB_OUTAGE_FOR_US: u64 = 300_000_000;
+
 /// The faults scenario `name` is about (none for most): a scenario's run
 /// injects them on top of the command line's.
 pub fn faults(name: &str) -> Faults {
@@ -149,6 +167,11 @@ pub fn faults(name: &str) -> Faults {
             end_us: FREEZE_AT_US + FREEZE_FOR_US,
         }),
         WRITER_CRASH => f.crash_writer_at_us = Some(WRITER_CRASH_AT_US),
+        DB_OUTAGE => f.db.push(crate::config::DbFault {
+            start_us: DB_OUTAGE_AT_US,
+            end_us: DB_OUTAGE_AT_US + DB_OUTAGE_FOR_US,
+            kind: crate::config::DbFaultKind::Outage,
+        }),
         _ => {}
     }
     f
@@ -160,7 +183,7 @@ pub fn faults(name: &str) -> Faults {
 /// the others, and `multi-process-locmem` is all they would show).
 pub fn default_backend(name: &str) -> &'static str {
     match name {
-        FREEZE | WRITER_CRASH => "shared-locmem",
+        FREEZE | WRITER_CRASH | DB_OUTAGE => "shared-locmem",
         _ => "locmem",
     }
 }
@@ -194,6 +217,53 @@ fn freeze() -> Result<Script> {
     );
     s.write_us(17_000_000, 0, WriteKind::Delete, 6, "cal:1", None);
     Ok(s)
+}
+
+/// See [`DB_OUTAGE`]'s entry in [`SCENARIOS`]. With the default TTL
+/// (300 s) the entries filled at 1 s expire at ~301 s, the one refilled at
+/// 31 s at ~331 s, inside the outage; [`db_outage_reads`] lists the reads.
+fn db_outage() -> Result<Script> {
+    let mut s = Script::new(2);
+    let views = db_outage_views()?;
+    for (i, cal) in ["cal:1", "cal:2", "cal:3", "cal:4"].iter().enumerate() {
+        s.load_month(cal, 100 * i as u64 + 1, 10)?;
+    }
+    for (t_ms, process, view) in db_outage_reads() {
+        s.read(t_ms, process, 1 + view as u64, &views[view]);
+    }
+    // Calendar 2 changes and is refilled; calendar 3 changes and is not.
+    s.write(
+        30_000,
+        WriteKind::Edit,
+        102,
+        "cal:2",
+        Some(item_at(date(2025, 10, 20)?, 15, 0, 0)),
+    );
+    s.write(60_000, WriteKind::Delete, 203, "cal:3", None);
+    Ok(s)
+}
+
+/// `db-outage`'s four views: the October month grid of `cal:1` .. `cal:4`.
+fn db_outage_views() -> Result<Vec<View>> {
+    ["cal:1", "cal:2", "cal:3", "cal:4"]
+        .iter()
+        .map(|c| view(&[c], CalendarView::DayGridMonth, date(2025, 10, 6)?, 1, &PH))
+        .collect()
+}
+
+/// `db-outage`'s reads: (ms after the start, process, view index 0..4).
+/// Views 0-2 at 1 s, view 1 again at 31 s (after its calendar's write);
+/// then from 125 s to 415 s every 10 s process 0 reads views 0 and 2 and
+/// process 1 views 1 and 3, a second apart; then all four at 425 s and
+/// 435 s, after the outage.
+pub fn db_outage_reads() -> Vec<(u64, u32, usize)> {
+    let mut reads = vec![(1_000, 0, 0), (1_100, 0, 1), (1_200, 0, 2), (31_000, 1, 1)];
+    let mut t = 125_000;
+    while t <= 435_000 {
+        reads.extend([(t, 0, 0), (t + 1_000, 1, 1), (t + 2_000, 0, 2), (t + 3_000, 1, 3)]);
+        t += 10_000;
+    }
+    reads
 }
 
 /// See [`WRITER_CRASH`]'s entry in [`SCENARIOS`].
@@ -640,6 +710,7 @@ fn script(name: &str) -> Result<Script> {
         TWO_TIER => multi_process_two_tier(),
         FREEZE => freeze(),
         WRITER_CRASH => writer_crash(),
+        DB_OUTAGE => db_outage(),
         other => Err(Error::UnknownScenario(other.to_owned())),
     }
 }

@@ -38,8 +38,8 @@ impl std::fmt::Debug for Choice {
 
 /// Builds a [`RangeCache`]: the strategy (by name, by type, or shared), its
 /// TTLs and keys, the clock and the seed (set once, for the strategy and
-/// the read path alike), single-flight, XFetch and fail-open, and a name
-/// for metrics. [`build`](Self::build) checks every setting and names the
+/// the read path alike), single-flight, XFetch, fail-open, fail-safe and
+/// the loader's timeouts, and a name for metrics. [`build`](Self::build) checks every setting and names the
 /// first bad one.
 ///
 /// ```
@@ -190,6 +190,40 @@ impl RangeCacheBuilder {
     /// [`LoadError::Cache`](crate::aside::LoadError::Cache) instead.
     pub fn fail_open(mut self, on: bool) -> Self {
         self.options.fail_open = on;
+        self
+    }
+
+    /// Fail-safe (off by default): when the loader fails or times out, the
+    /// read is answered by the entry stored for the view if its logical
+    /// expiry passed less than `max_age` ago (an entry with old stamps
+    /// that has not expired yet always qualifies), preferring what the
+    /// strategy keeps: see [`CacheOptions::fail_safe_max_age`].
+    /// [`RangeCache::fetch`] says which answers it gave; entries are then
+    /// stored for their TTL plus `max_age`. 1 ns to 365 days.
+    pub fn fail_safe(mut self, max_age: Duration) -> Self {
+        self.options.fail_safe_max_age = Some(max_age);
+        self
+    }
+
+    /// Soft timeout of the loader (needs [`Self::fail_safe`]): a read that
+    /// has a fail-safe entry and has waited this long for the database is
+    /// answered with it, and the load goes on to refresh the entry. Who
+    /// is answered depends on the call: the requests waiting on a load
+    /// with [`RangeCache::fetch`] and `get_or_load`, every read with
+    /// [`RangeCache::fetch_detached`]. Below the hard timeout. Measured
+    /// with Tokio's timers: reads then need a Tokio runtime with time
+    /// enabled.
+    pub fn soft_timeout(mut self, timeout: Duration) -> Self {
+        self.options.soft_timeout = Some(timeout);
+        self
+    }
+
+    /// Hard timeout of the loader: past it the load is given up, and the
+    /// read is answered by fail-safe if it can be, or fails with
+    /// [`LoadError::Timeout`](crate::aside::LoadError::Timeout). Up to an
+    /// hour. Measured with Tokio's timers, as the soft timeout.
+    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
+        self.options.hard_timeout = Some(timeout);
         self
     }
 

@@ -3,8 +3,8 @@
 
 use crate::error::Error;
 
-/// Why a read returned no view: the loader's own error, or (only with
-/// fail-open off) the cache's.
+/// Why a read returned no view: the loader's own error, the hard timeout,
+/// or (only with fail-open off) the cache's.
 ///
 /// With fail-open on (the default) a backend error is answered by the
 /// loader, so the only error a caller sees is the loader's:
@@ -29,6 +29,14 @@ pub enum LoadError<E> {
     /// ([`RangeCacheBuilder::fail_open`](crate::aside::RangeCacheBuilder::fail_open)).
     #[error("cache read failed (fail-open is off): {0}")]
     Cache(#[source] Error),
+    /// The loader did not answer within the hard timeout
+    /// ([`RangeCacheBuilder::hard_timeout`](crate::aside::RangeCacheBuilder::hard_timeout))
+    /// and fail-safe had no entry for the view; the load was given up.
+    #[error("the database did not answer within the hard timeout ({after:?})")]
+    Timeout {
+        /// The hard timeout.
+        after: std::time::Duration,
+    },
 }
 
 impl<E> LoadError<E> {
@@ -36,7 +44,7 @@ impl<E> LoadError<E> {
     pub fn into_loader(self) -> Option<E> {
         match self {
             LoadError::Loader(e) => Some(e),
-            LoadError::Cache(_) => None,
+            LoadError::Cache(_) | LoadError::Timeout { .. } => None,
         }
     }
 }

@@ -10,7 +10,7 @@
 //! steps:
 //!
 //! - **Logical expiry.** Entries are stored as an envelope whose expiry
-//!   and load time follow the injected [`Clock`], so a simulation on a
+//!   and load time follow the injected [`Clock`](crate::Clock), so a simulation on a
 //!   [`ManualClock`](crate::ManualClock) expires entries exactly.
 //! - **Single-flight** (on by default). Concurrent misses on one key in one
 //!   process call the loader once; the others wait for its result, and
@@ -52,6 +52,22 @@
 //!   database with the write ([`crate::outbox`]) and end the write with
 //!   [`RangeCache::end_recorded_write`]; every process then runs
 //!   [`RangeCache::outbox_relay`].
+//! - **Fail-safe and loader timeouts** (off by default;
+//!   [`RangeCacheBuilder::fail_safe`], [`RangeCacheBuilder::soft_timeout`],
+//!   [`RangeCacheBuilder::hard_timeout`]). When the loader fails or passes
+//!   the hard timeout, the read is answered by the entry stored for the
+//!   view (past its logical expiry, or with old stamps) if its expiry
+//!   passed less than the max age ago; [`RangeCache::fetch`] returns which
+//!   kind ([`Answer::fail_safe`]: `current` stamps or `stale` ones) so the
+//!   service can mark the response, and [`CacheMetrics::fail_safe_served`]
+//!   counts them. Entries are stored for their TTL plus the max age. The
+//!   soft timeout answers a read that has such an entry once it has waited
+//!   that long, while the load goes on and refreshes the entry; with
+//!   [`RangeCache::fetch`] only the requests waiting on another's load can
+//!   be answered early (the loader borrows from its caller), with
+//!   [`RangeCache::fetch_detached`] every one (see `read.rs` for what that
+//!   means for p99). What each strategy can offer is in the `flow` module's
+//!   docs ("Fail-safe") and in docs/failures.md.
 //!
 //! ```
 //! # async fn demo(backend: std::sync::Arc<dyn cache_core::Backend>, view: cache_core::View)
@@ -85,18 +101,25 @@
 //! | `range_cache_backend_errors_total` | counter | backend errors; label `path` = `read`, `store`, `write` |
 //! | `range_cache_early_refreshes_total` | counter | entries recomputed early by XFetch |
 //! | `range_cache_invalidations_total` | counter | write invalidations that reached the cache |
+//! | `range_cache_fail_safe_total` | counter | reads answered by fail-safe; label `kind` = `current`, `stale` |
+//! | `range_cache_failed_reads_total` | counter | reads that returned no view (loader failed or timed out, no fail-safe entry) |
+//! | `range_cache_soft_timeouts_total` | counter | reads answered by fail-safe at the soft timeout while the load went on |
+//! | `range_cache_load_timeouts_total` | counter | loads given up at the hard timeout |
 //! | `range_cache_load_seconds` | histogram | loader latency |
 //! | `range_cache_backend_seconds` | histogram | backend latency; label `step` = `plan`, `get`, `store`, `write` |
 //!
 //! The names are constants in [`meters`]. `tracing` spans (level DEBUG):
 //! `range_cache.get_or_load` with the decision taken (`outcome` = `hit`,
-//! `loaded`, `coalesced`, `load_failed`, `cache_failed`; `bypassed`), and
+//! `loaded`, `coalesced`, `load_failed`, `cache_failed`, `fail_safe`;
+//! `bypassed`; `fail_safe` = `current` or `stale`), and
 //! `range_cache.begin_write`, `range_cache.end_write`,
 //! `range_cache.invalidate` with the scope and `ok`.
 //!
 //! # Layout
 //!
-//! - `mod.rs` (here): [`RangeCache`], the driver.
+//! - `mod.rs` (here): [`RangeCache`], its reads and writes.
+//! - `read.rs`: the read driver (the flow's steps with real awaits), the
+//!   load timeouts, loads that finish after their answer, [`Answer`].
 //! - `meters.rs`: the `metrics` instruments and their names.
 //! - `builder.rs`: [`RangeCacheBuilder`], every setting, validated.
 //! - `error.rs`: [`LoadError`], why a read returned no view.
@@ -105,22 +128,18 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 
 use crate::backend::Backend;
-use crate::clock::Clock;
-use crate::envelope::EntryBuf;
 use crate::error::Result;
-use crate::flow::{Aside, CacheMetrics, FlightId, Flights, Served, Step};
+use crate::flow::{Aside, CacheMetrics, Flights};
 use crate::instrumented::{Instrumented, OpStats};
-use crate::key::Key;
 use crate::options::CacheOptions;
 use crate::outbox::{Outbox, OutboxId};
 use crate::strategy::Strategy;
@@ -129,57 +148,31 @@ use crate::view::{Change, View};
 mod builder;
 mod error;
 pub mod meters;
+mod read;
 mod relay;
 
 use meters::{BackendStep, Meters};
 
 pub use builder::{RangeCacheBuilder, MAX_NAME_BYTES};
 pub use error::LoadError;
+pub use read::Answer;
+use read::Reader;
 pub use relay::{OutboxRelay, RelayRound, OUTBOX_BATCH};
 
 /// The strategy a [`RangeCacheBuilder`] uses unless told otherwise: the
 /// one the measurements recommend (README, "Which strategy?").
 pub const DEFAULT_STRATEGY: &str = "stamped";
 
-/// A waiter of this driver: where the leader sends its value (`None`: it
-/// failed; a dropped sender means the same).
-type Waiter = oneshot::Sender<Option<Bytes>>;
-
 /// Cache-aside over one backend and one strategy; see the [module
 /// docs](self). Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct RangeCache {
-    name: String,
-    aside: Arc<Aside>,
-    read_backend: Instrumented<Arc<dyn Backend>>,
+    /// The read path, shared with the loads that outlive their request
+    /// (`read.rs`).
+    reader: Arc<Reader>,
     write_backend: Instrumented<Arc<dyn Backend>>,
-    clock: Arc<dyn Clock>,
-    // std mutexes, not Tokio's: each is held only to update a map or a few
-    // counters, never across an await, and std's is cheaper for that.
-    flights: Mutex<Flights<Waiter>>,
-    tally: Mutex<CacheMetrics>,
-    meters: Meters,
     /// Failed bumps, retried in the background (`relay.rs`).
     relay: Arc<relay::Relay>,
-}
-
-/// Ends a leader's flight when the leader is dropped mid-load (its future
-/// cancelled): the waiters' senders drop with it, so they take over instead
-/// of waiting on a ghost.
-struct LeadGuard<'a> {
-    flights: &'a Mutex<Flights<Waiter>>,
-    key: Key,
-    id: FlightId,
-    armed: bool,
-}
-
-impl Drop for LeadGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let mut f = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-            drop(f.abandon(&self.key, self.id));
-        }
-    }
 }
 
 impl RangeCache {
@@ -200,37 +193,42 @@ impl RangeCache {
         let aside = Arc::new(Aside::new(strategy, options));
         let write_backend = Instrumented::new(backend.clone());
         let relay_backend = Instrumented::with_stats(backend.clone(), write_backend.stats().clone());
-        RangeCache {
+        let relay = Arc::new(relay::Relay::new(aside.clone(), relay_backend, outbox));
+        let reader = Reader {
             name,
             meters,
             clock: aside.options().clock.clone(),
-            relay: Arc::new(relay::Relay::new(aside.clone(), relay_backend, outbox)),
+            relay: relay.clone(),
             aside,
-            read_backend: Instrumented::new(backend),
-            write_backend,
+            backend: Instrumented::new(backend),
             flights: Mutex::new(Flights::new()),
             tally: Mutex::new(CacheMetrics::default()),
+        };
+        RangeCache {
+            reader: Arc::new(reader),
+            write_backend,
+            relay,
         }
     }
 
     /// The name given to [`RangeCacheBuilder::name`] (metrics label).
     pub fn name(&self) -> &str {
-        &self.name
+        &self.reader.name
     }
 
     /// The strategy in use.
     pub fn strategy(&self) -> &Arc<dyn Strategy> {
-        self.aside.strategy()
+        self.reader.aside.strategy()
     }
 
     /// The backend (unwrapped, uncounted).
     pub fn backend(&self) -> &Arc<dyn Backend> {
-        self.read_backend.inner()
+        self.reader.backend.inner()
     }
 
     /// Live round-trip counters of the read path.
     pub fn read_stats(&self) -> &OpStats {
-        self.read_backend.stats()
+        self.reader.backend.stats()
     }
 
     /// Live round-trip counters of the write path.
@@ -239,11 +237,7 @@ impl RangeCache {
     }
 
     fn tally(&self) -> std::sync::MutexGuard<'_, CacheMetrics> {
-        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn flights(&self) -> std::sync::MutexGuard<'_, Flights<Waiter>> {
-        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+        self.reader.tally()
     }
 
     /// The counters now. Backend round trips are in
@@ -262,20 +256,72 @@ impl RangeCache {
     /// The cached payload of `view`, or `loader`'s result, which is then
     /// stored. Backend errors fall back to the loader (see the module
     /// docs), so the error is the loader's ([`LoadError::Loader`]) unless
-    /// fail-open is off ([`LoadError::Cache`]).
+    /// fail-open is off ([`LoadError::Cache`]) or the hard timeout passed
+    /// ([`LoadError::Timeout`]). With fail-safe on, a failed or timed-out
+    /// load may be answered by the entry stored for the view:
+    /// [`RangeCache::fetch`] says when.
     pub async fn get_or_load<F, Fut, E>(&self, view: &View, loader: F) -> Result<Bytes, LoadError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, E>>,
     {
-        let span = tracing::debug_span!(
+        self.fetch(view, loader).await.map(|a| a.value)
+    }
+
+    /// [`RangeCache::get_or_load`], also saying whether fail-safe answered
+    /// ([`Answer::fail_safe`]), so a service can mark such answers (a
+    /// response header). The loader runs in the caller's task: past the
+    /// soft timeout the requests waiting on this one's load are answered
+    /// by fail-safe, while this one waits for its loader up to the hard
+    /// timeout (see [`RangeCache::fetch_detached`] for the alternative).
+    ///
+    /// ```
+    /// # async fn demo(cache: cache_core::RangeCache, view: cache_core::View) -> Result<(), Box<dyn std::error::Error>> {
+    /// let answer = cache.fetch(&view, || async { Ok::<_, std::io::Error>(cache_core::Bytes::from_static(b"[]")) }).await?;
+    /// if let Some(kind) = answer.fail_safe {
+    ///     // e.g. a response header `x-cache-fail-safe: current`
+    ///     println!("served by fail-safe: {}", kind.as_str());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch<F, Fut, E>(&self, view: &View, loader: F) -> Result<Answer, LoadError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, E>>,
+    {
+        let span = self.read_span();
+        self.reader.read(view, loader).instrument(span).await
+    }
+
+    /// [`RangeCache::fetch`] with a loader that owns what it needs
+    /// (`Send + 'static`): it runs as its own Tokio task, so past the soft
+    /// timeout this request too is answered by fail-safe while the task
+    /// finishes the load, hands it to the requests still waiting, and
+    /// stores it ([`CacheMetrics::background_refreshes`]). With a fail-safe
+    /// entry, a read then waits at most the soft timeout for the database.
+    /// Needs a Tokio runtime. Without a soft timeout it behaves as
+    /// [`RangeCache::fetch`] (one task more per load).
+    pub async fn fetch_detached<F, Fut, E>(&self, view: &View, loader: F) -> Result<Answer, LoadError<E>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Bytes, E>> + Send + 'static,
+        E: Send + 'static,
+    {
+        let span = self.read_span();
+        self.reader.read_detached(view, loader).instrument(span).await
+    }
+
+    /// The span of a read; `outcome`, `bypassed` and `fail_safe` are
+    /// recorded when it is answered.
+    fn read_span(&self) -> tracing::Span {
+        tracing::debug_span!(
             "range_cache.get_or_load",
-            cache = %self.name,
+            cache = %self.reader.name,
             strategy = self.strategy().name(),
             outcome = tracing::field::Empty,
             bypassed = tracing::field::Empty,
-        );
-        self.read(view, loader).instrument(span).await
+            fail_safe = tracing::field::Empty,
+        )
     }
 
     /// As [`RangeCache::get_or_load`], for a loader that returns a value
@@ -320,6 +366,7 @@ impl RangeCache {
                 LoadError::Loader(JsonLoad::Encode(e)) => LoadError::Cache(e),
                 LoadError::Loader(JsonLoad::Gone) => LoadError::Cache(codec(view, "the loader was already used")),
                 LoadError::Cache(e) => LoadError::Cache(e),
+                LoadError::Timeout { after } => LoadError::Timeout { after },
             })?;
         if let Some(value) = loaded.into_inner().unwrap_or_else(PoisonError::into_inner) {
             return Ok(value);
@@ -328,135 +375,11 @@ impl RangeCache {
             Ok(value) => Ok(value),
             Err(e) => match take() {
                 Some(load) => {
-                    tracing::warn!(cache = %self.name, error = %e, "a cached entry did not decode; answered by the loader");
+                    tracing::warn!(cache = %self.reader.name, error = %e, "a cached entry did not decode; answered by the loader");
                     self.tally().corrupt_entries += 1;
                     load().await.map_err(LoadError::Loader)
                 }
                 None => Err(LoadError::Cache(codec(view, e))),
-            },
-        }
-    }
-
-    /// [`RangeCache::get_or_load`] inside its span.
-    async fn read<F, Fut, E>(&self, view: &View, loader: F) -> Result<Bytes, LoadError<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Bytes, E>>,
-    {
-        let aside = &*self.aside;
-        let backend: &dyn Backend = &self.read_backend;
-        // A bump of this view pending in this process: straight to the
-        // loader (see the module docs).
-        let mut flow = self.relay.read_for(view);
-        let mut loader = Some(loader);
-        let mut load_error = None;
-        let mut guard: Option<LeadGuard<'_>> = None;
-        loop {
-            match flow.step() {
-                Step::Plan => {
-                    let t = Instant::now();
-                    let plan = aside.plan(backend, view).await;
-                    self.meters.backend(BackendStep::Plan, t.elapsed());
-                    flow.planned(plan);
-                }
-                Step::Get => {
-                    let got = match flow.fetch_key() {
-                        Some(key) => {
-                            let t = Instant::now();
-                            let got = backend.get(key).await;
-                            self.meters.backend(BackendStep::Get, t.elapsed());
-                            got
-                        }
-                        None => Ok(None),
-                    };
-                    flow.fetched(got, self.clock.now(), aside);
-                }
-                Step::Join => {
-                    let (tx, rx) = oneshot::channel();
-                    let wait = flow.join(&mut self.flights(), tx);
-                    if wait {
-                        flow.joined(rx.await.ok().flatten());
-                    } else if let (Some(id), Some(key)) = (flow.flight(), flow.key()) {
-                        guard = Some(LeadGuard {
-                            flights: &self.flights,
-                            key: key.clone(),
-                            id,
-                            armed: true,
-                        });
-                    }
-                }
-                Step::Load => {
-                    let start = self.clock.now();
-                    let t = Instant::now();
-                    let result = match loader.take() {
-                        Some(load) => load().await,
-                        // Unreachable: a flow loads at most once.
-                        None => break,
-                    };
-                    self.meters.load(t.elapsed());
-                    let now = self.clock.now();
-                    let took = now.duration_since(start).unwrap_or(Duration::ZERO);
-                    match result {
-                        Ok(v) => flow.loaded(Some(EntryBuf::from_payload(&v)), took, now),
-                        Err(e) => {
-                            load_error = Some(e);
-                            flow.loaded(None, took, now);
-                        }
-                    }
-                }
-                Step::Publish => {
-                    let (waiters, value) = flow.publish(&mut self.flights());
-                    if value.is_none() {
-                        // The flight is over; nothing for the guard to do.
-                        if let Some(g) = guard.as_mut() {
-                            g.armed = false;
-                        }
-                    }
-                    for w in waiters {
-                        let _ = w.send(value.clone());
-                    }
-                }
-                Step::Store => {
-                    let t = Instant::now();
-                    let r = aside.store(backend, view, &flow).await;
-                    self.meters.backend(BackendStep::Store, t.elapsed());
-                    if let Err(e) = &r {
-                        tracing::warn!(error = %e, key = ?flow.key().map(Key::as_str), "storing the loaded view failed");
-                    }
-                    flow.stored(r);
-                }
-                Step::Finish => {
-                    flow.finish(&mut self.flights());
-                    if let Some(g) = guard.as_mut() {
-                        g.armed = false;
-                    }
-                }
-                _ => break,
-            }
-        }
-        let outcome = *flow.outcome();
-        if outcome.read_error {
-            tracing::warn!(
-                strategy = self.strategy().name(),
-                "cache read failed; answered by the loader"
-            );
-        }
-        self.tally().record(&outcome);
-        self.meters.read(&outcome);
-        let span = tracing::Span::current();
-        span.record("outcome", served_name(outcome.served));
-        span.record("bypassed", outcome.bypassed);
-        if let Some(e) = flow.take_error() {
-            return Err(LoadError::Cache(e));
-        }
-        match (flow.into_payload(), load_error) {
-            (Some(v), _) => Ok(v),
-            (None, Some(e)) => Err(LoadError::Loader(e)),
-            // A loader that failed in another request cannot reach here: a
-            // waiter that gets `None` leads its own load.
-            (None, None) => match loader.take() {
-                Some(load) => load().await.map_err(LoadError::Loader),
-                None => unreachable_payload(),
             },
         }
     }
@@ -474,8 +397,8 @@ impl RangeCache {
         let span = self.write_span("range_cache.invalidate", change);
         async {
             let t = Instant::now();
-            let r = self.aside.invalidate(&self.write_backend, change).await;
-            self.meters.backend(BackendStep::Write, t.elapsed());
+            let r = self.reader.aside.invalidate(&self.write_backend, change).await;
+            self.reader.meters.backend(BackendStep::Write, t.elapsed());
             self.wrote(r.is_ok());
             if let Err(e) = &r {
                 self.relay.failed(change, false, None, e);
@@ -492,15 +415,15 @@ impl RangeCache {
         match name {
             "range_cache.begin_write" => tracing::debug_span!(
                 "range_cache.begin_write",
-                cache = %self.name, strategy = self.strategy().name(), scope = %change.scope, ok = tracing::field::Empty
+                cache = %self.reader.name, strategy = self.strategy().name(), scope = %change.scope, ok = tracing::field::Empty
             ),
             "range_cache.end_write" => tracing::debug_span!(
                 "range_cache.end_write",
-                cache = %self.name, strategy = self.strategy().name(), scope = %change.scope, ok = tracing::field::Empty
+                cache = %self.reader.name, strategy = self.strategy().name(), scope = %change.scope, ok = tracing::field::Empty
             ),
             _ => tracing::debug_span!(
                 "range_cache.invalidate",
-                cache = %self.name, strategy = self.strategy().name(), scope = %change.scope, ok = tracing::field::Empty
+                cache = %self.reader.name, strategy = self.strategy().name(), scope = %change.scope, ok = tracing::field::Empty
             ),
         }
     }
@@ -508,7 +431,7 @@ impl RangeCache {
     /// Counts a write's invalidation and records it on the current span.
     fn wrote(&self, ok: bool) {
         self.tally().record_invalidation(ok);
-        self.meters.write(ok);
+        self.reader.meters.write(ok);
         tracing::Span::current().record("ok", ok);
     }
 
@@ -535,8 +458,8 @@ impl RangeCache {
         let span = self.write_span("range_cache.begin_write", change);
         async {
             let t = Instant::now();
-            let r = self.aside.begin_write(&self.write_backend, change).await;
-            self.meters.backend(BackendStep::Write, t.elapsed());
+            let r = self.reader.aside.begin_write(&self.write_backend, change).await;
+            self.reader.meters.backend(BackendStep::Write, t.elapsed());
             if r.is_err() {
                 self.wrote(false);
             } else {
@@ -586,8 +509,8 @@ impl RangeCache {
         let span = self.write_span("range_cache.end_write", change);
         async {
             let t = Instant::now();
-            let r = self.aside.end_write(&self.write_backend, change).await;
-            self.meters.backend(BackendStep::Write, t.elapsed());
+            let r = self.reader.aside.end_write(&self.write_backend, change).await;
+            self.reader.meters.backend(BackendStep::Write, t.elapsed());
             self.wrote(r.is_ok());
             match &r {
                 Ok(()) => self.relay.outbox_done(row).await,
@@ -605,7 +528,7 @@ impl RangeCache {
     /// [`CacheOptions::outbox_grace`]; `None` without an outbox. Run one in
     /// every process: `tokio::spawn(relay.run())`.
     pub fn outbox_relay(&self) -> Option<OutboxRelay> {
-        let options = self.aside.options();
+        let options = self.reader.aside.options();
         self.relay.outbox().map(|outbox| {
             OutboxRelay::new(
                 self.relay.clone(),
@@ -617,9 +540,6 @@ impl RangeCache {
     }
 }
 
-/// The flow ended without a payload and without having called the loader:
-/// it cannot (every path to `Done` either serves a value or loads), so this
-/// is a bug in [`crate::flow`], reported as a panic in debug builds only.
 /// Why [`RangeCache::get_or_load_json`]'s inner loader failed.
 enum JsonLoad<E> {
     Loader(E),
@@ -633,21 +553,4 @@ fn codec(view: &View, e: impl Into<crate::error::BoxError>) -> crate::error::Err
         key: format!("view over {} scope(s)", view.scopes.len()),
         source: e.into(),
     }
-}
-
-/// How a read was answered, as the span's `outcome` field says it.
-fn served_name(served: Served) -> &'static str {
-    match served {
-        Served::Hit => "hit",
-        Served::Loaded => "loaded",
-        Served::Coalesced => "coalesced",
-        Served::Failed => "load_failed",
-        Served::CacheFailed => "cache_failed",
-        _ => "pending",
-    }
-}
-
-fn unreachable_payload<E>() -> Result<Bytes, LoadError<E>> {
-    debug_assert!(false, "a read flow ended with neither a value nor a load");
-    Ok(Bytes::new())
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::flow::read::{Outcome, Served};
+use crate::flow::outcome::{FailSafe, Outcome, Served};
 
 /// Counts of what reads and invalidations did: one type for every driver
 /// and for what [`RangeCache::metrics`](crate::RangeCache::metrics)
@@ -16,11 +16,12 @@ pub struct CacheMetrics {
     /// Requests served from the cache.
     pub hits: u64,
     /// Requests not served from the cache (includes coalesced ones, early
-    /// refreshes, fail-open reads and failed loads).
+    /// refreshes, fail-open reads, fail-safe answers and failed loads).
     pub misses: u64,
     /// Loader invocations.
     pub loader_calls: u64,
-    /// Loader invocations that failed.
+    /// Loader invocations that failed (returned an error; a load given up
+    /// at the hard timeout is a [`load_timeouts`](Self::load_timeouts)).
     pub loader_errors: u64,
     /// Reads that failed with a backend error because fail-open is off.
     pub cache_failures: u64,
@@ -65,24 +66,65 @@ pub struct CacheMetrics {
     /// Outbox rows that did not decode, set aside
     /// ([`Outbox::quarantine`](crate::outbox::Outbox::quarantine)).
     pub outbox_quarantined: u64,
+    /// Reads answered by fail-safe: the database failed or was too slow,
+    /// and the entry stored for the view answered instead.
+    pub fail_safe_served: u64,
+    /// Of those, answered from an entry with old stamps
+    /// ([`FailSafe::Stale`](crate::flow::FailSafe::Stale)): a write
+    /// committed since it was loaded.
+    pub fail_safe_stale: u64,
+    /// Reads that returned no view because the loader failed or timed out
+    /// and fail-safe had nothing ([`LoadError::Loader`](crate::aside::LoadError::Loader),
+    /// [`LoadError::Timeout`](crate::aside::LoadError::Timeout)).
+    pub failed_reads: u64,
+    /// Loads given up at the hard timeout.
+    pub load_timeouts: u64,
+    /// Reads answered by fail-safe at the soft timeout while the load went
+    /// on.
+    pub soft_timeouts: u64,
+    /// Loads that went on after their read was answered at the soft
+    /// timeout and then refreshed the entry.
+    pub background_refreshes: u64,
 }
 
 impl CacheMetrics {
-    /// Counts one finished read.
+    /// Counts one answered read. For a read answered at the soft timeout
+    /// while its own load went on (`Outcome::soft_timed_out`) the load's
+    /// end is counted by [`CacheMetrics::record_late`].
     pub fn record(&mut self, o: &Outcome) {
         let add = |c: &mut u64, yes: bool| *c += u64::from(yes);
         add(&mut self.hits, o.served == Served::Hit);
         add(&mut self.misses, o.served != Served::Hit);
         add(&mut self.coalesced, o.served == Served::Coalesced);
         add(&mut self.loader_calls, o.loader_called);
-        add(&mut self.loader_errors, o.served == Served::Failed);
         add(&mut self.cache_failures, o.served == Served::CacheFailed);
         add(&mut self.early_refreshes, o.early_refresh);
         add(&mut self.read_errors, o.read_error);
-        add(&mut self.store_errors, o.store_error);
         add(&mut self.corrupt_entries, o.corrupt_entry);
         add(&mut self.bypassed, o.bypassed);
         add(&mut self.pending_bypassed, o.pending_bypass);
+        add(&mut self.fail_safe_served, o.served == Served::FailSafe);
+        add(&mut self.fail_safe_stale, o.fail_safe == Some(FailSafe::Stale));
+        add(&mut self.failed_reads, o.served == Served::Failed);
+        add(&mut self.soft_timeouts, o.soft_timed_out);
+        if !(o.soft_timed_out && o.loader_called) {
+            self.record_load(o);
+        }
+    }
+
+    /// Counts the end of a load that went on after its read was answered
+    /// at the soft timeout: failed, given up, or a refreshed entry.
+    pub fn record_late(&mut self, o: &Outcome) {
+        self.record_load(o);
+        self.background_refreshes += u64::from(!o.load_failed && !o.timed_out);
+    }
+
+    /// What a read's own load did.
+    fn record_load(&mut self, o: &Outcome) {
+        let add = |c: &mut u64, yes: bool| *c += u64::from(yes);
+        add(&mut self.loader_errors, o.load_failed);
+        add(&mut self.load_timeouts, o.timed_out && o.loader_called);
+        add(&mut self.store_errors, o.store_error);
     }
 
     /// Counts one invalidation.

@@ -1,5 +1,6 @@
 //! The sans-IO core of cache-aside: every decision of a read (plan, hit or
-//! miss, join an in-flight load, early refresh, fail-open, store) and of a
+//! miss, join an in-flight load, early refresh, fail-open, fail-safe and
+//! the loader's timeouts, store) and of a
 //! write (invalidate), taken in one place and driven by two drivers.
 //!
 //! This is the shape of quinn-proto and rustls: the decisions are a state
@@ -26,6 +27,10 @@
 //!
 //! a bump of the view pending in this process (Aside::read_for):
 //!    Load ─▶ Done (uncached: no plan, no join, no store)
+//!
+//! fail-safe (an expired or old-stamped entry kept at Get):
+//!    Load fails / hard timeout ─▶ answered by the entry ─▶ Publish (waiters: fail-safe or retry)
+//!    soft timeout while waiting ─▶ answered by the entry; a leader's load goes on ─▶ Publish ─▶ Store
 //! ```
 //!
 //! Single-flight is per process: [`Flights`] is one table per process (per
@@ -42,11 +47,54 @@
 //! invalidation) is done by [`Aside::plan`], [`Aside::store`] and
 //! [`Aside::invalidate`], so drivers never call a strategy themselves.
 //!
+//! # Fail-safe and the loader's timeouts
+//!
+//! With fail-safe on ([`CacheOptions::fail_safe_max_age`]) a read that
+//! finds an entry the strategy would not serve keeps it aside
+//! ([`ReadFlow::has_fallback`]), opened by the strategy's stored form and
+//! classified by its [`Liveness`](crate::strategy::Liveness): `Expired`
+//! (or live but refreshed early) is [`FailSafe::Current`], `StaleStamps`
+//! is [`FailSafe::Stale`]; an entry under another key or inside an open
+//! write is never kept. It answers the read when the load fails
+//! ([`ReadFlow::loaded`] with `None`), when the hard timeout passes
+//! ([`ReadFlow::load_timed_out`]), when the leader this read waited for
+//! failed or timed out ([`ReadFlow::handed`]), or at the soft timeout
+//! ([`ReadFlow::soft_timed_out`]; a leader stays at `Load`, answered, and
+//! its load goes on to publish and store), and only if its logical expiry
+//! passed less than the max age ago. Each read finds one entry (the one
+//! under its key), so "prefer current stamps" is decided by the strategy's
+//! layout: what it can offer is
+//!
+//! | strategy | after its TTL | after a write to its scope |
+//! |---|---|---|
+//! | `stamped` | `current` (stable key, stamps still current) | `stale` (same key, old stamps) |
+//! | `versioned`, `bucketed`, `naive-versioned` | `current` (the key carries the generations) | nothing: the bump moved the view to a new key (the old one is only reachable by its old generation) |
+//! | `wildcard`, `range-expansion`, `fixed-month` | `current` ("not deleted": no stamps to tell) | nothing when the delete named the key; when it missed it (the strategy's own hazard) the old entry answers as `current` |
+//! | `short-ttl` | `current` ("not expired long ago": it never invalidates) | the same |
+//!
+//! Keeping an entry past its logical expiry needs the store to keep it:
+//! [`ReadFlow::loaded`] stores every entry for its TTL plus the max age
+//! (the plan's TTL, so a strategy's key index lives as long), and the
+//! strategies' generations live twice that
+//! ([`CacheOptions::control_ttl`]). What a strategy guarantees to normal
+//! reads is unchanged (the logical expiry decides them); only fail-safe
+//! answers, marked and counted, come from the extra time.
+//!
+//! The timeouts are measured by the driver (real time in `RangeCache`,
+//! virtual time in the simulator) and fed to the flow; the flow says which
+//! apply ([`ReadFlow::soft_timeout`]: only with a fail-safe entry;
+//! [`ReadFlow::hard_timeout`]). Past the hard timeout the load is given up
+//! and its waiters are told ([`Handoff::TimedOut`]): they answer by
+//! fail-safe or fail, rather than wait once more.
+//!
 //! # Layout
 //!
 //! - `mod.rs`: [`Aside`] (the strategy plus the read policy of its
-//!   [`CacheOptions`]: single-flight, XFetch and its seeded draws, fail-open).
-//! - `read.rs`: [`ReadFlow`], [`Step`], [`Outcome`], [`Served`].
+//!   [`CacheOptions`]: single-flight, XFetch and its seeded draws,
+//!   fail-open, fail-safe and the loader's timeouts).
+//! - `read.rs`: [`ReadFlow`], [`Step`].
+//! - `outcome.rs`: what a read came to ([`Served`], [`Outcome`],
+//!   [`FailSafe`]) and what a leader hands its waiters ([`Handoff`]).
 //! - `flights.rs`: [`Flights`], the single-flight table.
 //! - `pending.rs`: [`Pending`], the bumps a process failed to apply, their
 //!   retry schedule, and the reads they keep out of the cache.
@@ -66,13 +114,16 @@ use crate::view::{Change, View};
 
 pub mod flights;
 pub mod metrics;
+pub mod outcome;
 pub mod pending;
 pub mod read;
 
 pub use flights::{Begin, FlightId, Flights};
 pub use metrics::{CacheMetrics, Tally};
 pub use pending::{Added, Pending, PendingId, RetryPolicy};
-pub use read::{Outcome, ReadFlow, Served, Step};
+pub(crate) use outcome::Policy;
+pub use outcome::{FailSafe, Handoff, Outcome, Served};
+pub use read::{ReadFlow, Step};
 
 /// The read policy's settings: single-flight, XFetch and fail-open are
 /// fields of [`CacheOptions`], the one options type (this name is kept for
@@ -113,7 +164,7 @@ impl Aside {
     /// A new read, at [`Step::Plan`], for a driver that keeps no
     /// [`Pending`] table (as [`Aside::read_for`] with an empty one).
     pub fn read(&self) -> ReadFlow {
-        ReadFlow::new(self.options.single_flight, self.options.fail_open)
+        ReadFlow::new(Policy::of(&self.options))
     }
 
     /// A new read of `view` in a process whose failed bumps are `pending`:
@@ -209,6 +260,9 @@ impl Aside {
             .is_none_or(|t| t >= expires)
     }
 }
+
+#[cfg(test)]
+mod fail_safe_tests;
 
 #[cfg(test)]
 mod tests {

@@ -23,13 +23,59 @@ use crate::App;
 /// The feed's filters: part of the cache key, read back by the loader.
 pub const FILTERS: &[&str] = &["work_type", "status"];
 
+/// The header that marks a feed answered by fail-safe (the database failed
+/// or was too slow): `current` (the cached feed's calendars have not
+/// changed since it was loaded) or `stale` (one of them has).
+pub const FAIL_SAFE_HEADER: &str = "x-cache-fail-safe";
+
 /// `GET /calendar/feed?start&end&timeZone&work_type&status`: FullCalendar's
 /// JSON event array for every calendar the user can see, through the cache.
 /// The [`View`] comes from the query and the user's calendars
 /// ([`FeedScopes`] below).
+///
+/// The loader owns a clone of the app and the view, so the cache runs it as
+/// its own task ([`RangeCache::fetch_detached`]): past the soft timeout
+/// this request is answered by fail-safe while the query goes on and
+/// refreshes the cache.
 pub async fn feed(State(app): State<App>, view: View) -> Result<Response, ApiError> {
-    let body = app.cache.get_or_load(&view, || load_feed(&app, &view)).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let (db, db_view) = (app.db.clone(), view.clone());
+    let answer = app
+        .cache
+        .fetch_detached(&view, move || async move { load_feed(&db, &db_view).await })
+        .await?;
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], answer.value).into_response();
+    if let Some(kind) = answer.fail_safe {
+        response
+            .headers_mut()
+            .insert(FAIL_SAFE_HEADER, header::HeaderValue::from_static(kind.as_str()));
+    }
+    Ok(response)
+}
+
+/// What `POST /test/db-fault` takes: `{"kind": "outage", "duration_ms":
+/// 10000}` or `{"kind": "slow", "latency_ms": 800, "duration_ms": 10000}`.
+#[derive(Debug, serde::Deserialize)]
+pub struct DbFaultRequest {
+    #[serde(flatten)]
+    kind: crate::db::DbFaultKind,
+    duration_ms: u64,
+}
+
+/// `POST /test/db-fault` (only with `--test-db-faults`): from now, for
+/// `duration_ms`, the feed query fails or is slowed ([`crate::db::DbFaults`]).
+pub async fn inject_db_fault(State(app): State<App>, Json(req): Json<DbFaultRequest>) -> StatusCode {
+    tracing::warn!(fault = ?req.kind, duration_ms = req.duration_ms, "injecting a database fault (test)");
+    app.db
+        .faults()
+        .inject(req.kind, std::time::Duration::from_millis(req.duration_ms));
+    StatusCode::NO_CONTENT
+}
+
+/// `DELETE /test/db-fault` (only with `--test-db-faults`): ends every
+/// injected fault now.
+pub async fn clear_db_faults(State(app): State<App>) -> StatusCode {
+    app.db.faults().clear();
+    StatusCode::NO_CONTENT
 }
 
 /// What the [`View`] extractor needs: the user's calendars are the feed's
@@ -74,9 +120,9 @@ fn scope_of(calendar_id: i64) -> Scope {
 /// FullCalendar's event objects. Everything it reads comes from the view
 /// (calendars, range, filters), so what is cached is exactly what the key
 /// describes.
-async fn load_feed(app: &App, view: &View) -> Result<Bytes, DbError> {
+async fn load_feed(db: &crate::Db, view: &View) -> Result<Bytes, DbError> {
     let ids: Vec<i64> = view.scopes.iter().filter_map(calendar_id).collect();
-    let rows = app.db.feed(&ids, view.range, filter_of(view)).await?;
+    let rows = db.feed(&ids, view.range, filter_of(view)).await?;
     Ok(feed_body(&rows))
 }
 
@@ -394,6 +440,10 @@ pub enum ApiError {
     /// The cache failed and fail-open is off (503).
     #[error(transparent)]
     Cache(cache_core::Error),
+    /// The feed query passed the hard timeout and fail-safe had no feed
+    /// (504).
+    #[error("the database did not answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 impl From<LoadError<DbError>> for ApiError {
@@ -401,6 +451,7 @@ impl From<LoadError<DbError>> for ApiError {
         match e {
             LoadError::Loader(e) => ApiError::Db(e),
             LoadError::Cache(e) => ApiError::Cache(e),
+            LoadError::Timeout { after } => ApiError::Timeout(after),
             // `LoadError` may grow: anything else is the cache's failure.
             other => ApiError::Cache(cache_core::Error::Backend {
                 backend: "range-cache".to_owned(),
@@ -421,6 +472,14 @@ impl IntoResponse for ApiError {
             ApiError::Cache(_) => {
                 tracing::error!(error = %self, "cache failed");
                 StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Db(DbError::Unavailable) => {
+                tracing::error!(error = %self, "database unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Timeout(_) => {
+                tracing::error!(error = %self, "feed query timed out");
+                StatusCode::GATEWAY_TIMEOUT
             }
             ApiError::Db(_) => {
                 tracing::error!(error = %self, "request failed");

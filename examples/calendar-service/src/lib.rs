@@ -121,6 +121,27 @@ pub struct Config {
     #[arg(long = "short-ttl-ms", env = "CALENDAR_SHORT_TTL_MS",
           value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_MS))]
     pub short_ttl_ms: Option<u64>,
+    /// Fail-safe: when the feed query fails or times out, answer with the
+    /// cached feed if it expired less than this many seconds ago (a feed
+    /// with old stamps that has not expired yet always qualifies), marked
+    /// `x-cache-fail-safe: current|stale`. Off when absent.
+    #[arg(long, env = "CALENDAR_FAIL_SAFE_S")]
+    pub fail_safe_s: Option<u64>,
+    /// Soft timeout of the feed query, ms (needs `--fail-safe-s`): a
+    /// request with a fail-safe feed that has waited this long is answered
+    /// with it while the query goes on and refreshes the cache.
+    #[arg(long, env = "CALENDAR_SOFT_TIMEOUT_MS")]
+    pub soft_timeout_ms: Option<u64>,
+    /// Hard timeout of the feed query, ms: past it the query is given up
+    /// and the request answered by fail-safe, or with 504.
+    #[arg(long, env = "CALENDAR_HARD_TIMEOUT_MS")]
+    pub hard_timeout_ms: Option<u64>,
+    /// Test only: serve `POST /test/db-fault` and `DELETE /test/db-fault`,
+    /// which make the feed query fail or slow down for a while (see
+    /// [`db::DbFaults`]). Never in production: anyone can take the feed
+    /// down with it.
+    #[arg(long, env = "CALENDAR_TEST_DB_FAULTS", default_value_t = false)]
+    pub test_db_faults: bool,
 }
 
 /// The longest `--cache-ttl-ms` / `--short-ttl-ms`: 365 days.
@@ -142,6 +163,10 @@ impl Default for Config {
             outbox_grace_ms: 5_000,
             cache_ttl_ms: None,
             short_ttl_ms: None,
+            fail_safe_s: None,
+            soft_timeout_ms: None,
+            hard_timeout_ms: None,
+            test_db_faults: false,
         }
     }
 }
@@ -204,6 +229,8 @@ pub struct App {
     /// The outbox relay's task, stopped when the last clone of the app
     /// goes.
     _relay: Option<Arc<RelayTask>>,
+    /// Serve the test-only fault endpoint (`--test-db-faults`).
+    test_db_faults: bool,
 }
 
 /// Aborts the outbox relay's task when dropped.
@@ -225,14 +252,17 @@ impl App {
         let mut options = CacheOptions::default()
             .with_namespace(config.namespace())
             .with_bump_retry(ms(config.bump_retry_min_ms), ms(config.bump_retry_max_ms))
-            .with_outbox_timing(ms(config.outbox_poll_ms), ms(config.outbox_grace_ms));
+            .with_outbox_timing(ms(config.outbox_poll_ms), ms(config.outbox_grace_ms))
+            .with_fail_safe(config.fail_safe_s.map(Duration::from_secs))
+            .with_load_timeouts(config.soft_timeout_ms.map(ms), config.hard_timeout_ms.map(ms));
         if let Some(t) = config.cache_ttl_ms {
             options = options.with_ttl(ms(t));
         }
         if let Some(t) = config.short_ttl_ms {
             options = options.with_short_ttl(ms(t));
         }
-        // A bad strategy name is reported before any server is contacted.
+        // A bad strategy name or setting is reported before any server is
+        // contacted (the error names it).
         by_name(&config.strategy, &options).map_err(backend_any::Error::Strategy)?;
         let backend = backend_any::connect(&config.cache).await?;
         let mut builder = RangeCache::builder(backend)
@@ -265,13 +295,15 @@ impl App {
             metrics,
             outbox,
             _relay: relay,
+            test_db_faults: config.test_db_faults,
         })
     }
 }
 
 /// Every route: the page, its assets, the feed and the item API.
 pub fn router(app: App) -> Router {
-    Router::new()
+    let faults = app.test_db_faults;
+    let router = Router::new()
         .route("/calendar/feed", get(api::feed))
         .route("/api/me", get(api::me))
         .route("/api/cache", get(api::cache_metrics))
@@ -281,8 +313,16 @@ pub fn router(app: App) -> Router {
             "/api/items/{id}",
             get(api::get_item).put(api::update_item).delete(api::delete_item),
         )
-        .merge(assets::routes())
-        .with_state(app)
+        .merge(assets::routes());
+    let router = if faults {
+        router.route(
+            "/test/db-fault",
+            axum::routing::post(api::inject_db_fault).delete(api::clear_db_faults),
+        )
+    } else {
+        router
+    };
+    router.with_state(app)
 }
 
 /// Serves `app` on `listener` until the process ends.

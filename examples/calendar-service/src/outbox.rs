@@ -234,7 +234,11 @@ mod tests {
         let on = write_cost(true, Method::DELETE, "/api/items/3", None).await;
         // Rows changed: the item's, and the commit log's (the load tool's
         // judge reads the history from it).
-        assert_eq!(off, (2, 2), "a fenced write: begin + end; the item's row and its commit-log row");
+        assert_eq!(
+            off,
+            (2, 2),
+            "a fenced write: begin + end; the item's row and its commit-log row"
+        );
         assert_eq!(on, (2, 4), "the same round trips; + the outbox row's INSERT and DELETE");
         // Move "Fix login redirect" from Alice's calendar to the Team's:
         // two calendars, two changes, each fenced and recorded.

@@ -49,8 +49,20 @@ pub struct Metrics {
     pub at_risk_reads: u64,
     /// Feed queries the database answered.
     pub db_queries: u64,
-    /// Backend or strategy errors (reads fell back to the database).
+    /// Errors: backend or strategy errors (those reads fell back to the
+    /// database), plus reads answered with an error because the database
+    /// failed or timed out and fail-safe had nothing (`failed_reads`; only
+    /// with injected database faults or timeouts).
     pub errors: u64,
+    /// Reads answered with an error (the database failed or timed out,
+    /// fail-safe had nothing); part of `errors`.
+    pub failed_reads: u64,
+    /// Reads answered by fail-safe (never counted as hits, nor judged into
+    /// `stale_reads`).
+    pub fail_safe_served: u64,
+    /// Of those, the ones whose content missed a write committed before
+    /// the request started (the judgement of `stale_reads`).
+    pub fail_safe_stale: u64,
     /// Control-key evictions the trace asked for.
     pub control_evictions: u64,
     /// Backend calls made by reads.
@@ -89,6 +101,20 @@ pub struct Metrics {
     /// What injected faults did (queued and re-applied bumps, stale reads
     /// after a freeze), when the run injected any.
     pub faults: Option<super::FaultMetrics>,
+    /// What database faults, fail-safe and the loader's timeouts did, when
+    /// the run uses any of them.
+    pub db_faults: Option<super::DbFaultMetrics>,
+}
+
+/// p50, p99, p99.9 and the maximum of `h` (all 0 when it is empty).
+pub(super) fn summarize(h: Option<&Histogram<u64>>, max_us: u64) -> LatencySummary {
+    let q = |q: f64| h.filter(|h| !h.is_empty()).map_or(0, |h| h.value_at_quantile(q));
+    LatencySummary {
+        p50_us: q(0.5),
+        p99_us: q(0.99),
+        p999_us: q(0.999),
+        max_us,
+    }
 }
 
 /// Collects a cell's counts as it runs.
@@ -119,7 +145,7 @@ pub(crate) struct Recorder {
 
 /// Latencies are kept to 3 significant digits up to an hour; slower
 /// requests count as an hour (only a pathological trace has any).
-const LATENCY_CAP_US: u64 = 3_600_000_000;
+pub(super) const LATENCY_CAP_US: u64 = 3_600_000_000;
 
 impl Recorder {
     pub(crate) fn new(bucket_us: u64) -> Self {
@@ -195,15 +221,8 @@ impl Recorder {
         self.tally.hits + self.tally.misses
     }
 
-    /// p50, p99, p99.9 and the maximum of `h` (all 0 when it is empty).
     fn summary(h: Option<&Histogram<u64>>, max_us: u64) -> LatencySummary {
-        let q = |q: f64| h.filter(|h| !h.is_empty()).map_or(0, |h| h.value_at_quantile(q));
-        LatencySummary {
-            p50_us: q(0.5),
-            p99_us: q(0.99),
-            p999_us: q(0.999),
-            max_us,
-        }
+        summarize(h, max_us)
     }
 
     /// The metrics, with what the recorder does not see filled in by the
@@ -225,7 +244,10 @@ impl Recorder {
             at_risk_reads: self.at_risk_reads,
             max_staleness_us: self.max_staleness_us,
             db_queries,
-            errors: t.backend_errors() + self.other_errors,
+            errors: t.backend_errors() + self.other_errors + t.failed_reads,
+            failed_reads: t.failed_reads,
+            fail_safe_served: t.fail_safe_served,
+            fail_safe_stale: 0,
             control_evictions: self.control_evictions,
             read_ops,
             write_ops,
@@ -241,6 +263,7 @@ impl Recorder {
             tier: None,
             server_evictions: None,
             faults: None,
+            db_faults: None,
         }
     }
 }

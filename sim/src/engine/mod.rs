@@ -46,6 +46,9 @@
 //! - `relay.rs`: failed bumps queued and retried per process, the
 //!   transactional outbox and its relays, and the faults that need them
 //!   (`--freeze`, `--crash-writer-at`), with what they cost.
+//! - `dbfault.rs`: database faults (`--db-fault`, `db-outage`) in virtual
+//!   time, the loader's soft and hard timeouts, fail-safe answers and
+//!   what they cost.
 //! - `metrics.rs`: [`Metrics`] and the recorder (sparse timeline, latency
 //!   percentiles).
 
@@ -54,13 +57,14 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cache_core::flow::{Aside, AsideOptions, Flights, ReadFlow, Served, Step};
+use cache_core::flow::{Aside, AsideOptions, Flights, Handoff, ReadFlow, Served, Step};
 use cache_core::{Backend, Change, Instrumented, ManualClock, Strategy};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::trace::Event;
 
+mod dbfault;
 mod input;
 mod judge;
 mod metrics;
@@ -72,6 +76,7 @@ mod views;
 
 pub(crate) use input::{Chunk, Inputs};
 
+pub use dbfault::DbFaultMetrics;
 pub use metrics::{LatencySummary, Metrics};
 pub use payload::declared_len;
 pub use relay::FaultMetrics;
@@ -231,6 +236,11 @@ struct Read {
     flow: ReadFlow,
     /// When the DB answered this request's own load, as of which instant.
     as_of_excl: i64,
+    /// The wait whose soft timeout is armed for it while it waits on
+    /// another's load (0: none; `dbfault.rs`).
+    wait: u64,
+    /// Its load on the database-fault path (`dbfault.rs`).
+    deferred: Option<Box<dbfault::Deferred>>,
 }
 
 enum Slot {
@@ -249,6 +259,12 @@ enum Slot {
     },
     /// The outbox relays poll (`relay.rs`).
     Poll,
+    /// The soft timeout of the read at slot `read`, waiting on another's
+    /// load as wait `wait` (`dbfault.rs`).
+    Wake {
+        read: u32,
+        wait: u64,
+    },
 }
 
 fn instant(t_us: i64) -> SystemTime {
@@ -288,6 +304,8 @@ struct Run {
     commits: HashMap<String, (i64, i64)>,
     /// Failed bumps, the outbox, injected faults (`relay.rs`).
     relay: relay::Relay,
+    /// Database faults, timeouts, fail-safe (`dbfault.rs`).
+    dbf: dbfault::DbFaults,
 }
 
 impl Run {
@@ -373,6 +391,8 @@ impl Run {
                     store,
                     flow: self.relay.read_for(&self.aside, *process, &view.view),
                     as_of_excl: t,
+                    wait: 0,
+                    deferred: None,
                 })));
                 self.step(slot, t).await;
                 return Ok(());
@@ -454,7 +474,9 @@ impl Run {
         self.db.prune(horizon);
     }
 
-    /// Counts a read answered at `at`, judging what it was served.
+    /// Counts a read answered at `at`, judging what it was served. A
+    /// fail-safe answer is judged the same way, and counted apart
+    /// (`dbfault.rs`): never a stale read nor an at-risk read.
     fn serve(&mut self, r: &Read, at: i64) {
         let outcome = *r.flow.outcome();
         let payload = match (outcome.served, r.flow.payload()) {
@@ -470,7 +492,10 @@ impl Run {
             }
             _ => None,
         };
-        if let Some(p) = &payload {
+        self.dbf.served(r.start_us, at, &outcome, staleness);
+        let fail_safe = outcome.served == Served::FailSafe;
+        let staleness = staleness.filter(|_| !fail_safe);
+        if let Some(p) = payload.as_ref().filter(|_| !fail_safe) {
             // At risk: a write to one of the view's scopes committed before
             // the request started but at or after the instant the entry's
             // answer was taken. Needs no database truth.
@@ -521,6 +546,11 @@ impl Run {
                 self.poll_outbox(now).await;
                 return;
             }
+            Slot::Wake { read, wait } => {
+                self.free.push(slot);
+                self.wake(read, wait, now);
+                return;
+            }
             Slot::Free => return,
         };
         let lat = self.cell.latencies;
@@ -555,36 +585,35 @@ impl Run {
                     let flights = self.flights_of(r.process);
                     if r.flow.join(flights, slot) {
                         // Parked: the leader's Publish hands it on.
+                        if self.dbf.active {
+                            self.arm_wait(slot, &mut r, now);
+                        }
                         self.slots[slot as usize] = Slot::Read(r);
                         return;
                     }
                     // Led (go on to Load now) or took a value just loaded.
                 }
+                Step::Load if self.dbf.active => {
+                    // A fault or a timeout may apply: `dbfault.rs`.
+                    if let Some(at) = self.faulty_load(&mut r, now) {
+                        break at;
+                    }
+                }
                 Step::Load => {
-                    let state = self.views.get(&r.info, &mut self.db);
-                    let answer = self.db.query_memo(&state.query, now, &mut state.memo);
-                    r.as_of_excl = now.saturating_add(1);
-                    let payload = Payload {
-                        as_of_excl: r.as_of_excl,
-                        answer,
-                        view_digest: r.info.digest,
-                        view_json: &r.info.json,
-                    };
+                    let entry = self.query(&mut r, now);
                     let at = now.saturating_add(us(lat.db_us));
-                    r.flow.loaded(
-                        Some(payload.to_entry(self.cell.item_bytes, self.cell.declared_padding)),
-                        Duration::from_micros(lat.db_us),
-                        instant(at),
-                    );
+                    r.flow
+                        .loaded(Some(entry), Duration::from_micros(lat.db_us), instant(at));
                     // Served at the DB's answer; publishing and filling follow.
                     self.serve(&r, at);
                     break at;
                 }
                 Step::Publish => {
                     let flights = self.flights_of(r.process);
-                    let (waiters, value) = r.flow.publish(flights);
+                    let (waiters, _) = r.flow.publish(flights);
+                    let handoff = r.flow.handoff();
                     for w in waiters {
-                        self.hand_over(w, value.clone(), now);
+                        self.hand_over(w, handoff.clone(), now);
                     }
                 }
                 Step::Store => {
@@ -627,13 +656,34 @@ impl Run {
         self.schedule(next_at, slot);
     }
 
-    /// A leader published: waiter `slot` gets `value` (served now), or
-    /// `None` and joins again at once.
-    fn hand_over(&mut self, slot: u32, value: Option<bytes::Bytes>, now: i64) {
+    /// The database's answer to `r`'s feed query at `now`, as the entry
+    /// its load fills (the read's own answer: judged by nothing).
+    fn query(&mut self, r: &mut Read, now: i64) -> cache_core::envelope::EntryBuf {
+        let state = self.views.get(&r.info, &mut self.db);
+        let answer = self.db.query_memo(&state.query, now, &mut state.memo);
+        r.as_of_excl = now.saturating_add(1);
+        let payload = Payload {
+            as_of_excl: r.as_of_excl,
+            answer,
+            view_digest: r.info.digest,
+            view_json: &r.info.json,
+        };
+        payload.to_entry(self.cell.item_bytes, self.cell.declared_padding)
+    }
+
+    /// A leader published: waiter `slot` gets `handoff` (its value: served
+    /// now; a failure: fail-safe or joins again at once). A waiter answered
+    /// at its soft timeout meanwhile only frees its slot.
+    fn hand_over(&mut self, slot: u32, handoff: Handoff, now: i64) {
         let Some(Slot::Read(r)) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        r.flow.joined(value);
+        if r.flow.step() == Step::Done {
+            self.release(slot);
+            return;
+        }
+        r.wait = 0;
+        r.flow.handed(handoff);
         if r.flow.step() == Step::Done {
             let Slot::Read(r) = std::mem::replace(&mut self.slots[slot as usize], Slot::Free) else {
                 return;

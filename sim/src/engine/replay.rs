@@ -58,6 +58,7 @@ impl Replay {
         let aside = Aside::new(cell.strategy.clone(), cell.aside.clone());
         let mut run = Run {
             relay: super::relay::Relay::new(&cell.faults, &aside, base_us),
+            dbf: super::dbfault::DbFaults::new(&cell.faults.db, aside.options(), base_us),
             aside,
             read: cell
                 .backends
@@ -163,6 +164,7 @@ impl Replay {
             f.pending_bypassed = run.rec.tally.pending_bypassed;
             f
         });
+        let db_faults = run.dbf.summary(&run.rec.tally);
         let run = self.run;
         let mut m = run
             .rec
@@ -173,6 +175,8 @@ impl Replay {
         m.orphaned_keys = dead.map(|d| d.orphaned);
         m.live_keys = dead.map(|d| d.live);
         m.faults = faults;
+        m.fail_safe_stale = db_faults.map_or(0, |d| d.fail_safe_stale);
+        m.db_faults = db_faults;
         Ok(m)
     }
 }

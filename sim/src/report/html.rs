@@ -72,6 +72,7 @@ pub(crate) fn render(report: &Report) -> String {
         h.push_str(&super::verdict::html(rec));
     }
     table(&mut h, report);
+    db_faults(&mut h, report);
     h.push_str(&super::verdict::evictions_html(report));
     if !report.stale_judged {
         h.push_str("<p class=\"note\">Stale reads are n/a: an access log has no database to judge them by; at-risk reads count hits from an entry filled before a write to one of the feed's scopes.</p>\n");
@@ -119,7 +120,7 @@ fn table(h: &mut String, report: &Report) {
     h.push_str("<table>\n<tr><th>strategy</th><th>backend</th><th>reads</th><th>hits</th><th>hit rate</th><th>stale reads</th><th>at-risk reads</th><th>max staleness ms</th><th>ops/read</th><th>ops/write</th><th>DB queries</th><th>coalesced</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>errors</th><th>dead keys</th></tr>\n");
     for r in &report.results {
         let stale = if report.stale_judged {
-            r.stale_reads.to_string()
+            super::stale_cell(r)
         } else {
             "n/a".into()
         };
@@ -145,6 +146,34 @@ fn table(h: &mut String, report: &Report) {
         );
     }
     h.push_str("</table>\n");
+}
+
+/// The database-faults table, for runs with database faults, fail-safe
+/// or timeouts.
+fn db_faults(h: &mut String, report: &Report) {
+    if report.db_faults.is_none() {
+        return;
+    }
+    h.push_str("<section id=\"db-faults\"><h2>Database faults and fail-safe</h2>\n<p class=\"note\">Fail-safe answers are counted apart from stale reads; fail-safe stale are those the database's truth judges stale.</p>\n<table>\n<tr><th>strategy</th><th>backend</th><th>fail-safe answers</th><th>old stamps</th><th>fail-safe stale</th><th>errors returned</th><th>loads failed</th><th>loads timed out</th><th>soft timeouts</th><th>reads in fault</th><th>p99 ms in fault</th></tr>\n");
+    for r in &report.results {
+        let Some(d) = &r.db_faults else { continue };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
+            esc(&r.strategy),
+            esc(&r.backend),
+            d.fail_safe_served,
+            d.fail_safe_old_stamps,
+            d.fail_safe_stale,
+            d.failed_reads,
+            d.loads_failed,
+            d.load_timeouts,
+            d.soft_timeouts,
+            d.reads_in_fault,
+            d.latency_in_fault_p99_ms,
+        );
+    }
+    h.push_str("</table></section>\n");
 }
 
 /// Horizontal bars, one per row, with an x-axis title.

@@ -116,8 +116,26 @@ pub struct CellResult {
     pub orphaned_keys: Option<u64>,
     /// Live entries at the end (feeds and control keys).
     pub live_keys: Option<u64>,
-    /// Backend or strategy errors (requests fell back to the database).
+    /// Errors: backend or strategy errors (those requests fell back to
+    /// the database: fail-open), plus reads answered with an error because
+    /// the database failed or timed out and fail-safe had nothing
+    /// ([`Self::failed_reads`], only in runs with database faults or
+    /// timeouts).
     pub errors: u64,
+    /// Reads answered by fail-safe (database faults, fail-safe or timeouts
+    /// in the run; absent otherwise): the database failed or was too slow
+    /// and the entry stored for the view answered. Never hits, never in
+    /// `stale_reads`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_safe_served: Option<u64>,
+    /// Of those, the ones that missed a write committed before the request
+    /// started (judged as `stale_reads` are, and counted apart from them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_safe_stale: Option<u64>,
+    /// Reads answered with an error (part of `errors`), in runs with
+    /// database faults or timeouts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_reads: Option<u64>,
     /// Control-key evictions the scenario injected.
     pub control_evictions: u64,
     /// Value bytes the read path received from the backend per read: what
@@ -138,6 +156,11 @@ pub struct CellResult {
     /// `--crash-writer-at`); absent from runs without faults.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultSummary>,
+    /// What database faults, fail-safe and the loader's timeouts did in
+    /// this cell (`--db-fault`, `--fail-safe`, `--soft-timeout-ms`,
+    /// `--hard-timeout-ms`); absent from runs without them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_faults: Option<DbFaultSummary>,
     /// Round trips per operation kind (only kinds that occurred).
     pub ops: BTreeMap<&'static str, OpCount>,
     /// Staleness over time: `[bucket start s, reads, stale reads]` for every
@@ -213,6 +236,120 @@ impl From<crate::engine::FaultMetrics> for FaultSummary {
             max_stale_after_thaw_ms: ms(f.max_stale_after_thaw_us),
             errors_in_freeze: f.errors_in_freeze,
         }
+    }
+}
+
+/// What database faults, fail-safe and the loader's timeouts did in one
+/// cell.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct DbFaultSummary {
+    /// Reads answered by fail-safe.
+    pub fail_safe_served: u64,
+    /// Of those, from an entry with old stamps (what a service's header
+    /// says: `stale`); the rest were `current`.
+    pub fail_safe_old_stamps: u64,
+    /// Of those, judged stale against the database (as `stale_reads`).
+    pub fail_safe_stale: u64,
+    /// The longest such answer lagged the first write it missed, ms.
+    pub max_fail_safe_staleness_ms: f64,
+    /// Reads answered with an error.
+    pub failed_reads: u64,
+    /// Loads that reached a failing database.
+    pub loads_failed: u64,
+    /// Loads given up at the hard timeout.
+    pub load_timeouts: u64,
+    /// Reads answered by fail-safe at the soft timeout.
+    pub soft_timeouts: u64,
+    /// Loads that went on after a soft timeout and refreshed the entry.
+    pub background_refreshes: u64,
+    /// Reads that started inside a database fault window.
+    pub reads_in_fault: u64,
+    /// Their latency, median, ms of virtual time.
+    pub latency_in_fault_p50_ms: f64,
+    /// Their latency, 99th percentile, ms.
+    pub latency_in_fault_p99_ms: f64,
+    /// Their latency, maximum, ms.
+    pub latency_in_fault_max_ms: f64,
+}
+
+impl From<crate::engine::DbFaultMetrics> for DbFaultSummary {
+    fn from(d: crate::engine::DbFaultMetrics) -> Self {
+        DbFaultSummary {
+            fail_safe_served: d.fail_safe_served,
+            fail_safe_old_stamps: d.fail_safe_old_stamps,
+            fail_safe_stale: d.fail_safe_stale,
+            max_fail_safe_staleness_ms: ms(d.max_fail_safe_staleness_us),
+            failed_reads: d.failed_reads,
+            loads_failed: d.loads_failed,
+            load_timeouts: d.load_timeouts,
+            soft_timeouts: d.soft_timeouts,
+            background_refreshes: d.background_refreshes,
+            reads_in_fault: d.reads_in_fault,
+            latency_in_fault_p50_ms: ms(d.latency_in_fault.p50_us),
+            latency_in_fault_p99_ms: ms(d.latency_in_fault.p99_us),
+            latency_in_fault_max_ms: ms(d.latency_in_fault.max_us),
+        }
+    }
+}
+
+/// The database faults a run injected and its fail-safe and timeout
+/// settings, as the report states them (absent from runs without them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct DbFaultPlan {
+    /// The fault windows: `outage` or `slow` (with its latency), start and
+    /// end in seconds after the trace's start.
+    pub windows: Vec<DbFaultWindow>,
+    /// Fail-safe's max age past an entry's expiry, seconds; `null`: off.
+    pub fail_safe_max_age_s: Option<f64>,
+    /// The loader's soft timeout, ms; `null`: none.
+    pub soft_timeout_ms: Option<f64>,
+    /// The loader's hard timeout, ms; `null`: none.
+    pub hard_timeout_ms: Option<f64>,
+}
+
+/// One database fault window of a [`DbFaultPlan`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct DbFaultWindow {
+    /// `outage` or `slow`.
+    pub kind: &'static str,
+    /// Start, s after the trace's start.
+    pub start_s: f64,
+    /// End (exclusive), s.
+    pub end_s: f64,
+    /// A slow window's query latency, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
+impl DbFaultPlan {
+    fn of(cfg: &RunConfig) -> Option<DbFaultPlan> {
+        use crate::config::DbFaultKind;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        cfg.uses_db_faults().then(|| DbFaultPlan {
+            windows: cfg
+                .faults
+                .db
+                .iter()
+                .map(|w| DbFaultWindow {
+                    kind: match w.kind {
+                        DbFaultKind::Slow { .. } => "slow",
+                        _ => "outage",
+                    },
+                    start_s: w.start_us as f64 / 1e6,
+                    end_s: w.end_us as f64 / 1e6,
+                    latency_ms: match w.kind {
+                        DbFaultKind::Slow { latency_us } => Some(latency_us as f64 / 1000.0),
+                        _ => None,
+                    },
+                })
+                .collect(),
+            fail_safe_max_age_s: cfg.aside.fail_safe_max_age.map(|d| d.as_secs_f64()),
+            soft_timeout_ms: cfg.aside.soft_timeout.map(ms),
+            hard_timeout_ms: cfg.aside.hard_timeout.map(ms),
+        })
     }
 }
 
@@ -325,6 +462,9 @@ impl CellResult {
             orphaned_keys: m.orphaned_keys,
             live_keys: m.live_keys,
             errors: m.errors,
+            fail_safe_served: m.db_faults.map(|_| m.fail_safe_served),
+            fail_safe_stale: m.db_faults.map(|_| m.fail_safe_stale),
+            failed_reads: m.db_faults.map(|_| m.failed_reads),
             control_evictions: m.control_evictions,
             bytes_per_read: ratio(m.read_ops.bytes_read, m.reads),
             tier: m.tier.map(|t| TierSummary {
@@ -337,6 +477,7 @@ impl CellResult {
             }),
             server_evictions: m.server_evictions,
             faults: m.faults.map(FaultSummary::from),
+            db_faults: m.db_faults.map(DbFaultSummary::from),
             ops,
             timeline: m
                 .timeline
@@ -398,6 +539,11 @@ pub struct Report {
     /// `--crash-writer-at`, `--outbox`); absent from runs without faults.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultPlan>,
+    /// The database faults injected and the fail-safe and timeout
+    /// settings (`--db-fault`, `--fail-safe`, `--soft-timeout-ms`,
+    /// `--hard-timeout-ms`); absent from runs without them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_faults: Option<DbFaultPlan>,
     /// One object per (strategy, backend).
     pub results: Vec<CellResult>,
     /// The verdict: the cell to use and why not each other one
@@ -431,6 +577,7 @@ impl Report {
             stale_judged: cfg.judge_stale,
             access_log: None,
             faults: FaultPlan::of(cfg),
+            db_faults: DbFaultPlan::of(cfg),
             results,
             recommendation: None,
         }
@@ -481,7 +628,7 @@ impl Report {
                 r.writes,
                 r.hits,
                 r.hit_rate * 100.0,
-                judged(r.stale_reads.to_string()),
+                judged(stale_cell(r)),
                 judged(format!("{:.2}%", r.stale_rate * 100.0)),
                 judged(format!("{:.1}", r.max_staleness_ms)),
                 r.ops_per_read,
@@ -507,6 +654,9 @@ impl Report {
         }
         if let Some(plan) = &self.faults {
             s.push_str(&self.faults_markdown(plan));
+        }
+        if let Some(plan) = &self.db_faults {
+            s.push_str(&self.db_faults_markdown(plan));
         }
         s.push_str(&self.latency_markdown());
         s.push_str(&verdict::evictions_markdown(self));
@@ -583,6 +733,54 @@ Feed latency by outcome, ms of virtual time (misses: own load, coalesced wait, b
         s
     }
 
+    /// The database-faults section of `report.md`: what was injected and
+    /// set, and per cell the fail-safe answers (and how many were stale),
+    /// the errors, the timeouts and the latency inside the fault windows.
+    fn db_faults_markdown(&self, plan: &DbFaultPlan) -> String {
+        let windows: Vec<String> = plan
+            .windows
+            .iter()
+            .map(|w| match w.latency_ms {
+                Some(l) => format!("slow ({l} ms per query) {} s to {} s", w.start_s, w.end_s),
+                None => format!("down {} s to {} s", w.start_s, w.end_s),
+            })
+            .collect();
+        let opt = |v: Option<f64>, unit: &str| v.map_or("off".to_owned(), |v| format!("{v} {unit}"));
+        let mut s = format!(
+            "\nDatabase faults: {}; fail-safe max age {}; soft timeout {}; hard timeout {}. Fail-safe answers are counted apart from stale reads: `fail-safe stale` are those the database's truth judges stale.\n",
+            if windows.is_empty() { "none".to_owned() } else { windows.join(", ") },
+            opt(plan.fail_safe_max_age_s, "s"),
+            opt(plan.soft_timeout_ms, "ms"),
+            opt(plan.hard_timeout_ms, "ms"),
+        );
+        s.push_str(
+            "\n| strategy | backend | fail-safe answers | old stamps | fail-safe stale | max fail-safe staleness ms | errors returned | loads failed | loads timed out | soft timeouts | background refreshes | reads in fault | p50 ms | p99 ms | max ms |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for r in &self.results {
+            let Some(d) = &r.db_faults else { continue };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+                r.strategy,
+                r.backend,
+                d.fail_safe_served,
+                d.fail_safe_old_stamps,
+                d.fail_safe_stale,
+                d.max_fail_safe_staleness_ms,
+                d.failed_reads,
+                d.loads_failed,
+                d.load_timeouts,
+                d.soft_timeouts,
+                d.background_refreshes,
+                d.reads_in_fault,
+                d.latency_in_fault_p50_ms,
+                d.latency_in_fault_p99_ms,
+                d.latency_in_fault_max_ms,
+            );
+        }
+        s
+    }
+
     /// The bytes-and-tiers section of `report.md`, for runs with a
     /// two-tier backend: every cell, so L2-only cells compare directly.
     fn tiers_markdown(&self) -> String {
@@ -617,8 +815,14 @@ Feed latency by outcome, ms of virtual time (misses: own load, coalesced wait, b
              backend_ops,backend_keys,read_ops,write_ops,ops_per_read,ops_per_write,keys_per_write,db_queries,\
              coalesced,early_refreshes,latency_p50_ms,latency_p99_ms,latency_p999_ms,dead_keys,dead_bytes,live_keys,errors,at_risk_reads,\
              bytes_per_read,l2_bytes_per_read,l2_round_trips_per_read,l1_hits,zero_trip_reads,\
-             latency_hit_p50_ms,latency_hit_p99_ms,latency_miss_p50_ms,latency_miss_p99_ms,orphaned_keys,server_evictions\n",
+             latency_hit_p50_ms,latency_hit_p99_ms,latency_miss_p50_ms,latency_miss_p99_ms,orphaned_keys,server_evictions",
         );
+        // Only in runs that use them, so other reports keep their columns.
+        let db = self.db_faults.is_some();
+        if db {
+            s.push_str(",fail_safe_served,fail_safe_stale,failed_reads");
+        }
+        s.push('\n');
         let opt = |o: Option<u64>| o.map(|v| v.to_string()).unwrap_or_default();
         for r in &self.results {
             let _ = writeln!(
@@ -666,6 +870,16 @@ Feed latency by outcome, ms of virtual time (misses: own load, coalesced wait, b
                 opt(r.orphaned_keys),
                 opt(r.server_evictions),
             );
+            if db {
+                s.pop();
+                let _ = writeln!(
+                    s,
+                    ",{},{},{}",
+                    opt(r.fail_safe_served),
+                    opt(r.fail_safe_stale),
+                    opt(r.failed_reads)
+                );
+            }
         }
         s
     }
@@ -694,6 +908,15 @@ fn access_log_markdown(a: &AccessLogSummary) -> String {
         }
     }
     s
+}
+
+/// A cell's stale reads, with its fail-safe stale reads beside them when
+/// it has any: counted apart, never hidden.
+fn stale_cell(r: &CellResult) -> String {
+    match r.fail_safe_stale {
+        Some(n) if n > 0 => format!("{} (+{n} fail-safe)", r.stale_reads),
+        _ => r.stale_reads.to_string(),
+    }
 }
 
 fn csv_field(s: &str) -> String {

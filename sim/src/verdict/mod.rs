@@ -265,8 +265,9 @@ pub fn judge(cfg: &RunConfig, report: &Report, shape: &Shape, strategies: &Strat
                         .iter()
                         .find(|c| &c.strategy == s && c.backend == b.label())
                         .map(|c| {
-                            if c.errors > 0 {
-                                Err(format!("{} backend errors", c.errors))
+                            let backend_errors = c.errors - c.failed_reads.unwrap_or(0).min(c.errors);
+                            if backend_errors > 0 {
+                                Err(format!("{backend_errors} backend errors"))
                             } else {
                                 Ok((c.stale_reads, c.reads))
                             }
@@ -528,10 +529,13 @@ fn rule_outs(report: &Report, c: &CellResult, checks: &[HazardCheck], outcomes: 
             thousands(c.reads)
         ));
     }
-    if c.errors > 0 {
+    // Reads an injected database fault failed say nothing about the
+    // strategy; backend errors do.
+    let backend_errors = c.errors - c.failed_reads.unwrap_or(0).min(c.errors);
+    if backend_errors > 0 {
         out.push(format!(
             "{} backend errors on your traffic (those reads fell back to the database, so its counts prove nothing)",
-            thousands(c.errors)
+            thousands(backend_errors)
         ));
     }
     // Failing hazards: the first with what it breaks, the others by count.

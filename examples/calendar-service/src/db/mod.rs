@@ -72,6 +72,10 @@ pub enum DbError {
     /// The blocking task running the query died.
     #[error("database task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The database is down: a fault injected for a test
+    /// ([`DbFaults`], `--test-db-faults`).
+    #[error("database unavailable (injected fault)")]
+    Unavailable,
 }
 
 /// A calendar: the unit that is shared, and the cache's scope.
@@ -180,6 +184,54 @@ pub type BeforeCommit = Box<dyn FnOnce(&Connection, &[&Item]) + Send>;
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    faults: DbFaults,
+}
+
+/// What an injected database fault does to the feed query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+#[non_exhaustive]
+pub enum DbFaultKind {
+    /// The query fails ([`DbError::Unavailable`]).
+    Outage,
+    /// The query takes this much longer.
+    Slow {
+        /// Added latency, ms.
+        latency_ms: u64,
+    },
+}
+
+/// Faults injected into the feed query for tests and load runs (the
+/// `POST /test/db-fault` endpoint with `--test-db-faults`): the query the
+/// cache's loader runs fails or is slowed for a window of real time.
+/// Nothing else is touched: the scopes a request may see, the writes and
+/// the outbox still work, so what is measured is what fail-safe and the
+/// loader's timeouts do (and the simulator's `--db-fault` models the same:
+/// feed queries only). Cheap to clone; shared by every clone of the
+/// [`Db`].
+#[derive(Debug, Clone, Default)]
+pub struct DbFaults(Arc<Mutex<Vec<(tokio::time::Instant, tokio::time::Instant, DbFaultKind)>>>);
+
+impl DbFaults {
+    /// From now, for `duration`, the feed query does `kind`.
+    pub fn inject(&self, kind: DbFaultKind, duration: std::time::Duration) {
+        let now = tokio::time::Instant::now();
+        let mut windows = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        windows.retain(|w| w.1 > now);
+        windows.push((now, now + duration, kind));
+    }
+
+    /// Ends every fault now.
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// The fault in force now, if any (the latest injected wins).
+    pub fn now(&self) -> Option<DbFaultKind> {
+        let now = tokio::time::Instant::now();
+        let windows = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        windows.iter().rev().find(|w| w.0 <= now && now < w.1).map(|w| w.2)
+    }
 }
 
 const SCHEMA: &str = "
@@ -261,12 +313,18 @@ impl Db {
     fn from_connection(conn: Connection) -> Self {
         Db {
             conn: Arc::new(Mutex::new(conn)),
+            faults: DbFaults::default(),
         }
     }
 
     /// The commit log, in commit order ([`history`]).
     pub async fn history(&self) -> Result<Vec<history::Entry>, DbError> {
         self.call(|c| history::read_all(c)).await
+    }
+
+    /// The faults injected into this database's feed query (tests only).
+    pub fn faults(&self) -> &DbFaults {
+        &self.faults
     }
 
     /// Runs `f` on the connection on Tokio's blocking pool.
@@ -329,6 +387,13 @@ impl Db {
         range: TimeRange,
         filter: FeedFilter<'_>,
     ) -> Result<Vec<(Item, Calendar)>, DbError> {
+        match self.faults.now() {
+            Some(DbFaultKind::Outage) => return Err(DbError::Unavailable),
+            Some(DbFaultKind::Slow { latency_ms }) => {
+                tokio::time::sleep(std::time::Duration::from_millis(latency_ms)).await;
+            }
+            None => {}
+        }
         let (from, to) = shown_days(range);
         let ids = calendars.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let work_type = filter.work_type.map(str::to_owned);
