@@ -40,7 +40,7 @@
 //! - [`redact`]: passwords out of backend URLs, the one redactor every
 //!   crate shows URLs through.
 //! - [`error`]: the one [`Error`] type, variants by meaning.
-//! - [`clock`]: the injectable [`Clock`] ([`SystemClock`], [`ManualClock`]).
+//! - [`clock`]: the injectable [`Clock`] ([`system_clock`], [`ManualClock`]).
 //! - [`instrumented`]: [`Instrumented`], a wrapper that counts round trips,
 //!   keys and latency per operation.
 //!
@@ -112,7 +112,7 @@ internal_mod!(wire);
 
 pub use aside::{Answer, LoadError, OutboxRelay, RangeCache, RangeCacheBuilder};
 pub use backend::{Backend, Capabilities, ServerStats, Ttl};
-pub use clock::{system_clock, Clock, ManualClock, SystemClock};
+pub use clock::{system_clock, Clock, ManualClock};
 pub use error::{BoxError, Error, Result};
 pub use ext::BackendExt;
 pub use flow::{CacheMetrics, FailSafe};
