@@ -95,8 +95,16 @@
 
 mod backplane;
 mod known;
+crate::internal_mod!(
+    /// The simulator's model of a tracking server.
+    local_tracking
+);
+mod notice;
+mod tracking;
 mod two_tier;
 
 pub use backplane::{Backplane, LocalBackplane};
-pub use known::{KnownGenerations, Notice};
+pub use known::KnownGenerations;
+pub use notice::{Notice, Numbered};
+pub use tracking::{TrackedValue, Tracker};
 pub use two_tier::{TierStats, TwoTier, TwoTierBuilder, DEFAULT_L1_TTL, DEFAULT_TRUST_FOR};
