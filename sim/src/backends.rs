@@ -14,28 +14,42 @@
 //! of one L2 shared by all processes (`locmem` here means one in-process
 //! store standing in for a shared server, so no server is needed;
 //! `redis://…` or `memcache://…` a real one). With `/backplane=<µs>` the
-//! processes share a [`LocalBackplane`] that delivers each generation notice
-//! `<µs>` of virtual time after it was sent (a real Redis pub/sub's latency
-//! cannot be replayed in virtual time, so even with a Redis L2 the
-//! backplane is modelled). With `trust=<s>` a process trusts a generation
-//! it knows for that many seconds without a notice
+//! processes share a [`LocalBackplane`] that delivers each (numbered)
+//! generation notice `<µs>` of virtual time after it was sent (a real
+//! Redis pub/sub's latency cannot be replayed in virtual time, so even with
+//! a Redis L2 the backplane is modelled). With `/tracking[=<µs>]` the L2
+//! tracks what each process reads through a modelled tracking server
+//! ([`LocalTracker`]) and delivers each invalidation `<µs>` after the write
+//! ([`DEFAULT_TRACKING_US`] when no value is given). With `trust=<s>` a
+//! process trusts a generation the backplane vouches for that many seconds
+//! without a notice
 //! ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
-//! default 30). `channel=<name>` is accepted and ignored (a real channel has
-//! nothing to model); a bare `backplane` is refused: the simulator needs
-//! the latency. The grammar is [`backend_any::spec`], the one
-//! `backend-any` URLs use. Examples: `two-tier:locmem:64+locmem`,
+//! default an hour). `channel=<name>` is accepted and ignored (a real
+//! channel has nothing to model); a bare `backplane` is refused: the
+//! simulator needs the latency. A trace's fault events (`disconnect`,
+//! `lose_notice`) act on these models ([`Connected::tier_faults`]). The grammar
+//! is [`backend_any::spec`], the one `backend-any` URLs use. Examples:
+//! `two-tier:locmem:64+locmem`,
 //! `two-tier/backplane=2000:locmem+redis://127.0.0.1:6379`,
-//! `two-tier/backplane=2000,trust=300:locmem+locmem`.
+//! `two-tier/backplane=2000,trust=300:locmem+locmem`,
+//! `two-tier/tracking=200:locmem+locmem`.
 
 use std::sync::Arc;
 
 use backend_any::spec::{SpecError, TwoTierSpec};
 use backend_locmem::LocmemBackend;
+use cache_core::tier::local_tracking::LocalTracker;
 use cache_core::tier::{LocalBackplane, TwoTier};
 use cache_core::{Backend, ManualClock};
 
-use crate::engine::LiveKeys;
+use crate::engine::{LiveKeys, TierFault};
 use crate::error::{Error, Result};
+use crate::trace::FaultKind;
+
+/// The modelled delivery latency of an invalidation with `tracking` and no
+/// value, µs: what loopback Redis measured (see the docs, "Several
+/// processes").
+pub const DEFAULT_TRACKING_US: u64 = 200;
 
 /// A parsed `--backend` value. Its `Debug` and [`label`](Self::label) hide
 /// any password in a URL (`***`).
@@ -68,6 +82,9 @@ pub enum BackendSpec {
         l2: Box<BackendSpec>,
         /// Backplane delivery latency, µs; `None`: no backplane.
         backplane_us: Option<u64>,
+        /// Tracking's delivery latency per invalidation, µs; `None`: no
+        /// tracking.
+        tracking_us: Option<u64>,
         /// How long a known generation is trusted without a notice, s;
         /// `None`: the library's default.
         trust_s: Option<u64>,
@@ -96,6 +113,7 @@ fn parse_two_tier(spec: &str) -> Result<BackendSpec> {
             )))
         }
     };
+    let tracking_us = t.tracking().map(|us| us.unwrap_or(DEFAULT_TRACKING_US));
     let l1_capacity_bytes = match BackendSpec::parse(t.l1) {
         Ok(BackendSpec::Locmem { capacity_bytes }) => capacity_bytes,
         _ => {
@@ -110,6 +128,7 @@ fn parse_two_tier(spec: &str) -> Result<BackendSpec> {
         l1_capacity_bytes,
         l2: Box::new(l2),
         backplane_us,
+        tracking_us,
         trust_s: t.trust(),
         label: spec.to_owned(),
     })
@@ -128,8 +147,9 @@ impl std::fmt::Debug for BackendSpec {
 pub use cache_core::redact::redact_url;
 
 impl BackendSpec {
-    /// Parses `locmem`, `locmem:<MiB>`, `redis://…`, `redis+cluster://…`,
-    /// `memcache://…`, `two-tier[/backplane=<µs>[,trust=<s>]]:<l1>+<l2>`, or
+    /// Parses `locmem`, `locmem:<MiB>`, `shared-locmem[:<MiB>]`,
+    /// `redis://…`, `redis+cluster://…`, `memcache://…`,
+    /// `two-tier[/backplane=<µs>[,trust=<s>] | /tracking[=<µs>]]:<l1>+<l2>`, or
     /// `env:NAME`: the value of environment variable `NAME` (so that a
     /// password need not be on the command line).
     pub fn parse(spec: &str) -> Result<Self> {
@@ -243,8 +263,12 @@ pub struct Connected {
     pub tiers: Vec<TwoTier>,
     /// The stores count feeds by their declared padding
     /// ([`crate::engine::declared_len`]): set [`crate::engine::Cell::declared_padding`].
-    /// Only plain `locmem`; remote and two-tier stores move real bytes.
+    /// Only plain `locmem`; remote, shared and two-tier stores move real
+    /// bytes.
     pub declared_padding: bool,
+    /// Per process, what a trace's fault event does to it (two tiers with
+    /// a backplane or tracking); empty otherwise.
+    pub tier_faults: Vec<TierFault>,
 }
 
 impl std::fmt::Debug for Connected {
@@ -263,6 +287,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             l1_capacity_bytes,
             l2,
             backplane_us,
+            tracking_us,
             trust_s,
             ..
         } => {
@@ -281,26 +306,40 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             ))
             .await?;
             let clock_arc: Arc<dyn cache_core::Clock> = Arc::new(clock.clone());
-            let bus = backplane_us.map(|d| LocalBackplane::new(std::time::Duration::from_micros(d), clock_arc.clone()));
+            let micros = std::time::Duration::from_micros;
+            let bus = backplane_us.map(|d| LocalBackplane::new(micros(d), clock_arc.clone()));
+            let tracker = tracking_us.map(|d| LocalTracker::new(l2_store.clone(), micros(d), clock_arc.clone()));
+            // With tracking, every write reaches the shared store through
+            // the tracking server, which invalidates what others read.
+            let l2_store = tracker.as_ref().map_or(l2_store, LocalTracker::store);
             let mut tiers = Vec::new();
+            let mut tier_faults: Vec<TierFault> = Vec::new();
             for l1 in l1s.backends {
                 let mut b = TwoTier::builder(l1, l2_store.clone()).clock(clock_arc.clone());
                 if let Some(s) = trust_s {
                     b = b.trust_for(std::time::Duration::from_secs(*s));
                 }
+                let bus = bus.as_ref().map(LocalBackplane::endpoint);
                 if let Some(bus) = &bus {
                     b = b.backplane(Arc::new(bus.clone()));
                 }
-                tiers.push(b.build().map_err(|e| Error::Backend {
+                let tracker = tracker.as_ref().map(|t| Arc::new(t.endpoint()));
+                if let Some(t) = &tracker {
+                    b = b.tracking(t.clone());
+                }
+                let tier = b.build().map_err(|e| Error::Backend {
                     spec: spec.label(),
                     message: e.to_string(),
-                })?);
+                })?;
+                tier_faults.push(fault(&tier, bus, tracker));
+                tiers.push(tier);
             }
             Ok(Connected {
                 backends: tiers.iter().map(|t| Arc::new(t.clone()) as Arc<dyn Backend>).collect(),
                 live_keys: Vec::new(),
                 tiers,
                 declared_padding: false,
+                tier_faults,
             })
         }
         BackendSpec::Locmem { capacity_bytes } => {
@@ -335,6 +374,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                     .collect(),
                 tiers: Vec::new(),
                 declared_padding: true,
+                tier_faults: Vec::new(),
             })
         }
         BackendSpec::SharedLocmem { capacity_bytes } => {
@@ -361,6 +401,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 live_keys: Vec::new(),
                 tiers: Vec::new(),
                 declared_padding: false,
+                tier_faults: Vec::new(),
             })
         }
         BackendSpec::Memcache(url) => {
@@ -376,9 +417,31 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 live_keys: Vec::new(),
                 tiers: Vec::new(),
                 declared_padding: false,
+                tier_faults: Vec::new(),
             })
         }
     }
+}
+
+/// What a fault event does to the process whose two tiers are `tier`,
+/// with its backplane endpoint or tracking connection.
+fn fault(tier: &TwoTier, bus: Option<LocalBackplane>, tracker: Option<Arc<LocalTracker>>) -> TierFault {
+    let known = tier.known().cloned();
+    Arc::new(move |kind: FaultKind| match kind {
+        FaultKind::Disconnect => {
+            if let Some(t) = &tracker {
+                t.reconnect();
+            } else if let Some(k) = known.as_ref().filter(|_| bus.is_some()) {
+                k.lost();
+                k.subscribed();
+            }
+        }
+        FaultKind::LoseNotice => {
+            if let Some(b) = &bus {
+                b.lose_next(1);
+            }
+        }
+    })
 }
 
 /// `message` (a client library's words) with the passwords of `url`

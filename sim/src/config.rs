@@ -285,14 +285,18 @@ impl RunConfig {
     }
 
     /// [`Self::new`] with the faults scenario `scenario` is about
-    /// ([`crate::scenarios::faults`]) and its default backend
-    /// ([`crate::scenarios::default_backend`]): what `cache-sim run
+    /// ([`crate::scenarios::faults`]) and its default backends
+    /// ([`crate::scenarios::default_backends`]): what `cache-sim run
     /// --scenario` runs without other options.
     pub fn for_scenario(scenario: &str) -> Self {
         let mut cfg = RunConfig::new(scenario);
         cfg.faults.merge(&crate::scenarios::faults(scenario));
-        if let Ok(b) = BackendSpec::parse(crate::scenarios::default_backend(scenario)) {
-            cfg.backends = vec![b];
+        let defaults: Vec<BackendSpec> = crate::scenarios::default_backends(scenario)
+            .iter()
+            .filter_map(|b| BackendSpec::parse(b).ok())
+            .collect();
+        if !defaults.is_empty() {
+            cfg.backends = defaults;
         }
         cfg
     }

@@ -177,7 +177,7 @@ enum OnOff {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `shared-locmem[:N]` (one in-process store shared by every process, standing in for a server), `redis://[user:password@]host:port`, `redis+cluster://host:port[,host:port…]`, `memcache://host:port[,host:port…]`, `two-tier[/backplane=<µs>[,trust=<s>]]:<locmem|locmem:N>+<L2>` (an in-process L1 per process in front of a shared L2, e.g. `two-tier/backplane=2000:locmem:64+redis://127.0.0.1:6379`), or `env:NAME` to read the spec from environment variable NAME (repeatable). Passwords show as `***` everywhere. Default: `locmem`; for the `freeze`, `writer-crash` and `db-outage` scenarios, whose point is a store the processes share, `shared-locmem`.
+    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `shared-locmem[:N]` (one in-process store shared by every process, standing in for a server), `redis://[user:password@]host:port`, `redis+cluster://host:port[,host:port…]`, `memcache://host:port[,host:port…]`, `two-tier[/backplane=<µs>[,trust=<s>] | /tracking[=<µs>]]:<locmem|locmem:N>+<L2>` (an in-process L1 per process in front of a shared L2, kept coherent by a modelled backplane or tracking with that delivery latency, or Redis's own tracking for `tracking` on a Redis L2, e.g. `two-tier/tracking:locmem:64+redis://127.0.0.1:6379`), or `env:NAME` to read the spec from environment variable NAME (repeatable). Passwords show as `***` everywhere. Default: `locmem`; for the `freeze`, `writer-crash` and `db-outage` scenarios, whose point is a store the processes share, `shared-locmem`; for `multi-process-two-tier`, five side by side (locmem, shared-locmem, two-tier, +backplane, +tracking).
     #[arg(long = "backend", value_parser = backend_arg)]
     backends: Vec<String>,
     /// Strategies: a comma list or `all`.
@@ -320,9 +320,12 @@ impl Common {
     fn config(&self, scenario: &str) -> Result<RunConfig> {
         let mut cfg = RunConfig::new(scenario);
         cfg.seed = self.seed;
-        let default_backend = [sim::scenarios::default_backend(scenario).to_owned()];
+        let defaults: Vec<String> = sim::scenarios::default_backends(scenario)
+            .iter()
+            .map(|b| (*b).to_owned())
+            .collect();
         let backends = if self.backends.is_empty() {
-            &default_backend[..]
+            &defaults[..]
         } else {
             &self.backends[..]
         };

@@ -1,6 +1,7 @@
 //! The report's two-tier columns on a real `redis-server`: the same
 //! `multi-process-two-tier` traffic replayed on Redis alone and on locmem
-//! L1s in front of it, without and with a (modelled) backplane. What the
+//! L1s in front of it, without and with a (modelled) backplane, and with
+//! (modelled) tracking. What the
 //! README's "Several processes" section and issue #18's goals rest on:
 //! 0 stale reads, L2 bytes per read ≤ 5% of Redis alone, one round trip
 //! per L1 hit without a backplane and almost none with one.
@@ -20,6 +21,7 @@ fn report(url: &str) -> Report {
         url.to_owned(),
         format!("two-tier:locmem+{url}"),
         format!("two-tier/backplane=2000:locmem+{url}"),
+        format!("two-tier/tracking:locmem+{url}"),
     ]
     .iter()
     .map(|b| BackendSpec::parse(b).unwrap())
@@ -31,12 +33,15 @@ fn report(url: &str) -> Report {
 fn two_tiers_read_a_twentieth_of_the_bytes_and_stay_correct() {
     let redis = RedisServer::new().unwrap();
     let r = report(&redis.url());
-    let [l2, two, bp]: [&CellResult; 3] = [&r.results[0], &r.results[1], &r.results[2]];
+    let [l2, two, bp, tracked]: [&CellResult; 4] = [&r.results[0], &r.results[1], &r.results[2], &r.results[3]];
     assert!(l2.tier.is_none() && two.tier.is_some() && bp.tier.is_some());
-    // Fenced writes: nothing stale without a backplane; with one, only the
-    // probes before the fence's notice arrives (2 ms).
-    assert_eq!((l2.stale_reads, two.stale_reads), (0, 0));
-    assert!(bp.stale_reads > 0 && bp.max_staleness_ms <= 2.3, "{bp:?}");
+    // Fenced writes: nothing stale without a backplane, nor with tracking
+    // (its invalidation arrives before the first probe); with a backplane,
+    // only the probes before the fence's notice arrives (2 ms; for the
+    // second delete, whose fence notice is lost, before its end notice:
+    // 1 ms later), + the probe's plan step.
+    assert_eq!((l2.stale_reads, two.stale_reads, tracked.stale_reads), (0, 0, 0));
+    assert!(bp.stale_reads > 0 && bp.max_staleness_ms <= 3.3, "{bp:?}");
     assert_eq!(two.hits, l2.hits);
     // Bytes: a payload crosses the wire once per process and write.
     let t = two.tier.unwrap();
@@ -52,6 +57,8 @@ fn two_tiers_read_a_twentieth_of_the_bytes_and_stay_correct() {
     let b = bp.tier.unwrap();
     assert!(b.round_trips_per_l1_hit < 0.05, "{b:?}");
     assert!(b.zero_trip_reads > 0 && b.published > 0, "{b:?}");
+    let t = tracked.tier.unwrap();
+    assert!(t.round_trips_per_l1_hit < 0.01 && t.zero_trip_reads > 0, "{t:?}");
     // And the report carries them in every format.
     let md = r.to_markdown();
     assert!(md.contains("| L2 bytes/read |"), "{md}");

@@ -129,6 +129,10 @@ pub type LiveKeys = Arc<dyn Fn() -> Vec<(String, usize)> + Send + Sync>;
 /// `l2_round_trips`), so a step is charged per round trip it made.
 pub type RoundTrips = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// What a trace's [`Event::Fault`] does to one process's two tiers (drops
+/// its tracking connection, loses its next backplane notice).
+pub type TierFault = Arc<dyn Fn(crate::trace::FaultKind) + Send + Sync>;
+
 /// Everything one cell needs.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -184,6 +188,9 @@ pub struct Cell {
     /// [`cache_core::fault::Frozen`]; listed here so that reads and errors
     /// are counted against them) and whether the app keeps an outbox.
     pub faults: crate::config::Faults,
+    /// Per app process: what a fault event does to it; empty (the
+    /// default): fault events change nothing (no two tiers).
+    pub tier_faults: Vec<TierFault>,
 }
 
 impl std::fmt::Debug for Cell {
@@ -216,6 +223,7 @@ impl Cell {
             judge_stale: true,
             fenced_writes: true,
             faults: crate::config::Faults::none(),
+            tier_faults: Vec::new(),
         }
     }
 }
@@ -436,6 +444,11 @@ impl Run {
                     committed: t,
                 });
                 self.schedule(t.saturating_add(us(self.cell.latencies.invalidate_us)), slot);
+            }
+            Event::Fault { process, kind, .. } => {
+                if let Some(fault) = self.cell.tier_faults.get(*process as usize) {
+                    fault(*kind);
+                }
             }
             Event::EvictControl { process, view, .. } => {
                 self.rec.control_evictions += 1;
