@@ -35,8 +35,9 @@
 //!   every call while frozen (by hand, or over scheduled windows of a
 //!   clock), for fault tests and the simulator.
 //! - [`tier`]: [`TwoTier`](tier::TwoTier), an in-process L1 in front of a
-//!   shared L2 for `stamped` entries, coherent across processes, with an
-//!   optional [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
+//!   shared L2 for `stamped` entries, coherent across processes, with
+//!   optional server-assisted [`Tracker`](tier::Tracker) or
+//!   [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
 //! - [`redact`]: passwords out of backend URLs, the one redactor every
 //!   crate shows URLs through.
 //! - [`error`]: the one [`Error`] type, variants by meaning.

@@ -512,3 +512,61 @@ fn a_lost_subscription_falls_back_to_l2_generations() {
         assert_eq!(b_tier.stats().zero_trip_reads, s.zero_trip_reads + 1, "caught up");
     });
 }
+
+/// A publish that fails is offered again; one that never gets through
+/// makes the writer forget, and the others catch the lost number at its
+/// next notice. No server: [`LocalBackplane`]'s faults.
+#[test]
+fn failed_publishes_are_retried_then_forgotten_and_caught_by_number() {
+    use cache_core::tier::{LocalBackplane, TwoTier};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock = ManualClock::at_unix_millis(1_760_000_000_000);
+        let l2: Arc<dyn Backend> = Arc::new(LocmemBackend::builder().clock(Arc::new(clock.clone())).build());
+        let bus = LocalBackplane::new(std::time::Duration::ZERO, Arc::new(clock.clone()));
+        let process = |bus: &LocalBackplane| {
+            TwoTier::builder(Arc::new(LocmemBackend::builder().build()), l2.clone())
+                .clock(Arc::new(clock.clone()))
+                .backplane(Arc::new(bus.clone()))
+                .build()
+                .unwrap()
+        };
+        let (bus_a, bus_b) = (bus.endpoint(), bus.endpoint());
+        let (a, b) = (process(&bus_a), process(&bus_b));
+        let g = Key::new("g:{cal:1}").unwrap();
+        let h = Key::new("h:{cal:2}").unwrap();
+        for k in [&g, &h] {
+            a.add(k, Bytes::from_static(b"5"), None).await.unwrap();
+        }
+        // Two failures, then through: nobody forgets anything.
+        bus_a.fail_next(2);
+        assert_eq!(a.incr(&g, 1).await.unwrap(), 6);
+        let (sa, sb) = (a.stats(), b.stats());
+        assert_eq!((sa.publish_failures, sa.resyncs, sb.resyncs), (0, 0, 0), "{sa:?}");
+        // Three: the bump stands in L2, the write reports the error, and
+        // the writer forgets what it knew.
+        bus_a.fail_next(3);
+        assert!(a.incr(&g, 1).await.is_err());
+        assert_eq!(l2.get(&g).await.unwrap().as_deref(), Some(&b"7"[..]));
+        let sa = a.stats();
+        assert_eq!((sa.publish_failures, sa.resyncs), (1, 1), "{sa:?}");
+        assert_eq!(b.stats().resyncs, 0, "B cannot know yet");
+        // A's next notice, for another key, shows B the skipped number.
+        a.incr(&h, 1).await.unwrap();
+        assert_eq!(b.stats().resyncs, 1);
+        // A lost notice (every connection up) is caught the same way.
+        bus_a.lose_next(1);
+        a.incr(&g, 1).await.unwrap();
+        assert_eq!(b.stats().resyncs, 1);
+        a.incr(&h, 1).await.unwrap();
+        assert_eq!(b.stats().resyncs, 2);
+        assert_eq!(
+            a.stats().published,
+            7,
+            "every notice numbered, the failed and the lost one too"
+        );
+    });
+}
