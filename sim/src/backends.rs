@@ -20,14 +20,21 @@
 //! a Redis L2 the backplane is modelled). With `/tracking[=<µs>]` the L2
 //! tracks what each process reads through a modelled tracking server
 //! ([`LocalTracker`]) and delivers each invalidation `<µs>` after the write
-//! ([`DEFAULT_TRACKING_US`] when no value is given). With `trust=<s>` a
+//! ([`DEFAULT_TRACKING_US`] when no value is given), except that
+//! `tracking` with no value on a Redis L2 is the real thing: each process
+//! gets a [`RedisTracker`](backend_redis::RedisTracker) with its own
+//! tracking connection, and every write waits until all of them have its
+//! invalidations (virtual time cannot replay the tens of µs of real
+//! delivery, so it counts as 0: such a cell measures round trips, the
+//! modelled one staleness). With `trust=<s>` a
 //! process trusts a generation the backplane vouches for that many seconds
 //! without a notice
 //! ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
 //! default an hour). `channel=<name>` is accepted and ignored (a real
 //! channel has nothing to model); a bare `backplane` is refused: the
 //! simulator needs the latency. A trace's fault events (`disconnect`,
-//! `lose_notice`) act on these models ([`Connected::tier_faults`]). The grammar
+//! `lose_notice`) act on these models ([`Connected::tier_faults`]), not on
+//! real tracking. The grammar
 //! is [`backend_any::spec`], the one `backend-any` URLs use. Examples:
 //! `two-tier:locmem:64+locmem`,
 //! `two-tier/backplane=2000:locmem+redis://127.0.0.1:6379`,
@@ -83,8 +90,13 @@ pub enum BackendSpec {
         /// Backplane delivery latency, µs; `None`: no backplane.
         backplane_us: Option<u64>,
         /// Tracking's delivery latency per invalidation, µs; `None`: no
-        /// tracking.
+        /// tracking, or Redis's own ([`Self::TwoTier::real_tracking`]).
         tracking_us: Option<u64>,
+        /// Redis's own client tracking ([`backend_redis::RedisTracker`],
+        /// one per process) instead of a model: `tracking` with no value
+        /// on a Redis L2. Every write then waits until each process has its
+        /// invalidations (a delivery of 0 in virtual time).
+        real_tracking: bool,
         /// How long a known generation is trusted without a notice, s;
         /// `None`: the library's default.
         trust_s: Option<u64>,
@@ -113,7 +125,12 @@ fn parse_two_tier(spec: &str) -> Result<BackendSpec> {
             )))
         }
     };
-    let tracking_us = t.tracking().map(|us| us.unwrap_or(DEFAULT_TRACKING_US));
+    let l2 = BackendSpec::parse(t.l2)?;
+    let real_tracking = matches!((t.tracking(), &l2), (Some(None), BackendSpec::Redis(_)));
+    let tracking_us = match t.tracking() {
+        Some(None) if real_tracking => None,
+        other => other.map(|us| us.unwrap_or(DEFAULT_TRACKING_US)),
+    };
     let l1_capacity_bytes = match BackendSpec::parse(t.l1) {
         Ok(BackendSpec::Locmem { capacity_bytes }) => capacity_bytes,
         _ => {
@@ -123,12 +140,12 @@ fn parse_two_tier(spec: &str) -> Result<BackendSpec> {
             ))))
         }
     };
-    let l2 = BackendSpec::parse(t.l2)?;
     Ok(BackendSpec::TwoTier {
         l1_capacity_bytes,
         l2: Box::new(l2),
         backplane_us,
         tracking_us,
+        real_tracking,
         trust_s: t.trust(),
         label: spec.to_owned(),
     })
@@ -288,6 +305,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             l2,
             backplane_us,
             tracking_us,
+            real_tracking,
             trust_s,
             ..
         } => {
@@ -312,10 +330,24 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             // With tracking, every write reaches the shared store through
             // the tracking server, which invalidates what others read.
             let l2_store = tracker.as_ref().map_or(l2_store, LocalTracker::store);
+            let redis = match (real_tracking, l2.as_ref()) {
+                (true, BackendSpec::Redis(url)) => Some(redis_trackers(spec, url, processes).await?),
+                _ => None,
+            };
+            let l2_store: Arc<dyn Backend> = match &redis {
+                Some(trackers) => Arc::new(Settling {
+                    inner: l2_store,
+                    trackers: trackers.clone(),
+                }),
+                None => l2_store,
+            };
             let mut tiers = Vec::new();
             let mut tier_faults: Vec<TierFault> = Vec::new();
-            for l1 in l1s.backends {
+            for (p, l1) in l1s.backends.into_iter().enumerate() {
                 let mut b = TwoTier::builder(l1, l2_store.clone()).clock(clock_arc.clone());
+                if let Some(t) = redis.as_ref().and_then(|t| t.get(p)) {
+                    b = b.tracking(t.clone());
+                }
                 if let Some(s) = trust_s {
                     b = b.trust_for(std::time::Duration::from_secs(*s));
                 }
@@ -420,6 +452,107 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 tier_faults: Vec::new(),
             })
         }
+    }
+}
+
+/// One [`RedisTracker`](backend_redis::RedisTracker) per process on `url`.
+async fn redis_trackers(
+    spec: &BackendSpec,
+    url: &str,
+    processes: u32,
+) -> Result<Vec<Arc<backend_redis::RedisTracker>>> {
+    let mut trackers = Vec::new();
+    for _ in 0..processes.max(1) {
+        let t = backend_redis::RedisTracker::connect(url)
+            .await
+            .map_err(|e| Error::Backend {
+                spec: spec.label(),
+                message: scrub(format!("cannot track: {e}"), url),
+            })?;
+        trackers.push(Arc::new(t));
+    }
+    Ok(trackers)
+}
+
+/// The shared Redis seen by processes tracking it for real: a write
+/// returns once every process's tracking connection has the invalidations
+/// it caused ([`RedisTracker::settle`](backend_redis::RedisTracker::settle)),
+/// so that in virtual time, where the next event may come right after, an
+/// invalidation is delivered with the write (real delivery takes tens of
+/// µs of real time, which virtual time cannot replay).
+#[derive(Debug)]
+struct Settling {
+    inner: Arc<dyn Backend>,
+    trackers: Vec<Arc<backend_redis::RedisTracker>>,
+}
+
+impl Settling {
+    async fn settle<T>(&self, r: cache_core::Result<T>) -> cache_core::Result<T> {
+        for t in &self.trackers {
+            t.settle().await?;
+        }
+        r
+    }
+}
+
+#[cache_core::async_trait]
+impl Backend for Settling {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> cache_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &cache_core::Key) -> cache_core::Result<Option<cache_core::Bytes>> {
+        self.inner.get(key).await
+    }
+    async fn get_many(&self, keys: &[cache_core::Key]) -> cache_core::Result<Vec<Option<cache_core::Bytes>>> {
+        self.inner.get_many(keys).await
+    }
+    async fn set(
+        &self,
+        key: &cache_core::Key,
+        value: cache_core::Bytes,
+        ttl: cache_core::Ttl,
+    ) -> cache_core::Result<()> {
+        let r = self.inner.set(key, value, ttl).await;
+        self.settle(r).await
+    }
+    async fn set_many(
+        &self,
+        entries: &[(cache_core::Key, cache_core::Bytes)],
+        ttl: cache_core::Ttl,
+    ) -> cache_core::Result<()> {
+        let r = self.inner.set_many(entries, ttl).await;
+        self.settle(r).await
+    }
+    async fn add(
+        &self,
+        key: &cache_core::Key,
+        value: cache_core::Bytes,
+        ttl: cache_core::Ttl,
+    ) -> cache_core::Result<bool> {
+        let r = self.inner.add(key, value, ttl).await;
+        self.settle(r).await
+    }
+    async fn incr(&self, key: &cache_core::Key, delta: u64) -> cache_core::Result<u64> {
+        let r = self.inner.incr(key, delta).await;
+        self.settle(r).await
+    }
+    async fn delete(&self, key: &cache_core::Key) -> cache_core::Result<bool> {
+        let r = self.inner.delete(key).await;
+        self.settle(r).await
+    }
+    async fn delete_many(&self, keys: &[cache_core::Key]) -> cache_core::Result<u64> {
+        let r = self.inner.delete_many(keys).await;
+        self.settle(r).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> cache_core::Result<u64> {
+        let r = self.inner.delete_prefix(prefix).await;
+        self.settle(r).await
+    }
+    async fn server_stats(&self) -> cache_core::Result<Option<cache_core::ServerStats>> {
+        self.inner.server_stats().await
     }
 }
 
