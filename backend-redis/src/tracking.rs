@@ -65,6 +65,18 @@
 //! read through it. A `MOVED`/`ASK` reply (slots migrating) fails the read
 //! (the two tiers then read L2) and makes the background task read the
 //! slot map again.
+//!
+//! # Limits
+//!
+//! - Redis 6 or later (RESP3, `CLIENT TRACKING`); a proxy that does not
+//!   pass pushes through cannot be tracked (use the backplane).
+//! - `rediss://` is checked against the public roots; a private CA given to
+//!   [`RedisBackendBuilder::tls_root_certificates`](crate::RedisBackendBuilder::tls_root_certificates)
+//!   is not passed to the tracker yet.
+//! - Connect and command timeouts are the backend's defaults
+//!   ([`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT),
+//!   [`DEFAULT_COMMAND_TIMEOUT`](crate::DEFAULT_COMMAND_TIMEOUT)); a read
+//!   that times out falls back to L2.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
