@@ -294,10 +294,13 @@ impl KnownGenerations {
         let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Deliver what is due: a modelled latency is applied lazily, at the
         // next look, which is exact because only looks can observe it.
-        let now = self.clock.now();
-        while s.in_flight.front().is_some_and(|(at, _)| *at <= now) {
-            if let Some((at, d)) = s.in_flight.pop_front() {
-                s.deliver(&d, at);
+        // (Nothing in flight outside the simulator: no clock read.)
+        if !s.in_flight.is_empty() {
+            let now = self.clock.now();
+            while s.in_flight.front().is_some_and(|(at, _)| *at <= now) {
+                if let Some((at, d)) = s.in_flight.pop_front() {
+                    s.deliver(&d, at);
+                }
             }
         }
         s
@@ -409,6 +412,10 @@ impl KnownGenerations {
         let g = s.generations.get(key)?;
         if !s.is_up(g.source) {
             return None;
+        }
+        if self.trust_for == Duration::MAX {
+            // Tracking: trusted for as long as its source is up.
+            return Some(g.value);
         }
         let age = self.clock.now().duration_since(g.since).unwrap_or(Duration::ZERO);
         (age < self.trust_for).then_some(g.value)
