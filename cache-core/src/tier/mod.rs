@@ -152,11 +152,13 @@ crate::internal_mod!(
     local_tracking
 );
 mod notice;
+mod stats;
 mod tracking;
 mod two_tier;
 
 pub use backplane::{Backplane, LocalBackplane};
 pub use known::KnownGenerations;
 pub use notice::{Notice, Numbered};
+pub use stats::TierStats;
 pub use tracking::{TrackedValue, Tracker};
-pub use two_tier::{TierStats, TwoTier, TwoTierBuilder, DEFAULT_L1_TTL, DEFAULT_TRUST_FOR};
+pub use two_tier::{TwoTier, TwoTierBuilder, DEFAULT_L1_TTL, DEFAULT_TRUST_FOR};

@@ -1,4 +1,4 @@
-//! [`TwoTier`]: the backend wrapper, its builder and its counters.
+//! [`TwoTier`]: the backend wrapper and its builder.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::backplane::Backplane;
 use super::known::KnownGenerations;
 use super::notice::{Notice, Numbered};
+use super::stats::{bump, Counters, TierStats};
 use super::tracking::Tracker;
 use crate::backend::{format_counter, parse_counter, Backend, Capabilities, Ttl};
 use crate::clock::{system_clock, Clock};
@@ -27,85 +28,6 @@ pub const DEFAULT_TRUST_FOR: Duration = Duration::from_secs(3600);
 /// How many times a notice is offered to the backplane before this process
 /// gives up on it (and forgets everything it knows: see the tier docs).
 const PUBLISH_ATTEMPTS: usize = 3;
-
-/// Live counters of one [`TwoTier`].
-#[derive(Debug, Default)]
-struct Counters {
-    reads: AtomicU64,
-    l1_hits: AtomicU64,
-    l1_hit_round_trips: AtomicU64,
-    zero_trip_reads: AtomicU64,
-    l2_round_trips: AtomicU64,
-    l2_keys_read: AtomicU64,
-    l2_bytes_read: AtomicU64,
-    l2_writes: AtomicU64,
-    published: AtomicU64,
-    publish_failures: AtomicU64,
-    tracking_fallbacks: AtomicU64,
-    l1_errors: AtomicU64,
-}
-
-/// What a [`TwoTier`] has done so far (reads are `get`/`get_many` calls).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct TierStats {
-    /// `get` / `get_many` calls.
-    pub reads: u64,
-    /// Entries served from L1 (stamps matched the current generations).
-    pub l1_hits: u64,
-    /// L2 calls made by the reads that served an L1 entry: 1 per L1 hit
-    /// without a backplane or tracking, 0 with one (while generations are
-    /// known).
-    pub l1_hit_round_trips: u64,
-    /// Reads answered without any L2 call (generations known through a
-    /// backplane or tracking).
-    pub zero_trip_reads: u64,
-    /// L2 calls made by reads.
-    pub l2_round_trips: u64,
-    /// Keys those calls asked for.
-    pub l2_keys_read: u64,
-    /// Value bytes they brought back (what crossed the wire, keys aside).
-    pub l2_bytes_read: u64,
-    /// L2 calls made by writes (`set`, `add`, `incr`, deletes).
-    pub l2_writes: u64,
-    /// Notices published on the backplane.
-    pub published: u64,
-    /// Notices the backplane refused on every attempt (this process then
-    /// forgot everything it knew).
-    pub publish_failures: u64,
-    /// Times everything known was forgotten because a notice or an
-    /// invalidation may have been missed: a dropped subscription or
-    /// tracking connection, a skipped notice number, a failed publish.
-    pub resyncs: u64,
-    /// Generation reads that went to L2 untracked because the tracking
-    /// connection was down or failed (they learn nothing).
-    pub tracking_fallbacks: u64,
-    /// L1 calls that failed (the read went to L2 instead).
-    pub l1_errors: u64,
-}
-
-impl std::ops::Add for TierStats {
-    type Output = TierStats;
-
-    /// Counter by counter: the tiers of several processes as one.
-    fn add(self, o: TierStats) -> TierStats {
-        TierStats {
-            reads: self.reads + o.reads,
-            l1_hits: self.l1_hits + o.l1_hits,
-            l1_hit_round_trips: self.l1_hit_round_trips + o.l1_hit_round_trips,
-            zero_trip_reads: self.zero_trip_reads + o.zero_trip_reads,
-            l2_round_trips: self.l2_round_trips + o.l2_round_trips,
-            l2_keys_read: self.l2_keys_read + o.l2_keys_read,
-            l2_bytes_read: self.l2_bytes_read + o.l2_bytes_read,
-            l2_writes: self.l2_writes + o.l2_writes,
-            published: self.published + o.published,
-            publish_failures: self.publish_failures + o.publish_failures,
-            resyncs: self.resyncs + o.resyncs,
-            tracking_fallbacks: self.tracking_fallbacks + o.tracking_fallbacks,
-            l1_errors: self.l1_errors + o.l1_errors,
-        }
-    }
-}
 
 /// An in-process L1 in front of a shared L2; see the [tier docs](crate::tier).
 /// Cheap to clone (an `Arc`); clones share tiers, table and counters.
@@ -280,10 +202,6 @@ impl TwoTierBuilder {
     }
 }
 
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
-}
-
 /// An id for a new publisher, unique among the processes of an
 /// application with overwhelming odds: a hash of this process's id, a
 /// counter and the time, under a key the standard library draws at random
@@ -313,23 +231,8 @@ impl TwoTier {
 
     /// Counters so far.
     pub fn stats(&self) -> TierStats {
-        let c = &self.inner.counters;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        TierStats {
-            reads: g(&c.reads),
-            l1_hits: g(&c.l1_hits),
-            l1_hit_round_trips: g(&c.l1_hit_round_trips),
-            zero_trip_reads: g(&c.zero_trip_reads),
-            l2_round_trips: g(&c.l2_round_trips),
-            l2_keys_read: g(&c.l2_keys_read),
-            l2_bytes_read: g(&c.l2_bytes_read),
-            l2_writes: g(&c.l2_writes),
-            published: g(&c.published),
-            publish_failures: g(&c.publish_failures),
-            resyncs: self.inner.known.as_ref().map_or(0, |k| k.resyncs()),
-            tracking_fallbacks: g(&c.tracking_fallbacks),
-            l1_errors: g(&c.l1_errors),
-        }
+        let resyncs = self.inner.known.as_ref().map_or(0, |k| k.resyncs());
+        self.inner.counters.snapshot(resyncs)
     }
 
     /// The known-generation table (only with a backplane or tracking).
