@@ -32,9 +32,9 @@
 //! ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
 //! default an hour). `channel=<name>` is accepted and ignored (a real
 //! channel has nothing to model); a bare `backplane` is refused: the
-//! simulator needs the latency. A trace's fault events (`disconnect`,
-//! `lose_notice`) act on these models ([`Connected::tier_faults`]), not on
-//! real tracking. The grammar
+//! simulator needs the latency. The run's tier faults (`--disconnect`,
+//! `--lose-notice`: [`crate::config::TierFault`]) act on these models
+//! ([`Connected::tier_faults`]), not on real tracking. The grammar
 //! is [`backend_any::spec`], the one `backend-any` URLs use. Examples:
 //! `two-tier:locmem:64+locmem`,
 //! `two-tier/backplane=2000:locmem+redis://127.0.0.1:6379`,
@@ -49,9 +49,9 @@ use cache_core::tier::local_tracking::LocalTracker;
 use cache_core::tier::{LocalBackplane, TwoTier};
 use cache_core::{Backend, ManualClock};
 
-use crate::engine::{LiveKeys, TierFault};
+use crate::config::TierFaultKind;
+use crate::engine::{LiveKeys, TierFaultFn};
 use crate::error::{Error, Result};
-use crate::trace::FaultKind;
 
 /// The modelled delivery latency of an invalidation with `tracking` and no
 /// value, µs: what loopback Redis measured (see the docs, "Several
@@ -285,7 +285,7 @@ pub struct Connected {
     pub declared_padding: bool,
     /// Per process, what a trace's fault event does to it (two tiers with
     /// a backplane or tracking); empty otherwise.
-    pub tier_faults: Vec<TierFault>,
+    pub tier_faults: Vec<TierFaultFn>,
 }
 
 impl std::fmt::Debug for Connected {
@@ -342,7 +342,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 None => l2_store,
             };
             let mut tiers = Vec::new();
-            let mut tier_faults: Vec<TierFault> = Vec::new();
+            let mut tier_faults: Vec<TierFaultFn> = Vec::new();
             for (p, l1) in l1s.backends.into_iter().enumerate() {
                 let mut b = TwoTier::builder(l1, l2_store.clone()).clock(clock_arc.clone());
                 if let Some(t) = redis.as_ref().and_then(|t| t.get(p)) {
@@ -558,10 +558,10 @@ impl Backend for Settling {
 
 /// What a fault event does to the process whose two tiers are `tier`,
 /// with its backplane endpoint or tracking connection.
-fn fault(tier: &TwoTier, bus: Option<LocalBackplane>, tracker: Option<Arc<LocalTracker>>) -> TierFault {
+fn fault(tier: &TwoTier, bus: Option<LocalBackplane>, tracker: Option<Arc<LocalTracker>>) -> TierFaultFn {
     let known = tier.known().cloned();
-    Arc::new(move |kind: FaultKind| match kind {
-        FaultKind::Disconnect => {
+    Arc::new(move |kind: TierFaultKind| match kind {
+        TierFaultKind::Disconnect => {
             if let Some(t) = &tracker {
                 t.reconnect();
             } else if let Some(k) = known.as_ref().filter(|_| bus.is_some()) {
@@ -569,7 +569,7 @@ fn fault(tier: &TwoTier, bus: Option<LocalBackplane>, tracker: Option<Arc<LocalT
                 k.subscribed();
             }
         }
-        FaultKind::LoseNotice => {
+        TierFaultKind::LoseNotice => {
             if let Some(b) = &bus {
                 b.lose_next(1);
             }

@@ -14,7 +14,7 @@ use crate::calendar::{feed_range, visible_range, CalendarView, ViewOptions, Wire
 use crate::config::{Faults, Freeze};
 use crate::db::{ItemState, Write, WriteKind};
 use crate::error::{Error, Result};
-use crate::trace::{Event, FaultKind, Header, LineNo, Source};
+use crate::trace::{Event, Header, LineNo, Source};
 use crate::traffic::{Traffic, TrafficConfig};
 
 /// A scenario's name and what it shows.
@@ -177,6 +177,13 @@ pub fn faults(name: &str) -> Faults {
             end_us: DB_OUTAGE_AT_US + DB_OUTAGE_FOR_US,
             kind: crate::config::DbFaultKind::Outage,
         }),
+        TWO_TIER => {
+            use crate::config::{TierFault, TierFaultKind};
+            f.tier = vec![
+                TierFault::new(TWO_TIER_DISCONNECT_US, 1, TierFaultKind::Disconnect),
+                TierFault::new(TWO_TIER_SECOND_COMMIT_US - 1_000, 0, TierFaultKind::LoseNotice),
+            ];
+        }
         _ => {}
     }
     f
@@ -294,10 +301,12 @@ pub const TWO_TIER_COMMIT_US: u64 = 10_000_000;
 /// When its probes read, µs after the commit (of each delete).
 pub const TWO_TIER_PROBES_US: [u64; 5] = [500, 1_500, 2_500, 3_500, 5_000];
 /// When process 1's tracking connection (or subscription) drops and comes
-/// back, µs from the start.
+/// back, µs from the start (a fault the scenario brings:
+/// [`faults`]).
 pub const TWO_TIER_DISCONNECT_US: u64 = 21_000_000;
 /// When the second delete commits, µs from the start; process 0's first
-/// backplane notice of it is lost.
+/// backplane notice of it is lost (the fault is set 1 ms before, since
+/// trace events go before faults at the same instant).
 pub const TWO_TIER_SECOND_COMMIT_US: u64 = 22_000_000;
 /// When process 0 writes another calendar, µs from the start: its next
 /// notice after the lost one.
@@ -324,8 +333,6 @@ fn multi_process_two_tier() -> Result<Script> {
             );
         }
     }
-    s.fault_us(TWO_TIER_DISCONNECT_US, 1, FaultKind::Disconnect);
-    s.fault_us(TWO_TIER_SECOND_COMMIT_US, 0, FaultKind::LoseNotice);
     for (commit, item) in [(TWO_TIER_COMMIT_US, 3), (TWO_TIER_SECOND_COMMIT_US, 4)] {
         s.write_us(commit, 0, WriteKind::Delete, item, "cal:1", None);
         for d in TWO_TIER_PROBES_US {
@@ -488,16 +495,6 @@ impl Script {
 
     fn write(&mut self, t_ms: u64, kind: WriteKind, item: u64, scope: &str, state: Option<ItemState>) {
         self.write_us(t_ms * 1000, 0, kind, item, scope, state);
-    }
-
-    /// `kind` happens to `process`'s two tiers at `t_us`.
-    fn fault_us(&mut self, t_us: u64, process: u32, kind: FaultKind) {
-        self.events.push(Event::Fault {
-            t_us,
-            process,
-            kind,
-            line: LineNo::GENERATED,
-        });
     }
 
     /// Process 0's store loses the strategy's control keys for `view` at

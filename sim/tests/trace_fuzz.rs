@@ -28,8 +28,6 @@ const EVENTS: &[&str] = &[
     r#"{"t_us":9,"type":"delete","item":9,"scope":"cal:1"}"#,
     r#"{"t_us":10,"type":"create","item":10,"scope":"team:2","start":"2025-10-08T13:00:00+05:30","end":"2025-10-09T00:00:00+05:30","work_type":"leave","status":"blocked"}"#,
     r#"{"t_us":11,"type":"evict_control","process":1,"scopes":["cal:1"],"start":"2025-10-01","end":"2025-10-02","timeZone":"Asia/Manila"}"#,
-    r#"{"t_us":12,"type":"disconnect","process":1}"#,
-    r#"{"t_us":13,"type":"lose_notice"}"#,
     r#"{"t_us":3660000000,"type":"load","item":1,"scope":"cal:1","start":"2025-10-08T13:00:00Z","end":"2025-10-08T14:30:00Z","work_type":"task","status":"open"}"#,
 ];
 

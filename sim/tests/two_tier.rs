@@ -100,7 +100,7 @@ fn run_with(scenario: &str, spec: &str, fenced: bool) -> Run {
         let mut opts = StrategyOptions::default();
         opts.clock = Arc::new(clock.clone());
         let strategy = by_name("stamped", &opts).unwrap();
-        let mut faults = Vec::new();
+        let mut tier_faults = Vec::new();
         let (backends, tiers, counting) = if spec == "l2-only" {
             let l2 = Arc::new(CountingL2 {
                 inner: LocmemBackend::builder().clock(Arc::new(clock.clone())).build(),
@@ -112,12 +112,14 @@ fn run_with(scenario: &str, spec: &str, fenced: bool) -> Run {
             let stores = connect(&BackendSpec::parse(spec).unwrap(), source.header.processes, &clock)
                 .await
                 .unwrap();
-            faults = stores.faults;
+            tier_faults = stores.tier_faults;
             (stores.backends, stores.tiers, None)
         };
         let mut cell = Cell::new(strategy, backends, clock);
         cell.fenced_writes = fenced;
-        cell.faults = faults;
+        // The scenario's own faults (a dropped connection, a lost notice).
+        cell.faults = scenarios::faults(scenario);
+        cell.tier_faults = tier_faults;
         let m = run_cell(source, &cell, None).await.unwrap();
         let tier = tiers.iter().map(|t| t.stats()).fold(TierStats::default(), |a, b| a + b);
         let (l2_bytes, l2_reads) = match &counting {
@@ -326,7 +328,7 @@ fn two_tiers_on_multi_process_two_tier_fenced() {
 #[test]
 fn the_scenario_compares_its_default_backends() {
     use sim::runner::{registry, run as run_all, RunConfig};
-    let mut cfg = RunConfig::new(TWO_TIER);
+    let mut cfg = RunConfig::for_scenario(TWO_TIER);
     cfg.strategies = vec!["stamped".into()];
     let labels: Vec<String> = cfg.backends.iter().map(BackendSpec::label).collect();
     assert_eq!(labels, scenarios::TWO_TIER_BACKENDS);

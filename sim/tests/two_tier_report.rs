@@ -15,7 +15,8 @@ use sim::runner::{registry, run, RunConfig};
 use sim::scenarios::{self, TWO_TIER};
 
 fn report(url: &str) -> Report {
-    let mut cfg = RunConfig::new(TWO_TIER);
+    // The scenario's faults too (a dropped connection, a lost notice).
+    let mut cfg = RunConfig::for_scenario(TWO_TIER);
     cfg.strategies = vec!["stamped".into()];
     cfg.backends = [
         url.to_owned(),

@@ -129,9 +129,9 @@ pub type LiveKeys = Arc<dyn Fn() -> Vec<(String, usize)> + Send + Sync>;
 /// `l2_round_trips`), so a step is charged per round trip it made.
 pub type RoundTrips = Arc<dyn Fn() -> u64 + Send + Sync>;
 
-/// What a trace's [`Event::Fault`] does to one process's two tiers (drops
-/// its tracking connection, loses its next backplane notice).
-pub type TierFault = Arc<dyn Fn(crate::trace::FaultKind) + Send + Sync>;
+/// What a [`TierFault`](crate::config::TierFault) does to one process's two
+/// tiers (drops its tracking connection, loses its next backplane notice).
+pub type TierFaultFn = Arc<dyn Fn(crate::config::TierFaultKind) + Send + Sync>;
 
 /// Everything one cell needs.
 #[derive(Clone)]
@@ -188,9 +188,11 @@ pub struct Cell {
     /// [`cache_core::fault::Frozen`]; listed here so that reads and errors
     /// are counted against them) and whether the app keeps an outbox.
     pub faults: crate::config::Faults,
-    /// Per app process: what a fault event does to it; empty (the
-    /// default): fault events change nothing (no two tiers).
-    pub tier_faults: Vec<TierFault>,
+    /// Per app process: what the run's tier faults
+    /// ([`Faults::tier`](crate::config::Faults::tier), scheduled from
+    /// [`Self::faults`]) do to it; empty (the default): nothing (no two
+    /// tiers).
+    pub tier_faults: Vec<TierFaultFn>,
 }
 
 impl std::fmt::Debug for Cell {
@@ -272,6 +274,11 @@ enum Slot {
     Wake {
         read: u32,
         wait: u64,
+    },
+    /// A fault of `process`'s two tiers (`Faults::tier`).
+    TierFault {
+        process: u32,
+        kind: crate::config::TierFaultKind,
     },
 }
 
@@ -445,11 +452,6 @@ impl Run {
                 });
                 self.schedule(t.saturating_add(us(self.cell.latencies.invalidate_us)), slot);
             }
-            Event::Fault { process, kind, .. } => {
-                if let Some(fault) = self.cell.tier_faults.get(*process as usize) {
-                    fault(*kind);
-                }
-            }
             Event::EvictControl { process, view, .. } => {
                 self.rec.control_evictions += 1;
                 let keys = self.aside.strategy().control_keys(view);
@@ -562,6 +564,13 @@ impl Run {
             Slot::Wake { read, wait } => {
                 self.free.push(slot);
                 self.wake(read, wait, now);
+                return;
+            }
+            Slot::TierFault { process, kind } => {
+                self.free.push(slot);
+                if let Some(fault) = self.cell.tier_faults.get(process as usize) {
+                    fault(kind);
+                }
                 return;
             }
             Slot::Free => return,

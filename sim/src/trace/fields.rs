@@ -15,7 +15,7 @@ use cache_core::{Scope, View};
 use chrono::DateTime;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::format::{Event, FaultKind, LineNo, MAX_SCOPE_BYTES, MAX_T_US, MAX_VIEW_SCOPE_BYTES, VIEW_PARAMS};
+use super::format::{Event, LineNo, MAX_SCOPE_BYTES, MAX_T_US, MAX_VIEW_SCOPE_BYTES, VIEW_PARAMS};
 use crate::calendar::parse_wire_instant;
 use crate::db::{code_of, ItemState, Write, WriteKind, STATUSES, WORK_TYPES};
 use crate::error::{Error, Result};
@@ -369,18 +369,6 @@ impl<'a, 'f> Fields<'a, 'f> {
                     line,
                 })
             }
-            kind @ ("disconnect" | "lose_notice") => {
-                return Ok(Event::Fault {
-                    t_us,
-                    process,
-                    kind: if kind == "disconnect" {
-                        FaultKind::Disconnect
-                    } else {
-                        FaultKind::LoseNotice
-                    },
-                    line,
-                })
-            }
             "load" => WriteKind::Load,
             "create" => WriteKind::Create,
             "edit" => WriteKind::Edit,
@@ -388,10 +376,7 @@ impl<'a, 'f> Fields<'a, 'f> {
             other => {
                 return Err(self.err(
                     "type",
-                    format!(
-                        "unknown event type {other:?} (read, create, edit, delete, load, evict_control, disconnect, \
-                         lose_notice)"
-                    ),
+                    format!("unknown event type {other:?} (read, create, edit, delete, load, evict_control)"),
                 ))
             }
         };

@@ -169,63 +169,22 @@ pub enum Event {
         /// Where it was read from.
         line: LineNo,
     },
-    /// Something happens to what keeps a process's two tiers coherent
-    /// (nothing, on a backend without two tiers).
-    Fault {
-        /// µs after the trace start, at most [`MAX_T_US`].
-        t_us: u64,
-        /// The process it happens to.
-        process: u32,
-        /// What happens.
-        kind: FaultKind,
-        /// Where it was read from.
-        line: LineNo,
-    },
-}
-
-/// A fault of the connections that keep two tiers coherent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FaultKind {
-    /// `disconnect`: the process's tracking connection or backplane
-    /// subscription drops and is made again: everything it vouched for is
-    /// forgotten, and reads ask L2 until they are tracked (or learnt) again.
-    Disconnect,
-    /// `lose_notice`: the next backplane notice the process publishes is
-    /// lost on the way (its number is spent, so the others notice at the
-    /// process's next notice). Nothing with tracking: the server loses no
-    /// invalidation while the connection is up.
-    LoseNotice,
-}
-
-impl FaultKind {
-    /// The trace's `type`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultKind::Disconnect => "disconnect",
-            FaultKind::LoseNotice => "lose_notice",
-        }
-    }
 }
 
 impl Event {
     /// µs after the trace start.
     pub fn t_us(&self) -> u64 {
         match self {
-            Event::Read { t_us, .. }
-            | Event::Write { t_us, .. }
-            | Event::EvictControl { t_us, .. }
-            | Event::Fault { t_us, .. } => *t_us,
+            Event::Read { t_us, .. } | Event::Write { t_us, .. } | Event::EvictControl { t_us, .. } => *t_us,
         }
     }
 
     /// The app process the event happens on.
     pub fn process(&self) -> u32 {
         match self {
-            Event::Read { process, .. }
-            | Event::Write { process, .. }
-            | Event::EvictControl { process, .. }
-            | Event::Fault { process, .. } => *process,
+            Event::Read { process, .. } | Event::Write { process, .. } | Event::EvictControl { process, .. } => {
+                *process
+            }
         }
     }
 
@@ -234,10 +193,7 @@ impl Event {
     /// exist) name this line.
     pub fn line(&self) -> u64 {
         match self {
-            Event::Read { line, .. }
-            | Event::Write { line, .. }
-            | Event::EvictControl { line, .. }
-            | Event::Fault { line, .. } => line.0,
+            Event::Read { line, .. } | Event::Write { line, .. } | Event::EvictControl { line, .. } => line.0,
         }
     }
 
@@ -304,16 +260,6 @@ impl Event {
                 m.insert("type".into(), "evict_control".into());
                 m.insert("process".into(), (*process).into());
                 view_fields(&mut m, view);
-            }
-            Event::Fault {
-                t_us,
-                process,
-                kind,
-                line: _,
-            } => {
-                m.insert("t_us".into(), (*t_us).into());
-                m.insert("type".into(), kind.as_str().into());
-                m.insert("process".into(), (*process).into());
             }
         }
         Value::Object(m)

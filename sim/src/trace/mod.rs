@@ -32,7 +32,7 @@ pub use access_log::{
     AccessLogSummary, ScopeFrom, SkipCount,
 };
 pub use format::{
-    Event, EventIter, FaultKind, Header, LineNo, Source, FORMAT_NAME, FORMAT_VERSION, MAX_LINE_BYTES, MAX_PROCESSES,
+    Event, EventIter, Header, LineNo, Source, FORMAT_NAME, FORMAT_VERSION, MAX_LINE_BYTES, MAX_PROCESSES,
     MAX_SCOPE_BYTES, MAX_T_US, MAX_VIEW_SCOPE_BYTES, VIEW_PARAMS,
 };
 pub use reader::{open_trace, TraceReader};
