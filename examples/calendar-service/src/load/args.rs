@@ -14,6 +14,7 @@ pub const FULL_ROWS: &[&str] = &[
     "stamped@memcache",
     "versioned@memcache",
     "stamped@two-tier/backplane:locmem:64+redis",
+    "stamped@two-tier/tracking:locmem:64+redis",
     "stamped@locmem",
     "stamped@redis@kill",
     "versioned@redis@kill",
@@ -24,6 +25,7 @@ pub const FULL_ROWS: &[&str] = &[
     "stamped@memcache@stop=2s",
     "versioned@memcache@stop=2s",
     "stamped@two-tier/backplane:locmem:64+redis@pubsub-kill",
+    "stamped@two-tier/tracking:locmem:64+redis@kill",
     "stamped@redis@service-restart",
     "stamped@redis@maxmemory=2mb",
     "versioned@redis@maxmemory=2mb",
@@ -70,7 +72,8 @@ fn positive(s: &str) -> Result<f64, String> {
              beside each row",
     after_help = "Rows are STRATEGY@CACHE[@FAULT,…]. CACHE is a calendar-service --cache URL in which `redis` and \
                   `memcache` stand for servers the tool starts: locmem, locmem:<MiB>, redis, memcache, none, \
-                  two-tier:locmem+memcache, two-tier/backplane:locmem:64+redis. FAULT is kill (kill -9 of the \
+                  two-tier:locmem+memcache, two-tier/backplane:locmem:64+redis, \
+                  two-tier/tracking:locmem:64+redis. FAULT is kill (kill -9 of the \
                   cache server and a restart on the same port, empty), stop[=2s] (SIGSTOP, then SIGCONT), \
                   pubsub-kill (CLIENT KILL TYPE pubsub; two-tier/backplane only), service-restart (kill -9 of \
                   service 0 and a restart), maxmemory[=2mb] (Redis with that maxmemory and allkeys-lru), each \
@@ -100,7 +103,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub processes: u32,
     /// A row, `STRATEGY@CACHE[@FAULT,…]` (repeatable; default: the full run's
-    /// 19 rows, or --smoke's 2). See below.
+    /// 21 rows, or --smoke's 2). See below.
     #[arg(long = "row", value_name = "ROW", value_parser = parse_row)]
     pub rows: Vec<RowSpec>,
     /// The acceptance run: 3 processes, ~25 s of traffic over two rows
