@@ -7,7 +7,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), backend_any::Error> {
 //! let cache = backend_any::range_cache("locmem", "versioned").await?;
-//! assert_eq!(cache.metrics().strategy, "versioned");
+//! assert_eq!(cache.strategy().name(), "versioned");
 //! # Ok(()) }
 //! ```
 //!
@@ -23,7 +23,9 @@
 //! | `redis+cluster://host:7000,host:7001` | a Redis Cluster |
 //! | `memcache://host:11211`, `memcache://a:11211,b:11211?timeout_ms=200` | Memcached, one server or a pool ([`backend_memcached`]) |
 //! | `two-tier:locmem:64+redis://host:6379/0` | two tiers: an in-process L1 (64 MiB) in front of a shared L2 (any URL above) ([`cache_core::tier`]) |
-//! | `two-tier/backplane:locmem+redis://host:6379/0` | two tiers kept coherent over Redis pub/sub: an L1 hit makes no round trip (options: [`two_tier`](crate#two-tier-urls)) |
+//! | `two-tier/tracking:locmem+redis://host:6379/0` | two tiers kept coherent by Redis itself (client tracking): an L1 hit makes no round trip (options: [`two_tier`](crate#two-tier-urls)) |
+//! | `two-tier/backplane:locmem+redis://host:6379/0` | two tiers kept coherent over Redis pub/sub: an L1 hit makes no round trip |
+//! | `none` | keeps nothing: every read is a miss, the app with its cache off, to measure what the cache buys ([`NoneBackend`]) |
 //!
 //! A password in a URL never appears in an error or a log line: [`redact`]
 //! shows it as `***`.
@@ -32,13 +34,12 @@
 //! on one Redis) or other options, [`range_cache_with`] takes them:
 //!
 //! ```
-//! use cache_core::{strategy::StrategyOptions, RangeCacheOptions};
+//! use cache_core::CacheOptions;
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), backend_any::Error> {
 //! let cache = backend_any::range_cache_with(
 //!     "locmem:64",
 //!     "bucketed",
-//!     &StrategyOptions::default().with_namespace("calendar"),
-//!     RangeCacheOptions::default(),
+//!     &CacheOptions::default().with_namespace("calendar"),
 //! )
 //! .await?;
 //! # let _ = cache; Ok(()) }
@@ -51,12 +52,15 @@
 //! [`cache_core::tier`] for when to choose it and what it costs.
 //!
 //! - `<l1>`: `locmem` or `locmem:<MiB>`; `<l2>`: any other URL above.
+//! - `tracking`: Redis client tracking (RESP3, Redis 6+) on the L2's
+//!   servers, every master of a cluster: the server tells each process
+//!   when a generation it read changed. Only with a Redis L2.
 //! - `backplane`: Redis pub/sub on the L2's server (a cluster's first node)
 //!   tells every process about generation bumps. Only with a Redis L2:
 //!   Memcached has no publish/subscribe.
 //! - `channel=<name>`: the pub/sub channel (default
-//!   `range-cache:generations`); `trust=<s>`: how long a known generation
-//!   is trusted without a notice (default 30).
+//!   `range-cache:generations`); `trust=<s>`: how long a generation the
+//!   backplane vouches for is trusted without a notice (default 3600).
 //!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), backend_any::Error> {
@@ -74,16 +78,21 @@
 //!   [`range_cache_with`] (URL + strategy → `RangeCache`), [`redact`], and
 //!   the [`Error`] type.
 //! - `two_tier.rs`: `two-tier:` URLs.
+//! - `none.rs`: [`NoneBackend`], the `none` URL.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::sync::Arc;
 
 use backend_locmem::LocmemBackend;
-use cache_core::strategy::{by_name, StrategyOptions};
-use cache_core::{Backend, RangeCache, RangeCacheOptions};
+use cache_core::redact::scrub;
+use cache_core::strategy::by_name;
+use cache_core::{Backend, CacheOptions, RangeCache};
 
+mod none;
+pub mod spec;
 mod two_tier;
 
+pub use none::NoneBackend;
 pub use two_tier::DEFAULT_CHANNEL;
 
 /// Why no backend or cache could be built. Every variant that quotes the URL
@@ -94,7 +103,7 @@ pub enum Error {
     /// The URL's scheme names no backend.
     #[error(
         "unknown backend URL {url:?}: expected locmem, locmem:<MiB>, redis://, rediss://, \
-         redis+cluster://, rediss+cluster://, memcache:// or two-tier:<l1>+<l2>"
+         redis+cluster://, rediss+cluster://, memcache://, two-tier:<l1>+<l2> or none"
     )]
     UnknownScheme {
         /// The URL, password hidden.
@@ -145,8 +154,11 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Backend>, Error> {
     if url == "locmem" {
         return Ok(Arc::new(LocmemBackend::new()));
     }
-    if let Some(rest) = url.strip_prefix("two-tier") {
-        return two_tier::connect_two_tier(url, rest).await;
+    if url == "none" {
+        return Ok(Arc::new(NoneBackend));
+    }
+    if url.starts_with("two-tier") {
+        return two_tier::connect_two_tier(url).await;
     }
     if let Some(mib) = url.strip_prefix("locmem:") {
         let mib: u64 = mib
@@ -190,24 +202,27 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Backend>, Error> {
 /// Build it once at startup and share it (`Arc`, or axum state): its
 /// single-flight and metrics work across requests only if they share it.
 pub async fn range_cache(url: &str, strategy: &str) -> Result<RangeCache, Error> {
-    range_cache_with(url, strategy, &StrategyOptions::default(), RangeCacheOptions::default()).await
+    range_cache_with(url, strategy, &CacheOptions::default()).await
 }
 
-/// As [`range_cache`], with strategy and cache options (a key namespace, a
-/// TTL, XFetch). The strategy is checked before any server is contacted.
-pub async fn range_cache_with(
-    url: &str,
-    strategy: &str,
-    strategy_options: &StrategyOptions,
-    options: RangeCacheOptions,
-) -> Result<RangeCache, Error> {
-    let strategy = by_name(strategy, strategy_options).map_err(Error::Strategy)?;
+/// As [`range_cache`], with options (a key namespace, a TTL, XFetch, …).
+/// The strategy and the options are checked before any server is
+/// contacted. For a cache name or a strategy of your own, use
+/// [`connect`] and [`RangeCache::builder`].
+pub async fn range_cache_with(url: &str, strategy: &str, options: &CacheOptions) -> Result<RangeCache, Error> {
+    by_name(strategy, options).map_err(Error::Strategy)?;
     let backend = connect(url).await?;
-    Ok(RangeCache::new(backend, strategy, options))
+    RangeCache::builder(backend)
+        .options(options.clone())
+        .strategy(strategy)
+        .build()
+        .map_err(Error::Strategy)
 }
 
-/// `url` with the password of its user part replaced by `***`, for logs and
-/// errors.
+/// `url` with its passwords replaced by `***`, for logs and errors: the
+/// user info's password (or a lone token) and `password=` query values
+/// ([`cache_core::redact::redact_url`], the redactor every crate of the
+/// workspace uses).
 ///
 /// ```
 /// assert_eq!(backend_any::redact("redis://app:s3cret@h:6379/0"), "redis://app:***@h:6379/0");
@@ -215,17 +230,7 @@ pub async fn range_cache_with(
 /// assert_eq!(backend_any::redact("memcache://h:11211"), "memcache://h:11211");
 /// ```
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some(info) = userinfo(url) else {
-        return url.to_owned();
-    };
-    let hosts = &rest[info.len() + 1..];
-    match info.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{hosts}"),
-        None => url.to_owned(),
-    }
+    cache_core::redact::redact_url(url)
 }
 
 /// The `user[:password]` part of `url`, if any.
@@ -233,16 +238,6 @@ fn userinfo(url: &str) -> Option<&str> {
     let (_, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     authority.rfind('@').map(|at| &authority[..at])
-}
-
-/// `message` with every occurrence of `url`'s password replaced by `***`:
-/// the backends redact the URLs they quote, and this makes sure of it for
-/// any other place a client library might echo the password.
-fn scrub(message: &str, url: &str) -> String {
-    match userinfo(url).and_then(|info| info.split_once(':')) {
-        Some((_, password)) if !password.is_empty() => message.replace(password, "***"),
-        _ => message.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -263,12 +258,11 @@ mod tests {
             url,
             "versioned",
             // One namespace per call: several URLs share one server.
-            &StrategyOptions::default().with_namespace(format!(
+            &CacheOptions::default().with_namespace(format!(
                 "backend-any-test-{}-{}",
                 std::process::id(),
                 CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             )),
-            RangeCacheOptions::default(),
         )
         .await
         .unwrap();
@@ -286,6 +280,35 @@ mod tests {
         assert_eq!((m.hits, m.loader_calls, m.invalidations), (1, 2, 1), "{url}");
     }
 
+    /// `none` keeps nothing: every read loads, every strategy's writes
+    /// succeed (its `incr` finds no counter and the strategies seed one,
+    /// which is lost too), and nothing counts as an error.
+    #[tokio::test]
+    async fn none_caches_nothing_and_never_fails() {
+        for strategy in cache_core::strategy::NAMES {
+            let cache = range_cache("none", strategy).await.unwrap();
+            let v = view();
+            for round in 0..3u8 {
+                let body = cache
+                    .get_or_load(&v, || async move { Ok::<_, std::io::Error>(Bytes::from(vec![round])) })
+                    .await
+                    .unwrap();
+                assert_eq!(body.as_ref(), [round], "{strategy}: served what the loader gave");
+                let change = Change::new(Scope::new("cal:1").unwrap(), [v.range]).unwrap();
+                cache.begin_write(&change).await.unwrap();
+                cache.end_write(&change).await.unwrap();
+            }
+            let m = cache.metrics();
+            assert_eq!((m.hits, m.misses, m.loader_calls), (0, 3, 3), "{strategy}");
+            assert_eq!(
+                (m.read_errors, m.store_errors, m.invalidation_errors),
+                (0, 0, 0),
+                "{strategy}"
+            );
+            assert_eq!(cache.backend().name(), "none");
+        }
+    }
+
     #[tokio::test]
     async fn locmem_forms() {
         check_roundtrip("locmem").await;
@@ -297,8 +320,8 @@ mod tests {
 
     #[tokio::test]
     async fn real_redis_and_memcached() {
-        use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
-        use cache_core::testkit::redis::RedisServer;
+        use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
+        use cache_testkit::redis::RedisServer;
         let redis = RedisServer::new().unwrap();
         check_roundtrip(&redis.url()).await;
         let memcached = MemcachedServer::spawn(&MemcachedConfig::default()).unwrap();
@@ -306,22 +329,34 @@ mod tests {
         check_roundtrip("two-tier:locmem+locmem").await;
         check_roundtrip(&format!("two-tier:locmem:8+{}", redis.url())).await;
         check_roundtrip(&format!("two-tier/backplane,trust=60:locmem+{}", redis.url())).await;
+        check_roundtrip(&format!("two-tier/tracking:locmem+{}", redis.url())).await;
         check_roundtrip(&format!("two-tier:locmem+{}", memcached.url())).await;
     }
 
-    /// Two processes on one `two-tier/backplane` URL: the second serves the
-    /// first's fill from its own L1 after one read, and sees the first's
-    /// write (a bump notice) without serving its outdated copy.
+    /// Two processes on one `two-tier/backplane` or `two-tier/tracking`
+    /// URL: the second serves the first's fill from its own L1 after one
+    /// read, and sees the first's write (a bump notice, an invalidation)
+    /// without serving its outdated copy.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_tier_urls_stay_coherent_across_processes() {
-        use cache_core::testkit::redis::RedisServer;
+        use cache_testkit::redis::RedisServer;
         let redis = RedisServer::new().unwrap();
-        let url = format!("two-tier/backplane,channel=any-test:locmem+{}", redis.url());
+        for (option, name) in [
+            ("backplane,channel=any-test", "two-tier(locmem+redis+redis-pubsub)"),
+            ("tracking", "two-tier(locmem+redis+redis-tracking)"),
+        ] {
+            coherent(&format!("two-tier/{option}:locmem+{}", redis.url()), name).await;
+        }
+    }
+
+    async fn coherent(url: &str, name: &str) {
+        // A namespace per URL: the runs share one server.
+        let options = cache_core::CacheOptions::default().with_namespace(name);
         let (a, b) = (
-            range_cache(&url, "stamped").await.unwrap(),
-            range_cache(&url, "stamped").await.unwrap(),
+            range_cache_with(url, "stamped", &options).await.unwrap(),
+            range_cache_with(url, "stamped", &options).await.unwrap(),
         );
-        assert_eq!(a.backend().name(), "two-tier(locmem+redis+redis-pubsub)");
+        assert_eq!(a.backend().name(), name);
         let v = view();
         let load =
             |body: &'static str| move || async move { Ok::<_, std::io::Error>(Bytes::from_static(body.as_bytes())) };
@@ -367,6 +402,7 @@ mod tests {
             "memcache://app:hunter2@127.0.0.1:1",
             "two-tier:locmem+redis://app:hunter2@127.0.0.1:1/0",
             "two-tier/backplane:locmem+redis://app:hunter2@127.0.0.1:1/0",
+            "two-tier/tracking:locmem+redis://app:hunter2@127.0.0.1:1/0",
             "redis://app:hunter2@127.0.0.1:notaport",
         ] {
             let err = connect(url).await.unwrap_err();
@@ -379,7 +415,11 @@ mod tests {
     #[test]
     fn redact_and_scrub() {
         assert_eq!(redact("redis+cluster://u:p@a:1,b:2"), "redis+cluster://u:***@a:1,b:2");
-        assert_eq!(redact("redis://user@h:1"), "redis://user@h:1");
+        assert_eq!(
+            redact("redis://token@h:1"),
+            "redis://***@h:1",
+            "a lone token is a password"
+        );
         assert_eq!(redact("redis://h:1/0?x=a@b"), "redis://h:1/0?x=a@b");
         assert_eq!(redact("locmem"), "locmem");
         assert_eq!(scrub("bad pw zz in u:zz@h", "redis://u:zz@h"), "bad pw *** in u:***@h");

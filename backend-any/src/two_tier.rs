@@ -1,27 +1,36 @@
 //! `two-tier[/<option>,…]:<l1>+<l2>` URLs: an in-process L1 per process in
 //! front of a shared L2 ([`cache_core::tier::TwoTier`]), optionally kept
-//! coherent by a Redis pub/sub backplane.
+//! coherent by Redis client tracking or a Redis pub/sub backplane.
 //!
 //! - `<l1>`: `locmem` or `locmem:<MiB>`, this process's copy.
 //! - `<l2>`: any other URL this crate takes (`redis://…`,
 //!   `redis+cluster://…`, `memcache://…`, or `locmem` for a test).
 //! - Options, comma-separated:
+//!   - `tracking`: Redis client tracking on the L2's servers (one RESP3
+//!     connection per server or cluster master,
+//!     [`RedisTracker`](backend_redis::RedisTracker)): the server tells
+//!     this process when a generation it read changed, so an L1 hit makes
+//!     no round trip. Only with a Redis L2 (Redis 6 or later).
 //!   - `backplane`: subscribe to generation bumps over Redis pub/sub on the
 //!     L2's server (the first node of a cluster), so an L1 hit makes no
 //!     round trip. Only with a Redis L2: Memcached has no publish/subscribe.
 //!   - `channel=<name>`: the pub/sub channel (default
 //!     [`DEFAULT_CHANNEL`]); every process of one application uses the same.
-//!   - `trust=<s>`: how long a known generation is trusted without a notice
+//!   - `trust=<s>`: how long a generation the backplane vouches for is
+//!     trusted without a notice
 //!     ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
-//!     default 30 s).
+//!     default an hour).
 //!
-//! The simulator's `--backend` takes the same form, except that its
-//! `backplane=<µs>` is a modelled delivery latency.
+//! The grammar is [`backend_any::spec`], shared with the simulator's
+//! `--backend`, whose `backplane=<µs>` and `tracking=<µs>` are modelled
+//! delivery latencies: a value given here is refused with that
+//! explanation.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use backend_redis::RedisBackplane;
+use crate::spec::{SpecError, TwoTierSpec};
+use backend_redis::{RedisBackplane, RedisTracker};
 use cache_core::tier::TwoTier;
 use cache_core::Backend;
 
@@ -35,69 +44,59 @@ struct Spec<'a> {
     l1: &'a str,
     l2: &'a str,
     backplane: bool,
+    tracking: bool,
     channel: Option<&'a str>,
     trust: Option<Duration>,
 }
 
-/// Parses the part of `url` after `two-tier`.
-fn parse<'a>(url: &str, rest: &'a str) -> Result<Spec<'a>, Error> {
+/// Parses `url` with the shared grammar ([`TwoTierSpec`]), then what an
+/// application can honour: a real backplane on a Redis L2.
+fn parse(url: &str) -> Result<Spec<'_>, Error> {
     let config = |message: String| Error::Config {
         url: redact(url),
-        message: format!(
-            "{message}; expected two-tier[/backplane[,channel=<name>][,trust=<s>]]:<locmem|locmem:MiB>+<L2 URL>"
-        ),
+        message,
     };
-    let (options, tiers) = match rest.strip_prefix('/') {
-        Some(r) => r
-            .split_once(':')
-            .map(|(o, t)| (Some(o), t))
-            .ok_or_else(|| config("missing ':' after the options".into()))?,
-        None => (
-            None,
-            rest.strip_prefix(':')
-                .ok_or_else(|| config("missing ':' after two-tier".into()))?,
-        ),
-    };
-    let (l1, l2) = tiers
-        .split_once('+')
-        .ok_or_else(|| config("missing '+' between L1 and L2".into()))?;
-    if l1 != "locmem" && !l1.starts_with("locmem:") {
-        return Err(config(format!("L1 must be locmem or locmem:<MiB>, not {l1:?}")));
-    }
-    if l2.starts_with("two-tier") {
-        return Err(config("L2 cannot be two-tier".into()));
-    }
-    let mut spec = Spec {
-        l1,
-        l2,
-        backplane: false,
-        channel: None,
-        trust: None,
-    };
-    for option in options.into_iter().flat_map(|o| o.split(',')) {
-        match option.split_once('=') {
-            None if option == "backplane" => spec.backplane = true,
-            Some(("channel", name)) if !name.is_empty() => spec.channel = Some(name),
-            Some(("trust", s)) => {
-                let s: u64 = s
-                    .parse()
-                    .ok()
-                    .filter(|&s| s > 0)
-                    .ok_or_else(|| config(format!("trust={s}: expected whole seconds, at least 1")))?;
-                spec.trust = Some(Duration::from_secs(s));
-            }
-            _ => return Err(config(format!("unknown option {option:?}"))),
+    let spec = TwoTierSpec::parse(url).map_err(|e| config(e.to_string()))?;
+    let ours = |message: &str| config(SpecError::new(message).to_string());
+    let backplane = match spec.backplane() {
+        None => false,
+        Some(None) => true,
+        Some(Some(_)) => {
+            return Err(ours(
+                "backplane=<µs> is the simulator's modelled delivery latency; here the backplane is a real \
+                 Redis channel with its own latency: write `backplane`",
+            ))
         }
-    }
-    if !spec.backplane && (spec.channel.is_some() || spec.trust.is_some()) {
-        return Err(config("channel and trust only apply with backplane".into()));
-    }
-    if spec.backplane && !l2.starts_with("redis") {
-        return Err(config(
-            "backplane needs a Redis L2 (Memcached has no publish/subscribe: use two-tier without backplane)".into(),
+    };
+    if backplane && !spec.l2.starts_with("redis") {
+        return Err(ours(
+            "backplane needs a Redis L2 (Memcached has no publish/subscribe: use two-tier without backplane)",
         ));
     }
-    Ok(spec)
+    let tracking = match spec.tracking() {
+        None => false,
+        Some(None) => true,
+        Some(Some(_)) => {
+            return Err(ours(
+                "tracking=<µs> is the simulator's modelled delivery latency; here the server delivers the \
+                 invalidations: write `tracking`",
+            ))
+        }
+    };
+    if tracking && !spec.l2.starts_with("redis") {
+        return Err(ours(
+            "tracking needs a Redis L2 (client tracking is a Redis feature; with Memcached use a Redis \
+             backplane or no option)",
+        ));
+    }
+    Ok(Spec {
+        l1: spec.l1,
+        l2: spec.l2,
+        backplane,
+        tracking,
+        channel: spec.channel(),
+        trust: spec.trust().map(Duration::from_secs),
+    })
 }
 
 /// The single-node URL the backplane subscribes on: the L2's own, or the
@@ -119,8 +118,8 @@ fn backplane_url(l2: &str) -> String {
 }
 
 /// Connects a `two-tier` URL (`rest` is what follows `two-tier`).
-pub(crate) async fn connect_two_tier(url: &str, rest: &str) -> Result<Arc<dyn Backend>, Error> {
-    let spec = parse(url, rest)?;
+pub(crate) async fn connect_two_tier(url: &str) -> Result<Arc<dyn Backend>, Error> {
+    let spec = parse(url)?;
     let l1 = Box::pin(connect(spec.l1)).await?;
     let l2 = Box::pin(connect(spec.l2)).await?;
     let mut builder = TwoTier::builder(l1, l2);
@@ -133,6 +132,14 @@ pub(crate) async fn connect_two_tier(url: &str, rest: &str) -> Result<Arc<dyn Ba
                 message: format!("backplane: {}", scrub(&e.to_string(), &bp_url)),
             })?;
         builder = builder.backplane(Arc::new(bus));
+    }
+    if spec.tracking {
+        // The L2's own URL: the tracker finds a cluster's masters itself.
+        let tracker = RedisTracker::connect(spec.l2).await.map_err(|e| Error::Connect {
+            url: redact(url),
+            message: format!("tracking: {}", scrub(&e.to_string(), spec.l2)),
+        })?;
+        builder = builder.tracking(Arc::new(tracker));
     }
     if let Some(t) = spec.trust {
         builder = builder.trust_for(t);
@@ -150,34 +157,41 @@ mod tests {
 
     #[test]
     fn specs_parse_and_bad_ones_say_why() {
-        let s = parse(
-            "u",
-            "/backplane,channel=feeds,trust=300:locmem:64+redis+cluster://a:1,b:2",
-        )
-        .unwrap();
+        let s = parse("two-tier/backplane,channel=feeds,trust=300:locmem:64+redis+cluster://a:1,b:2").unwrap();
         assert_eq!(
             (s.l1, s.l2, s.backplane),
             ("locmem:64", "redis+cluster://a:1,b:2", true)
         );
         assert_eq!((s.channel, s.trust), (Some("feeds"), Some(Duration::from_secs(300))));
-        let s = parse("u", ":locmem+memcache://h:1").unwrap();
+        let s = parse("two-tier:locmem+memcache://h:1").unwrap();
         assert!(!s.backplane && s.channel.is_none());
-        for (rest, why) in [
-            ("", "missing ':'"),
-            (":locmem", "missing '+'"),
-            (":redis://h:1+locmem", "L1 must be locmem"),
-            (":locmem+two-tier:locmem+locmem", "cannot be two-tier"),
-            ("/oops:locmem+redis://h:1", "unknown option"),
-            ("/backplane,trust=0:locmem+redis://h:1", "at least 1"),
-            ("/trust=5:locmem+redis://h:1", "only apply with backplane"),
-            ("/backplane:locmem+memcache://h:1", "Memcached has no publish/subscribe"),
-            ("/backplane:locmem+locmem", "needs a Redis L2"),
+        let s = parse("two-tier/tracking:locmem+redis+cluster://a:1,b:2").unwrap();
+        assert!(s.tracking && !s.backplane);
+        for (url, why) in [
+            ("two-tier", "missing ':'"),
+            ("two-tier:locmem", "missing '+'"),
+            ("two-tier:redis://h:1+locmem", "L1 must be locmem"),
+            ("two-tier:locmem+two-tier:locmem+locmem", "cannot be two-tier"),
+            ("two-tier/oops:locmem+redis://h:1", "unknown option"),
+            ("two-tier/backplane,trust=0:locmem+redis://h:1", "at least 1"),
+            ("two-tier/trust=5:locmem+redis://h:1", "only apply with a backplane"),
+            (
+                "two-tier/backplane:locmem+memcache://h:1",
+                "Memcached has no publish/subscribe",
+            ),
+            ("two-tier/backplane:locmem+locmem", "needs a Redis L2"),
+            ("two-tier/tracking:locmem+memcache://h:1", "tracking needs a Redis L2"),
+            (
+                "two-tier/tracking=100:locmem+redis://h:1",
+                "the simulator's modelled delivery latency",
+            ),
+            (
+                "two-tier/backplane=2000:locmem+redis://h:1",
+                "the simulator's modelled delivery latency",
+            ),
         ] {
-            let e = parse("two-tier", rest)
-                .err()
-                .unwrap_or_else(|| panic!("{rest} parsed"))
-                .to_string();
-            assert!(e.contains(why), "{rest}: {e}");
+            let e = parse(url).err().unwrap_or_else(|| panic!("{url} parsed")).to_string();
+            assert!(e.contains(why), "{url}: {e}");
         }
     }
 

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use backend_locmem::LocmemBackend;
 use cache_core::Backend;
 
-cache_core::conformance_tests!(conformance_locmem_direct, prefix_delete = true, async {
+cache_testkit::conformance_tests!(conformance_locmem_direct, prefix_delete = true, async {
     ((), LocmemBackend::new())
 });
 
-cache_core::conformance_tests!(conformance_locmem_boxed, prefix_delete = true, async {
+cache_testkit::conformance_tests!(conformance_locmem_boxed, prefix_delete = true, async {
     ((), Box::new(LocmemBackend::new()) as Box<dyn Backend>)
 });
 
-cache_core::conformance_tests!(conformance_locmem_arc, prefix_delete = true, async {
+cache_testkit::conformance_tests!(conformance_locmem_arc, prefix_delete = true, async {
     ((), Arc::new(LocmemBackend::new()) as Arc<dyn Backend>)
 });
 

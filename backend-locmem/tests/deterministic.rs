@@ -24,7 +24,7 @@ async fn replay(deterministic: bool, stall: Duration) -> Vec<String> {
             std::thread::sleep(stall);
         }
         // Zipf-ish: most operations on a few hundred hot keys.
-        let r = cache_core::hash::splitmix64(&mut state);
+        let r = cache_testkit::strategy_suite::splitmix64(&mut state);
         let k = if r.is_multiple_of(4) { r % 3_000 } else { r % 300 };
         let key = Key::new(format!("k:{k}")).unwrap();
         // Every fifth operation writes; the rest read, filling on a miss.

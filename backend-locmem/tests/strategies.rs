@@ -1,5 +1,5 @@
 //! Issue #5's acceptance on the in-process backend: the strategy scenarios
-//! of `cache_core::strategy_suite`, plus a proptest against the model
+//! of `cache_testkit::strategy_suite`, plus a proptest against the model
 //! database. `wildcard` also runs behind `WithoutPrefixDelete`, which makes
 //! it use its key index as it must on Memcached.
 #![allow(missing_docs)]
@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use backend_locmem::LocmemBackend;
 use cache_core::strategy::{BucketSize, StrategyOptions};
-use cache_core::strategy_suite::{self as suite, ModelOp, SeedOutcome, WithoutPrefixDelete};
 use cache_core::Backend;
+use cache_testkit::strategy_suite::{self as suite, ModelOp, SeedOutcome, WithoutPrefixDelete};
 use proptest::prelude::*;
 
 fn locmem() -> Arc<dyn Backend> {
@@ -240,7 +240,7 @@ async fn every_key_carries_the_scope_as_one_hash_tag() {
 #[tokio::test]
 async fn stamped_buckets_miss_less_than_stamped_scopes() {
     use cache_core::strategy::{BucketSize, StampGranularity, StrategyOptions};
-    use cache_core::strategy_suite::year_of_edits;
+    use cache_testkit::strategy_suite::year_of_edits;
     let backend: std::sync::Arc<dyn cache_core::Backend> = std::sync::Arc::new(backend_locmem::LocmemBackend::new());
     let base = StrategyOptions::default().with_bucket(BucketSize::Month);
     let scopes = year_of_edits(backend.clone(), "stamped", base.clone()).await;

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backend_locmem::LocmemBackend;
-use cache_core::aside::{RangeCache, RangeCacheOptions};
+use cache_core::aside::RangeCache;
 use cache_core::strategy::{by_name, StrategyOptions, NAMES};
-use cache_core::strategy_suite::{range, scope};
 use cache_core::{async_trait, Backend, Bytes, Capabilities, Change, Key, Result, Ttl, View};
+use cache_testkit::strategy_suite::{range, scope};
 
 /// Passes every call to locmem and records the keys written without a TTL.
 #[derive(Debug, Default)]
@@ -80,7 +80,10 @@ async fn every_key_any_strategy_writes_expires() {
     for name in NAMES {
         let spy = Arc::new(NoTtlSpy::default());
         let strategy = by_name(name, &StrategyOptions::default().with_ttl(Duration::from_secs(60))).unwrap();
-        let cache = RangeCache::new(spy.clone(), strategy.clone(), RangeCacheOptions::default());
+        let cache = RangeCache::builder(spy.clone())
+            .shared_strategy(strategy.clone())
+            .build()
+            .unwrap();
         for round in 0..3 {
             for v in &views {
                 let body = Bytes::from(format!("feed {round}"));

@@ -34,7 +34,7 @@ fn store(builder: LocmemBuilder) -> LocmemBackend {
 async fn replay(cache: &LocmemBackend, declare: bool) -> Vec<(String, usize)> {
     let mut state = 42u64;
     for _ in 0..12_000u32 {
-        let r = cache_core::hash::splitmix64(&mut state);
+        let r = cache_testkit::strategy_suite::splitmix64(&mut state);
         let k = if r.is_multiple_of(4) { r % 3_000 } else { r % 300 };
         let pad = 200 + (r >> 40) as usize % 900;
         let key = Key::new(format!("k:{k}")).unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use backend_locmem::LocmemBackend;
 use cache_core::strategy::wildcard::INDEX_MAX_BYTES;
-use cache_core::strategy_suite::{wildcard_index_overflow, WithoutPrefixDelete};
+use cache_testkit::strategy_suite::{wildcard_index_overflow, WithoutPrefixDelete};
 
 #[tokio::test]
 async fn seven_kilobyte_keys_over_two_scopes_serve_no_stale_reads() {

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
-use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
 use cache_core::{Backend, Bytes, Key};
+use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
 use memcache::exp::{build_get, AsyncMetaClient, AsyncMetaConnection, Get, GetOptions};
 
 const KEYS: usize = 1000;

@@ -531,6 +531,19 @@ impl Backend for MemcachedBackend {
         let name = cache_core::error::describe_keys(keys.iter().map(Key::as_str));
         self.timed(&name, |d| self.delete_many_inner(keys, d)).await
     }
+
+    /// `evictions` of `stats`, summed over the pool's servers.
+    async fn server_stats(&self) -> Result<Option<cache_core::ServerStats>> {
+        let timeout = self.options.connect_timeout.max(self.options.command_timeout);
+        let mut evicted = 0u64;
+        for server in &self.options.servers {
+            match crate::settings::query_evictions(server, timeout).await? {
+                Some(n) => evicted = evicted.saturating_add(n),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(cache_core::ServerStats::with_evicted_keys(evicted)))
+    }
 }
 
 /// The storage key: `key` itself when Memcached accepts it, else its

@@ -1,5 +1,7 @@
-//! Reading a server's settings at connect: `stats settings`, for the item
-//! size limit (`-I`, reported as `item_size_max`).
+//! Reading a server's settings and statistics: `stats settings` at
+//! connect, for the item size limit (`-I`, reported as `item_size_max`),
+//! and `stats` for the eviction counter
+//! ([`Backend::server_stats`](cache_core::Backend::server_stats)).
 //!
 //! Why: a value larger than the server's limit is refused by memcached
 //! *after* it has deleted the old value under the key, which breaks the
@@ -33,11 +35,29 @@ pub enum ItemSize {
 /// lines ending with `END\r\n`, or one `ERROR`/`CLIENT_ERROR`/
 /// `SERVER_ERROR` line. `Err` names what is malformed.
 pub fn parse_item_size_max(reply: &[u8]) -> std::result::Result<ItemSize, String> {
+    let Some(value) = parse_stat(reply, "item_size_max")? else {
+        return Ok(ItemSize::Unknown);
+    };
+    let bytes = value
+        .parse::<u64>()
+        .map_err(|_| format!("item_size_max {:?} is not a whole number", cut(value)))?;
+    if bytes == 0 {
+        return Err("item_size_max is 0".into());
+    }
+    Ok(ItemSize::Bytes(bytes))
+}
+
+/// The value of statistic `name` in a complete reply to a `stats` command
+/// (`STAT <name> <value>\r\n` lines ending with `END\r\n`, or one
+/// `ERROR`/`CLIENT_ERROR`/`SERVER_ERROR` line); `None` when the server does
+/// not report it. `Err` names what is malformed.
+pub fn parse_stat<'a>(reply: &'a [u8], name: &str) -> std::result::Result<Option<&'a str>, String> {
     let text = std::str::from_utf8(reply).map_err(|e| format!("reply is not UTF-8: {e}"))?;
     let Some(body) = text.strip_suffix("\r\n") else {
         return Err("reply does not end with \\r\\n".into());
     };
     let mut found = None;
+    let mut any = false;
     let mut lines = body.split("\r\n");
     let mut ended = false;
     for line in lines.by_ref() {
@@ -46,25 +66,19 @@ pub fn parse_item_size_max(reply: &[u8]) -> std::result::Result<ItemSize, String
             break;
         }
         if line == "ERROR" || line.starts_with("CLIENT_ERROR") || line.starts_with("SERVER_ERROR") {
-            return if found.is_none() {
-                Ok(ItemSize::Unknown)
-            } else {
+            return if any {
                 Err(format!("error line after statistics: {line:?}"))
+            } else {
+                Ok(None)
             };
         }
         let mut parts = line.splitn(3, ' ');
-        let (Some("STAT"), Some(name)) = (parts.next(), parts.next()) else {
+        let (Some("STAT"), Some(stat)) = (parts.next(), parts.next()) else {
             return Err(format!("expected `STAT <name> <value>`, found {:?}", cut(line)));
         };
-        let value = parts.next().unwrap_or("");
-        if name == "item_size_max" {
-            let bytes = value
-                .parse::<u64>()
-                .map_err(|_| format!("item_size_max {:?} is not a whole number", cut(value)))?;
-            if bytes == 0 {
-                return Err("item_size_max is 0".into());
-            }
-            found = Some(bytes);
+        any = true;
+        if stat == name {
+            found = Some(parts.next().unwrap_or(""));
         }
     }
     if !ended {
@@ -73,7 +87,7 @@ pub fn parse_item_size_max(reply: &[u8]) -> std::result::Result<ItemSize, String
     if lines.next().is_some() {
         return Err("data after the END line".into());
     }
-    Ok(found.map_or(ItemSize::Unknown, ItemSize::Bytes))
+    Ok(found)
 }
 
 fn cut(s: &str) -> &str {
@@ -97,6 +111,48 @@ fn complete(buf: &[u8]) -> bool {
 /// [`ItemSize::Unknown`]: the configured limit is kept, and calls will meet
 /// their own command timeout.
 pub(crate) async fn query_item_size(server: &str, timeout: Duration) -> Result<ItemSize> {
+    let Some(reply) = exchange(server, "stats settings", timeout).await? else {
+        return Ok(ItemSize::Unknown);
+    };
+    parse_item_size_max(&reply).map_err(|why| unexpected_reply(server, "stats settings", &why))
+}
+
+/// `server`'s eviction counter (`stats`, `evictions`): keys removed to make
+/// room since it started. `None` when the server does not report it.
+pub(crate) async fn query_evictions(server: &str, timeout: Duration) -> Result<Option<u64>> {
+    let Some(reply) = exchange(server, "stats", timeout).await? else {
+        return Err(Error::Timeout {
+            backend: BACKEND_NAME.to_owned(),
+            key: Some(format!("stats on {server}")),
+            after: timeout,
+        });
+    };
+    match parse_stat(&reply, "evictions") {
+        Ok(None) => Ok(None),
+        Ok(Some(v)) => v.parse::<u64>().map(Some).map_err(|_| {
+            unexpected_reply(
+                server,
+                "stats",
+                &format!("evictions {:?} is not a whole number", cut(v)),
+            )
+        }),
+        Err(why) => Err(unexpected_reply(server, "stats", &why)),
+    }
+}
+
+fn unexpected_reply(server: &str, command: &str, why: &str) -> Error {
+    Error::Backend {
+        backend: BACKEND_NAME.to_owned(),
+        key: None,
+        message: format!("the server at {server} did not answer `{command}` like memcached: {why}"),
+    }
+}
+
+/// Sends `command` to `server` on a connection of its own and reads the
+/// whole reply (at most [`MAX_REPLY_BYTES`]). The TCP connection must be
+/// made within `timeout`; `None` when the server then stays silent for
+/// `timeout`.
+async fn exchange(server: &str, command: &str, timeout: Duration) -> Result<Option<Vec<u8>>> {
     let unavailable = |source: std::io::Error| Error::Unavailable {
         backend: BACKEND_NAME.to_owned(),
         key: None,
@@ -114,16 +170,30 @@ pub(crate) async fn query_item_size(server: &str, timeout: Duration) -> Result<I
             )))
         }
     };
-    let exchange = async {
-        stream.write_all(b"stats settings\r\n").await.map_err(unavailable)?;
+    let talk = async {
+        stream
+            .write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .map_err(unavailable)?;
         let mut buf = Vec::with_capacity(4096);
         let mut chunk = [0u8; 4096];
         while !complete(&buf) {
             let n = stream.read(&mut chunk).await.map_err(unavailable)?;
+            if n == 0 && !buf.is_empty() {
+                // It said something and hung up: not memcached (an HTTP
+                // server answers 400 and closes).
+                let first = String::from_utf8_lossy(&buf);
+                let first = first.lines().next().unwrap_or_default();
+                return Err(unexpected_reply(
+                    server,
+                    command,
+                    &format!("it sent {:?} and closed the connection", cut(first)),
+                ));
+            }
             if n == 0 {
                 return Err(unavailable(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
-                    "connection closed during `stats settings`",
+                    format!("connection closed during `{command}`"),
                 )));
             }
             buf.extend_from_slice(&chunk[..n]);
@@ -131,15 +201,12 @@ pub(crate) async fn query_item_size(server: &str, timeout: Duration) -> Result<I
                 break;
             }
         }
-        parse_item_size_max(&buf).map_err(|why| Error::Backend {
-            backend: BACKEND_NAME.to_owned(),
-            key: None,
-            message: format!("memcached at {server}: unexpected `stats settings` reply: {why}"),
-        })
+        Ok(buf)
     };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .unwrap_or(Ok(ItemSize::Unknown))
+    match tokio::time::timeout(timeout, talk).await {
+        Ok(reply) => reply.map(Some),
+        Err(_) => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -164,5 +231,13 @@ mod tests {
         ] {
             assert!(parse_item_size_max(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn reads_evictions_from_stats_not_from_settings() {
+        let stats = b"STAT pid 1\r\nSTAT evictions 3014109\r\nSTAT evicted_unfetched 2\r\nEND\r\n";
+        assert_eq!(parse_stat(stats, "evictions"), Ok(Some("3014109")));
+        assert_eq!(parse_stat(b"END\r\n", "evictions"), Ok(None));
+        assert!(parse_stat(b"STAT evictions 1\r\nSERVER_ERROR x\r\n", "evictions").is_err());
     }
 }

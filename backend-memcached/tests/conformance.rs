@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
-use cache_core::testkit::memcached::{pool_url, MemcachedConfig, MemcachedServer};
 use cache_core::Backend;
+use cache_testkit::memcached::{pool_url, MemcachedConfig, MemcachedServer};
 
 async fn single() -> (MemcachedServer, MemcachedBackend) {
     let server = MemcachedServer::spawn(&MemcachedConfig::default()).expect("start memcached");
@@ -24,15 +24,15 @@ async fn pool2() -> (Vec<MemcachedServer>, MemcachedBackend) {
     (servers, backend)
 }
 
-cache_core::conformance_tests!(conformance_memcached_single, prefix_delete = false, async {
+cache_testkit::conformance_tests!(conformance_memcached_single, prefix_delete = false, async {
     single().await
 });
 
-cache_core::conformance_tests!(conformance_memcached_pool2, prefix_delete = false, async {
+cache_testkit::conformance_tests!(conformance_memcached_pool2, prefix_delete = false, async {
     pool2().await
 });
 
-cache_core::conformance_tests!(conformance_memcached_arc, prefix_delete = false, async {
+cache_testkit::conformance_tests!(conformance_memcached_arc, prefix_delete = false, async {
     let (guard, backend) = single().await;
     (guard, Arc::new(backend) as Arc<dyn Backend>)
 });

@@ -5,8 +5,8 @@
 
 use backend_memcached::options::ITEM_OVERHEAD;
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
-use cache_core::testkit::memcached::{pool_url, MemcachedConfig, MemcachedServer};
 use cache_core::{Backend, Bytes, Error, Key};
+use cache_testkit::memcached::{pool_url, MemcachedConfig, MemcachedServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_item_size_is_read_from_the_server_and_keeps_the_old_value() {

@@ -4,8 +4,8 @@
 //! under nextest every test is its own process anyway.
 #![allow(missing_docs)]
 
-use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
-use cache_core::testkit::HarnessError;
+use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
+use cache_testkit::HarnessError;
 
 /// Sets `MEMCACHED_BIN` for this process only: nextest runs every test in
 /// its own process, so no other test sees the bogus path.

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
-use cache_core::testkit::memcached::{pool_url, MemcachedConfig, MemcachedServer};
 use cache_core::{Backend, Bytes, Error, Key};
+use cache_testkit::memcached::{pool_url, MemcachedConfig, MemcachedServer};
 
 fn key(i: usize) -> Key {
     Key::new(format!("spread:{i}")).unwrap()
@@ -141,7 +141,7 @@ async fn a_server_that_does_not_answer_gives_timeout_within_the_limit() {
 
 #[tokio::test]
 async fn unreachable_server_at_connect_names_host_and_port() {
-    let port = cache_core::testkit::process::free_port().unwrap();
+    let port = cache_testkit::process::free_port().unwrap();
     let url = format!("memcache://127.0.0.1:{port}?connect_timeout_ms=300");
     let err = MemcachedBackend::from_url(&url).await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");

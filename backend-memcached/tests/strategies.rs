@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
-use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
 use cache_core::Backend;
+use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
 
 async fn single() -> (MemcachedServer, Arc<dyn Backend>) {
     let server = MemcachedServer::spawn(&MemcachedConfig::default()).unwrap();
@@ -16,4 +16,4 @@ async fn single() -> (MemcachedServer, Arc<dyn Backend>) {
     (server, Arc::new(backend))
 }
 
-cache_core::strategy_tests!(strategies_memcached_single, single());
+cache_testkit::strategy_tests!(strategies_memcached_single, single());

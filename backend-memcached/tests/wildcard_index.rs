@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use backend_memcached::MemcachedBackend;
-use cache_core::strategy_suite::wildcard_index_overflow;
-use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
+use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
+use cache_testkit::strategy_suite::wildcard_index_overflow;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seven_kilobyte_keys_in_one_scope_serve_no_stale_reads() {

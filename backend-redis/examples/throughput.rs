@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use backend_redis::RedisBackend;
-use cache_core::testkit::redis::RedisServer;
 use cache_core::{Backend, Bytes, Key};
+use cache_testkit::redis::RedisServer;
 
 const TASKS: usize = 64;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cache_core::backend::{is_expired_ttl, parse_counter};
 use cache_core::error::describe_keys;
 use cache_core::key::escape_glob;
-use cache_core::{async_trait, Backend, Bytes, Capabilities, Error, Key, Result, Ttl};
+use cache_core::{async_trait, Backend, Bytes, Capabilities, Error, Key, Result, ServerStats, Ttl};
 use futures::future::try_join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
@@ -94,7 +94,7 @@ impl fmt::Debug for RedisBackend {
 /// What an error is about, turned into text only when an error happens so
 /// successful calls allocate nothing for it.
 #[derive(Clone, Copy)]
-enum Subject<'a> {
+pub(crate) enum Subject<'a> {
     Key(&'a Key),
     Keys(&'a [Key]),
     Entries(&'a [(Key, Bytes)]),
@@ -212,6 +212,20 @@ impl RedisBackend {
         let conn: Conn = match tokio::time::timeout(options.connect_timeout, connect).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(Ok(config))) => return Err(config),
+            Ok(Err(Err(e))) if answered_unlike_redis(&e) => {
+                // Something listens there, but it is not Redis (an HTTP
+                // server, memcached): the client's parse error alone
+                // ("Unexpected `72`") does not say so.
+                let read = e.to_string();
+                return Err(Error::Backend {
+                    backend: name.to_owned(),
+                    key: None,
+                    message: format!(
+                        "the server at {shown} did not answer like Redis: is it a Redis server? (the client read: {})",
+                        read.lines().next().unwrap_or_default()
+                    ),
+                });
+            }
             Ok(Err(Err(e))) => return Err(map_error(name, options.command_timeout, e, Subject::Url(&shown))),
             Err(_) => {
                 return Err(Error::Timeout {
@@ -368,6 +382,13 @@ impl RedisBackend {
         Ok(by_master.into_values().map(Some).collect())
     }
 
+    /// `INFO stats` of the master owning `slot` (or the single node).
+    async fn info_stats(&self, slot: Option<u16>, subject: Subject<'_>) -> Result<String> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("stats");
+        self.on_master(slot, cmd, subject).await
+    }
+
     /// One `SCAN` step on the master owning `slot` (or the single node).
     async fn scan_step(
         &self,
@@ -378,6 +399,12 @@ impl RedisBackend {
     ) -> Result<(u64, Vec<Vec<u8>>)> {
         let mut cmd = redis::cmd("SCAN");
         cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(SCAN_BATCH);
+        self.on_master(slot, cmd, subject).await
+    }
+
+    /// `cmd` on the master owning `slot` of a cluster (commands about a
+    /// node rather than a key), or on the single node.
+    async fn on_master<T: FromRedisValue>(&self, slot: Option<u16>, cmd: Cmd, subject: Subject<'_>) -> Result<T> {
         match (&self.conn, slot) {
             (Conn::Cluster(c), Some(slot)) => {
                 let routing =
@@ -389,6 +416,15 @@ impl RedisBackend {
             _ => self.query(&cmd, subject).await,
         }
     }
+}
+
+/// True for a client error that means the server's reply was not Redis's
+/// protocol at all (rather than a Redis error or a broken connection).
+fn answered_unlike_redis(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType
+    )
 }
 
 /// `Some(ms)` for a TTL to send as `PX ms`: sub-millisecond parts round up
@@ -408,7 +444,7 @@ fn ttl_millis(ttl: Ttl) -> Option<u64> {
 /// A `MOVED`/`ASK` that reaches us means the cluster client used up its
 /// redirect retries while the topology was changing (e.g. it was sent to a
 /// master that just died): transient, so `Unavailable` too.
-fn map_error(backend: &str, timeout: Duration, e: RedisError, subject: Subject<'_>) -> Error {
+pub(crate) fn map_error(backend: &str, timeout: Duration, e: RedisError, subject: Subject<'_>) -> Error {
     if e.is_timeout() {
         return Error::Timeout {
             backend: backend.to_owned(),
@@ -627,11 +663,43 @@ impl Backend for RedisBackend {
         }
         Ok(deleted)
     }
+
+    /// `evicted_keys` of `INFO stats`, summed over the masters of a
+    /// cluster.
+    async fn server_stats(&self) -> Result<Option<ServerStats>> {
+        let subject = Subject::Url(&self.url);
+        let mut evicted = 0u64;
+        for slot in self.scan_targets(subject).await? {
+            let info = self.info_stats(slot, subject).await?;
+            let n = info_field(&info, "evicted_keys").ok_or_else(|| Error::Backend {
+                backend: self.name.to_owned(),
+                key: Some(subject.describe()),
+                message: "INFO stats has no evicted_keys field".to_owned(),
+            })?;
+            evicted = evicted.saturating_add(n);
+        }
+        Ok(Some(ServerStats::with_evicted_keys(evicted)))
+    }
+}
+
+/// The value of `field` in an `INFO` reply (`field:value` lines).
+fn info_field(info: &str, field: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn info_fields_are_read_by_exact_name() {
+        let info = "# Stats\r\nevicted_keys_x:9\r\nevicted_keys:42\r\nexpired_keys:7\r\n";
+        assert_eq!(info_field(info, "evicted_keys"), Some(42));
+        assert_eq!(info_field(info, "expired_keys"), Some(7));
+        assert_eq!(info_field(info, "evicted"), None);
+    }
 
     #[test]
     fn ttl_rounds_up_to_whole_milliseconds() {

@@ -219,24 +219,7 @@ pub(crate) fn parse_target(url: &str) -> Result<Target> {
     Ok(Target::Cluster(seeds))
 }
 
-/// The URL with any password replaced by `***`, for errors and `Debug`.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let after = &url[scheme_end + 3..];
-    let authority_end = after.find('/').unwrap_or(after.len());
-    let authority = &after[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &authority[..at];
-    let user = match userinfo.find(':') {
-        Some(colon) => format!("{}:***", &userinfo[..colon]),
-        None => userinfo.to_owned(),
-    };
-    format!("{}{user}@{}", &url[..scheme_end + 3], &after[at + 1..])
-}
+pub(crate) use cache_core::redact::redact_url;
 
 #[cfg(test)]
 mod tests {
@@ -278,16 +261,5 @@ mod tests {
     fn tls_needs_the_feature() {
         let err = parse_target("rediss://h:1").unwrap_err();
         assert!(err.to_string().contains("`tls` feature"), "{err}");
-    }
-
-    #[test]
-    fn redaction_hides_only_the_password() {
-        assert_eq!(redact_url("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
-        assert_eq!(redact_url("redis://:secret@h:1"), "redis://:***@h:1");
-        assert_eq!(redact_url("redis://h:1/0"), "redis://h:1/0");
-        assert_eq!(
-            redact_url("redis+cluster://u:p@a:1,b:2"),
-            "redis+cluster://u:***@a:1,b:2"
-        );
     }
 }

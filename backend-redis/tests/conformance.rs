@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use backend_redis::RedisBackend;
-use cache_core::testkit::redis::{RedisCluster, RedisServer};
 use cache_core::Backend;
+use cache_testkit::redis::{RedisCluster, RedisServer};
 
 /// `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,…` for a test cluster.
 pub fn cluster_url(cluster: &RedisCluster) -> String {
@@ -28,13 +28,13 @@ async fn cluster() -> (RedisCluster, RedisBackend) {
     (cluster, backend)
 }
 
-cache_core::conformance_tests!(conformance_redis_single, prefix_delete = true, async { single().await });
+cache_testkit::conformance_tests!(conformance_redis_single, prefix_delete = true, async { single().await });
 
-cache_core::conformance_tests!(conformance_redis_single_arc, prefix_delete = true, async {
+cache_testkit::conformance_tests!(conformance_redis_single_arc, prefix_delete = true, async {
     let (server, backend) = single().await;
     (server, Arc::new(backend) as Arc<dyn Backend>)
 });
 
-cache_core::conformance_tests!(conformance_redis_cluster, prefix_delete = true, async {
+cache_testkit::conformance_tests!(conformance_redis_cluster, prefix_delete = true, async {
     cluster().await
 });

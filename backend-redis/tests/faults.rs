@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use backend_redis::RedisBackend;
-use cache_core::testkit::redis::{RedisCluster, RedisServer};
-use cache_core::testkit::HarnessError;
 use cache_core::{Backend, Bytes, Error, Key};
+use cache_testkit::redis::{RedisCluster, RedisServer};
+use cache_testkit::HarnessError;
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 /// Scheduling slack on a loaded 2-core machine.
@@ -210,7 +210,7 @@ async fn cluster_master_killed_during_writes() {
 
 #[tokio::test]
 async fn unreachable_url_names_it_without_the_password() {
-    let port = cache_core::testkit::process::free_port().unwrap();
+    let port = cache_testkit::process::free_port().unwrap();
     let url = format!("redis://:hunter2@127.0.0.1:{port}/0");
     let start = Instant::now();
     let err = RedisBackend::builder(url)

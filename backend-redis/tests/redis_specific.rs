@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use backend_redis::RedisBackend;
-use cache_core::testkit::redis::{command, RedisServer};
 use cache_core::{Backend, Bytes, Error, Key};
+use cache_testkit::redis::{command, RedisServer};
 
 fn key(s: &str) -> Key {
     Key::new(s).unwrap()

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use backend_redis::RedisBackend;
-use cache_core::testkit::redis::{RedisCluster, RedisServer};
 use cache_core::Backend;
+use cache_testkit::redis::{RedisCluster, RedisServer};
 
 async fn single() -> (RedisServer, Arc<dyn Backend>) {
     let server = RedisServer::new().unwrap();
@@ -24,5 +24,5 @@ async fn cluster() -> (RedisCluster, Arc<dyn Backend>) {
     (cluster, Arc::new(backend))
 }
 
-cache_core::strategy_tests!(strategies_redis_single, single());
-cache_core::strategy_tests!(strategies_redis_cluster, cluster());
+cache_testkit::strategy_tests!(strategies_redis_single, single());
+cache_testkit::strategy_tests!(strategies_redis_cluster, cluster());

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use backend_redis::RedisBackend;
-use cache_core::testkit::redis::RedisTlsServer;
 use cache_core::{Backend, Bytes, Error, Key};
+use cache_testkit::redis::RedisTlsServer;
 
 async fn tls() -> (RedisTlsServer, RedisBackend) {
     let server = RedisTlsServer::new().unwrap();
@@ -21,7 +21,7 @@ async fn tls() -> (RedisTlsServer, RedisBackend) {
     (server, backend)
 }
 
-cache_core::conformance_tests!(conformance_redis_tls, prefix_delete = true, async { tls().await });
+cache_testkit::conformance_tests!(conformance_redis_tls, prefix_delete = true, async { tls().await });
 
 #[tokio::test]
 async fn data_written_over_tls_is_the_servers() {

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use backend_redis::RedisBackend;
 use cache_core::strategy::{by_name, StrategyOptions};
-use cache_core::testkit::redis::{command, RedisServer};
 use cache_core::{Backend, Bytes, Change, Key, Scope, TimeRange, View};
+use cache_testkit::redis::{command, RedisServer};
 
 struct Outcome {
     /// Entries readable before the write of `team:1`.

@@ -25,10 +25,10 @@ use std::sync::Arc;
 
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
 use backend_redis::RedisBackend;
-use cache_core::strategy::{by_name, StrategyOptions};
-use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
-use cache_core::testkit::redis::RedisServer;
-use cache_core::{Backend, Bytes, Key, RangeCache, RangeCacheOptions, Scope, TimeRange, View};
+use cache_core::strategy::StrategyOptions;
+use cache_core::{Backend, Bytes, Key, RangeCache, Scope, TimeRange, View};
+use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
+use cache_testkit::redis::RedisServer;
 use common::{measure, measure_time, record_rounds, rounds};
 use memcache::exp::{AsyncMetaClient, Get};
 
@@ -62,11 +62,13 @@ async fn stamped_hit(backend: Arc<dyn Backend>, label: &str) {
     let options = StrategyOptions::default()
         .with_seed(7)
         .with_namespace("bench-stamped-hit");
-    let cache = Arc::new(RangeCache::new(
-        backend.clone(),
-        by_name("stamped", &options).unwrap(),
-        RangeCacheOptions::default(),
-    ));
+    let cache = Arc::new(
+        RangeCache::builder(backend.clone())
+            .options(options)
+            .strategy("stamped")
+            .build()
+            .unwrap(),
+    );
     let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
     let view = View::new(
         [Scope::new("cal:7").unwrap()],

@@ -39,8 +39,8 @@ use backend_locmem::LocmemBackend;
 use backend_redis::RedisBackend;
 use benches::CurvePoint;
 use cache_core::strategy::{by_name, Strategy, StrategyOptions};
-use cache_core::testkit::redis::{command, RedisServer};
 use cache_core::{Backend, Bytes, Change, Instrumented, Key, Scope, TimeRange, View};
+use cache_testkit::redis::{command, RedisServer};
 use chrono::DateTime;
 use futures::{StreamExt, TryStreamExt};
 

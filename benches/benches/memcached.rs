@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
-use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
 use cache_core::{Backend, Bytes, Key};
+use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
 use criterion::{criterion_group, criterion_main, Criterion};
 use memcache::exp::{AsyncMetaClient, Get, Set};
 

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backend_redis::RedisBackend;
-use cache_core::testkit::redis::RedisServer;
 use cache_core::{Backend, Bytes, Key};
+use cache_testkit::redis::RedisServer;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const TTL: Duration = Duration::from_secs(300);

@@ -28,11 +28,11 @@ use std::time::Duration;
 use backend_locmem::LocmemBackend;
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
 use backend_redis::RedisBackend;
-use cache_core::aside::{RangeCache, RangeCacheOptions};
+use cache_core::aside::RangeCache;
 use cache_core::strategy::{by_name, StampGranularity, StrategyOptions, NAMES};
-use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
-use cache_core::testkit::redis::{RedisCluster, RedisServer};
 use cache_core::{Backend, Bytes, Change, Key, Scope, TimeRange, View};
+use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
+use cache_testkit::redis::{RedisCluster, RedisServer};
 use chrono::DateTime;
 use criterion::{criterion_group, criterion_main, Criterion};
 use tokio::runtime::Runtime;
@@ -97,8 +97,11 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, label: &str, backend: Arc<dyn 
     cases.push(("stamped-buckets".to_owned(), "stamped", &buckets, &view));
     cases.retain(|(case, ..)| only.is_none_or(|o| o.contains(&case.as_str())));
     for (case, name, opts, v) in cases {
-        let strategy = by_name(name, opts).unwrap();
-        let cache = RangeCache::new(backend.clone(), strategy, RangeCacheOptions::default());
+        let cache = RangeCache::builder(backend.clone())
+            .options(opts.clone())
+            .strategy(name)
+            .build()
+            .unwrap();
         // Fill the view once, so every measured read is a hit.
         let filled = value.clone();
         rt.block_on(cache.get_or_load(v, || async { Ok::<_, std::io::Error>(filled) }))
@@ -108,7 +111,7 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, label: &str, backend: Arc<dyn 
                 cache
                     .get_or_load(v, || async { panic!("a filled view must hit") })
                     .await
-                    .map_err(|e: std::io::Error| e)
+                    .map_err(|e: cache_core::LoadError<std::io::Error>| e)
                     .unwrap()
             })
         });

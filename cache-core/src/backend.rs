@@ -26,7 +26,7 @@ pub type Ttl = Option<Duration>;
 /// # Contract
 ///
 /// Every backend MUST behave as follows. The conformance suite
-/// (`cache_core::conformance`, feature `conformance`) checks each point; a
+/// (`cache_testkit::conformance`, in the `cache-testkit` crate) checks each point; a
 /// backend is done when it passes that suite unchanged.
 ///
 /// **Keys.** Any [`Key`] is accepted. A backend whose server restricts keys
@@ -135,6 +135,35 @@ pub trait Backend: Send + Sync + Debug + 'static {
             backend: self.name().to_owned(),
             operation: "delete_prefix",
         })
+    }
+
+    /// What the server says about itself ([`ServerStats`]: how many keys
+    /// it has evicted), for reports that must show a server forgetting
+    /// what it was told. Optional: the default, for stores without a
+    /// server to ask (in-process), is `Ok(None)`. Not an operation of the
+    /// cache: wrappers forward it uncounted.
+    async fn server_stats(&self) -> Result<Option<ServerStats>> {
+        Ok(None)
+    }
+}
+
+/// Counters a cache server keeps about itself, read with
+/// [`Backend::server_stats`]. Cumulative since the server started: compare
+/// two readings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Keys the server removed to make room (Redis `INFO stats`
+    /// `evicted_keys`, Memcached `stats` `evictions`), summed over the
+    /// masters of a cluster or the servers of a pool. Expired keys are not
+    /// evictions.
+    pub evicted_keys: u64,
+}
+
+impl ServerStats {
+    /// Stats with `evicted_keys` evictions.
+    pub const fn with_evicted_keys(evicted_keys: u64) -> Self {
+        ServerStats { evicted_keys }
     }
 }
 
@@ -274,6 +303,9 @@ macro_rules! forward_backend {
             }
             async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
                 (**self).delete_prefix(prefix).await
+            }
+            async fn server_stats(&self) -> Result<Option<ServerStats>> {
+                (**self).server_stats().await
             }
         }
     )*};

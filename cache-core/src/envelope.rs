@@ -50,18 +50,25 @@ impl Envelope {
     /// Parses bytes written by [`Envelope::encode`]; `key` names the entry in
     /// the error when the bytes are something else.
     pub fn decode(key: &Key, bytes: &Bytes) -> Result<Self> {
+        Self::parse(bytes).ok_or_else(|| Error::Codec {
+            key: key.to_string(),
+            source: "entry is not a cache envelope (bad magic or too short)".into(),
+        })
+    }
+
+    /// [`Envelope::decode`] without a key to name: `None` when `bytes` are
+    /// not an envelope. For the strategies' stored forms
+    /// ([`crate::strategy::StoredForm`]), which open entries for every layer.
+    pub(crate) fn parse(bytes: &Bytes) -> Option<Self> {
         if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC {
-            return Err(Error::Codec {
-                key: key.to_string(),
-                source: "entry is not a cache envelope (bad magic or too short)".into(),
-            });
+            return None;
         }
         let mut word = [0u8; 8];
         word.copy_from_slice(&bytes[4..12]);
         let expires = u64::from_be_bytes(word);
         word.copy_from_slice(&bytes[12..20]);
         let load = u64::from_be_bytes(word);
-        Ok(Envelope {
+        Some(Envelope {
             // `checked_add`: a crafted header must not panic (it reads as never).
             expires_at: (expires != u64::MAX)
                 .then(|| UNIX_EPOCH.checked_add(Duration::from_millis(expires)))

@@ -143,6 +143,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A cache setting is out of its valid range (see
+    /// [`CacheOptions::validate`](crate::CacheOptions::validate)); the
+    /// message says what is allowed and what was given.
+    #[error("invalid setting `{setting}`: {message}")]
+    Setting {
+        /// The setting, as its builder method is named (`ttl`, `xfetch`, …).
+        setting: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+
     /// Any other error the server reported.
     #[error("{backend}: {message}{}", fmt_key(key))]
     Backend {

@@ -14,7 +14,7 @@
 //! Offsets are kept exactly as sent (clients that write the same instant
 //! differently get different cache keys, as they would in any key built from
 //! the request). A time without an offset is resolved in the named zone by
-//! [`wire::parse_instant`] (the IANA database of `chrono_tz`, daylight
+//! `wire::parse_instant` (the IANA database of `chrono_tz`, daylight
 //! saving included), so the New York March 2025 month view becomes
 //! `2025-03-01T00:00:00-05:00 .. 2025-04-01T00:00:00-04:00`. This module adds
 //! the query string around it: parameters, filters, the [`View`].

@@ -433,6 +433,10 @@ impl<B: Backend> Backend for Instrumented<B> {
         self.stats.record(Op::DeletePrefix, keys, start.elapsed(), out.is_ok());
         out
     }
+    async fn server_stats(&self) -> Result<Option<crate::backend::ServerStats>> {
+        // Not cache traffic: forwarded, not counted.
+        self.inner.server_stats().await
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! Three separate concerns live here because they are easy to confuse:
 //!
-//! 1. **Building** a key from parts ([`Key::from_parts`], or [`KeyBuilder`]
+//! 1. **Building** a key from parts ([`Key::from_parts`], or a builder of one buffer
 //!    on hot paths): parts that come from user input (a filter value, a
 //!    time-zone name) are percent-encoded so that a part can never contain the
 //!    separator `:`, a Redis Cluster hash-tag brace `{`/`}`, whitespace, or a
@@ -32,7 +32,7 @@ pub const MAX_KEY_BYTES: usize = 8 * 1024;
 /// The longest key Memcached accepts, in bytes.
 pub const MEMCACHED_MAX_KEY_BYTES: usize = 250;
 
-/// Separator placed between parts by [`Key::from_parts`] and [`KeyBuilder`].
+/// Separator placed between parts by [`Key::from_parts`].
 pub const SEPARATOR: char = ':';
 
 /// A validated cache key: non-empty UTF-8 of at most [`MAX_KEY_BYTES`] bytes.
@@ -158,29 +158,21 @@ impl TryFrom<&str> for Key {
 /// and collecting parts into vectors of owned strings first cost a visible
 /// share of each simulated request in allocations and copies.
 ///
-/// ```
-/// use cache_core::key::KeyBuilder;
-/// use cache_core::Key;
-/// let mut b = KeyBuilder::with_capacity(48);
-/// b.trusted("calendar_feed").trusted("{cal:7}").user("Work Type*");
-/// let key = b.build().unwrap();
-/// assert_eq!(key.as_str(), "calendar_feed:{cal:7}:Work%20Type%2A");
-/// assert_eq!(key, Key::from_parts(["calendar_feed", "{cal:7}"], ["Work Type*"]).unwrap());
-/// assert!(KeyBuilder::new().build().is_err()); // empty, like `Key::new("")`
-/// ```
+/// (Its equivalence with `Key::from_parts` is tested below.)
 #[derive(Debug, Clone, Default)]
-pub struct KeyBuilder {
+pub(crate) struct KeyBuilder {
     buf: String,
 }
 
 impl KeyBuilder {
     /// An empty builder.
-    pub fn new() -> Self {
+    #[cfg(test)]
+    pub(crate) fn new() -> Self {
         KeyBuilder::default()
     }
 
     /// An empty builder whose buffer holds `capacity` bytes before growing.
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         KeyBuilder {
             buf: String::with_capacity(capacity),
         }
@@ -188,25 +180,25 @@ impl KeyBuilder {
 
     /// Appends a part verbatim (a namespace, a tag, a hash tag such as
     /// `{cal:7}`): the program's own constants, never user input.
-    pub fn trusted(&mut self, part: &str) -> &mut Self {
+    pub(crate) fn trusted(&mut self, part: &str) -> &mut Self {
         self.begin_part().push_str(part);
         self
     }
 
     /// Appends a part taken from user input, percent-encoded like
     /// [`encode_part`].
-    pub fn user(&mut self, part: &str) -> &mut Self {
+    pub(crate) fn user(&mut self, part: &str) -> &mut Self {
         encode_part_into(self.begin_part(), part);
         self
     }
 
     /// The key built so far (not yet validated).
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.buf
     }
 
     /// Validates the key built so far as [`Key::new`] does.
-    pub fn build(self) -> Result<Key> {
+    pub(crate) fn build(self) -> Result<Key> {
         Key::new(self.buf)
     }
 
@@ -458,6 +450,22 @@ fn truncate_on_char_boundary(s: &mut String, max: usize) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn key_builder_lays_out_keys_as_from_parts() {
+        let mut b = super::KeyBuilder::with_capacity(48);
+        b.trusted("calendar_feed").trusted("{cal:7}").user("Work Type*");
+        let key = b.build().unwrap();
+        assert_eq!(key.as_str(), "calendar_feed:{cal:7}:Work%20Type%2A");
+        assert_eq!(
+            key,
+            super::Key::from_parts(["calendar_feed", "{cal:7}"], ["Work Type*"]).unwrap()
+        );
+        assert!(
+            super::KeyBuilder::new().build().is_err(),
+            "empty, like `Key::new(\"\")`"
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -10,39 +10,52 @@
 //! - [`backend`]: the object-safe [`Backend`] trait, its `# Contract`, and
 //!   [`Capabilities`]. Read this first.
 //! - [`ext`]: [`BackendExt`], typed JSON values and `get_or_set` for every backend.
+//! - `extract` (feature `axum`): [`View`] as an axum extractor, with the
+//!   scopes a request may see (`extract::FeedScopes`).
 //! - [`key`]: [`Key`] validation, building keys from user input safely, glob
 //!   escaping, and the deterministic mapping to Memcached's key rules.
 //! - [`view`]: the vocabulary: [`Scope`], [`TimeRange`], [`View`], [`Change`].
-//! - [`wire`]: a range end as FullCalendar writes it (offset, `Z`, or none plus
-//!   a named zone with daylight saving) and as a server reads it back.
 //! - [`fullcalendar`]: FullCalendar's whole feed query (`start`, `end`,
-//!   `timeZone`, filters) straight to a [`View`], read with [`wire`], with an
-//!   error a handler answers with 400.
+//!   `timeZone`, filters) straight to a [`View`] (offsets, `Z`, or a named
+//!   zone with daylight saving), with an error a handler answers with 400.
 //! - [`strategy`]: the invalidation strategies behind the [`Strategy`] trait
 //!   (one file each) and the by-name registry [`strategy::by_name`].
-//! - [`flow`]: the sans-IO core of cache-aside: every decision of a read
-//!   (plan, hit or miss, single-flight, XFetch early refresh, fail-open,
-//!   store) and of a write, as a state machine with no I/O and no clock.
-//!   [`RangeCache`] and the simulator are its two drivers.
-//! - [`aside`]: [`RangeCache`], the async driver of [`flow`] for
-//!   applications: real awaits, a clock, metrics.
+//! - [`aside`]: [`RangeCache`], cache-aside for applications (single-flight,
+//!   XFetch early refresh, fail-open, fenced writes, fail-safe and the
+//!   loader's timeouts, metrics), built with
+//!   [`RangeCache::builder`]. Every decision it takes lives in a sans-IO
+//!   core (`flow`: a state machine with no I/O and no clock) that the
+//!   simulator drives too, so what is simulated is what runs.
+//! - [`options`]: [`CacheOptions`], every setting in one type.
+//! - [`outbox`]: the transactional outbox: the [`Outbox`](outbox::Outbox)
+//!   trait an application's database implements and the stored form of a
+//!   [`Change`], so a committed write's invalidation survives a crash of
+//!   its writer.
+//! - [`fault`]: [`Frozen`](fault::Frozen), a backend wrapper that refuses
+//!   every call while frozen (by hand, or over scheduled windows of a
+//!   clock), for fault tests and the simulator.
 //! - [`tier`]: [`TwoTier`](tier::TwoTier), an in-process L1 in front of a
-//!   shared L2 for `stamped` entries, coherent across processes, with an
-//!   optional [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
-//! - [`hash`]: the stable, seeded hashing (SplitMix64, FNV-1a) every crate shares.
-//! - [`envelope`]: the stored form of a view (payload + logical expiry + load time).
+//!   shared L2 for `stamped` entries, coherent across processes, with
+//!   optional server-assisted [`Tracker`](tier::Tracker) or
+//!   [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
+//! - [`redact`]: passwords out of backend URLs, the one redactor every
+//!   crate shows URLs through.
 //! - [`error`]: the one [`Error`] type, variants by meaning.
-//! - [`clock`]: the injectable [`Clock`] ([`SystemClock`], [`ManualClock`]).
+//! - [`clock`]: the injectable [`Clock`] ([`system_clock`], [`ManualClock`]).
 //! - [`instrumented`]: [`Instrumented`], a wrapper that counts round trips,
 //!   keys and latency per operation.
-//! - `conformance` (feature `conformance`): the shared behaviour suite every
-//!   backend runs from its tests, and the `conformance_tests!` macro; its
-//!   `ttl` module holds the TTL points (expiry, zero, huge TTLs).
-//! - `strategy_suite` (feature `conformance`): the strategy scenarios (the
-//!   seed's verification, version eviction, the stale-set race, a model
-//!   checker) as functions any backend's tests can call.
-//! - `testkit` (feature `testkit`): real `redis-server` / `memcached`
-//!   processes on free loopback ports for tests and benchmarks.
+//!
+//! Private modules: `flow` (the sans-IO core), `envelope` (the stored form
+//! of a view: payload, logical expiry, load time), `hash` (stable seeded
+//! hashing), `wire` (a range end as FullCalendar writes it). With the
+//! `unstable-internals` feature they are public for the simulator and the
+//! workspace's tests; they are not part of the API and change without
+//! notice.
+//!
+//! The suites every backend runs (the backend contract's conformance suite,
+//! the strategy scenarios) and the real-server harness for tests live in
+//! the `cache-testkit` crate, a dev-dependency: this crate holds only the
+//! library.
 //!
 //! # Example
 //!
@@ -56,35 +69,57 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+/// Declares a module that is public only with the `unstable-internals`
+/// feature (and hidden from the docs even then): the simulator and the
+/// workspace's tests drive the sans-IO core and read stored forms through
+/// these; applications must not, because they change without notice.
+/// Without the feature the module is private, so its `pub` items are
+/// unreachable by design and some are used only by the simulator.
+macro_rules! internal_mod {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[cfg(feature = "unstable-internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$meta])*
+        #[cfg(not(feature = "unstable-internals"))]
+        #[allow(unreachable_pub, dead_code, unused_imports)]
+        mod $name;
+    };
+}
+pub(crate) use internal_mod;
+
 pub mod aside;
 pub mod backend;
 pub mod clock;
-#[cfg(feature = "conformance")]
-pub mod conformance;
-pub mod envelope;
+internal_mod!(envelope);
 pub mod error;
 pub mod ext;
-pub mod flow;
+#[cfg(feature = "axum")]
+pub mod extract;
+pub mod fault;
+internal_mod!(flow);
 pub mod fullcalendar;
-pub mod hash;
+internal_mod!(hash);
 pub mod instrumented;
 pub mod key;
+pub mod options;
+pub mod outbox;
+pub mod redact;
 pub mod strategy;
-#[cfg(feature = "conformance")]
-pub mod strategy_suite;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 pub mod tier;
 pub mod view;
-pub mod wire;
+internal_mod!(wire);
 
-pub use aside::{CacheMetrics, RangeCache, RangeCacheOptions};
-pub use backend::{Backend, Capabilities, Ttl};
-pub use clock::{system_clock, Clock, ManualClock, SystemClock};
+pub use aside::{Answer, LoadError, OutboxRelay, RangeCache, RangeCacheBuilder};
+pub use backend::{Backend, Capabilities, ServerStats, Ttl};
+pub use clock::{system_clock, Clock, ManualClock};
 pub use error::{BoxError, Error, Result};
 pub use ext::BackendExt;
+pub use flow::{CacheMetrics, FailSafe};
 pub use instrumented::{Instrumented, Op, OpSnapshot, OpStats, StatsSnapshot};
 pub use key::Key;
+pub use options::CacheOptions;
 pub use strategy::{ReadPlan, Strategy, StrategyOptions};
 pub use view::{Change, Scope, TimeRange, View};
 

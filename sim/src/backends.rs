@@ -2,7 +2,9 @@
 //! stores exist.
 //!
 //! `locmem` gives every cell fresh in-process stores (one per simulated app
-//! process). `redis://…` / `redis+cluster://…` and `memcache://…` connect to
+//! process). `shared-locmem` gives it one in-process store that every
+//! simulated process uses, standing in for a shared server without running
+//! one. `redis://…` / `redis+cluster://…` and `memcache://…` connect to
 //! a real server shared by every simulated process; the runner gives each
 //! cell its own key namespace there, so cells (and earlier runs) never read
 //! each other's entries and nothing on the server needs flushing.
@@ -12,24 +14,49 @@
 //! of one L2 shared by all processes (`locmem` here means one in-process
 //! store standing in for a shared server, so no server is needed;
 //! `redis://…` or `memcache://…` a real one). With `/backplane=<µs>` the
-//! processes share a [`LocalBackplane`] that delivers each generation notice
-//! `<µs>` of virtual time after it was sent (a real Redis pub/sub's latency
-//! cannot be replayed in virtual time, so even with a Redis L2 the
-//! backplane is modelled). With `trust=<s>` a process trusts a generation
-//! it knows for that many seconds without a notice
+//! processes share a [`LocalBackplane`] that delivers each (numbered)
+//! generation notice `<µs>` of virtual time after it was sent (a real
+//! Redis pub/sub's latency cannot be replayed in virtual time, so even with
+//! a Redis L2 the backplane is modelled). With `/tracking[=<µs>]` the L2
+//! tracks what each process reads through a modelled tracking server
+//! ([`LocalTracker`]) and delivers each invalidation `<µs>` after the write
+//! ([`DEFAULT_TRACKING_US`] when no value is given), except that
+//! `tracking` with no value on a Redis L2 is the real thing: each process
+//! gets a [`RedisTracker`](backend_redis::RedisTracker) with its own
+//! tracking connection, and every write waits until all of them have its
+//! invalidations (virtual time cannot replay the tens of µs of real
+//! delivery, so it counts as 0: such a cell measures round trips, the
+//! modelled one staleness). With `trust=<s>` a
+//! process trusts a generation the backplane vouches for that many seconds
+//! without a notice
 //! ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
-//! default 30). Examples: `two-tier:locmem:64+locmem`,
+//! default an hour). `channel=<name>` is accepted and ignored (a real
+//! channel has nothing to model); a bare `backplane` is refused: the
+//! simulator needs the latency. The run's tier faults (`--disconnect`,
+//! `--lose-notice`: [`crate::config::TierFault`]) act on these models
+//! ([`Connected::tier_faults`]), not on real tracking. The grammar
+//! is [`backend_any::spec`], the one `backend-any` URLs use. Examples:
+//! `two-tier:locmem:64+locmem`,
 //! `two-tier/backplane=2000:locmem+redis://127.0.0.1:6379`,
-//! `two-tier/backplane=2000,trust=300:locmem+locmem`.
+//! `two-tier/backplane=2000,trust=300:locmem+locmem`,
+//! `two-tier/tracking=200:locmem+locmem`.
 
 use std::sync::Arc;
 
+use backend_any::spec::{SpecError, TwoTierSpec};
 use backend_locmem::LocmemBackend;
+use cache_core::tier::local_tracking::LocalTracker;
 use cache_core::tier::{LocalBackplane, TwoTier};
 use cache_core::{Backend, ManualClock};
 
-use crate::engine::LiveKeys;
+use crate::config::TierFaultKind;
+use crate::engine::{LiveKeys, TierFaultFn};
 use crate::error::{Error, Result};
+
+/// The modelled delivery latency of an invalidation with `tracking` and no
+/// value, µs: what loopback Redis measured (see the docs, "Several
+/// processes").
+pub const DEFAULT_TRACKING_US: u64 = 200;
 
 /// A parsed `--backend` value. Its `Debug` and [`label`](Self::label) hide
 /// any password in a URL (`***`).
@@ -39,6 +66,14 @@ pub enum BackendSpec {
     /// The in-process store, one per simulated app process.
     Locmem {
         /// Capacity of each process's store, bytes.
+        capacity_bytes: u64,
+    },
+    /// One in-process store shared by every simulated app process
+    /// (`shared-locmem[:<MiB>]`): a stand-in for a shared server (Redis,
+    /// Memcached) without running one, e.g. for the `freeze` and
+    /// `writer-crash` scenarios.
+    SharedLocmem {
+        /// Capacity of the store, bytes.
         capacity_bytes: u64,
     },
     /// Redis, single node or cluster (`redis://host:port`, `redis+cluster://…`).
@@ -54,6 +89,14 @@ pub enum BackendSpec {
         l2: Box<BackendSpec>,
         /// Backplane delivery latency, µs; `None`: no backplane.
         backplane_us: Option<u64>,
+        /// Tracking's delivery latency per invalidation, µs; `None`: no
+        /// tracking, or Redis's own ([`Self::TwoTier::real_tracking`]).
+        tracking_us: Option<u64>,
+        /// Redis's own client tracking ([`backend_redis::RedisTracker`],
+        /// one per process) instead of a model: `tracking` with no value
+        /// on a Redis L2. Every write then waits until each process has its
+        /// invalidations (a delivery of 0 in virtual time).
+        real_tracking: bool,
         /// How long a known generation is trusted without a notice, s;
         /// `None`: the library's default.
         trust_s: Option<u64>,
@@ -62,59 +105,48 @@ pub enum BackendSpec {
     },
 }
 
-const TWO_TIER_SYNTAX: &str =
-    "expected two-tier[/backplane=<µs>[,trust=<s>]]:<locmem|locmem:MiB>+<locmem|redis://…|memcache://…>";
-
-fn two_tier_error(spec: &str, message: &str) -> Error {
-    Error::Backend {
-        spec: spec.to_owned(),
-        message: format!("{message}; {TWO_TIER_SYNTAX}"),
-    }
-}
-
-/// Parses the part of a `two-tier` spec after `two-tier`.
-fn parse_two_tier(spec: &str, rest: &str) -> Result<BackendSpec> {
-    let (options, tiers) = rest
-        .strip_prefix('/')
-        .map(|r| r.split_once(':').map(|(o, t)| (Some(o), t)))
-        .unwrap_or_else(|| rest.strip_prefix(':').map(|t| (None, t)))
-        .ok_or_else(|| two_tier_error(spec, "missing ':' after two-tier"))?;
-    let (mut backplane_us, mut trust_s) = (None, None);
-    for option in options.into_iter().flat_map(|o| o.split(',')) {
-        let (name, value) = option
-            .split_once('=')
-            .ok_or_else(|| two_tier_error(spec, &format!("option {option:?} needs a value")))?;
-        let value = value
-            .parse::<u64>()
-            .map_err(|_| two_tier_error(spec, &format!("option {name}: {value:?} is not a whole number")))?;
-        let slot = match name {
-            "backplane" => &mut backplane_us,
-            "trust" => &mut trust_s,
-            _ => return Err(two_tier_error(spec, &format!("unknown option {name:?}"))),
-        };
-        if slot.replace(value).is_some() {
-            return Err(two_tier_error(spec, &format!("option {name} given twice")));
-        }
-    }
-    if trust_s.is_some() && backplane_us.is_none() {
-        return Err(two_tier_error(spec, "trust only applies with a backplane"));
-    }
-    let (l1, l2) = tiers
-        .split_once('+')
-        .ok_or_else(|| two_tier_error(spec, "missing '+' between L1 and L2"))?;
-    let l1_capacity_bytes = match BackendSpec::parse(l1) {
-        Ok(BackendSpec::Locmem { capacity_bytes }) => capacity_bytes,
-        _ => return Err(two_tier_error(spec, "L1 must be locmem or locmem:<MiB>")),
+/// Parses a `two-tier` spec with the shared grammar
+/// ([`backend_any::spec`]), then what the simulator can honour: a
+/// backplane is modelled, so it needs its delivery latency.
+fn parse_two_tier(spec: &str) -> Result<BackendSpec> {
+    let err = |e: SpecError| Error::Backend {
+        spec: redact_url(spec),
+        message: e.to_string(),
     };
-    let l2 = BackendSpec::parse(l2)?;
-    if matches!(l2, BackendSpec::TwoTier { .. }) {
-        return Err(two_tier_error(spec, "L2 cannot be two-tier"));
-    }
+    let t = TwoTierSpec::parse(spec).map_err(err)?;
+    // `channel=<name>` names a real Redis channel: nothing to model here.
+    let backplane_us = match t.backplane() {
+        None => None,
+        Some(Some(us)) => Some(us),
+        Some(None) => {
+            return Err(err(SpecError::new(
+                "the simulator models the backplane's delivery, in virtual time: give its latency, \
+                 backplane=<µs> (e.g. backplane=2000)",
+            )))
+        }
+    };
+    let l2 = BackendSpec::parse(t.l2)?;
+    let real_tracking = matches!((t.tracking(), &l2), (Some(None), BackendSpec::Redis(_)));
+    let tracking_us = match t.tracking() {
+        Some(None) if real_tracking => None,
+        other => other.map(|us| us.unwrap_or(DEFAULT_TRACKING_US)),
+    };
+    let l1_capacity_bytes = match BackendSpec::parse(t.l1) {
+        Ok(BackendSpec::Locmem { capacity_bytes }) => capacity_bytes,
+        _ => {
+            return Err(err(SpecError::new(format!(
+                "L1 {:?}: expected locmem or locmem:<MiB>",
+                t.l1
+            ))))
+        }
+    };
     Ok(BackendSpec::TwoTier {
         l1_capacity_bytes,
         l2: Box::new(l2),
         backplane_us,
-        trust_s,
+        tracking_us,
+        real_tracking,
+        trust_s: t.trust(),
         label: spec.to_owned(),
     })
 }
@@ -126,45 +158,15 @@ impl std::fmt::Debug for BackendSpec {
     }
 }
 
-/// `url` with the password of its user info, and the value of any
-/// `password=` query parameter, replaced by `***`: what reports, errors and
-/// progress show of a backend URL.
-pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_owned();
-    // The user info: between `://` and the first `@` before any path.
-    if let Some(scheme_end) = out.find("://") {
-        let rest = &out[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            let userinfo = &rest[..at];
-            let shown = match userinfo.find(':') {
-                Some(colon) => format!("{}:***", &userinfo[..colon]),
-                // A lone token (`redis://token@host`) is a password too.
-                None if !userinfo.is_empty() => "***".to_owned(),
-                None => String::new(),
-            };
-            out = format!("{}{shown}{}", &out[..scheme_end + 3], &rest[at..]);
-        }
-    }
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") => {
-                    format!("{k}=***")
-                }
-                _ => kv.to_owned(),
-            })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
-    }
-    out
-}
+/// What reports, errors and progress show of a backend URL: its
+/// passwords as `***` ([`cache_core::redact::redact_url`], the redactor
+/// every crate of the workspace uses).
+pub use cache_core::redact::redact_url;
 
 impl BackendSpec {
-    /// Parses `locmem`, `locmem:<MiB>`, `redis://…`, `redis+cluster://…`,
-    /// `memcache://…`, `two-tier[/backplane=<µs>[,trust=<s>]]:<l1>+<l2>`, or
+    /// Parses `locmem`, `locmem:<MiB>`, `shared-locmem[:<MiB>]`,
+    /// `redis://…`, `redis+cluster://…`, `memcache://…`,
+    /// `two-tier[/backplane=<µs>[,trust=<s>] | /tracking[=<µs>]]:<l1>+<l2>`, or
     /// `env:NAME`: the value of environment variable `NAME` (so that a
     /// password need not be on the command line).
     pub fn parse(spec: &str) -> Result<Self> {
@@ -181,8 +183,8 @@ impl BackendSpec {
             }
             return Self::parse(value.trim());
         }
-        if let Some(rest) = spec.strip_prefix("two-tier") {
-            return parse_two_tier(spec, rest);
+        if TwoTierSpec::is_two_tier(spec) {
+            return parse_two_tier(spec);
         }
         if spec == "locmem" {
             return Ok(BackendSpec::Locmem {
@@ -198,6 +200,28 @@ impl BackendSpec {
                 capacity_bytes: mib << 20,
             });
         }
+        if let Some(rest) = spec.strip_prefix("shared-locmem") {
+            let capacity_bytes = match rest.strip_prefix(':') {
+                None if rest.is_empty() => backend_locmem::DEFAULT_CAPACITY_BYTES,
+                Some(mib) => {
+                    mib.parse::<u64>()
+                        .ok()
+                        .filter(|m| (1..=1 << 20).contains(m))
+                        .ok_or_else(|| Error::Backend {
+                            spec: spec.to_owned(),
+                            message: "expected shared-locmem:<capacity in MiB, 1 to 1048576>".into(),
+                        })?
+                        << 20
+                }
+                None => {
+                    return Err(Error::Backend {
+                        spec: spec.to_owned(),
+                        message: "expected shared-locmem or shared-locmem:<MiB>".into(),
+                    })
+                }
+            };
+            return Ok(BackendSpec::SharedLocmem { capacity_bytes });
+        }
         if spec.starts_with("redis://") || spec.starts_with("rediss://") || spec.starts_with("redis+cluster://") {
             return Ok(BackendSpec::Redis(spec.to_owned()));
         }
@@ -206,8 +230,8 @@ impl BackendSpec {
         }
         Err(Error::Backend {
             spec: redact_url(spec),
-            message: "unknown backend; use locmem, locmem:<MiB>, redis://host:port, memcache://host:port, \
-                      two-tier:locmem+<L2> or env:NAME"
+            message: "unknown backend; use locmem, locmem:<MiB>, shared-locmem[:<MiB>], redis://host:port, \
+                      memcache://host:port, two-tier:locmem+<L2> or env:NAME"
                 .into(),
         })
     }
@@ -221,6 +245,12 @@ impl BackendSpec {
                 "locmem".to_owned()
             }
             BackendSpec::Locmem { capacity_bytes } => format!("locmem:{}MiB", capacity_bytes >> 20),
+            BackendSpec::SharedLocmem { capacity_bytes }
+                if *capacity_bytes == backend_locmem::DEFAULT_CAPACITY_BYTES =>
+            {
+                "shared-locmem".to_owned()
+            }
+            BackendSpec::SharedLocmem { capacity_bytes } => format!("shared-locmem:{}MiB", capacity_bytes >> 20),
             BackendSpec::Redis(u) | BackendSpec::Memcache(u) => redact_url(u),
             BackendSpec::TwoTier { label, .. } => redact_url(label),
         }
@@ -230,7 +260,7 @@ impl BackendSpec {
     /// own stores. A server is shared, so its cells run one at a time.
     pub fn isolated_per_cell(&self) -> bool {
         match self {
-            BackendSpec::Locmem { .. } => true,
+            BackendSpec::Locmem { .. } | BackendSpec::SharedLocmem { .. } => true,
             BackendSpec::TwoTier { l2, .. } => l2.isolated_per_cell(),
             _ => false,
         }
@@ -250,8 +280,12 @@ pub struct Connected {
     pub tiers: Vec<TwoTier>,
     /// The stores count feeds by their declared padding
     /// ([`crate::engine::declared_len`]): set [`crate::engine::Cell::declared_padding`].
-    /// Only plain `locmem`; remote and two-tier stores move real bytes.
+    /// Only plain `locmem`; remote, shared and two-tier stores move real
+    /// bytes.
     pub declared_padding: bool,
+    /// Per process, what a trace's fault event does to it (two tiers with
+    /// a backplane or tracking); empty otherwise.
+    pub tier_faults: Vec<TierFaultFn>,
 }
 
 impl std::fmt::Debug for Connected {
@@ -270,6 +304,8 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             l1_capacity_bytes,
             l2,
             backplane_us,
+            tracking_us,
+            real_tracking,
             trust_s,
             ..
         } => {
@@ -288,26 +324,54 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             ))
             .await?;
             let clock_arc: Arc<dyn cache_core::Clock> = Arc::new(clock.clone());
-            let bus = backplane_us.map(|d| LocalBackplane::new(std::time::Duration::from_micros(d), clock_arc.clone()));
+            let micros = std::time::Duration::from_micros;
+            let bus = backplane_us.map(|d| LocalBackplane::new(micros(d), clock_arc.clone()));
+            let tracker = tracking_us.map(|d| LocalTracker::new(l2_store.clone(), micros(d), clock_arc.clone()));
+            // With tracking, every write reaches the shared store through
+            // the tracking server, which invalidates what others read.
+            let l2_store = tracker.as_ref().map_or(l2_store, LocalTracker::store);
+            let redis = match (real_tracking, l2.as_ref()) {
+                (true, BackendSpec::Redis(url)) => Some(redis_trackers(spec, url, processes).await?),
+                _ => None,
+            };
+            let l2_store: Arc<dyn Backend> = match &redis {
+                Some(trackers) => Arc::new(Settling {
+                    inner: l2_store,
+                    trackers: trackers.clone(),
+                }),
+                None => l2_store,
+            };
             let mut tiers = Vec::new();
-            for l1 in l1s.backends {
+            let mut tier_faults: Vec<TierFaultFn> = Vec::new();
+            for (p, l1) in l1s.backends.into_iter().enumerate() {
                 let mut b = TwoTier::builder(l1, l2_store.clone()).clock(clock_arc.clone());
+                if let Some(t) = redis.as_ref().and_then(|t| t.get(p)) {
+                    b = b.tracking(t.clone());
+                }
                 if let Some(s) = trust_s {
                     b = b.trust_for(std::time::Duration::from_secs(*s));
                 }
+                let bus = bus.as_ref().map(LocalBackplane::endpoint);
                 if let Some(bus) = &bus {
                     b = b.backplane(Arc::new(bus.clone()));
                 }
-                tiers.push(b.build().map_err(|e| Error::Backend {
+                let tracker = tracker.as_ref().map(|t| Arc::new(t.endpoint()));
+                if let Some(t) = &tracker {
+                    b = b.tracking(t.clone());
+                }
+                let tier = b.build().map_err(|e| Error::Backend {
                     spec: spec.label(),
                     message: e.to_string(),
-                })?);
+                })?;
+                tier_faults.push(fault(&tier, bus, tracker));
+                tiers.push(tier);
             }
             Ok(Connected {
                 backends: tiers.iter().map(|t| Arc::new(t.clone()) as Arc<dyn Backend>).collect(),
                 live_keys: Vec::new(),
                 tiers,
                 declared_padding: false,
+                tier_faults,
             })
         }
         BackendSpec::Locmem { capacity_bytes } => {
@@ -320,7 +384,19 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                     .collect(),
                 tiers: Vec::new(),
                 declared_padding: true,
+                tier_faults: Vec::new(),
             })
+        }
+        BackendSpec::SharedLocmem { capacity_bytes } => {
+            // One store, which every process's index maps to.
+            Box::pin(connect(
+                &BackendSpec::Locmem {
+                    capacity_bytes: *capacity_bytes,
+                },
+                1,
+                clock,
+            ))
+            .await
         }
         BackendSpec::Redis(url) => {
             let backend = backend_redis::RedisBackend::connect(url.as_str())
@@ -335,6 +411,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 live_keys: Vec::new(),
                 tiers: Vec::new(),
                 declared_padding: false,
+                tier_faults: Vec::new(),
             })
         }
         BackendSpec::Memcache(url) => {
@@ -350,6 +427,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 live_keys: Vec::new(),
                 tiers: Vec::new(),
                 declared_padding: false,
+                tier_faults: Vec::new(),
             })
         }
     }
@@ -391,41 +469,132 @@ pub(crate) fn locmem_stores(
         .collect()
 }
 
-/// `message` with the password of `url` (if any) replaced by `***`, for
-/// errors that quote what a client library said.
-fn scrub(message: String, url: &str) -> String {
-    let shown = redact_url(url);
-    let mut out = message.replace(url, &shown);
-    for secret in secrets(url) {
-        if secret.len() >= 3 {
-            out = out.replace(&secret, "***");
-        }
+/// One [`RedisTracker`](backend_redis::RedisTracker) per process on `url`.
+async fn redis_trackers(
+    spec: &BackendSpec,
+    url: &str,
+    processes: u32,
+) -> Result<Vec<Arc<backend_redis::RedisTracker>>> {
+    let mut trackers = Vec::new();
+    for _ in 0..processes.max(1) {
+        let t = backend_redis::RedisTracker::connect(url)
+            .await
+            .map_err(|e| Error::Backend {
+                spec: spec.label(),
+                message: scrub(format!("cannot track: {e}"), url),
+            })?;
+        trackers.push(Arc::new(t));
     }
-    out
+    Ok(trackers)
 }
 
-/// The passwords in `url`: its user info's, and `password=` query values.
-fn secrets(url: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            let userinfo = &rest[..at];
-            found.push(userinfo.split_once(':').map_or(userinfo, |(_, p)| p).to_owned());
+/// The shared Redis seen by processes tracking it for real: a write
+/// returns once every process's tracking connection has the invalidations
+/// it caused ([`RedisTracker::settle`](backend_redis::RedisTracker::settle)),
+/// so that in virtual time, where the next event may come right after, an
+/// invalidation is delivered with the write (real delivery takes tens of
+/// µs of real time, which virtual time cannot replay).
+#[derive(Debug)]
+struct Settling {
+    inner: Arc<dyn Backend>,
+    trackers: Vec<Arc<backend_redis::RedisTracker>>,
+}
+
+impl Settling {
+    async fn settle<T>(&self, r: cache_core::Result<T>) -> cache_core::Result<T> {
+        for t in &self.trackers {
+            t.settle().await?;
         }
+        r
     }
-    if let Some((_, query)) = url.split_once('?') {
-        for kv in query.split('&') {
-            if let Some((k, v)) = kv.split_once('=') {
-                if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") {
-                    found.push(v.to_owned());
-                }
+}
+
+#[cache_core::async_trait]
+impl Backend for Settling {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> cache_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &cache_core::Key) -> cache_core::Result<Option<cache_core::Bytes>> {
+        self.inner.get(key).await
+    }
+    async fn get_many(&self, keys: &[cache_core::Key]) -> cache_core::Result<Vec<Option<cache_core::Bytes>>> {
+        self.inner.get_many(keys).await
+    }
+    async fn set(
+        &self,
+        key: &cache_core::Key,
+        value: cache_core::Bytes,
+        ttl: cache_core::Ttl,
+    ) -> cache_core::Result<()> {
+        let r = self.inner.set(key, value, ttl).await;
+        self.settle(r).await
+    }
+    async fn set_many(
+        &self,
+        entries: &[(cache_core::Key, cache_core::Bytes)],
+        ttl: cache_core::Ttl,
+    ) -> cache_core::Result<()> {
+        let r = self.inner.set_many(entries, ttl).await;
+        self.settle(r).await
+    }
+    async fn add(
+        &self,
+        key: &cache_core::Key,
+        value: cache_core::Bytes,
+        ttl: cache_core::Ttl,
+    ) -> cache_core::Result<bool> {
+        let r = self.inner.add(key, value, ttl).await;
+        self.settle(r).await
+    }
+    async fn incr(&self, key: &cache_core::Key, delta: u64) -> cache_core::Result<u64> {
+        let r = self.inner.incr(key, delta).await;
+        self.settle(r).await
+    }
+    async fn delete(&self, key: &cache_core::Key) -> cache_core::Result<bool> {
+        let r = self.inner.delete(key).await;
+        self.settle(r).await
+    }
+    async fn delete_many(&self, keys: &[cache_core::Key]) -> cache_core::Result<u64> {
+        let r = self.inner.delete_many(keys).await;
+        self.settle(r).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> cache_core::Result<u64> {
+        let r = self.inner.delete_prefix(prefix).await;
+        self.settle(r).await
+    }
+    async fn server_stats(&self) -> cache_core::Result<Option<cache_core::ServerStats>> {
+        self.inner.server_stats().await
+    }
+}
+
+/// What a fault event does to the process whose two tiers are `tier`,
+/// with its backplane endpoint or tracking connection.
+fn fault(tier: &TwoTier, bus: Option<LocalBackplane>, tracker: Option<Arc<LocalTracker>>) -> TierFaultFn {
+    let known = tier.known().cloned();
+    Arc::new(move |kind: TierFaultKind| match kind {
+        TierFaultKind::Disconnect => {
+            if let Some(t) = &tracker {
+                t.reconnect();
+            } else if let Some(k) = known.as_ref().filter(|_| bus.is_some()) {
+                k.lost();
+                k.subscribed();
             }
         }
-    }
-    found.retain(|s| !s.is_empty());
-    found
+        TierFaultKind::LoseNotice => {
+            if let Some(b) = &bus {
+                b.lose_next(1);
+            }
+        }
+    })
+}
+
+/// `message` (a client library's words) with the passwords of `url`
+/// replaced by `***`.
+fn scrub(message: String, url: &str) -> String {
+    cache_core::redact::scrub(&message, url)
 }
 
 /// How long the connect-time probe may take.

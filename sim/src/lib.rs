@@ -31,6 +31,26 @@
 //! percentiles in virtual time, from the latencies of the steps each request
 //! took, waiting for a coalesced load included.
 //!
+//! And what happens when a bump fails: each process's queue of failed
+//! bumps (cache-core's `flow::Pending`, retried on its schedule, the reads
+//! it covers sent around the cache), the transactional outbox and its
+//! relays, under injected faults: `--freeze START_S:DURATION_S` (the cache
+//! refuses every call for a stretch, through `cache_core::fault::Frozen`
+//! on the cell's virtual clock) and `--crash-writer-at S` (a writer dies
+//! between its commit and its bump), with the `freeze` and `writer-crash`
+//! scenarios; the report's `faults` section counts what they left.
+//!
+//! And what happens when the database fails: `--db-fault
+//! outage:START_S:DURATION_S` (or `slow:…:LATENCY_MS`) makes feed queries
+//! fail (or slow) for a stretch, and the `db-outage` scenario shows it per
+//! strategy; the read path's fail-safe (`--fail-safe MAX_AGE_S`: the entry
+//! stored for the view answers a failed load, marked current or stale) and
+//! the loader's soft and hard timeouts (`--soft-timeout-ms`,
+//! `--hard-timeout-ms`) are cache-core's flow's, driven in virtual time
+//! (`engine`'s `dbfault.rs`); the report counts fail-safe answers, those
+//! that were stale (apart from `stale_reads`), errors returned and the
+//! latency inside the fault windows.
+//!
 //! # Layout
 //!
 //! - [`calendar`]: FullCalendar's range rules (month grid, week, day, list),
@@ -57,6 +77,8 @@
 //!   and replayed against fresh stores with nothing else running (what
 //!   the `sim` benchmark compares the simulator with).
 //! - [`report`]: Markdown, CSV, JSON and HTML (inline SVG) renderings.
+//! - [`verdict`]: the recommendation: the built-in hazards that apply to
+//!   the run's shape, run on its backends, and why not every other cell.
 //! - [`rng`]: the seeded PRNG (SplitMix64) and distributions.
 //! - [`error`]: the simulator's error type.
 //!
@@ -274,5 +296,6 @@ pub mod runner;
 pub mod scenarios;
 pub mod trace;
 pub mod traffic;
+pub mod verdict;
 
 pub use error::{Error, Result};

@@ -71,6 +71,16 @@ fn backend_arg(s: &str) -> std::result::Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// `--disconnect SECONDS:PROCESS`.
+fn disconnect(s: &str) -> std::result::Result<sim::config::TierFault, String> {
+    sim::config::TierFault::parse(s, sim::config::TierFaultKind::Disconnect)
+}
+
+/// `--lose-notice SECONDS:PROCESS`.
+fn lose_notice(s: &str) -> std::result::Result<sim::config::TierFault, String> {
+    sim::config::TierFault::parse(s, sim::config::TierFaultKind::LoseNotice)
+}
+
 /// `locmem:16,64,256` (a memory sweep) as one spec per size; anything else
 /// as itself.
 fn expand_backend(s: &str) -> Vec<String> {
@@ -177,8 +187,8 @@ enum OnOff {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `redis://[user:password@]host:port`, `redis+cluster://host:port[,host:port…]`, `memcache://host:port[,host:port…]`, `two-tier[/backplane=<µs>[,trust=<s>]]:<locmem|locmem:N>+<L2>` (an in-process L1 per process in front of a shared L2, e.g. `two-tier/backplane=2000:locmem:64+redis://127.0.0.1:6379`), or `env:NAME` to read the spec from environment variable NAME (repeatable). Passwords show as `***` everywhere.
-    #[arg(long = "backend", default_value = "locmem", value_parser = backend_arg)]
+    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `shared-locmem[:N]` (one in-process store shared by every process, standing in for a server), `redis://[user:password@]host:port`, `redis+cluster://host:port[,host:port…]`, `memcache://host:port[,host:port…]`, `two-tier[/backplane=<µs>[,trust=<s>] | /tracking[=<µs>]]:<locmem|locmem:N>+<L2>` (an in-process L1 per process in front of a shared L2, kept coherent by a modelled backplane or tracking with that delivery latency, or Redis's own tracking for `tracking` on a Redis L2, e.g. `two-tier/tracking:locmem:64+redis://127.0.0.1:6379`), or `env:NAME` to read the spec from environment variable NAME (repeatable). Passwords show as `***` everywhere. Default: `locmem`; for the `freeze`, `writer-crash` and `db-outage` scenarios, whose point is a store the processes share, `shared-locmem`; for `multi-process-two-tier`, five side by side (locmem, shared-locmem, two-tier, +backplane, +tracking).
+    #[arg(long = "backend", value_parser = backend_arg)]
     backends: Vec<String>,
     /// Strategies: a comma list or `all`.
     #[arg(long, default_value = "all")]
@@ -246,14 +256,103 @@ struct Common {
     /// stderr (real time: never in the report).
     #[arg(long)]
     timings: bool,
+    /// Freeze the cache server from START_S for DURATION_S (seconds after
+    /// the trace's start, decimals allowed; repeatable): it keeps its data
+    /// but every call fails, so bumps of writes meanwhile fail and are
+    /// queued and retried by their process. The report then gets a faults
+    /// section: bumps queued, retried, re-applied, stale reads during and
+    /// after the freeze and the latest of them after the thaw.
+    #[arg(long = "freeze", value_name = "START_S:DURATION_S", value_parser = sim::config::Freeze::parse)]
+    freezes: Vec<sim::config::Freeze>,
+    /// The writer of the first write at or after this many seconds crashes
+    /// between its commit and its bump (its process also loses its queue
+    /// of failed bumps); with `--outbox on` a relay applies the change
+    /// after `--outbox-grace-ms`, with `off` it is lost.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    crash_writer_at: Option<u64>,
+    /// Writes record their change in a transactional outbox (`on`, as the
+    /// calendar service does) that every process's relay drains, or not
+    /// (`off`: only each process's in-memory retry queue).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    outbox: OnOff,
+    /// First retry of a failed bump, ms (1..=60000); doubles per failed
+    /// round up to --bump-retry-max-ms.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    bump_retry_min_ms: u64,
+    /// Longest wait between retries of failed bumps, ms (1..=60000): the
+    /// bound on staleness after the server's return.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    bump_retry_max_ms: u64,
+    /// How often the outbox relays poll, ms (1..=3600000).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    outbox_poll_ms: u64,
+    /// How old an outbox row must be before a relay applies it, ms
+    /// (0..=3600000).
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    outbox_grace_ms: u64,
+    /// The database fails (`outage:START_S:DURATION_S`) or is slow
+    /// (`slow:START_S:DURATION_S:LATENCY_MS`) for feed queries, from START_S
+    /// for DURATION_S seconds after the trace's start (decimals allowed;
+    /// repeatable). Writes still commit. The report then gets a
+    /// database-faults section: fail-safe answers (and how many were
+    /// stale), errors returned, timeouts, latency inside the windows.
+    #[arg(long = "db-fault", value_name = "outage:START_S:DURATION_S|slow:START_S:DURATION_S:LATENCY_MS", value_parser = sim::config::DbFault::parse)]
+    db_faults: Vec<sim::config::DbFault>,
+    /// Two tiers: PROCESS's tracking connection (or backplane
+    /// subscription) drops and is made again, SECONDS after the trace's
+    /// start (decimals allowed; repeatable): it forgets what that
+    /// connection vouched for and reads L2 until tracked again. Changes
+    /// nothing on other backends.
+    #[arg(long = "disconnect", value_name = "SECONDS:PROCESS", value_parser = disconnect)]
+    disconnects: Vec<sim::config::TierFault>,
+    /// Two tiers with a backplane: the next notice PROCESS publishes after
+    /// SECONDS is lost on the way (repeatable); the others notice at its
+    /// next one. Changes nothing elsewhere.
+    #[arg(long = "lose-notice", value_name = "SECONDS:PROCESS", value_parser = lose_notice)]
+    lost_notices: Vec<sim::config::TierFault>,
+    /// Fail-safe: when the database fails or times out, answer with the
+    /// entry stored for the view if it expired less than MAX_AGE_S seconds
+    /// ago (an entry with old stamps, not yet expired, always qualifies);
+    /// entries are stored that much longer (1..=31536000). Off by default.
+    #[arg(long = "fail-safe", value_name = "MAX_AGE_S", value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_S))]
+    fail_safe: Option<u64>,
+    /// The loader's soft timeout, ms (1..=3600000; needs --fail-safe): a
+    /// read with a fail-safe entry that has waited this long for the
+    /// database is answered with it while the load goes on and refreshes
+    /// the entry (as `RangeCache::fetch_detached`).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    soft_timeout_ms: Option<u64>,
+    /// The loader's hard timeout, ms (1..=3600000): past it the load is
+    /// given up and the read answered by fail-safe, or with an error.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    hard_timeout_ms: Option<u64>,
+}
+
+/// A number of seconds (decimals allowed) within the faults' range, as µs.
+fn seconds(s: &str) -> std::result::Result<u64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.0..=sim::config::MAX_FAULT_S).contains(&x) => Ok((x * 1e6).round() as u64),
+        _ => Err(format!(
+            "expected seconds in 0..={} (decimals allowed), found {s:?}",
+            sim::config::MAX_FAULT_S
+        )),
+    }
 }
 
 impl Common {
     fn config(&self, scenario: &str) -> Result<RunConfig> {
         let mut cfg = RunConfig::new(scenario);
         cfg.seed = self.seed;
-        cfg.backends = self
-            .backends
+        let defaults: Vec<String> = sim::scenarios::default_backends(scenario)
+            .iter()
+            .map(|b| (*b).to_owned())
+            .collect();
+        let backends = if self.backends.is_empty() {
+            &defaults[..]
+        } else {
+            &self.backends[..]
+        };
+        cfg.backends = backends
             .iter()
             .flat_map(|b| expand_backend(b))
             .map(|b| BackendSpec::parse(&b))
@@ -268,6 +367,13 @@ impl Common {
                     )));
                 }
                 names.push(n.to_owned());
+            }
+            if names.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "--strategies {:?} names no strategy; give a comma list of {} or `all`",
+                    self.strategies,
+                    cache_core::strategy::NAMES.join(", ")
+                )));
             }
             cfg.strategies = names;
         }
@@ -286,14 +392,45 @@ impl Common {
         cfg.timings = self.timings;
         cfg.outage_limit = Some(Duration::from_secs(self.max_outage_s));
         cfg.fenced_writes = self.fence == OnOff::On;
+        cfg.faults.freezes = self.freezes.clone();
+        cfg.faults.freezes.sort_by_key(|f| f.start_us);
+        cfg.faults.crash_writer_at_us = self.crash_writer_at;
+        cfg.faults.outbox = self.outbox == OnOff::On;
+        cfg.faults.db = self.db_faults.clone();
+        cfg.faults.db.sort_by_key(|f| f.start_us);
+        cfg.faults.tier = self.disconnects.iter().chain(&self.lost_notices).copied().collect();
+        cfg.faults.tier.sort_by_key(|f| f.at_us);
+        if self.bump_retry_min_ms > self.bump_retry_max_ms {
+            return Err(Error::Invalid(format!(
+                "--bump-retry-min-ms {} is above --bump-retry-max-ms {}",
+                self.bump_retry_min_ms, self.bump_retry_max_ms
+            )));
+        }
+        let ms = Duration::from_millis;
         cfg.aside = cfg
             .aside
             .clone()
             .with_single_flight(self.single_flight == OnOff::On)
-            .with_xfetch(self.xfetch);
-        cfg.aside
-            .validate()
-            .map_err(|e| Error::Invalid(format!("--xfetch: {e}")))?;
+            .with_xfetch(self.xfetch)
+            .with_bump_retry(ms(self.bump_retry_min_ms), ms(self.bump_retry_max_ms))
+            .with_outbox_timing(ms(self.outbox_poll_ms), ms(self.outbox_grace_ms))
+            .with_fail_safe(self.fail_safe.map(Duration::from_secs))
+            .with_load_timeouts(self.soft_timeout_ms.map(ms), self.hard_timeout_ms.map(ms));
+        cfg.aside.validate().map_err(|e| match e {
+            cache_core::Error::Setting { setting: "xfetch", .. } => Error::Invalid(format!("--xfetch: {e}")),
+            cache_core::Error::Setting {
+                setting: "fail_safe", ..
+            } => Error::Invalid(format!("--fail-safe: {e}")),
+            cache_core::Error::Setting {
+                setting: "soft_timeout",
+                ..
+            } => Error::Invalid(format!("--soft-timeout-ms: {e}")),
+            cache_core::Error::Setting {
+                setting: "hard_timeout",
+                ..
+            } => Error::Invalid(format!("--hard-timeout-ms: {e}")),
+            e => Error::Invalid(e.to_string()),
+        })?;
         Ok(cfg)
     }
 }
@@ -403,14 +540,37 @@ fn compare(
 fn check_errors(report: &sim::report::Report, max_rate: f64) -> Result<()> {
     let mut over = Vec::new();
     for r in report.results.iter().filter(|r| r.errors > 0) {
-        let rate = r.errors as f64 / r.reads.max(1) as f64;
+        // Errors inside an injected freeze, and reads the injected database
+        // faults failed, are the fault doing its job: reported, not held
+        // against the cell.
+        let failed = r.failed_reads.unwrap_or(0).min(r.errors);
+        if failed > 0 {
+            eprintln!(
+                "cache-sim: {} × {}: {failed} reads answered with an error: the injected database fault(s) (or timeouts) and fail-safe had no entry",
+                r.strategy, r.backend
+            );
+        }
+        let frozen = r.faults.map_or(0, |f| f.errors_in_freeze).min(r.errors - failed);
+        if frozen > 0 {
+            eprintln!(
+                "cache-sim: {} × {}: {frozen} backend errors inside the injected freeze(s) (their reads fell back to the database)",
+                r.strategy, r.backend
+            );
+        }
+        let injected = failed + frozen;
+        let errors = r.errors - injected;
+        if errors == 0 {
+            continue;
+        }
+        let rate = errors as f64 / r.reads.max(1) as f64;
         eprintln!(
-            "cache-sim: warning: {} × {}: {} backend errors in {} reads ({:.2}%); those requests fell back to the database, so hit and stale counts understate this cell",
+            "cache-sim: warning: {} × {}: {} backend errors in {} reads ({:.2}%){}; those requests fell back to the database, so hit and stale counts understate this cell",
             r.strategy,
             r.backend,
-            r.errors,
+            errors,
             r.reads,
-            rate * 100.0
+            rate * 100.0,
+            if injected > 0 { " outside injected freezes" } else { "" },
         );
         if rate > max_rate {
             over.push(format!("{} × {} ({:.2}%)", r.strategy, r.backend, rate * 100.0));
@@ -466,7 +626,10 @@ fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Run { scenario, common } => {
             scenarios::info(&scenario)?;
-            let cfg = common.config(&scenario)?;
+            let mut cfg = common.config(&scenario)?;
+            // A scenario about a fault brings it (`freeze`, `writer-crash`,
+            // `db-outage`).
+            cfg.faults.merge(&scenarios::faults(&scenario));
             let seed = common.seed;
             let name = scenario.clone();
             compare(cfg, Arc::new(move || scenarios::source(&name, seed)), &common, None)

@@ -109,6 +109,16 @@ fn fixed_month_is_at_risk_and_versioned_is_not() {
         );
     }
     assert!(!report.stale_judged);
+    // The verdict goes by at-risk reads for a log, and says so.
+    let rec = report.recommendation.as_ref().unwrap();
+    assert_ne!(rec.strategy.as_deref(), Some("fixed-month"));
+    let fixed = rec.why_not.iter().find(|w| w.strategy == "fixed-month").unwrap();
+    assert!(
+        fixed.reason.starts_with("served 10 at-risk reads of "),
+        "{}",
+        fixed.reason
+    );
+    assert!(rec.why.starts_with("0 at-risk reads"), "{}", rec.why);
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
-use cache_core::testkit::redis::{command, RedisServer};
+use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
+use cache_testkit::redis::{command, RedisServer};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_cache-sim")

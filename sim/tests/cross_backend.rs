@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
-use cache_core::testkit::redis::RedisServer;
+use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
+use cache_testkit::redis::RedisServer;
 use sim::backends::BackendSpec;
 use sim::report::Report;
 use sim::runner::{registry, run, RunConfig};
@@ -52,7 +52,7 @@ fn locmem_redis_and_memcached_agree_on_every_strategy() {
 
 #[test]
 fn an_unreachable_server_fails_before_the_run_starts() {
-    let port = cache_core::testkit::process::free_port().unwrap();
+    let port = cache_testkit::process::free_port().unwrap();
     let mut cfg = RunConfig::new("seed-october-2025");
     cfg.backends = vec![BackendSpec::parse(&format!("redis://127.0.0.1:{port}")).unwrap()];
     let err = run(

@@ -316,3 +316,90 @@ fn a_replayed_item_error_names_its_line() {
     assert_ne!(code, 0, "{stderr}");
     assert!(stderr.contains("line 4") && stderr.contains("item 1"), "{stderr}");
 }
+
+/// Issue 26: messages a newcomer can act on.
+#[test]
+fn an_empty_strategy_list_is_an_error() {
+    for empty in ["", " , ", ","] {
+        fails(
+            &["run", "--strategies", empty, "--quiet"],
+            1,
+            &["names no strategy", "stamped"],
+        );
+    }
+}
+
+#[test]
+fn a_byte_order_mark_before_the_header_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = b"\xEF\xBB\xBF".to_vec();
+    body.extend_from_slice(format!("{HEADER}\n{{\"t_us\":0,{READ}}}\n").as_bytes());
+    let trace = write_file(dir.path(), "bom.jsonl", &body);
+    let (code, stderr) = cache_sim(&["replay", &trace, "--strategies", "versioned", "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Only before the first line: elsewhere it is still not JSON.
+    let mut body = format!("{HEADER}\n").into_bytes();
+    body.extend_from_slice(b"\xEF\xBB\xBF");
+    body.extend_from_slice(format!("{{\"t_us\":0,{READ}}}\n").as_bytes());
+    trace_fails(&body, 2, "<line>", "");
+}
+
+#[test]
+fn an_access_log_of_only_bad_lines_says_why_they_were_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_file(
+        dir.path(),
+        "bad.log",
+        b"10.0.0.1 - bob [06/Oct/2025:09:00:01 +0000] \"GET /feed?start=undefined&end=2025-11-10 HTTP/1.1\" 200 5\n\
+          10.0.0.1 - bob [06/Oct/2025:09:00:02 +0000] \"GET /feed?start=2025-09-29&end=soon HTTP/1.1\" 200 5\n\
+          10.0.0.1 - bob [99/Xyz/2025:09:00:03 +0000] \"GET /feed?start=2025-09-29&end=2025-11-10 HTTP/1.1\" 200 5\n",
+    );
+    fails(
+        &["replay", "--format", "access-log", &log, "--quiet"],
+        1,
+        &[
+            "no `GET …?start=…&end=…` feed requests",
+            "3 line(s) skipped",
+            "bad.log:1:",
+            "undefined",
+            "bad.log:2:",
+            "bad timestamp",
+        ],
+    );
+}
+
+/// A one-connection HTTP server on a free loopback port: answers whatever
+/// it is sent with a 400, as any web server does to a Redis command.
+fn http_server() -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad Request",
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn a_redis_url_pointing_at_a_web_server_says_it_is_not_redis() {
+    let port = http_server();
+    let url = format!("redis://app:hunter2@127.0.0.1:{port}");
+    let (code, stderr) = cache_sim(&["run", "--backend", &url, "--quiet"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("did not answer like Redis"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2") && !stderr.contains("Unexpected"),
+        "{stderr}"
+    );
+    let url = format!("memcache://127.0.0.1:{port}");
+    let (code, stderr) = cache_sim(&["run", "--backend", &url, "--quiet"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("like memcached"), "{stderr}");
+}

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use cache_core::aside::{RangeCache, RangeCacheOptions};
+use cache_core::aside::RangeCache;
 use cache_core::strategy::{by_name, NAMES};
 use cache_core::{Bytes, ManualClock};
 use sim::backends::{connect, BackendSpec};
@@ -83,10 +83,12 @@ async fn through_range_cache(cfg: &RunConfig, header: &Header, events: &[Event])
         .backends
         .iter()
         .map(|b| {
-            let o = RangeCacheOptions::default()
-                .with_clock(Arc::new(clock.clone()))
-                .with_seed(cfg.seed);
-            RangeCache::new(b.clone(), strategy.clone(), o)
+            let o = opts.clone().with_clock(Arc::new(clock.clone()));
+            RangeCache::builder(b.clone())
+                .options(o)
+                .shared_strategy(strategy.clone())
+                .build()
+                .unwrap()
         })
         .collect();
     let mut db = Db::new();

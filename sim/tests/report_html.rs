@@ -106,23 +106,36 @@ fn a_memory_sweep_has_distinct_labels_and_the_html_holds_the_charts() {
     assert!(small.contains("Oct "), "a date axis, not seconds");
     assert!(html.contains("memory per process, MiB"));
     assert!(html.contains("feed latency, ms"));
-    // The recommendation names a cell with 0 stale reads and its basis.
-    let best = report
+    // The verdict: a cell that passes, named first, then why not the others.
+    let verdict = report.recommendation.as_ref().unwrap();
+    let (strategy, backend) = (
+        verdict.strategy.as_deref().unwrap(),
+        verdict.backend.as_deref().unwrap(),
+    );
+    assert_eq!(strategy, "stamped", "{verdict:?}");
+    let cell = report
         .results
         .iter()
-        .filter(|r| r.stale_reads == 0)
-        .min_by(|a, b| {
-            a.ops_per_read
-                .total_cmp(&b.ops_per_read)
-                .then(b.hit_rate.total_cmp(&a.hit_rate))
-        })
+        .find(|r| r.strategy == strategy && r.backend == backend)
         .unwrap();
+    assert_eq!(cell.stale_reads, 0);
     let rec = html.split("id=\"recommendation\">").nth(1).unwrap();
     assert!(
-        rec.starts_with(&format!("Recommendation: {} on {}", best.strategy, best.backend)),
+        rec.starts_with(&format!("Recommendation: {strategy} on {backend} — ")),
         "{rec}"
     );
-    assert!(rec.contains("Derived from"));
+    let why_not = html
+        .split("id=\"why-not\"")
+        .nth(1)
+        .unwrap()
+        .split("</section>")
+        .next()
+        .unwrap();
+    assert_eq!(why_not.matches("<tr><td>").count(), report.results.len() - 1);
+    assert!(why_not.contains("fixed-month") && why_not.contains("stale-set-race"));
+    // Latency of hits and misses apart, with the share each stands for.
+    let latency = html.split("id=\"chart-latency\"").nth(1).unwrap();
+    assert!(latency.contains("ms hit p50 (") && latency.contains("ms miss p99"));
 }
 
 #[test]

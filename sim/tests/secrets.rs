@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use cache_core::testkit::redis::{command, RedisServer};
+use cache_testkit::redis::{command, RedisServer};
 
 const PASSWORD: &str = "Zq7-pw-9f3Kx";
 

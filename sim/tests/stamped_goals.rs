@@ -83,7 +83,12 @@ fn stamped_keeps_wildcards_hit_rate_in_one_round_trip_without_orphans() {
         "{} round trips per read",
         s.ops_per_read
     );
-    assert_eq!(s.dead_keys, Some(0), "no orphans");
+    // Dead entries count for stamped too (stamps no longer current), but
+    // none is an orphan: each sits under the key its view's next fill
+    // overwrites. versioned's bumps orphan entries, so the count can see them.
+    assert!(s.dead_keys.unwrap() > 0, "the count sees stamped's entries");
+    assert_eq!(s.orphaned_keys, Some(0), "no orphans");
+    assert!(v.orphaned_keys.unwrap() > 0, "versioned orphans entries");
 }
 
 /// The commit-to-bump window, stretched to 200 ms so that many reads land

@@ -1,5 +1,6 @@
 //! The sans-IO core of cache-aside: every decision of a read (plan, hit or
-//! miss, join an in-flight load, early refresh, fail-open, store) and of a
+//! miss, join an in-flight load, early refresh, fail-open, fail-safe and
+//! the loader's timeouts, store) and of a
 //! write (invalidate), taken in one place and driven by two drivers.
 //!
 //! This is the shape of quinn-proto and rustls: the decisions are a state
@@ -23,23 +24,81 @@
 //!  │              └─▶ Join ─▶ another load in flight: wait ─▶ Done (coalesced)
 //!  │                    └──▶ lead ─▶ Load ─▶ Publish ─▶ Store ─▶ Finish ─▶ Done
 //!  └─ plan error (fail-open) ─▶ Load ─▶ Done (uncached)
+//!
+//! a bump of the view pending in this process (Aside::read_for):
+//!    Load ─▶ Done (uncached: no plan, no join, no store)
+//!
+//! fail-safe (an expired or old-stamped entry kept at Get):
+//!    Load fails / hard timeout ─▶ answered by the entry ─▶ Publish (waiters: fail-safe or retry)
+//!    soft timeout while waiting ─▶ answered by the entry; a leader's load goes on ─▶ Publish ─▶ Store
 //! ```
 //!
 //! Single-flight is per process: [`Flights`] is one table per process (per
 //! `RangeCache`; per simulated app process). Nothing is coordinated across
 //! processes: that would take a lock in the shared store.
 //!
+//! So are failed bumps: [`Pending`] holds the changes whose invalidation
+//! did not reach the cache, until a retry applies them, and a read that
+//! one of them covers skips the cache from the start
+//! ([`Aside::read_for`]: `Plan` is replaced by `Load`). See
+//! [`pending`] for the retry schedule and the bound on staleness it gives.
+//!
 //! The backend work of a step (the strategy's plan, its store, its
 //! invalidation) is done by [`Aside::plan`], [`Aside::store`] and
 //! [`Aside::invalidate`], so drivers never call a strategy themselves.
 //!
+//! # Fail-safe and the loader's timeouts
+//!
+//! With fail-safe on ([`CacheOptions::fail_safe_max_age`]) a read that
+//! finds an entry the strategy would not serve keeps it aside
+//! ([`ReadFlow::has_fallback`]), opened by the strategy's stored form and
+//! classified by its [`Liveness`](crate::strategy::Liveness): `Expired`
+//! (or live but refreshed early) is [`FailSafe::Current`], `StaleStamps`
+//! is [`FailSafe::Stale`]; an entry under another key or inside an open
+//! write is never kept. It answers the read when the load fails
+//! ([`ReadFlow::loaded`] with `None`), when the hard timeout passes
+//! ([`ReadFlow::load_timed_out`]), when the leader this read waited for
+//! failed or timed out ([`ReadFlow::handed`]), or at the soft timeout
+//! ([`ReadFlow::soft_timed_out`]; a leader stays at `Load`, answered, and
+//! its load goes on to publish and store), and only if its logical expiry
+//! passed less than the max age ago. Each read finds one entry (the one
+//! under its key), so "prefer current stamps" is decided by the strategy's
+//! layout: what it can offer is
+//!
+//! | strategy | after its TTL | after a write to its scope |
+//! |---|---|---|
+//! | `stamped` | `current` (stable key, stamps still current) | `stale` (same key, old stamps) |
+//! | `versioned`, `bucketed`, `naive-versioned` | `current` (the key carries the generations) | nothing: the bump moved the view to a new key (the old one is only reachable by its old generation) |
+//! | `wildcard`, `range-expansion`, `fixed-month` | `current` ("not deleted": no stamps to tell) | nothing when the delete named the key; when it missed it (the strategy's own hazard) the old entry answers as `current` |
+//! | `short-ttl` | `current` ("not expired long ago": it never invalidates) | the same |
+//!
+//! Keeping an entry past its logical expiry needs the store to keep it:
+//! [`ReadFlow::loaded`] stores every entry for its TTL plus the max age
+//! (the plan's TTL, so a strategy's key index lives as long), and the
+//! strategies' generations live twice that
+//! ([`CacheOptions::control_ttl`]). What a strategy guarantees to normal
+//! reads is unchanged (the logical expiry decides them); only fail-safe
+//! answers, marked and counted, come from the extra time.
+//!
+//! The timeouts are measured by the driver (real time in `RangeCache`,
+//! virtual time in the simulator) and fed to the flow; the flow says which
+//! apply ([`ReadFlow::soft_timeout`]: only with a fail-safe entry;
+//! [`ReadFlow::hard_timeout`]). Past the hard timeout the load is given up
+//! and its waiters are told ([`Handoff::TimedOut`]): they answer by
+//! fail-safe or fail, rather than wait once more.
+//!
 //! # Layout
 //!
-//! - `mod.rs`: [`Aside`] (the strategy plus the read policy: single-flight,
-//!   XFetch and its seeded draws) and [`AsideOptions`].
-//! - `read.rs`: [`ReadFlow`], [`Step`], [`Outcome`], [`Served`].
+//! - `mod.rs`: [`Aside`] (the strategy plus the read policy of its
+//!   [`CacheOptions`]: single-flight, XFetch and its seeded draws,
+//!   fail-open, fail-safe and the loader's timeouts).
+//! - `read.rs`: [`ReadFlow`], [`Step`].
+//! - `outcome.rs`: what a read came to ([`Served`], [`Outcome`],
+//!   [`FailSafe`]) and what a leader hands its waiters ([`Handoff`]).
 //! - `flights.rs`: [`Flights`], the single-flight table.
-//! - `tally.rs`: [`Tally`], the counters both drivers keep.
+//! - `pending.rs`: [`Pending`], the bumps a process failed to apply, their
+//!   retry schedule, and the reads they keep out of the cache.
+//! - `metrics.rs`: [`CacheMetrics`], the counters both drivers keep.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,89 +106,44 @@ use std::time::{Duration, SystemTime};
 
 use crate::backend::Backend;
 use crate::envelope::Envelope;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::hash::{splitmix64, unit_open_zero, GOLDEN_GAMMA};
+use crate::options::CacheOptions;
 use crate::strategy::{ReadPlan, Strategy};
 use crate::view::{Change, View};
 
 pub mod flights;
+pub mod metrics;
+pub mod outcome;
+pub mod pending;
 pub mod read;
-pub mod tally;
 
 pub use flights::{Begin, FlightId, Flights};
-pub use read::{Outcome, ReadFlow, Served, Step};
-pub use tally::Tally;
+pub use metrics::{CacheMetrics, Tally};
+pub use pending::{Added, Pending, PendingId, RetryPolicy};
+pub(crate) use outcome::Policy;
+pub use outcome::{FailSafe, Handoff, Outcome, Served};
+pub use read::{ReadFlow, Step};
 
-/// The read policy of an [`Aside`].
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct AsideOptions {
-    /// Concurrent misses on one key in one process load once; the others
-    /// wait for that load (default on).
-    pub single_flight: bool,
-    /// XFetch's β; `None` (the default) turns early refresh off. 1.0 is
-    /// the paper's recommendation; larger refreshes earlier.
-    pub xfetch_beta: Option<f64>,
-    /// Seed of XFetch's random draws.
-    pub seed: u64,
-}
-
-impl Default for AsideOptions {
-    fn default() -> Self {
-        AsideOptions {
-            single_flight: true,
-            xfetch_beta: None,
-            seed: 0,
-        }
-    }
-}
-
-impl AsideOptions {
-    /// Sets [`Self::single_flight`].
-    #[must_use]
-    pub fn with_single_flight(mut self, on: bool) -> Self {
-        self.single_flight = on;
-        self
-    }
-
-    /// Sets [`Self::xfetch_beta`].
-    #[must_use]
-    pub fn with_xfetch(mut self, beta: Option<f64>) -> Self {
-        self.xfetch_beta = beta;
-        self
-    }
-
-    /// Sets [`Self::seed`].
-    #[must_use]
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// Checks the options: β must be finite and positive.
-    pub fn validate(&self) -> Result<()> {
-        match self.xfetch_beta {
-            Some(b) if !(b.is_finite() && b > 0.0) => Err(Error::Config {
-                backend: "cache-aside".to_owned(),
-                message: format!("xfetch beta must be a finite number > 0, got {b}"),
-            }),
-            _ => Ok(()),
-        }
-    }
-}
+/// The read policy's settings: single-flight, XFetch and fail-open are
+/// fields of [`CacheOptions`], the one options type (this name is kept for
+/// code written before it).
+#[doc(hidden)]
+pub type AsideOptions = CacheOptions;
 
 /// One strategy with its read policy: starts [`ReadFlow`]s and performs
 /// the strategy's backend work for the drivers. Shareable between tasks.
 #[derive(Debug)]
 pub struct Aside {
     strategy: Arc<dyn Strategy>,
-    options: AsideOptions,
+    options: CacheOptions,
     rng: AtomicU64,
 }
 
 impl Aside {
-    /// `strategy` read with `options`.
-    pub fn new(strategy: Arc<dyn Strategy>, options: AsideOptions) -> Self {
+    /// `strategy` read with the read policy of `options` (single-flight,
+    /// XFetch seeded from [`CacheOptions::seed`], fail-open).
+    pub fn new(strategy: Arc<dyn Strategy>, options: CacheOptions) -> Self {
         Aside {
             rng: AtomicU64::new(options.seed),
             strategy,
@@ -142,14 +156,55 @@ impl Aside {
         &self.strategy
     }
 
-    /// The read policy.
-    pub fn options(&self) -> &AsideOptions {
+    /// The options (of which the read policy's are used here).
+    pub fn options(&self) -> &CacheOptions {
         &self.options
     }
 
-    /// A new read, at [`Step::Plan`].
+    /// A new read, at [`Step::Plan`], for a driver that keeps no
+    /// [`Pending`] table (as [`Aside::read_for`] with an empty one).
     pub fn read(&self) -> ReadFlow {
-        ReadFlow::new(self.options.single_flight)
+        ReadFlow::new(Policy::of(&self.options))
+    }
+
+    /// A new read of `view` in a process whose failed bumps are `pending`:
+    /// at [`Step::Plan`], or, when a pending change covers the view
+    /// ([`Pending::covers`]), straight at [`Step::Load`] with
+    /// [`Outcome::pending_bypass`] set: the cache may still hold what that
+    /// change should have invalidated, so it neither answers, nor
+    /// coalesces, nor is filled.
+    pub fn read_for<T>(&self, view: &View, pending: &Pending<T>) -> ReadFlow {
+        let mut flow = self.read();
+        if pending.covers(view) {
+            flow.bypass_pending();
+        }
+        flow
+    }
+
+    /// The retry schedule of failed bumps, from the options
+    /// ([`CacheOptions::bump_retry_min`], [`CacheOptions::bump_retry_max`]).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(self.options.bump_retry_min, self.options.bump_retry_max)
+    }
+
+    /// Re-applies a change whose bump failed: [`Aside::end_write`] when
+    /// the write was announced (`fenced`; it also lifts a fence the
+    /// `begin_write` may have left open), [`Aside::invalidate`] otherwise.
+    ///
+    /// Re-applying may apply a bump twice (the first attempt may have
+    /// reached the server although its answer did not come back). Every
+    /// strategy tolerates that: a second bump costs a miss per entry, and
+    /// `stamped` re-creates a fenced generation whose halves are out of
+    /// step (more ends than begins) at a fresh settled start, which is a
+    /// bump too; the price is that a write of the same scope still open
+    /// at that moment loses its fence and has the plain commit-to-bump
+    /// window until its own end.
+    pub async fn reapply(&self, backend: &dyn Backend, change: &Change, fenced: bool) -> Result<()> {
+        if fenced {
+            self.end_write(backend, change).await
+        } else {
+            self.invalidate(backend, change).await
+        }
     }
 
     /// [`Step::Plan`]: the strategy derives the view's key (reading or
@@ -207,9 +262,13 @@ impl Aside {
 }
 
 #[cfg(test)]
+mod fail_safe_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::envelope::EntryBuf;
+    use crate::error::Error;
     use crate::flow::flights::Flights;
     use crate::key::Key;
     use crate::strategy::{by_name, StrategyOptions};
@@ -220,7 +279,7 @@ mod tests {
         let s = by_name("fixed-month", &StrategyOptions::default()).unwrap();
         Aside::new(
             s,
-            AsideOptions::default()
+            CacheOptions::default()
                 .with_single_flight(single_flight)
                 .with_xfetch(beta),
         )
@@ -317,6 +376,34 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_bump_sends_covered_reads_to_the_loader_alone() {
+        use crate::view::{Scope, TimeRange};
+        let a = aside(true, None);
+        let day = |d: &str| chrono::DateTime::parse_from_rfc3339(d).unwrap();
+        let oct = View::new(
+            [Scope::new("cal:1").unwrap()],
+            TimeRange::new(day("2025-10-01T00:00:00Z"), day("2025-11-01T00:00:00Z")).unwrap(),
+        )
+        .unwrap();
+        let mut pending = Pending::default();
+        assert_eq!(a.read_for(&oct, &pending).step(), Step::Plan);
+        let write = TimeRange::new(day("2025-10-15T00:00:00Z"), day("2025-10-16T00:00:00Z")).unwrap();
+        pending.add(
+            Change::new(Scope::new("cal:1").unwrap(), [write]).unwrap(),
+            (),
+            UNIX_EPOCH,
+        );
+        let mut f = a.read_for(&oct, &pending);
+        assert_eq!(f.step(), Step::Load, "no plan: nothing read, nothing joined");
+        f.loaded(Some(EntryBuf::from_payload(b"fresh")), Duration::ZERO, UNIX_EPOCH);
+        assert_eq!(f.step(), Step::Done, "and nothing stored");
+        assert!(f.outcome().pending_bypass && f.outcome().loader_called);
+        let mut m = CacheMetrics::default();
+        m.record(f.outcome());
+        assert_eq!((m.pending_bypassed, m.misses, m.bypassed), (1, 1, 0));
+    }
+
+    #[test]
     fn xfetch_refreshes_some_fresh_entries_early_and_huge_ttls_never_overflow() {
         let a = aside(true, Some(1.0));
         let now = UNIX_EPOCH + Duration::from_secs(95);
@@ -334,6 +421,5 @@ mod tests {
         f.join(&mut Flights::new(), ());
         f.loaded(Some(EntryBuf::from_payload(b"v")), Duration::MAX, SystemTime::now());
         assert!(f.entry().is_some());
-        assert!(AsideOptions::default().with_xfetch(Some(f64::NAN)).validate().is_err());
     }
 }

@@ -5,12 +5,13 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::envelope::{EntryBuf, Envelope};
-use crate::error::Result;
+use crate::envelope::EntryBuf;
+use crate::error::{Error, Result};
 use crate::flow::flights::{Begin, FlightId, Flights};
+use crate::flow::outcome::{FailSafe, Handoff, Outcome, Policy, Served};
 use crate::flow::Aside;
 use crate::key::Key;
-use crate::strategy::ReadPlan;
+use crate::strategy::{Liveness, ReadPlan};
 
 /// What the driver must do next for a [`ReadFlow`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,23 +42,6 @@ pub enum Step {
     Done,
 }
 
-/// How a read was answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Served {
-    /// Not answered yet.
-    #[default]
-    Pending,
-    /// From a fresh cache entry.
-    Hit,
-    /// By this request's own load.
-    Loaded,
-    /// By another request's load in the same process (single-flight).
-    Coalesced,
-    /// Not at all: the loader failed.
-    Failed,
-}
-
 /// One number for a plan's generations, so that a load under some
 /// generations is never shared with a request that planned under others
 /// (`stamped` keeps one key across generations).
@@ -65,29 +49,6 @@ fn stamp_of(generations: &[u64]) -> u64 {
     generations
         .iter()
         .fold(0x9e37_79b9_7f4a_7c15, |h, g| crate::hash::splitmix64(&mut (h ^ g)))
-}
-
-/// Everything a read did that metrics count. Both drivers count with
-/// [`Tally::record`](crate::flow::Tally::record), so they count alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct Outcome {
-    /// How the read was answered.
-    pub served: Served,
-    /// A fresh entry was recomputed early (XFetch).
-    pub early_refresh: bool,
-    /// A backend error on the read path (plan or get) was answered by the
-    /// loader (fail-open).
-    pub read_error: bool,
-    /// Storing the loaded value failed (the value was still served).
-    pub store_error: bool,
-    /// The entry found did not decode as an envelope.
-    pub corrupt_entry: bool,
-    /// The loader was called.
-    pub loader_called: bool,
-    /// The plan said a write to the view's scopes was open, so the cache
-    /// neither answered nor stored this read ([`ReadPlan::bypass`]).
-    pub bypassed: bool,
 }
 
 /// The decisions of one read: plan → get → hit, or miss → (join an
@@ -122,28 +83,44 @@ pub struct Outcome {
 /// assert_eq!(flow.payload().map(|p| &p[..]), Some(&b"[]"[..]));
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ReadFlow {
     step: Step,
-    single_flight: bool,
+    policy: Policy,
+    error: Option<Error>,
     plan: Option<ReadPlan>,
     flight: Option<FlightId>,
     entry: Option<Bytes>,
     payload: Option<Bytes>,
+    /// The entry fail-safe would answer with (see `fetched`).
+    fallback: Option<(Bytes, FailSafe)>,
+    /// The request was answered before its load ended (soft timeout).
+    answered: bool,
     outcome: Outcome,
 }
 
 impl ReadFlow {
-    pub(crate) fn new(single_flight: bool) -> Self {
+    pub(crate) fn new(policy: Policy) -> Self {
         ReadFlow {
             step: Step::Plan,
-            single_flight,
+            policy,
+            error: None,
             plan: None,
             flight: None,
             entry: None,
             payload: None,
+            fallback: None,
+            answered: false,
             outcome: Outcome::default(),
         }
+    }
+
+    /// Skips the cache for this read: a bump of its scopes is pending in
+    /// this process ([`Aside::read_for`]). Straight to [`Step::Load`],
+    /// without a plan, so nothing joins a flight or fills an entry.
+    pub(crate) fn bypass_pending(&mut self) {
+        self.outcome.pending_bypass = true;
+        self.step = Step::Load;
     }
 
     /// What to do next.
@@ -172,14 +149,102 @@ impl ReadFlow {
         self.entry.as_ref()
     }
 
-    /// The answer, once [`Step::Done`] (`None` when the loader failed).
+    /// The answer, once [`Step::Done`] or [`ReadFlow::is_answered`]
+    /// (`None` when the read failed). After an answer at the soft timeout
+    /// a successful load replaces it with the loaded value, for the
+    /// waiters and the store; the request already has its answer.
     pub fn payload(&self) -> Option<&Bytes> {
         self.payload.as_ref()
+    }
+
+    /// True once the request has its answer: at [`Step::Done`], or
+    /// earlier when it was answered by fail-safe at the soft timeout while
+    /// its load goes on ([`ReadFlow::soft_timed_out`]).
+    pub fn is_answered(&self) -> bool {
+        self.answered || self.step == Step::Done
+    }
+
+    /// True when fail-safe has an entry for this read, should the
+    /// database fail or be too slow.
+    pub fn has_fallback(&self) -> bool {
+        self.fallback.is_some()
+    }
+
+    /// How long this read may wait for the database before it is answered
+    /// by fail-safe ([`ReadFlow::soft_timed_out`]): the soft timeout, when
+    /// one is set, fail-safe has an entry and the read is not answered
+    /// yet. A driver arms it for a request waiting on another's load
+    /// ([`Step::Join`]) and, when it can let a load finish without the
+    /// request ([`Step::Load`]), for a leader.
+    pub fn soft_timeout(&self) -> Option<Duration> {
+        self.policy
+            .soft_timeout
+            .filter(|_| self.fallback.is_some() && !self.is_answered())
+    }
+
+    /// How long a load may take before it is given up
+    /// ([`ReadFlow::load_timed_out`]); `None`: as long as it takes.
+    pub fn hard_timeout(&self) -> Option<Duration> {
+        self.policy.hard_timeout
+    }
+
+    /// Answers from the fail-safe entry, if there is one.
+    fn fall_back(&mut self) -> bool {
+        match self.fallback.take() {
+            Some((payload, kind)) => {
+                self.payload = Some(payload);
+                self.outcome.served = Served::FailSafe;
+                self.outcome.fail_safe = Some(kind);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps `entry` (not live under this read's plan: `liveness` says
+    /// why) for fail-safe, when fail-safe is on and the entry qualifies:
+    /// its stamps current (expired, or refreshed early) or old, and its
+    /// logical expiry less than the max age ago.
+    fn keep_fallback(&mut self, entry: &crate::strategy::StoredEntry, liveness: Liveness, now: SystemTime) {
+        let Some(max_age) = self.policy.fail_safe else { return };
+        let kind = match liveness {
+            Liveness::Live | Liveness::Expired => FailSafe::Current,
+            Liveness::StaleStamps => FailSafe::Stale,
+            // Under another key (nothing reads it), or inside an open
+            // write (pre-commit data): never.
+            _ => return,
+        };
+        let young = entry
+            .envelope()
+            .expires_at
+            .is_none_or(|t| t.checked_add(max_age).is_none_or(|end| now < end));
+        if young {
+            self.fallback = Some((entry.payload().clone(), kind));
+        }
     }
 
     /// The answer, by value.
     pub fn into_payload(self) -> Option<Bytes> {
         self.payload
+    }
+
+    /// The backend error that ended this read when fail-open is off
+    /// ([`Served::CacheFailed`]); taken once.
+    pub fn take_error(&mut self) -> Option<Error> {
+        self.error.take()
+    }
+
+    /// A backend error on the read path: answered by the loader
+    /// (fail-open), or the end of the read.
+    fn read_failed(&mut self, error: Error) {
+        self.outcome.read_error = true;
+        if self.policy.fail_open {
+            self.miss();
+        } else {
+            self.error = Some(error);
+            self.outcome.served = Served::CacheFailed;
+            self.step = Step::Done;
+        }
     }
 
     /// What happened so far.
@@ -198,7 +263,7 @@ impl ReadFlow {
     fn miss(&mut self) {
         let bypass = self.plan.as_ref().is_some_and(|p| p.bypass);
         self.outcome.bypassed = bypass;
-        self.step = if self.single_flight && self.plan.is_some() && !bypass {
+        self.step = if self.policy.single_flight && self.plan.is_some() && !bypass {
             Step::Join
         } else {
             Step::Load
@@ -206,7 +271,8 @@ impl ReadFlow {
     }
 
     /// Result of [`Step::Plan`]. A backend error is answered by the loader,
-    /// uncached (fail-open): without a plan there is no key to read or fill.
+    /// uncached (fail-open): without a plan there is no key to read or fill;
+    /// with fail-open off it ends the read.
     pub fn planned(&mut self, plan: Result<ReadPlan>) {
         match plan {
             Ok(p) => {
@@ -221,10 +287,8 @@ impl ReadFlow {
                     self.miss();
                 }
             }
-            Err(_) => {
-                self.outcome.read_error = true;
-                self.step = Step::Load;
-            }
+            // Without a plan, `miss` goes straight to the loader.
+            Err(e) => self.read_failed(e),
         }
     }
 
@@ -239,26 +303,33 @@ impl ReadFlow {
         };
         match got {
             Ok(Some(bytes)) => {
-                // A Get is only asked for after a plan, so the key is there.
-                let decoded = self.plan.as_ref().map(|p| Envelope::decode(&p.key, &bytes));
-                match decoded {
+                // A Get is only asked for after a plan, so the plan is
+                // there. The strategy opens what it stored and says
+                // whether it would serve it under this plan.
+                let opened = self.plan.as_ref().map(|p| {
+                    let entry = aside.strategy().stored_form().open(&bytes);
+                    let liveness = entry.as_ref().map(|e| e.liveness(&p.key, p, now));
+                    (entry, liveness)
+                });
+                match opened {
                     None => {}
-                    Some(Ok(envelope)) if envelope.is_fresh(now) => {
-                        if aside.refresh_early(&envelope, now) {
+                    Some((Some(entry), Some(Liveness::Live))) => {
+                        if aside.refresh_early(entry.envelope(), now) {
                             self.outcome.early_refresh = true;
+                            self.keep_fallback(&entry, Liveness::Live, now);
                         } else {
                             self.outcome.served = Served::Hit;
-                            self.payload = Some(envelope.payload);
+                            self.payload = Some(entry.payload().clone());
                             self.step = Step::Done;
                             return;
                         }
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) => self.outcome.corrupt_entry = true,
+                    Some((Some(entry), Some(liveness))) => self.keep_fallback(&entry, liveness, now),
+                    Some(_) => self.outcome.corrupt_entry = true,
                 }
             }
             Ok(None) => {}
-            Err(_) => self.outcome.read_error = true,
+            Err(e) => return self.read_failed(e),
         }
         self.miss();
     }
@@ -287,8 +358,9 @@ impl ReadFlow {
     }
 
     /// What the leader a [`ReadFlow::join`] waited for handed over: its
-    /// value, or `None` when it failed or went away (then this request
-    /// joins again, and may lead).
+    /// value, or `None` when it went away without one (then this request
+    /// joins again, and may lead). [`ReadFlow::handed`] also tells a
+    /// failed or timed-out load apart.
     pub fn joined(&mut self, value: Option<Bytes>) {
         match value {
             Some(v) => {
@@ -300,25 +372,121 @@ impl ReadFlow {
         }
     }
 
+    /// What the leader a [`ReadFlow::join`] waited for handed over
+    /// ([`ReadFlow::handoff`]): its value (coalesced); after a failed or
+    /// timed-out load, this read's fail-safe entry when it has one;
+    /// otherwise, after a failure or when the leader went away, it joins
+    /// again (and may lead), and after a timeout it fails too.
+    pub fn handed(&mut self, handoff: Handoff) {
+        match handoff {
+            Handoff::Value(v) => self.joined(Some(v)),
+            Handoff::Gone => self.joined(None),
+            Handoff::Failed => {
+                self.step = if self.fall_back() { Step::Done } else { Step::Join };
+            }
+            Handoff::TimedOut => {
+                self.outcome.timed_out = true;
+                if !self.fall_back() {
+                    self.outcome.served = Served::Failed;
+                }
+                self.step = Step::Done;
+            }
+        }
+    }
+
+    /// The soft timeout passed ([`ReadFlow::soft_timeout`]) while this
+    /// read waited for the database: it is answered by fail-safe now. A
+    /// read waiting on another's load is done (the driver leaves its
+    /// waiter where it is: the leader's handoff finds the read answered);
+    /// a leader stays at [`Step::Load`], answered
+    /// ([`ReadFlow::is_answered`]), and its load goes on: its result is
+    /// published to the waiters and stored as usual. Does nothing when
+    /// there is no fail-safe entry.
+    pub fn soft_timed_out(&mut self) {
+        let waiting = match self.step {
+            Step::Load => !self.answered,
+            Step::Join => true,
+            _ => false,
+        };
+        if waiting && self.fall_back() {
+            self.outcome.soft_timed_out = true;
+            if self.step == Step::Load {
+                // Its loader is running (its result comes later).
+                self.outcome.loader_called = true;
+                self.answered = true;
+            } else {
+                self.step = Step::Done;
+            }
+        }
+    }
+
+    /// The hard timeout passed while this read's own load ran: the load is
+    /// given up (the driver drops or abandons it). Answered by fail-safe if
+    /// it can be, failed otherwise ([`Outcome::timed_out`]); a leader then
+    /// publishes [`Handoff::TimedOut`] to its waiters.
+    pub fn load_timed_out(&mut self) {
+        if self.step != Step::Load {
+            return;
+        }
+        self.outcome.loader_called = true;
+        self.outcome.timed_out = true;
+        if !self.answered && !self.fall_back() {
+            self.outcome.served = Served::Failed;
+        }
+        self.step = if self.flight.is_some() {
+            Step::Publish
+        } else {
+            Step::Done
+        };
+    }
+
+    /// What a leader's waiters get when it publishes: its value, or
+    /// whether its load failed or timed out.
+    pub fn handoff(&self) -> Handoff {
+        match (&self.entry, &self.payload) {
+            (Some(_), Some(v)) => Handoff::Value(v.clone()),
+            _ if self.outcome.timed_out => Handoff::TimedOut,
+            _ => Handoff::Failed,
+        }
+    }
+
     /// Result of [`Step::Load`]: the loaded payload (`None`: the loader
     /// failed), how long the load took, and `now` after it, from which the
     /// entry's logical expiry counts. A TTL too large for the clock means
-    /// "never expires" rather than an overflow.
+    /// "never expires" rather than an overflow. A failed load is answered
+    /// by fail-safe when it can be.
+    ///
+    /// With fail-safe on, the entry is stored for its TTL plus the max age
+    /// ([`CacheOptions::keep_expired_for`](crate::CacheOptions::keep_expired_for)):
+    /// the plan's [`ttl`](ReadPlan::ttl) becomes that longer one here, after
+    /// the logical expiry was sealed from it, so that [`Step::Store`] (and
+    /// whatever a strategy derives from the plan's TTL, such as a key
+    /// index's) keeps the entry past its logical expiry.
     pub fn loaded(&mut self, payload: Option<EntryBuf>, load_time: Duration, now: SystemTime) {
         self.outcome.loader_called = true;
         match payload {
             Some(buf) => {
                 let expires_at = self.plan.as_ref().and_then(|p| p.ttl).and_then(|t| now.checked_add(t));
                 let (entry, payload) = buf.seal(expires_at, load_time);
+                if let (Some(keep), Some(plan)) = (self.policy.fail_safe, self.plan.as_mut()) {
+                    plan.ttl = plan.ttl.map(|t| t.saturating_add(keep));
+                }
                 self.entry = Some(entry);
                 self.payload = Some(payload);
-                self.outcome.served = Served::Loaded;
+                if !self.answered {
+                    self.outcome.served = Served::Loaded;
+                }
             }
-            None => self.outcome.served = Served::Failed,
+            None => {
+                self.outcome.load_failed = true;
+                if !self.answered && !self.fall_back() {
+                    self.outcome.served = Served::Failed;
+                }
+            }
         }
         self.step = if self.flight.is_some() {
             Step::Publish
-        } else if self.plan.as_ref().is_some_and(|p| !p.bypass) && self.payload.is_some() {
+        } else if self.plan.as_ref().is_some_and(|p| !p.bypass) && self.entry.is_some() {
             Step::Store
         } else {
             Step::Done
@@ -327,18 +495,18 @@ impl ReadFlow {
 
     /// [`Step::Publish`]: returns the waiters and what to hand each of them
     /// (the value, or `None` after a failed load, which sends them back to
-    /// [`Step::Join`]).
+    /// [`Step::Join`] or to fail-safe: send them [`ReadFlow::handoff`]).
     pub fn publish<W>(&mut self, flights: &mut Flights<W>) -> (Vec<W>, Option<Bytes>) {
         let (Some(id), Some(key)) = (self.flight, self.plan.as_ref().map(|p| &p.key)) else {
             self.step = Step::Done;
             return (Vec::new(), None);
         };
-        match &self.payload {
-            Some(value) => {
+        match (&self.entry, &self.payload) {
+            (Some(_), Some(value)) => {
                 self.step = Step::Store;
                 (flights.complete(key, id, value.clone()), Some(value.clone()))
             }
-            None => {
+            _ => {
                 self.flight = None;
                 self.step = Step::Done;
                 (flights.abandon(key, id), None)

@@ -98,6 +98,7 @@ impl Strategy for FixedMonth {
             prefers_prefix_delete: false,
             invalidates: true,
             needs_shared_store: true,
+            invalidates_by_delete: true,
         }
     }
 

@@ -16,14 +16,24 @@
 //!
 //! | name | read (plan + get) | miss (store) | write | guarantee |
 //! |---|---|---|---|---|
-//! | [`fixed-month`](fixed_month) | 1 | 1 | one `delete` per month × filter combination (4 by default) | none: the seed's bug |
-//! | [`naive-versioned`](naive_versioned) | 2 | 1 | 1 (2 when the version is missing) | breaks when the version key is lost |
+//! | `fixed-month` | 1 | 1 | one `delete` per month × filter combination (4 by default) | none: the seed's bug |
+//! | `naive-versioned` | 2 | 1 | 1 (2 when the version is missing) | breaks when the version key is lost |
 //! | [`versioned`] | 2 (+1 `add` once) | 1 | 1 `incr` | no stale read after the bump, even across lost generations |
 //! | [`wildcard`] | 1 | 1 (3 with a key index) | 2 (`delete_prefix` + index) | stale-set race; index is lossy |
-//! | [`range-expansion`](range_expansion) | 1 | 1 | 1 `delete_many` of `K` keys | only the guessed keys |
+//! | `range-expansion` | 1 | 1 | 1 `delete_many` of `K` keys | only the guessed keys |
 //! | [`short-ttl`](short_ttl) | 1 | 1 | 0 | stale for up to the TTL |
 //! | [`bucketed`] | 2 (one `get_many` of `B`) | 1 | `b` `incr`s | as `versioned`, per bucket |
 //! | [`stamped`] | 1 (one `get_many` of generations + entry) | 1 | 1 `incr` (`b` per bucket) | as `versioned`, no orphans |
+//!
+//! # Stored form
+//!
+//! What a strategy stores, only that strategy decodes: the read path seals
+//! an envelope, the strategy may wrap it (`stamped`
+//! puts its stamps in front), and [`Strategy::stored_form`] opens it again
+//! for every layer that looks at stored entries: the read path (a hit is an
+//! entry that is [`Liveness::Live`] under the read's plan), the two-tier
+//! cache (an L1 copy is served only under current stamps) and the
+//! simulator's dead-key count (see [`StoredForm`]).
 //!
 //! # Keys
 //!
@@ -34,40 +44,48 @@
 //! (scope names, parameters) go through [`Key::from_parts`]'s encoding, so they
 //! can contain neither `:` nor braces nor glob characters.
 
-use std::collections::BTreeMap;
-
-use chrono::Offset;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::backend::{Backend, Ttl};
-use crate::clock::{system_clock, Clock};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::view::{Change, View};
 
+pub use crate::options::{CacheOptions, CONTROL_TTL_FLOOR};
+
 pub mod bucketed;
 pub(crate) mod fence;
-pub mod fixed_month;
+// The strategies that exist to be compared, not chosen: by name only
+// (`by_name`, `RangeCacheBuilder::strategy`).
+crate::internal_mod!(fixed_month);
 pub(crate) mod generations;
 mod key_index;
 pub(crate) mod keys;
-pub mod naive_versioned;
-pub mod range_expansion;
+crate::internal_mod!(naive_versioned);
+crate::internal_mod!(range_expansion);
 pub mod short_ttl;
 pub mod stamped;
+mod stored;
 pub mod versioned;
 pub mod wildcard;
 
 pub use bucketed::Bucketed;
-pub use fixed_month::FixedMonth;
-pub use naive_versioned::NaiveVersioned;
-pub use range_expansion::RangeExpansion;
+use fixed_month::FixedMonth;
+use naive_versioned::NaiveVersioned;
+use range_expansion::RangeExpansion;
 pub use short_ttl::ShortTtl;
+pub(crate) use stamped::StampedForm;
 pub use stamped::{StampGranularity, Stamped};
+pub use stored::{Liveness, StoredEntry, StoredForm};
+// The built-in forms: reached through `Strategy::stored_form`.
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub use stored::EnvelopeForm;
+#[cfg(not(feature = "unstable-internals"))]
+pub(crate) use stored::EnvelopeForm;
 pub use versioned::Versioned;
 pub use wildcard::Wildcard;
 
@@ -85,10 +103,11 @@ pub struct ReadPlan {
     /// (empty for strategies without generations).
     pub generations: Vec<u64>,
     /// The entry, when the plan already read it in the same round trip as
-    /// its generations (`stamped`): `Some(None)` is a miss (absent, or its
-    /// stamps are not current), `Some(Some(bytes))` the cached envelope.
-    /// `None` (every other strategy): the entry is read with a separate
-    /// `get` of [`Self::key`].
+    /// its generations (`stamped`): `Some(None)` is a miss (absent),
+    /// `Some(Some(bytes))` the value as stored, which the read path opens
+    /// with the strategy's [`StoredForm`] and serves only if it is
+    /// [`Liveness::Live`] under this plan. `None` (every other strategy):
+    /// the entry is read with a separate `get` of [`Self::key`].
     pub entry: Option<Option<Bytes>>,
     /// A write to the view's scopes is open (announced with
     /// [`Strategy::begin_write`], not yet ended): the cache must not answer
@@ -152,6 +171,14 @@ pub struct Requirements {
     /// staleness holds per process); listed so the `multi-process-locmem`
     /// hazard has a place to be checked.
     pub needs_shared_store: bool,
+    /// Invalidates by deleting entries (`fixed-month`, `wildcard`,
+    /// `range-expansion`): a stale entry is gone only if the delete named
+    /// it and nothing refilled it afterwards, so correctness depends on the
+    /// store keeping what the strategy told it (a key index a server may
+    /// evict) and on no reader that queried the database before the commit
+    /// storing after the delete (the stale-set race). The simulator's
+    /// verdict rules these out on a server that evicts.
+    pub invalidates_by_delete: bool,
 }
 
 impl Requirements {
@@ -163,6 +190,7 @@ impl Requirements {
         prefers_prefix_delete: false,
         invalidates: true,
         needs_shared_store: true,
+        invalidates_by_delete: false,
     };
 }
 
@@ -192,6 +220,16 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
             needs_shared_store: true,
             ..Requirements::default()
         }
+    }
+
+    /// How this strategy's entries are stored, to open one and tell
+    /// whether this strategy would serve it now (see [`StoredForm`]). The
+    /// default is the read path's envelope as it is; a strategy that wraps
+    /// its entries (`stamped`) returns its own form. The read path, the
+    /// two-tier cache and the simulator's dead-key count all open entries
+    /// through it.
+    fn stored_form(&self) -> &dyn StoredForm {
+        &EnvelopeForm
     }
 
     /// Step 1 of a read: the storage key for `view` (may read or seed
@@ -232,22 +270,18 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     fn control_keys(&self, view: &View) -> Vec<Key>;
 }
 
-/// The shortest TTL of a control key (see [`StrategyOptions::control_ttl`]).
-pub const CONTROL_TTL_FLOOR: Duration = Duration::from_secs(24 * 3600);
-
 /// One entry of the strategy registry: a name and how to build it.
 #[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct Registration {
+struct Registration {
     /// The registry name (what [`Strategy::name`] returns).
-    pub name: &'static str,
+    name: &'static str,
     /// Builds the strategy from validated options.
-    pub build: fn(StrategyOptions) -> Arc<dyn Strategy>,
+    build: fn(CacheOptions) -> Arc<dyn Strategy>,
 }
 
 /// The registry: every strategy, in report order. The one place a strategy
 /// is registered; [`NAMES`] and [`by_name`] derive from it.
-pub const REGISTRY: [Registration; 8] = [
+const REGISTRY: [Registration; 8] = [
     Registration {
         name: FixedMonth::NAME,
         build: |o| Arc::new(FixedMonth::new(o)),
@@ -305,179 +339,10 @@ pub enum BucketSize {
     Month,
 }
 
-/// Options shared by the strategies (each uses the ones it needs).
-///
-/// ```
-/// use cache_core::strategy::{by_name, BucketSize, StrategyOptions};
-/// let options = StrategyOptions::default()
-///     .with_seed(7)
-///     .with_bucket(BucketSize::Week)
-///     .with_namespace("feed");
-/// let strategy = by_name("bucketed", &options).unwrap();
-/// assert_eq!(strategy.name(), "bucketed");
-/// ```
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct StrategyOptions {
-    /// The clock strategies read "now" from (`fixed-month` invalidates months
-    /// around today; generation starts mix in the reading).
-    pub clock: Arc<dyn Clock>,
-    /// TTL of cached views (default 300 s, the seed's).
-    pub ttl: Duration,
-    /// TTL used by `short-ttl` (default 60 s, the seed's Solution D).
-    pub short_ttl: Duration,
-    /// Seed for any random choice (e.g. `versioned`'s random generation start).
-    pub seed: u64,
-    /// First part of every key (default `"feed"`). Must be non-empty and free
-    /// of braces, whitespace and glob characters; tests sharing one server
-    /// give each run its own.
-    pub namespace: String,
-    /// Bucket size of `bucketed`, and of `stamped` with bucket granularity
-    /// (default: month).
-    pub bucket: BucketSize,
-    /// Generation granularity of `stamped` (default: one per scope).
-    pub stamp_granularity: StampGranularity,
-    /// The filter combinations `fixed-month` and `range-expansion` delete keys
-    /// for, as the seed's loops over work types × statuses did. Each map is one
-    /// view's `params`; the default is one combination, no filters (the
-    /// seed's `None:None`).
-    pub filter_combinations: Vec<BTreeMap<String, String>>,
-    /// Most keys `wildcard`'s per-scope key index holds (default 1000); when
-    /// it is full, new entries for the scope are not cached at all, because an
-    /// entry missing from the index could never be invalidated.
-    pub index_cap: usize,
-    /// The UTC offset `range-expansion` writes its guessed keys in: the
-    /// offset most of the application's clients send (default UTC, `Z`).
-    /// Clients using any other offset or a named zone are the variants it
-    /// misses by design.
-    pub home_offset: chrono::FixedOffset,
-}
-
-impl Default for StrategyOptions {
-    fn default() -> Self {
-        StrategyOptions {
-            clock: system_clock(),
-            ttl: Duration::from_secs(300),
-            short_ttl: Duration::from_secs(60),
-            seed: 0,
-            namespace: "feed".to_owned(),
-            bucket: BucketSize::Month,
-            stamp_granularity: StampGranularity::Scope,
-            filter_combinations: vec![BTreeMap::new()],
-            index_cap: 1000,
-            home_offset: chrono::Utc.fix(),
-        }
-    }
-}
-
-impl StrategyOptions {
-    /// Sets [`Self::clock`].
-    #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Sets [`Self::ttl`].
-    #[must_use]
-    pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Sets [`Self::short_ttl`].
-    #[must_use]
-    pub fn with_short_ttl(mut self, ttl: Duration) -> Self {
-        self.short_ttl = ttl;
-        self
-    }
-
-    /// Sets [`Self::seed`].
-    #[must_use]
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// Sets [`Self::namespace`].
-    #[must_use]
-    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
-        self
-    }
-
-    /// Sets [`Self::bucket`].
-    #[must_use]
-    pub fn with_bucket(mut self, bucket: BucketSize) -> Self {
-        self.bucket = bucket;
-        self
-    }
-
-    /// Sets [`Self::stamp_granularity`].
-    #[must_use]
-    pub fn with_stamp_granularity(mut self, granularity: StampGranularity) -> Self {
-        self.stamp_granularity = granularity;
-        self
-    }
-
-    /// Sets [`Self::filter_combinations`].
-    #[must_use]
-    pub fn with_filter_combinations(mut self, combos: Vec<BTreeMap<String, String>>) -> Self {
-        self.filter_combinations = combos;
-        self
-    }
-
-    /// Sets [`Self::index_cap`].
-    #[must_use]
-    pub fn with_index_cap(mut self, cap: usize) -> Self {
-        self.index_cap = cap;
-        self
-    }
-
-    /// Sets [`Self::home_offset`].
-    #[must_use]
-    pub fn with_home_offset(mut self, offset: chrono::FixedOffset) -> Self {
-        self.home_offset = offset;
-        self
-    }
-
-    /// TTL of every control key a strategy writes (generations, versions):
-    /// [`CONTROL_TTL_FLOOR`] (a day), or twice the longest entry TTL if that
-    /// is longer.
-    ///
-    /// Why this long: a generation must outlive the entries written under
-    /// it. The backends' `incr` keeps a key's expiry, so a generation dies
-    /// a fixed time after it was created, however busy its scope; entries
-    /// written in its last entry-TTL then lose the rest of their life (one
-    /// miss each). A day makes that a once-a-day event per scope instead of
-    /// one every few minutes (twice the entry TTL cut `versioned`'s hit
-    /// rate on `realistic` from 16.6% to 10.6%), while a replay or an
-    /// abandoned namespace still leaves nothing behind for more than a day.
-    ///
-    /// Why an expired generation is safe: `versioned`, `bucketed` and
-    /// `stamped` re-create it at a fresh random start, so the entries it
-    /// guarded become unreadable (misses), never readable again with
-    /// changed data. `naive-versioned` restarts at 1, its known hazard
-    /// (`version-eviction`); its entries from that far back have expired.
-    pub fn control_ttl(&self) -> Duration {
-        self.ttl.max(self.short_ttl).saturating_mul(2).max(CONTROL_TTL_FLOOR)
-    }
-
-    /// Checks the options every strategy relies on.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |c: char| matches!(c, '{' | '}' | '*' | '?' | '[' | ']' | '\\') || c.is_whitespace();
-        if self.namespace.is_empty() || self.namespace.chars().any(bad) {
-            return Err(config(format!(
-                "namespace {:?} must be non-empty without braces, glob characters or whitespace",
-                self.namespace
-            )));
-        }
-        if self.ttl.is_zero() || self.short_ttl.is_zero() {
-            return Err(config("ttl and short_ttl must be positive".to_owned()));
-        }
-        Ok(())
-    }
-}
+/// The options strategies are built from: [`CacheOptions`], the one
+/// options type (this name is kept for code written before it).
+#[doc(hidden)]
+pub type StrategyOptions = CacheOptions;
 
 fn config(message: String) -> Error {
     Error::Config {
@@ -498,7 +363,7 @@ fn config(message: String) -> Error {
 /// let err = by_name("lru", &StrategyOptions::default()).unwrap_err();
 /// assert!(err.to_string().contains("versioned"));
 /// ```
-pub fn by_name(name: &str, options: &StrategyOptions) -> Result<Arc<dyn Strategy>> {
+pub fn by_name(name: &str, options: &CacheOptions) -> Result<Arc<dyn Strategy>> {
     options.validate()?;
     match REGISTRY.iter().find(|r| r.name == name) {
         Some(r) => Ok((r.build)(options.clone())),
@@ -522,6 +387,12 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("\"Versioned\"") && msg.contains("bucketed"), "{msg}");
         let bad = StrategyOptions::default().with_namespace("a{b}");
-        assert!(matches!(by_name("versioned", &bad), Err(Error::Config { .. })));
+        assert!(matches!(
+            by_name("versioned", &bad),
+            Err(Error::Setting {
+                setting: "namespace",
+                ..
+            })
+        ));
     }
 }

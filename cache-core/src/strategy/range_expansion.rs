@@ -161,6 +161,7 @@ impl Strategy for RangeExpansion {
             prefers_prefix_delete: false,
             invalidates: true,
             needs_shared_store: true,
+            invalidates_by_delete: true,
         }
     }
 

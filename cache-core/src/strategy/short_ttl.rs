@@ -55,6 +55,7 @@ impl Strategy for ShortTtl {
             prefers_prefix_delete: false,
             invalidates: false,
             needs_shared_store: false,
+            invalidates_by_delete: false,
         }
     }
 

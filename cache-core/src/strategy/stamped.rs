@@ -85,8 +85,10 @@ use super::bucketed::Bucketed;
 use super::fence;
 use super::generations::{bump_generation, resolve_generations, GenerationSource};
 use super::keys::{scope_key, scoped_view_key};
+use super::stored::{StoredEntry, StoredForm};
 use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
 use crate::backend::Backend;
+use crate::envelope::Envelope;
 use crate::error::Result;
 use crate::key::Key;
 use crate::view::{Change, Scope, View};
@@ -177,46 +179,27 @@ pub(crate) fn stamp(stamps: &[u64], value: &[u8]) -> Bytes {
     b.freeze()
 }
 
-/// The value inside a stamped `entry` when its stamps are exactly
-/// `current`; `None` otherwise (stale stamps, more stamps than fit, or not
-/// a stamped entry at all).
-fn unstamp(entry: &Bytes, current: &[u64]) -> Option<Bytes> {
-    let n = usize::from(*entry.get(MAGIC.len())?);
-    let body = MAGIC.len() + 1 + 8 * n;
-    if entry.get(..MAGIC.len())? != MAGIC || n != current.len() || entry.len() < body {
-        return None;
-    }
-    let stamps = entry.get(MAGIC.len() + 1..body)?;
-    let all_current = stamps
-        .chunks_exact(8)
-        .zip(current)
-        .all(|(s, g)| s == g.to_be_bytes().as_slice());
-    all_current.then(|| entry.slice(body..))
-}
+/// The stored form of `stamped` entries: `RCS1`, the stamp count (u8),
+/// the stamps (u64 each, big-endian), then the read path's envelope. The
+/// read path, the two-tier cache and the simulator open them through this
+/// form (see [`super::stored`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StampedForm;
 
-/// The stamps of a stamped `entry`, or `None` when it is not one. The
-/// two-tier cache ([`crate::tier`]) uses this to check an in-process copy
-/// against the shared generations without decoding the envelope.
-pub(crate) fn read_stamps(entry: &[u8]) -> Option<Vec<u64>> {
-    let n = usize::from(*entry.get(MAGIC.len())?);
-    if entry.get(..MAGIC.len())? != MAGIC {
-        return None;
+impl StoredForm for StampedForm {
+    fn open(&self, value: &Bytes) -> Option<StoredEntry> {
+        if value.get(..MAGIC.len())? != MAGIC {
+            return None;
+        }
+        let n = usize::from(*value.get(MAGIC.len())?);
+        let body = MAGIC.len() + 1 + 8 * n;
+        let stamps = value.slice(MAGIC.len() + 1..body.min(value.len()));
+        if stamps.len() != 8 * n {
+            return None;
+        }
+        let envelope = Envelope::parse(&value.slice(body..))?;
+        Some(StoredEntry::new(Some(stamps), envelope))
     }
-    let stamps = entry.get(MAGIC.len() + 1..MAGIC.len() + 1 + 8 * n)?;
-    Some(
-        stamps
-            .chunks_exact(8)
-            .map(|c| c.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)))
-            .collect(),
-    )
-}
-
-/// The envelope inside a stamped `entry` whatever its stamps (the
-/// two-tier cache reads its logical expiry), or `None` when it is not a
-/// stamped entry.
-pub(crate) fn stamped_body(entry: &Bytes) -> Option<Bytes> {
-    let n = read_stamps(entry)?.len();
-    Some(entry.slice(MAGIC.len() + 1 + 8 * n..))
 }
 
 #[async_trait]
@@ -227,6 +210,10 @@ impl Strategy for Stamped {
 
     fn needs(&self) -> Requirements {
         Requirements::COUNTERS
+    }
+
+    fn stored_form(&self) -> &dyn StoredForm {
+        &StampedForm
     }
 
     async fn plan_read(&self, backend: &dyn Backend, view: &View) -> Result<ReadPlan> {
@@ -247,10 +234,11 @@ impl Strategy for Stamped {
         // A write is open on one of the scopes: this read goes to the
         // database alone (see "The commit-to-bump window").
         let fenced = !generations.iter().all(|g| fence::is_settled(*g));
-        let current = entry.filter(|_| !fenced).and_then(|e| unstamp(&e, &generations));
+        // The entry as stored: the read path opens it with `StampedForm`
+        // and serves it only if its stamps are these generations.
         Ok(ReadPlan::new(entry_key, Some(self.options.ttl))
             .with_generations(generations)
-            .with_entry(current)
+            .with_entry(entry.filter(|_| !fenced))
             .with_bypass(fenced))
     }
 
@@ -292,19 +280,36 @@ impl Strategy for Stamped {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::EntryBuf;
+    use crate::strategy::Liveness;
+    use std::time::UNIX_EPOCH;
+
+    fn envelope() -> Bytes {
+        EntryBuf::from_payload(b"[1]").seal(None, std::time::Duration::ZERO).0
+    }
 
     #[test]
-    fn only_current_stamps_unlock_an_entry() {
-        let e = stamp(&[7, 9], b"envelope");
-        assert_eq!(unstamp(&e, &[7, 9]).as_deref(), Some(&b"envelope"[..]));
-        assert_eq!(unstamp(&e, &[7, 10]), None);
-        assert_eq!(unstamp(&e, &[7]), None);
-        assert_eq!(unstamp(&Bytes::from_static(b"RCS1"), &[]), None);
-        assert_eq!(unstamp(&Bytes::from_static(b"RCE1xxxxxxxxxxxxxxxxxxxx"), &[]), None);
-        assert_eq!(unstamp(&stamp(&[], b"x"), &[]).as_deref(), Some(&b"x"[..]));
-        assert_eq!(read_stamps(&e), Some(vec![7, 9]));
-        assert_eq!(stamped_body(&e).as_deref(), Some(&b"envelope"[..]));
-        assert_eq!(read_stamps(b"RCE1xxxxxxxxxxxxxxxxxxxx"), None);
-        assert_eq!(read_stamps(b"RCS1\x02short"), None);
+    fn only_current_stamps_make_an_entry_live() {
+        let e = StampedForm.open(&stamp(&[7, 9], &envelope())).unwrap();
+        assert!(e.is_stamped());
+        assert_eq!(e.stamps().collect::<Vec<_>>(), vec![7, 9]);
+        assert_eq!(&e.payload()[..], b"[1]");
+        assert!(e.stamped_with(&[7, 9]));
+        assert!(!e.stamped_with(&[7, 10]) && !e.stamped_with(&[7]) && !e.stamped_with(&[7, 9, 1]));
+        let key = Key::new("k").unwrap();
+        let plan = |g: Vec<u64>| ReadPlan::new(key.clone(), None).with_generations(g);
+        assert_eq!(e.liveness(&key, &plan(vec![7, 9]), UNIX_EPOCH), Liveness::Live);
+        assert_eq!(e.liveness(&key, &plan(vec![7, 10]), UNIX_EPOCH), Liveness::StaleStamps);
+        let none = StampedForm.open(&stamp(&[], &envelope())).unwrap();
+        assert!(!none.is_stamped() && none.stamped_with(&[]));
+        // Not stamped entries, truncated ones, or stamps without an envelope.
+        for bad in [
+            &envelope()[..],
+            b"RCS1",
+            b"RCS1\x02short",
+            &stamp(&[1], b"not an envelope")[..],
+        ] {
+            assert_eq!(StampedForm.open(&Bytes::copy_from_slice(bad)), None, "{bad:?}");
+        }
     }
 }

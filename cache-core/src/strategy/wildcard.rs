@@ -219,6 +219,7 @@ impl Strategy for Wildcard {
             prefers_prefix_delete: true,
             invalidates: true,
             needs_shared_store: true,
+            invalidates_by_delete: true,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The HTTP handlers: the cached feed, and the writes, which announce
 //! themselves to the cache before they commit and invalidate after.
 
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,30 +11,101 @@ use serde::Serialize;
 use cache_core::fullcalendar::{self, FeedQueryError};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use cache_core::{Bytes, CacheMetrics, Change, Scope};
+use cache_core::aside::LoadError;
+use cache_core::extract::FeedScopes;
+use cache_core::instrumented::StatsSnapshot;
+use cache_core::outbox::OutboxId;
+use cache_core::{Bytes, CacheMetrics, Change, RangeCache, Scope, View};
 
-use crate::db::{BeforeCommit, Calendar, DbError, FeedFilter, Item, ItemInput, STATUSES, WORK_TYPES};
+use crate::db::{BeforeCommit, Calendar, Commit, DbError, FeedFilter, Item, ItemInput, STATUSES, WORK_TYPES};
 use crate::App;
 
 /// The feed's filters: part of the cache key, read back by the loader.
 pub const FILTERS: &[&str] = &["work_type", "status"];
 
+/// The header that marks a feed answered by fail-safe (the database failed
+/// or was too slow): `current` (the cached feed's calendars have not
+/// changed since it was loaded) or `stale` (one of them has).
+pub const FAIL_SAFE_HEADER: &str = "x-cache-fail-safe";
+
 /// `GET /calendar/feed?start&end&timeZone&work_type&status`: FullCalendar's
 /// JSON event array for every calendar the user can see, through the cache.
-pub async fn feed(State(app): State<App>, user: User, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
-    let calendars = app.db.calendars_of(&user.0).await?;
-    let view = fullcalendar::view(calendars.iter().map(scope), query.as_deref().unwrap_or(""), FILTERS)?;
-    let body = app
+/// The [`View`] comes from the query and the user's calendars
+/// ([`FeedScopes`] below).
+///
+/// The loader owns a clone of the app and the view, so the cache runs it as
+/// its own task ([`RangeCache::fetch_detached`]): past the soft timeout
+/// this request is answered by fail-safe while the query goes on and
+/// refreshes the cache.
+pub async fn feed(State(app): State<App>, view: View) -> Result<Response, ApiError> {
+    let (db, db_view) = (app.db.clone(), view.clone());
+    let answer = app
         .cache
-        .get_or_load(&view, || load_feed(&app, &calendars, &view))
+        .fetch_detached(&view, move || async move { load_feed(&db, &db_view).await })
         .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], answer.value).into_response();
+    if let Some(kind) = answer.fail_safe {
+        response
+            .headers_mut()
+            .insert(FAIL_SAFE_HEADER, header::HeaderValue::from_static(kind.as_str()));
+    }
+    Ok(response)
+}
+
+/// What `POST /test/db-fault` takes: `{"kind": "outage", "duration_ms":
+/// 10000}` or `{"kind": "slow", "latency_ms": 800, "duration_ms": 10000}`.
+#[derive(Debug, serde::Deserialize)]
+pub struct DbFaultRequest {
+    #[serde(flatten)]
+    kind: crate::db::DbFaultKind,
+    duration_ms: u64,
+}
+
+/// `POST /test/db-fault` (only with `--test-db-faults`): from now, for
+/// `duration_ms`, the feed query fails or is slowed ([`crate::db::DbFaults`]).
+pub async fn inject_db_fault(State(app): State<App>, Json(req): Json<DbFaultRequest>) -> StatusCode {
+    tracing::warn!(fault = ?req.kind, duration_ms = req.duration_ms, "injecting a database fault (test)");
+    app.db
+        .faults()
+        .inject(req.kind, std::time::Duration::from_millis(req.duration_ms));
+    StatusCode::NO_CONTENT
+}
+
+/// `DELETE /test/db-fault` (only with `--test-db-faults`): ends every
+/// injected fault now.
+pub async fn clear_db_faults(State(app): State<App>) -> StatusCode {
+    app.db.faults().clear();
+    StatusCode::NO_CONTENT
+}
+
+/// What the [`View`] extractor needs: the user's calendars are the feed's
+/// scopes, the filters are part of the view, a bad query is a 400.
+impl FeedScopes for App {
+    type Rejection = ApiError;
+
+    fn filters(&self) -> &[&str] {
+        FILTERS
+    }
+
+    async fn scopes(&self, parts: &mut Parts) -> Result<Vec<Scope>, ApiError> {
+        let Ok(user) = User::from_request_parts(parts, self).await;
+        Ok(self.db.calendars_of(&user.0).await?.iter().map(scope).collect())
+    }
+
+    fn bad_query(&self, error: FeedQueryError) -> ApiError {
+        ApiError::BadQuery(error)
+    }
 }
 
 /// The cache scope of a calendar. The scope is the calendar, not the user
 /// who writes: a write by Bob to the Team calendar must reach Alice's feed.
 pub fn scope(calendar: &Calendar) -> Scope {
     scope_of(calendar.id)
+}
+
+/// The calendar a scope names (`cal:<id>`).
+fn calendar_id(scope: &Scope) -> Option<i64> {
+    scope.as_str().strip_prefix("cal:")?.parse().ok()
 }
 
 fn scope_of(calendar_id: i64) -> Scope {
@@ -47,19 +118,47 @@ fn scope_of(calendar_id: i64) -> Scope {
 
 /// The loader: the database query a cache miss runs, rendered as
 /// FullCalendar's event objects. Everything it reads comes from the view
-/// (range, filters), so what is cached is exactly what the key describes.
-async fn load_feed(app: &App, calendars: &[Calendar], view: &cache_core::View) -> Result<Bytes, DbError> {
-    let filter = FeedFilter {
+/// (calendars, range, filters), so what is cached is exactly what the key
+/// describes.
+async fn load_feed(db: &crate::Db, view: &View) -> Result<Bytes, DbError> {
+    let ids: Vec<i64> = view.scopes.iter().filter_map(calendar_id).collect();
+    let rows = db.feed(&ids, view.range, filter_of(view)).await?;
+    Ok(feed_body(&rows))
+}
+
+/// The feed's filters, as the view (and so the cache key) carries them.
+pub fn filter_of(view: &cache_core::View) -> FeedFilter<'_> {
+    FeedFilter {
         work_type: view.params.get("work_type").map(String::as_str),
         status: view.params.get("status").map(String::as_str),
-    };
-    let ids: Vec<i64> = calendars.iter().map(|c| c.id).collect();
-    let rows = app.db.feed(&ids, view.range, filter).await?;
-    let events: Vec<Event<'_>> = rows.iter().map(|(item, cal)| Event::new(item, cal)).collect();
-    Ok(Bytes::from(
-        serde_json::to_vec(&events).unwrap_or_else(|_| b"[]".to_vec()),
-    ))
+    }
 }
+
+/// The feed's body for `rows` (in [`crate::db::feed_order`]): FullCalendar's
+/// event array, exactly the bytes the feed serves. Public so that the load
+/// tool's checker renders what the database held at any moment with the
+/// service's own code.
+pub fn feed_body(rows: &[(Item, Calendar)]) -> Bytes {
+    let events: Vec<Event<'_>> = rows.iter().map(|(item, cal)| Event::new(item, cal)).collect();
+    Bytes::from(serde_json::to_vec(&events).unwrap_or_else(|_| b"[]".to_vec()))
+}
+
+/// `x-commit-seq` (the write's place in the commit order, see
+/// [`crate::db::history`]) and `x-commit-us` (µs since the epoch just after
+/// its `COMMIT` returned): what a client needs to tell which reads must
+/// show the write.
+pub fn commit_headers(commit: &Commit) -> [(&'static str, String); 2] {
+    [
+        (COMMIT_SEQ_HEADER, commit.seq.to_string()),
+        (COMMIT_US_HEADER, commit.after_us.to_string()),
+    ]
+}
+
+/// Response header of a write: its place in the commit order.
+pub const COMMIT_SEQ_HEADER: &str = "x-commit-seq";
+/// Response header of a write: µs since the Unix epoch just after its
+/// `COMMIT` returned (an upper bound of the commit instant).
+pub const COMMIT_US_HEADER: &str = "x-commit-us";
 
 /// One event in FullCalendar's format (all-day, end exclusive).
 #[derive(Serialize)]
@@ -103,16 +202,18 @@ impl<'a> Event<'a> {
 }
 
 /// `POST /api/items`: creates an item; its calendar is fenced from just
-/// before the commit and invalidated after it.
+/// before the commit and invalidated after it. The answer carries the
+/// [`commit_headers`].
 pub async fn create_item(
     State(app): State<App>,
     user: User,
     Json(input): Json<ItemInput>,
-) -> Result<(StatusCode, Json<Item>), ApiError> {
+) -> Result<Response, ApiError> {
     let (hook, announced) = app.announcer();
     let created = app.db.create(&user.0, input, hook).await;
     app.end_writes(announced).await;
-    Ok((StatusCode::CREATED, Json(created?)))
+    let (item, commit) = created?;
+    Ok((StatusCode::CREATED, commit_headers(&commit), Json(item)).into_response())
 }
 
 /// `GET /api/items/{id}`: one item (404 once deleted: the seed's symptom).
@@ -122,39 +223,45 @@ pub async fn get_item(State(app): State<App>, user: User, Path(id): Path<i64>) -
 
 /// `PUT /api/items/{id}`: replaces an item (title, dates, calendar); its
 /// old and new dates, in its old and new calendar, are fenced and then
-/// invalidated.
+/// invalidated. The answer carries the [`commit_headers`].
 pub async fn update_item(
     State(app): State<App>,
     user: User,
     Path(id): Path<i64>,
     Json(input): Json<ItemInput>,
-) -> Result<Json<Item>, ApiError> {
+) -> Result<Response, ApiError> {
     let (hook, announced) = app.announcer();
     let updated = app.db.update(&user.0, id, input, hook).await;
     app.end_writes(announced).await;
-    Ok(Json(updated?.1))
+    let (_, item, commit) = updated?;
+    Ok((commit_headers(&commit), Json(item)).into_response())
 }
 
 /// `DELETE /api/items/{id}`: deletes an item; its dates are fenced and
-/// then invalidated.
-pub async fn delete_item(State(app): State<App>, user: User, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+/// then invalidated. The answer carries the [`commit_headers`].
+pub async fn delete_item(State(app): State<App>, user: User, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let (hook, announced) = app.announcer();
     let deleted = app.db.delete(&user.0, id, hook).await;
     app.end_writes(announced).await;
-    deleted?;
-    Ok(StatusCode::NO_CONTENT)
+    let (_, commit) = deleted?;
+    Ok((StatusCode::NO_CONTENT, commit_headers(&commit)).into_response())
 }
+
+/// One change a write announced, with its outbox row when the outbox is on.
+type AnnouncedChange = (Change, Option<OutboxId>);
 
 /// The changes a write announced, for [`App::end_writes`].
 #[derive(Debug, Clone, Default)]
-pub struct Announced(Arc<Mutex<Vec<Change>>>);
+pub struct Announced(Arc<Mutex<Vec<AnnouncedChange>>>);
 
 impl App {
     /// A hook for the database's write transaction ([`BeforeCommit`]):
     /// just before the commit it announces the write's [`changes`] to the
     /// cache ([`cache_core::RangeCache::begin_write`]: with `stamped`,
     /// reads of those calendars go to the database until the write ends),
-    /// and records them for [`App::end_writes`].
+    /// records each in the outbox in the same transaction (when
+    /// [`App::outbox`] is on: [`crate::outbox`]), and keeps them for
+    /// [`App::end_writes`].
     ///
     /// It runs on the database's blocking thread, so it waits for the
     /// cache there: the commit must not happen before the announcement has
@@ -163,16 +270,20 @@ impl App {
     /// invalidates (or reports that it could not).
     pub fn announcer(&self) -> (BeforeCommit, Announced) {
         let announced = Announced::default();
-        let (cache, slot) = (self.cache.clone(), announced.clone());
+        let (cache, slot, recorded) = (self.cache.clone(), announced.clone(), self.outbox.is_some());
         let handle = tokio::runtime::Handle::current();
-        let hook: BeforeCommit = Box::new(move |items: &[&Item]| {
-            let changes = changes(items);
-            for change in &changes {
-                if let Err(e) = handle.block_on(cache.begin_write(change)) {
+        let hook: BeforeCommit = Box::new(move |tx: &rusqlite::Connection, items: &[&Item]| {
+            let mut ended = Vec::new();
+            for change in changes(items) {
+                if let Err(e) = handle.block_on(cache.begin_write(&change)) {
                     tracing::error!(scope = %change.scope, error = %e, "announcing a write failed; its feeds may be stale between commit and invalidation");
                 }
+                let row = recorded
+                    .then(|| crate::outbox::record(tx, &change))
+                    .and_then(|r| r.map_err(|e| tracing::error!(scope = %change.scope, error = %e, "recording the change in the outbox failed; only this process's retries stand behind its invalidation")).ok());
+                ended.push((change, row));
             }
-            *slot.0.lock().unwrap_or_else(PoisonError::into_inner) = changes;
+            *slot.0.lock().unwrap_or_else(PoisonError::into_inner) = ended;
         });
         (hook, announced)
     }
@@ -182,15 +293,22 @@ impl App {
     /// lifts the fence). Nothing when the write failed its checks before
     /// announcing anything.
     ///
-    /// A failed invalidation is logged and counted
-    /// ([`CacheMetrics::invalidation_errors`]) but the request still
+    /// A failed invalidation is not lost: the cache queues it and retries
+    /// it until it lands (this process reads the calendars concerned from
+    /// the database meanwhile), and its outbox row stays until then, so
+    /// another process applies it if this one dies. The request still
     /// succeeds, because the write is durable and an error would invite
-    /// the client to repeat it; entries expire after the strategy's TTL.
+    /// the client to repeat it. It is logged and counted
+    /// ([`CacheMetrics::invalidation_errors`], [`CacheMetrics::bumps_queued`]).
     pub async fn end_writes(&self, announced: Announced) {
         let changes = std::mem::take(&mut *announced.0.lock().unwrap_or_else(PoisonError::into_inner));
-        for change in changes {
-            if let Err(e) = self.cache.end_write(&change).await {
-                tracing::error!(scope = %change.scope, error = %e, "invalidation failed; feeds may be stale until the TTL");
+        for (change, row) in changes {
+            let ended = match row {
+                Some(row) => self.cache.end_recorded_write(&change, row).await,
+                None => self.cache.end_write(&change).await,
+            };
+            if let Err(e) = ended {
+                tracing::error!(scope = %change.scope, error = %e, "invalidation failed; queued for retry");
             }
         }
     }
@@ -225,8 +343,35 @@ pub struct Me {
     calendars: Vec<Calendar>,
     work_types: [&'static str; 3],
     statuses: [&'static str; 3],
-    cache: CacheMetrics,
+    cache: CacheReport,
     backend: String,
+}
+
+/// The cache's counters as the page and `/api/cache` show them: the
+/// strategy, what reads and writes did, and the backend round trips of
+/// each path.
+#[derive(Debug, Serialize)]
+pub struct CacheReport {
+    strategy: String,
+    #[serde(flatten)]
+    counts: CacheMetrics,
+    /// Failed bumps waiting for a retry now.
+    pending_bumps: usize,
+    read_ops: StatsSnapshot,
+    write_ops: StatsSnapshot,
+}
+
+impl CacheReport {
+    /// The counters of `cache` now.
+    pub fn of(cache: &RangeCache) -> Self {
+        CacheReport {
+            strategy: cache.strategy().name().to_owned(),
+            counts: cache.metrics(),
+            pending_bumps: cache.pending_bumps(),
+            read_ops: cache.read_stats().snapshot(),
+            write_ops: cache.write_stats().snapshot(),
+        }
+    }
 }
 
 /// `GET /api/me`: the user, their calendars, the filter choices and the
@@ -238,15 +383,26 @@ pub async fn me(State(app): State<App>, user: User) -> Result<Json<Me>, ApiError
         user: user.0,
         work_types: WORK_TYPES,
         statuses: STATUSES,
-        cache: app.cache.metrics(),
+        cache: CacheReport::of(&app.cache),
         backend: app.backend_label.clone(),
     }))
 }
 
 /// `GET /api/cache`: the cache's counters (hits, misses, loader calls,
 /// invalidations, backend round trips).
-pub async fn cache_metrics(State(app): State<App>) -> Json<CacheMetrics> {
-    Json(app.cache.metrics())
+pub async fn cache_metrics(State(app): State<App>) -> Json<CacheReport> {
+    Json(CacheReport::of(&app.cache))
+}
+
+/// `GET /metrics`: the cache's instruments in Prometheus' text format
+/// (`range_cache_hits_total{cache="calendar-feed",strategy="stamped"}`, …;
+/// the names are listed in `cache_core::aside`'s docs).
+pub async fn prometheus(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
 }
 
 /// The user making the request, from the `user` cookie (default `alice`).
@@ -281,6 +437,29 @@ pub enum ApiError {
     /// The database refused or failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The cache failed and fail-open is off (503).
+    #[error(transparent)]
+    Cache(cache_core::Error),
+    /// The feed query passed the hard timeout and fail-safe had no feed
+    /// (504).
+    #[error("the database did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+impl From<LoadError<DbError>> for ApiError {
+    fn from(e: LoadError<DbError>) -> Self {
+        match e {
+            LoadError::Loader(e) => ApiError::Db(e),
+            LoadError::Cache(e) => ApiError::Cache(e),
+            LoadError::Timeout { after } => ApiError::Timeout(after),
+            // `LoadError` may grow: anything else is the cache's failure.
+            other => ApiError::Cache(cache_core::Error::Backend {
+                backend: "range-cache".to_owned(),
+                key: None,
+                message: other.to_string(),
+            }),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -290,6 +469,18 @@ impl IntoResponse for ApiError {
             ApiError::Db(DbError::NotFound) => StatusCode::NOT_FOUND,
             ApiError::Db(DbError::Forbidden(_) | DbError::UnknownUser(_)) => StatusCode::FORBIDDEN,
             ApiError::Db(DbError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Cache(_) => {
+                tracing::error!(error = %self, "cache failed");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Db(DbError::Unavailable) => {
+                tracing::error!(error = %self, "database unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Timeout(_) => {
+                tracing::error!(error = %self, "feed query timed out");
+                StatusCode::GATEWAY_TIMEOUT
+            }
             ApiError::Db(_) => {
                 tracing::error!(error = %self, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

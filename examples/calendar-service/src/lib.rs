@@ -17,9 +17,19 @@
 //!   which announce themselves to the cache just before they commit
 //!   (`begin_write`, which `stamped` uses to fence the commit-to-bump
 //!   window) and invalidate after (`end_write`).
-//! - [`db`]: calendars, members and work items in SQLite, and the feed query.
+//! - [`db`]: calendars, members and work items in SQLite (several
+//!   processes may share one file), the feed query, and the commit log every
+//!   write appends to in its own transaction (its place and instant come
+//!   back in the write's `x-commit-seq` / `x-commit-us` headers).
+//! - [`outbox`]: the cache's transactional outbox on SQLite: each write's
+//!   changes recorded in its own transaction, deleted once the bump lands,
+//!   applied by every process's relay if the writer died first.
 //! - `assets`: the page (HTML, JS, CSS) and the vendored FullCalendar,
 //!   compiled into the binary.
+//! - `load` (feature `load`): the load-and-check tool `calendar-load`
+//!   (`src/bin/calendar-load.rs`): several service processes under a trace's
+//!   traffic, real cache servers and faults, every feed response judged,
+//!   the simulator's prediction beside it (`docs/world.md`).
 //!
 //! The real-browser test (`tests/browser.rs`) plays the seed's three
 //! verification scenarios through the page in headless Chromium.
@@ -28,16 +38,20 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
 use axum::Router;
-use cache_core::strategy::StrategyOptions;
-use cache_core::{RangeCache, RangeCacheOptions};
+use cache_core::strategy::by_name;
+use cache_core::{CacheOptions, RangeCache};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub mod api;
 mod assets;
 pub mod db;
+#[cfg(feature = "load")]
+pub mod load;
+pub mod outbox;
 
 pub use db::Db;
 
@@ -60,7 +74,8 @@ pub struct Config {
     #[arg(long, env = "CALENDAR_PORT", default_value_t = 8080)]
     pub port: u16,
     /// Cache backend: `locmem`, `locmem:<MiB>`, `redis://…`, `redis+cluster://…`, `memcache://…`,
-    /// or two tiers for several processes: `two-tier[/backplane]:locmem+<one of those>`.
+    /// two tiers for several processes: `two-tier[/backplane]:locmem+<one of those>`, or `none`
+    /// (the cache off: every read a miss).
     #[arg(long, env = "CALENDAR_CACHE_URL", default_value = "locmem")]
     pub cache: String,
     /// Invalidation strategy (`versioned`, `bucketed`, `fixed-month`, …).
@@ -74,7 +89,63 @@ pub struct Config {
     /// a per-run one with the in-memory database.
     #[arg(long = "cache-namespace", env = "CALENDAR_CACHE_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Record every write's cache invalidations in the `cache_outbox`
+    /// table, in the write's own transaction, and run the outbox relay, so
+    /// a process that dies between a commit and its bump has it applied
+    /// by another (`on`/`off`).
+    #[arg(long, env = "CALENDAR_OUTBOX", default_value = "on", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub outbox: bool,
+    /// First retry of an invalidation that failed (the cache frozen or
+    /// away), ms; the wait doubles per failed round up to
+    /// `--bump-retry-max-ms`.
+    #[arg(long, env = "CALENDAR_BUMP_RETRY_MIN_MS", default_value_t = 10)]
+    pub bump_retry_min_ms: u64,
+    /// Longest wait between retries of failed invalidations, ms: once the
+    /// cache answers again, other processes stop serving what it should
+    /// have invalidated within about this long.
+    #[arg(long, env = "CALENDAR_BUMP_RETRY_MAX_MS", default_value_t = 100)]
+    pub bump_retry_max_ms: u64,
+    /// How often the outbox relay polls the `cache_outbox` table, ms.
+    #[arg(long, env = "CALENDAR_OUTBOX_POLL_MS", default_value_t = 1_000)]
+    pub outbox_poll_ms: u64,
+    /// How old an outbox row must be before the relay applies it, ms
+    /// (younger rows belong to writers still applying them).
+    #[arg(long, env = "CALENDAR_OUTBOX_GRACE_MS", default_value_t = 5_000)]
+    pub outbox_grace_ms: u64,
+    /// How long a cached feed lives, ms (1..=31536000000); default: the
+    /// library's 300 s. The load tool scales it with its time compression.
+    #[arg(long = "cache-ttl-ms", env = "CALENDAR_CACHE_TTL_MS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_MS))]
+    pub cache_ttl_ms: Option<u64>,
+    /// `short-ttl`'s TTL, ms (1..=31536000000); default: the library's 60 s.
+    #[arg(long = "short-ttl-ms", env = "CALENDAR_SHORT_TTL_MS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_MS))]
+    pub short_ttl_ms: Option<u64>,
+    /// Fail-safe: when the feed query fails or times out, answer with the
+    /// cached feed if it expired less than this many seconds ago (a feed
+    /// with old stamps that has not expired yet always qualifies), marked
+    /// `x-cache-fail-safe: current|stale`. Off when absent.
+    #[arg(long, env = "CALENDAR_FAIL_SAFE_S")]
+    pub fail_safe_s: Option<u64>,
+    /// Soft timeout of the feed query, ms (needs `--fail-safe-s`): a
+    /// request with a fail-safe feed that has waited this long is answered
+    /// with it while the query goes on and refreshes the cache.
+    #[arg(long, env = "CALENDAR_SOFT_TIMEOUT_MS")]
+    pub soft_timeout_ms: Option<u64>,
+    /// Hard timeout of the feed query, ms: past it the query is given up
+    /// and the request answered by fail-safe, or with 504.
+    #[arg(long, env = "CALENDAR_HARD_TIMEOUT_MS")]
+    pub hard_timeout_ms: Option<u64>,
+    /// Test only: serve `POST /test/db-fault` and `DELETE /test/db-fault`,
+    /// which make the feed query fail or slow down for a while (see
+    /// [`db::DbFaults`]). Never in production: anyone can take the feed
+    /// down with it.
+    #[arg(long, env = "CALENDAR_TEST_DB_FAULTS", default_value_t = false)]
+    pub test_db_faults: bool,
 }
+
+/// The longest `--cache-ttl-ms` / `--short-ttl-ms`: 365 days.
+pub const MAX_TTL_MS: u64 = 365 * 86_400_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -85,6 +156,17 @@ impl Default for Config {
             strategy: DEFAULT_STRATEGY.to_owned(),
             db: None,
             namespace: None,
+            outbox: true,
+            bump_retry_min_ms: 10,
+            bump_retry_max_ms: 100,
+            outbox_poll_ms: 1_000,
+            outbox_grace_ms: 5_000,
+            cache_ttl_ms: None,
+            short_ttl_ms: None,
+            fail_safe_s: None,
+            soft_timeout_ms: None,
+            hard_timeout_ms: None,
+            test_db_faults: false,
         }
     }
 }
@@ -138,41 +220,109 @@ pub struct App {
     pub cache: Arc<RangeCache>,
     /// The cache URL with any password hidden, for the page and the logs.
     pub backend_label: String,
+    /// The cache's `metrics` instruments, rendered as Prometheus text at
+    /// `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// The outbox of cache invalidations (`--outbox on`), which every
+    /// write records its changes in.
+    pub outbox: Option<outbox::SqliteOutbox>,
+    /// The outbox relay's task, stopped when the last clone of the app
+    /// goes.
+    _relay: Option<Arc<RelayTask>>,
+    /// Serve the test-only fault endpoint (`--test-db-faults`).
+    test_db_faults: bool,
+}
+
+/// Aborts the outbox relay's task when dropped.
+#[derive(Debug)]
+struct RelayTask(tokio::task::JoinHandle<()>);
+
+impl Drop for RelayTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl App {
-    /// Opens the database and builds the cache from `config`.
+    /// Opens the database, builds the cache from `config` and, with the
+    /// outbox on, starts the outbox relay.
     pub async fn start(config: &Config) -> Result<App, StartError> {
         let db = Db::open(config.db.as_deref())?;
-        let strategy_options = StrategyOptions::default().with_namespace(config.namespace());
-        let cache = backend_any::range_cache_with(
-            &config.cache,
-            &config.strategy,
-            &strategy_options,
-            RangeCacheOptions::default(),
-        )
-        .await?;
+        let ms = Duration::from_millis;
+        let mut options = CacheOptions::default()
+            .with_namespace(config.namespace())
+            .with_bump_retry(ms(config.bump_retry_min_ms), ms(config.bump_retry_max_ms))
+            .with_outbox_timing(ms(config.outbox_poll_ms), ms(config.outbox_grace_ms))
+            .with_fail_safe(config.fail_safe_s.map(Duration::from_secs))
+            .with_load_timeouts(config.soft_timeout_ms.map(ms), config.hard_timeout_ms.map(ms));
+        if let Some(t) = config.cache_ttl_ms {
+            options = options.with_ttl(ms(t));
+        }
+        if let Some(t) = config.short_ttl_ms {
+            options = options.with_short_ttl(ms(t));
+        }
+        // A bad strategy name or setting is reported before any server is
+        // contacted (the error names it).
+        by_name(&config.strategy, &options).map_err(backend_any::Error::Strategy)?;
+        let backend = backend_any::connect(&config.cache).await?;
+        let mut builder = RangeCache::builder(backend)
+            .options(options)
+            .strategy(config.strategy.as_str())
+            .name("calendar-feed");
+        let outbox = match config.outbox {
+            true => Some(outbox::SqliteOutbox::open(db.clone()).await?),
+            false => None,
+        };
+        if let Some(o) = &outbox {
+            builder = builder.outbox(Arc::new(o.clone()));
+        }
+        // The cache's instruments are registered with this recorder when the
+        // cache is built. It is local to the app rather than installed
+        // globally, so that tests can run several apps in one process; a
+        // service with one cache could equally `install_recorder()` in main.
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let metrics = recorder.handle();
+        let cache =
+            metrics::with_local_recorder(&recorder, || builder.build()).map_err(backend_any::Error::Strategy)?;
+        let cache = Arc::new(cache);
+        let relay = cache
+            .outbox_relay()
+            .map(|relay| Arc::new(RelayTask(tokio::spawn(relay.run()))));
         Ok(App {
             db,
-            cache: Arc::new(cache),
+            cache,
             backend_label: backend_any::redact(&config.cache),
+            metrics,
+            outbox,
+            _relay: relay,
+            test_db_faults: config.test_db_faults,
         })
     }
 }
 
 /// Every route: the page, its assets, the feed and the item API.
 pub fn router(app: App) -> Router {
-    Router::new()
+    let faults = app.test_db_faults;
+    let router = Router::new()
         .route("/calendar/feed", get(api::feed))
         .route("/api/me", get(api::me))
         .route("/api/cache", get(api::cache_metrics))
+        .route("/metrics", get(api::prometheus))
         .route("/api/items", axum::routing::post(api::create_item))
         .route(
             "/api/items/{id}",
             get(api::get_item).put(api::update_item).delete(api::delete_item),
         )
-        .merge(assets::routes())
-        .with_state(app)
+        .merge(assets::routes());
+    let router = if faults {
+        router.route(
+            "/test/db-fault",
+            axum::routing::post(api::inject_db_fault).delete(api::clear_db_faults),
+        )
+    } else {
+        router
+    };
+    router.with_state(app)
 }
 
 /// Serves `app` on `listener` until the process ends.
@@ -192,3 +342,13 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct RootReadmeDoctests;
+
+/// The guide's pages with Rust snippets, compiled and run the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/service.md")]
+pub struct ServiceGuideDoctests;
+
+/// See [`ServiceGuideDoctests`].
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/several-processes.md")]
+pub struct SeveralProcessesGuideDoctests;

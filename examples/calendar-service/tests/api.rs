@@ -225,7 +225,7 @@ async fn writes_answer_with_their_status() {
 #[tokio::test]
 async fn writes_are_fenced_around_their_commit() {
     let s = Service::start("stamped", "locmem").await;
-    let incrs = || s.app.cache.metrics().write_ops.op(cache_core::Op::Incr).calls;
+    let incrs = || s.app.cache.write_stats().snapshot().op(cache_core::Op::Incr).calls;
     let item = |calendar: i64| {
         json!({"calendar_id": calendar, "title": "Offsite", "work_type": "chore", "status": "open",
                "start": "2025-10-27", "end": "2025-10-29"})
@@ -245,6 +245,40 @@ async fn writes_are_fenced_around_their_commit() {
     assert_eq!(incrs(), 6, "a refused write announces nothing");
     let m = s.app.cache.metrics();
     assert_eq!((m.invalidations, m.invalidation_errors), (3, 0));
+}
+
+/// `/metrics` is Prometheus text, and a cache hit moves the hit counter.
+#[tokio::test]
+async fn metrics_show_a_hit_in_prometheus_text() {
+    let s = Service::start("stamped", "locmem").await;
+    let hits = || async {
+        let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+        let response = s.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let kind = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("text/plain"), "{kind}");
+        let text = String::from_utf8(
+            axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+        text.lines()
+            .find(|l| {
+                l.starts_with("range_cache_hits_total{")
+                    && l.contains("cache=\"calendar-feed\"")
+                    && l.contains("strategy=\"stamped\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|n| n.parse::<u64>().unwrap())
+            .unwrap_or_else(|| panic!("no hit counter in:\n{text}"))
+    };
+    let before = hits().await;
+    s.feed("alice", OCTOBER).await; // a miss: loads and stores
+    assert_eq!(hits().await, before);
+    s.feed("alice", OCTOBER).await; // a hit
+    assert_eq!(hits().await, before + 1);
 }
 
 #[tokio::test]
@@ -275,8 +309,8 @@ async fn the_page_and_fullcalendar_are_served_from_the_binary() {
 
 #[tokio::test]
 async fn on_real_redis_and_memcached() {
-    use cache_core::testkit::memcached::{MemcachedConfig, MemcachedServer};
-    use cache_core::testkit::redis::RedisServer;
+    use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
+    use cache_testkit::redis::RedisServer;
     let redis = RedisServer::new().unwrap();
     let memcached = MemcachedServer::spawn(&MemcachedConfig::default()).unwrap();
     for url in [redis.url(), memcached.url()] {
@@ -287,4 +321,63 @@ async fn on_real_redis_and_memcached() {
         let s = Service::start("fixed-month", &url).await;
         assert!(shared_delete_is_stale(&s).await, "{url}: fixed-month");
     }
+}
+
+/// Every committed write answers with its place in the commit order and the
+/// instant just after its COMMIT (`x-commit-seq`, `x-commit-us`): what a
+/// client (the load tool) needs to tell which later reads must show it.
+#[tokio::test]
+async fn writes_carry_their_commit() {
+    let s = Service::start("stamped", "locmem").await;
+    let before = calendar_service::db::history::now_us();
+    let send = |method: Method, uri: &str, body: Option<Value>| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, "user=alice");
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        s.router.clone().oneshot(request.body(body).unwrap())
+    };
+    let commit = |r: &axum::response::Response| {
+        let h = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().parse::<i64>().unwrap())
+        };
+        (
+            h(calendar_service::api::COMMIT_SEQ_HEADER),
+            h(calendar_service::api::COMMIT_US_HEADER),
+        )
+    };
+    let item = json!({"calendar_id": 1, "title": "Offsite", "work_type": "chore", "status": "open",
+                      "start": "2025-10-27", "end": "2025-10-29"});
+    let created = send(Method::POST, "/api/items", Some(item.clone())).await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let (seq1, us1) = commit(&created);
+    let body = axum::body::to_bytes(created.into_body(), 1 << 16).await.unwrap();
+    let id = serde_json::from_slice::<Value>(&body).unwrap()["id"].as_i64().unwrap();
+    let updated = send(Method::PUT, &format!("/api/items/{id}"), Some(item))
+        .await
+        .unwrap();
+    let (seq2, us2) = commit(&updated);
+    let deleted = send(Method::DELETE, &format!("/api/items/{id}"), None).await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let (seq3, us3) = commit(&deleted);
+    let (seqs, instants) = ([seq1, seq2, seq3], [us1, us2, us3]);
+    assert!(
+        seqs.iter().all(Option::is_some) && instants.iter().all(Option::is_some),
+        "{seqs:?} {instants:?}"
+    );
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(
+        before <= us1.unwrap() && instants.windows(2).all(|w| w[0] <= w[1]),
+        "{instants:?}"
+    );
+    // A refused write commits nothing and says nothing.
+    let refused = send(Method::DELETE, &format!("/api/items/{id}"), None).await.unwrap();
+    assert_eq!(commit(&refused), (None, None));
+    assert_eq!(s.app.db.history().await.unwrap().len(), 3);
 }

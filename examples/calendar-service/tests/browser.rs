@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cache_core::testkit::process::{find_binary, free_port, wait_for_port};
+use cache_testkit::process::{find_binary, free_port, wait_for_port};
 use calendar_service::{serve, App, Config};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};

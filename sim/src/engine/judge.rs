@@ -1,8 +1,8 @@
 //! The stale-read judgement of a served response, and the dead-key count
 //! at the end of a run.
 
-use cache_core::envelope::Envelope;
 use cache_core::flow::Aside;
+use cache_core::strategy::Liveness;
 use cache_core::{Backend, Clock, View};
 
 use crate::db::{Db, Memo, Query};
@@ -42,50 +42,72 @@ pub(crate) fn judge(
     Some(u64::try_from(served_at.saturating_sub(first)).unwrap_or(0))
 }
 
-/// Dead keys at the end: live feed entries whose view's current key is
-/// another key, or whose logical expiry has passed. Returns (dead, their
-/// bytes, live entries).
+/// What the dead-key count found at the end of a cell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DeadCount {
+    /// Feed entries still stored that the strategy would not serve now.
+    pub(crate) dead: u64,
+    /// Their bytes (key + value).
+    pub(crate) bytes: u64,
+    /// Of the dead, those under a key no read of their view uses any more
+    /// (and not yet expired): orphans, which only their TTL removes. The
+    /// rest sit under their view's current key (expired, or `stamped`
+    /// with stamps that are no longer current) and go with its next fill.
+    pub(crate) orphaned: u64,
+    /// Live entries listed (feeds and control keys).
+    pub(crate) live: u64,
+}
+
+/// Dead keys at the end: stored feed entries the strategy would not serve
+/// now. The strategy decides: its stored form opens each entry
+/// ([`cache_core::strategy::StoredForm`]) and the opened entry says whether
+/// it is live under the plan a read of its view makes now. An expired
+/// entry is dead without asking for a plan (a plan may seed generations).
 pub(crate) async fn count_dead(
     aside: &Aside,
     backends: &[std::sync::Arc<dyn Backend>],
     listers: &[LiveKeys],
     clock: &dyn Clock,
-) -> (u64, u64, u64) {
+) -> DeadCount {
     let now = clock.now();
-    let (mut dead, mut bytes, mut live) = (0u64, 0u64, 0u64);
+    let form = aside.strategy().stored_form();
+    let mut count = DeadCount::default();
     for (p, lister) in listers.iter().enumerate() {
         let Some(raw) = backends.get(p) else { continue };
         let mut entries = lister();
         entries.sort();
-        live += entries.len() as u64;
+        count.live += entries.len() as u64;
         for (key, len) in entries {
             let Ok(k) = cache_core::Key::new(key.clone()) else {
                 continue;
             };
             let Ok(Some(value)) = raw.get(&k).await else { continue };
-            let Ok(env) = Envelope::decode(&k, &value) else {
+            let Some(entry) = form.open(&value) else {
+                continue; // a generation, a key index: not a feed entry
+            };
+            let Some(payload) = Payload::decode(entry.payload()) else {
                 continue;
             };
-            let Some(payload) = Payload::decode(&env.payload) else {
-                continue;
-            };
-            let is_dead = if !env.is_fresh(now) {
-                true
+            let liveness = if !entry.envelope().is_fresh(now) {
+                Liveness::Expired
             } else {
                 match serde_json::from_slice::<View>(payload.view_json) {
-                    // The key the application would read for this view now.
+                    // What a read of this view would do now.
                     Ok(view) => match aside.plan(raw.as_ref(), &view).await {
-                        Ok(plan) => plan.key != k,
-                        Err(_) => false,
+                        Ok(plan) => entry.liveness(&k, &plan, now),
+                        Err(_) => Liveness::Live,
                     },
-                    Err(_) => false,
+                    Err(_) => Liveness::Live,
                 }
             };
-            if is_dead {
-                dead += 1;
-                bytes += (key.len() + len) as u64;
+            // A fenced entry is not served now, but its write is still
+            // open: not counted either way (none is left when a run ends).
+            if !matches!(liveness, Liveness::Live | Liveness::Fenced) {
+                count.dead += 1;
+                count.bytes += (key.len() + len) as u64;
+                count.orphaned += u64::from(liveness == Liveness::Orphaned);
             }
         }
     }
-    (dead, bytes, live)
+    count
 }

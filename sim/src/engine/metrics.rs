@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use cache_core::flow::{Outcome, Tally};
+use cache_core::flow::{Outcome, Served, Tally};
 use cache_core::StatsSnapshot;
 use hdrhistogram::Histogram;
 
@@ -49,8 +49,20 @@ pub struct Metrics {
     pub at_risk_reads: u64,
     /// Feed queries the database answered.
     pub db_queries: u64,
-    /// Backend or strategy errors (reads fell back to the database).
+    /// Errors: backend or strategy errors (those reads fell back to the
+    /// database), plus reads answered with an error because the database
+    /// failed or timed out and fail-safe had nothing (`failed_reads`; only
+    /// with injected database faults or timeouts).
     pub errors: u64,
+    /// Reads answered with an error (the database failed or timed out,
+    /// fail-safe had nothing); part of `errors`.
+    pub failed_reads: u64,
+    /// Reads answered by fail-safe (never counted as hits, nor judged into
+    /// `stale_reads`).
+    pub fail_safe_served: u64,
+    /// Of those, the ones whose content missed a write committed before
+    /// the request started (the judgement of `stale_reads`).
+    pub fail_safe_stale: u64,
     /// Control-key evictions the trace asked for.
     pub control_evictions: u64,
     /// Backend calls made by reads.
@@ -61,6 +73,9 @@ pub struct Metrics {
     pub dead_keys: Option<u64>,
     /// Their size (key + value bytes).
     pub dead_bytes: Option<u64>,
+    /// Of the dead keys, those under a key no read of their view uses any
+    /// more (orphans, removed only by their TTL), when countable.
+    pub orphaned_keys: Option<u64>,
     /// Live entries at the end, when countable.
     pub live_keys: Option<u64>,
     /// Buckets of `bucket_us` since the start that had reads, in order:
@@ -69,11 +84,37 @@ pub struct Metrics {
     pub timeline: Vec<(u64, u64, u64)>,
     /// Feed latency from request to response, virtual time.
     pub latency: LatencySummary,
+    /// The same, of hits only.
+    pub hit_latency: LatencySummary,
+    /// The same, of every read not served from the cache (its own load,
+    /// a coalesced wait, a bypass, fail-open).
+    pub miss_latency: LatencySummary,
     /// Virtual duration of the run, µs.
     pub duration_us: u64,
     /// What the two tiers did, summed over the processes, for a
     /// `two-tier:` backend (set by the runner, which owns the tiers).
     pub tier: Option<cache_core::tier::TierStats>,
+    /// Keys the server evicted while the cell ran (its own counter, read
+    /// before and after), for Redis and Memcached; `None` for in-process
+    /// stores (set by the runner).
+    pub server_evictions: Option<u64>,
+    /// What injected faults did (queued and re-applied bumps, stale reads
+    /// after a freeze), when the run injected any.
+    pub faults: Option<super::FaultMetrics>,
+    /// What database faults, fail-safe and the loader's timeouts did, when
+    /// the run uses any of them.
+    pub db_faults: Option<super::DbFaultMetrics>,
+}
+
+/// p50, p99, p99.9 and the maximum of `h` (all 0 when it is empty).
+pub(super) fn summarize(h: Option<&Histogram<u64>>, max_us: u64) -> LatencySummary {
+    let q = |q: f64| h.filter(|h| !h.is_empty()).map_or(0, |h| h.value_at_quantile(q));
+    LatencySummary {
+        p50_us: q(0.5),
+        p99_us: q(0.99),
+        p999_us: q(0.999),
+        max_us,
+    }
 }
 
 /// Collects a cell's counts as it runs.
@@ -94,11 +135,17 @@ pub(crate) struct Recorder {
     bucket_us: u64,
     latency: Option<Histogram<u64>>,
     max_latency_us: u64,
+    /// Hits and misses apart: with a hit rate under 50% the overall p50
+    /// and p99 are both the miss latency and say nothing about hits.
+    hit_latency: Option<Histogram<u64>>,
+    max_hit_us: u64,
+    miss_latency: Option<Histogram<u64>>,
+    max_miss_us: u64,
 }
 
 /// Latencies are kept to 3 significant digits up to an hour; slower
 /// requests count as an hour (only a pathological trace has any).
-const LATENCY_CAP_US: u64 = 3_600_000_000;
+pub(super) const LATENCY_CAP_US: u64 = 3_600_000_000;
 
 impl Recorder {
     pub(crate) fn new(bucket_us: u64) -> Self {
@@ -116,6 +163,10 @@ impl Recorder {
             bucket_us: bucket_us.max(1),
             latency: Histogram::new_with_bounds(1, LATENCY_CAP_US, 3).ok(),
             max_latency_us: 0,
+            hit_latency: Histogram::new_with_bounds(1, LATENCY_CAP_US, 3).ok(),
+            max_hit_us: 0,
+            miss_latency: Histogram::new_with_bounds(1, LATENCY_CAP_US, 3).ok(),
+            max_miss_us: 0,
         }
     }
 
@@ -136,8 +187,18 @@ impl Recorder {
         }
         let took = served_us.saturating_sub(started_us);
         self.max_latency_us = self.max_latency_us.max(took);
+        let value = took.clamp(1, LATENCY_CAP_US);
         if let Some(h) = &mut self.latency {
-            h.saturating_record(took.clamp(1, LATENCY_CAP_US));
+            h.saturating_record(value);
+        }
+        let (part, max) = if outcome.served == Served::Hit {
+            (&mut self.hit_latency, &mut self.max_hit_us)
+        } else {
+            (&mut self.miss_latency, &mut self.max_miss_us)
+        };
+        *max = (*max).max(took);
+        if let Some(h) = part {
+            h.saturating_record(value);
         }
     }
 
@@ -160,20 +221,17 @@ impl Recorder {
         self.tally.hits + self.tally.misses
     }
 
-    fn quantile(&self, q: f64) -> u64 {
-        self.latency.as_ref().map_or(0, |h| h.value_at_quantile(q))
+    fn summary(h: Option<&Histogram<u64>>, max_us: u64) -> LatencySummary {
+        summarize(h, max_us)
     }
 
     /// The metrics, with what the recorder does not see filled in by the
     /// caller.
     pub(crate) fn finish(mut self, read_ops: StatsSnapshot, write_ops: StatsSnapshot, db_queries: u64) -> Metrics {
         self.flush_bucket();
-        let latency = LatencySummary {
-            p50_us: self.quantile(0.5),
-            p99_us: self.quantile(0.99),
-            p999_us: self.quantile(0.999),
-            max_us: self.max_latency_us,
-        };
+        let latency = Self::summary(self.latency.as_ref(), self.max_latency_us);
+        let hit_latency = Self::summary(self.hit_latency.as_ref(), self.max_hit_us);
+        let miss_latency = Self::summary(self.miss_latency.as_ref(), self.max_miss_us);
         let t = self.tally;
         Metrics {
             reads: self.reads,
@@ -186,17 +244,26 @@ impl Recorder {
             at_risk_reads: self.at_risk_reads,
             max_staleness_us: self.max_staleness_us,
             db_queries,
-            errors: t.backend_errors() + self.other_errors,
+            errors: t.backend_errors() + self.other_errors + t.failed_reads,
+            failed_reads: t.failed_reads,
+            fail_safe_served: t.fail_safe_served,
+            fail_safe_stale: 0,
             control_evictions: self.control_evictions,
             read_ops,
             write_ops,
             dead_keys: None,
             dead_bytes: None,
+            orphaned_keys: None,
             live_keys: None,
             timeline: self.timeline.into_iter().map(|(b, (r, s))| (b, r, s)).collect(),
             latency,
+            hit_latency,
+            miss_latency,
             duration_us: 0,
             tier: None,
+            server_evictions: None,
+            faults: None,
+            db_faults: None,
         }
     }
 }

@@ -43,6 +43,12 @@
 //!   per view (query, remembered answer), found by the view's id.
 //! - `judge.rs`: the stale-read judgement; the dead-key count.
 //! - `outage.rs`: ends a cell whose backend stays down (`--max-outage-s`).
+//! - `relay.rs`: failed bumps queued and retried per process, the
+//!   transactional outbox and its relays, and the faults that need them
+//!   (`--freeze`, `--crash-writer-at`), with what they cost.
+//! - `dbfault.rs`: database faults (`--db-fault`, `db-outage`) in virtual
+//!   time, the loader's soft and hard timeouts, fail-safe answers and
+//!   what they cost.
 //! - `metrics.rs`: [`Metrics`] and the recorder (sparse timeline, latency
 //!   percentiles).
 
@@ -51,26 +57,30 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cache_core::flow::{Aside, AsideOptions, Flights, ReadFlow, Served, Step};
+use cache_core::flow::{Aside, AsideOptions, Flights, Handoff, ReadFlow, Served, Step};
 use cache_core::{Backend, Change, Instrumented, ManualClock, Strategy};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::trace::Event;
 
+mod dbfault;
 mod input;
 mod judge;
 mod metrics;
 mod outage;
 mod payload;
+mod relay;
 mod replay;
 mod views;
 
 pub(crate) use input::{Chunk, Inputs};
 
+pub use dbfault::DbFaultMetrics;
 pub use metrics::{LatencySummary, Metrics};
 pub use payload::declared_len;
 pub(crate) use payload::stand_in;
+pub use relay::FaultMetrics;
 pub use replay::run_cell;
 pub(crate) use replay::Replay;
 
@@ -119,6 +129,10 @@ pub type LiveKeys = Arc<dyn Fn() -> Vec<(String, usize)> + Send + Sync>;
 /// process's backend has made so far (e.g. a [`TwoTier`](cache_core::tier::TwoTier)'s
 /// `l2_round_trips`), so a step is charged per round trip it made.
 pub type RoundTrips = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// What a [`TierFault`](crate::config::TierFault) does to one process's two
+/// tiers (drops its tracking connection, loses its next backplane notice).
+pub type TierFaultFn = Arc<dyn Fn(crate::config::TierFaultKind) + Send + Sync>;
 
 /// Everything one cell needs.
 #[derive(Clone)]
@@ -170,6 +184,16 @@ pub struct Cell {
     /// `end_write`, which `stamped` uses to fence reads); off, it only
     /// invalidates after the commit.
     pub fenced_writes: bool,
+    /// Faults injected into the run: the crash of a writer (freezes are
+    /// applied to [`Self::backends`] by whoever builds the cell, with
+    /// [`cache_core::fault::Frozen`]; listed here so that reads and errors
+    /// are counted against them) and whether the app keeps an outbox.
+    pub faults: crate::config::Faults,
+    /// Per app process: what the run's tier faults
+    /// ([`Faults::tier`](crate::config::Faults::tier), scheduled from
+    /// [`Self::faults`]) do to it; empty (the default): nothing (no two
+    /// tiers).
+    pub tier_faults: Vec<TierFaultFn>,
 }
 
 impl std::fmt::Debug for Cell {
@@ -201,6 +225,8 @@ impl Cell {
             outage_limit: None,
             judge_stale: true,
             fenced_writes: true,
+            faults: crate::config::Faults::none(),
+            tier_faults: Vec::new(),
         }
     }
 }
@@ -221,12 +247,40 @@ struct Read {
     flow: ReadFlow,
     /// When the DB answered this request's own load, as of which instant.
     as_of_excl: i64,
+    /// The wait whose soft timeout is armed for it while it waits on
+    /// another's load (0: none; `dbfault.rs`).
+    wait: u64,
+    /// Its load on the database-fault path (`dbfault.rs`).
+    deferred: Option<Box<dbfault::Deferred>>,
 }
 
 enum Slot {
     Free,
     Read(Box<Read>),
-    Invalidate { store: usize, change: Change },
+    Invalidate {
+        store: usize,
+        change: Change,
+        /// The writing process and its commit's instant (for a retry).
+        process: u32,
+        committed: i64,
+    },
+    /// A round of `process`'s failed bumps (`relay.rs`).
+    Retry {
+        process: u32,
+    },
+    /// The outbox relays poll (`relay.rs`).
+    Poll,
+    /// The soft timeout of the read at slot `read`, waiting on another's
+    /// load as wait `wait` (`dbfault.rs`).
+    Wake {
+        read: u32,
+        wait: u64,
+    },
+    /// A fault of `process`'s two tiers (`Faults::tier`).
+    TierFault {
+        process: u32,
+        kind: crate::config::TierFaultKind,
+    },
 }
 
 fn instant(t_us: i64) -> SystemTime {
@@ -264,6 +318,10 @@ struct Run {
     /// Per scope (by its id in [`Run::db`]), the last two commit instants
     /// (older, newer), for `at_risk_reads`; `i64::MIN` for none.
     commits: Vec<(i64, i64)>,
+    /// Failed bumps, the outbox, injected faults (`relay.rs`).
+    relay: relay::Relay,
+    /// Database faults, timeouts, fail-safe (`dbfault.rs`).
+    dbf: dbfault::DbFaults,
 }
 
 impl Run {
@@ -347,8 +405,10 @@ impl Run {
                     start_us: t,
                     process: *process,
                     store,
-                    flow: self.aside.read(),
+                    flow: self.relay.read_for(&self.aside, *process, &view.view),
                     as_of_excl: t,
+                    wait: 0,
+                    deferred: None,
                 })));
                 self.step(slot, t).await;
                 return Ok(());
@@ -385,8 +445,18 @@ impl Run {
                 // this virtual instant, so the order is the app's.
                 if self.cell.fenced_writes && self.aside.begin_write(&self.write[store], &change).await.is_err() {
                     self.rec.tally.record_invalidation(false);
+                    self.relay.begin_failed(t);
                 }
-                let slot = self.alloc(Slot::Invalidate { store, change });
+                if self.relay.crashes_now(t) {
+                    self.crash_writer(*process, &change, t);
+                    return Ok(());
+                }
+                let slot = self.alloc(Slot::Invalidate {
+                    store,
+                    change,
+                    process: *process,
+                    committed: t,
+                });
                 self.schedule(t.saturating_add(us(self.cell.latencies.invalidate_us)), slot);
             }
             Event::EvictControl { process, view, .. } => {
@@ -426,7 +496,9 @@ impl Run {
         self.db.prune(horizon);
     }
 
-    /// Counts a read answered at `at`, judging what it was served.
+    /// Counts a read answered at `at`, judging what it was served. A
+    /// fail-safe answer is judged the same way, and counted apart
+    /// (`dbfault.rs`): never a stale read nor an at-risk read.
     fn serve(&mut self, r: &Read, at: i64) {
         let outcome = *r.flow.outcome();
         let payload = match (outcome.served, r.flow.payload()) {
@@ -436,6 +508,7 @@ impl Run {
             (_, Some(bytes)) => Payload::decode(bytes),
         };
         let mut staleness = None;
+        let fail_safe = outcome.served == Served::FailSafe;
         if let Some(p) = &payload {
             let state = self.views.get(&r.info, &mut self.db);
             if self.cell.judge_stale {
@@ -452,7 +525,8 @@ impl Run {
             // At risk: a write to one of the view's scopes committed before
             // the request started but at or after the instant the entry's
             // answer was taken. Needs no database truth.
-            let at_risk = state.query.scope_ids().iter().any(|&s| {
+            let at_risk = !fail_safe
+                && state.query.scope_ids().iter().any(|&s| {
                 self.commits.get(s as usize).is_some_and(|&(older, newer)| {
                     let c = if newer < r.start_us { newer } else { older };
                     c >= p.as_of_excl && c < r.start_us
@@ -462,6 +536,9 @@ impl Run {
                 self.rec.at_risk_reads += 1;
             }
         }
+        self.dbf.served(r.start_us, at, &outcome, staleness);
+        let staleness = staleness.filter(|_| !fail_safe);
+        self.relay.served(r.start_us, at, &outcome, staleness);
         let (start, at) = (self.since_base(r.start_us), self.since_base(at));
         self.rec.served(start, at, &outcome, staleness);
     }
@@ -471,7 +548,12 @@ impl Run {
     async fn step(&mut self, slot: u32, now: i64) {
         let mut r = match std::mem::replace(&mut self.slots[slot as usize], Slot::Free) {
             Slot::Read(r) => r,
-            Slot::Invalidate { store, change } => {
+            Slot::Invalidate {
+                store,
+                change,
+                process,
+                committed,
+            } => {
                 let written = if self.cell.fenced_writes {
                     self.aside.end_write(&self.write[store], &change).await
                 } else {
@@ -480,6 +562,29 @@ impl Run {
                 let ok = written.is_ok();
                 self.rec.tally.record_invalidation(ok);
                 self.free.push(slot);
+                self.bumped(process, change, committed, ok, now);
+                return;
+            }
+            Slot::Retry { process } => {
+                self.free.push(slot);
+                self.retry_round(process, now).await;
+                return;
+            }
+            Slot::Poll => {
+                self.free.push(slot);
+                self.poll_outbox(now).await;
+                return;
+            }
+            Slot::Wake { read, wait } => {
+                self.free.push(slot);
+                self.wake(read, wait, now);
+                return;
+            }
+            Slot::TierFault { process, kind } => {
+                self.free.push(slot);
+                if let Some(fault) = self.cell.tier_faults.get(process as usize) {
+                    fault(kind);
+                }
                 return;
             }
             Slot::Free => return,
@@ -516,36 +621,35 @@ impl Run {
                     let flights = self.flights_of(r.process);
                     if r.flow.join(flights, slot) {
                         // Parked: the leader's Publish hands it on.
+                        if self.dbf.active {
+                            self.arm_wait(slot, &mut r, now);
+                        }
                         self.slots[slot as usize] = Slot::Read(r);
                         return;
                     }
                     // Led (go on to Load now) or took a value just loaded.
                 }
+                Step::Load if self.dbf.active => {
+                    // A fault or a timeout may apply: `dbfault.rs`.
+                    if let Some(at) = self.faulty_load(&mut r, now) {
+                        break at;
+                    }
+                }
                 Step::Load => {
-                    let state = self.views.get(&r.info, &mut self.db);
-                    let answer = self.db.query_memo(&state.query, now, &mut state.memo);
-                    r.as_of_excl = now.saturating_add(1);
-                    let payload = Payload {
-                        as_of_excl: r.as_of_excl,
-                        answer,
-                        view_digest: r.info.digest,
-                        view_json: &r.info.json,
-                    };
+                    let entry = self.query(&mut r, now);
                     let at = now.saturating_add(us(lat.db_us));
-                    r.flow.loaded(
-                        Some(payload.to_entry(self.cell.item_bytes, self.cell.declared_padding)),
-                        Duration::from_micros(lat.db_us),
-                        instant(at),
-                    );
+                    r.flow
+                        .loaded(Some(entry), Duration::from_micros(lat.db_us), instant(at));
                     // Served at the DB's answer; publishing and filling follow.
                     self.serve(&r, at);
                     break at;
                 }
                 Step::Publish => {
                     let flights = self.flights_of(r.process);
-                    let (waiters, value) = r.flow.publish(flights);
+                    let (waiters, _) = r.flow.publish(flights);
+                    let handoff = r.flow.handoff();
                     for w in waiters {
-                        self.hand_over(w, value.clone(), now);
+                        self.hand_over(w, handoff.clone(), now);
                     }
                 }
                 Step::Store => {
@@ -588,13 +692,34 @@ impl Run {
         self.schedule(next_at, slot);
     }
 
-    /// A leader published: waiter `slot` gets `value` (served now), or
-    /// `None` and joins again at once.
-    fn hand_over(&mut self, slot: u32, value: Option<bytes::Bytes>, now: i64) {
+    /// The database's answer to `r`'s feed query at `now`, as the entry
+    /// its load fills (the read's own answer: judged by nothing).
+    fn query(&mut self, r: &mut Read, now: i64) -> cache_core::envelope::EntryBuf {
+        let state = self.views.get(&r.info, &mut self.db);
+        let answer = self.db.query_memo(&state.query, now, &mut state.memo);
+        r.as_of_excl = now.saturating_add(1);
+        let payload = Payload {
+            as_of_excl: r.as_of_excl,
+            answer,
+            view_digest: r.info.digest,
+            view_json: &r.info.json,
+        };
+        payload.to_entry(self.cell.item_bytes, self.cell.declared_padding)
+    }
+
+    /// A leader published: waiter `slot` gets `handoff` (its value: served
+    /// now; a failure: fail-safe or joins again at once). A waiter answered
+    /// at its soft timeout meanwhile only frees its slot.
+    fn hand_over(&mut self, slot: u32, handoff: Handoff, now: i64) {
         let Some(Slot::Read(r)) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        r.flow.joined(value);
+        if r.flow.step() == Step::Done {
+            self.release(slot);
+            return;
+        }
+        r.wait = 0;
+        r.flow.handed(handoff);
         if r.flow.step() == Step::Done {
             let Slot::Read(r) = std::mem::replace(&mut self.slots[slot as usize], Slot::Free) else {
                 return;

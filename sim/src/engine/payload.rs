@@ -134,7 +134,7 @@ impl Payload<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cache_core::envelope::Envelope;
+    use cache_core::strategy::{EnvelopeForm, StoredForm};
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
@@ -151,9 +151,8 @@ mod tests {
         };
         let expires = Some(UNIX_EPOCH + Duration::from_micros(1_759_741_500_123_456));
         let (entry, inner) = payload.to_entry(16, false).seal(expires, Duration::from_millis(8));
-        let key = cache_core::Key::new("k").unwrap();
-        let env = Envelope::decode(&key, &entry).unwrap();
-        assert_eq!(env.payload, inner);
+        let opened = EnvelopeForm.open(&entry).unwrap();
+        assert_eq!(opened.payload(), &inner);
         assert_eq!(Payload::decode(&inner), Some(payload));
         assert_eq!(inner.len(), HEADER + view_json.len() + 3 * 16);
         assert_eq!(Payload::decode(b"SIMF"), None, "truncated");

@@ -55,8 +55,11 @@ impl Replay {
         };
         let (read_stats, write_stats) = (stats(), stats());
         let base_us = header.start_us();
+        let aside = Aside::new(cell.strategy.clone(), cell.aside.clone());
         let mut run = Run {
-            aside: Aside::new(cell.strategy.clone(), cell.aside.clone()),
+            relay: super::relay::Relay::new(&cell.faults, &aside, base_us),
+            dbf: super::dbfault::DbFaults::new(&cell.faults.db, aside.options(), base_us),
+            aside,
             read: cell
                 .backends
                 .iter()
@@ -84,6 +87,14 @@ impl Replay {
             cell,
         };
         run.set_time(base_us);
+        for f in run.cell.faults.tier.clone() {
+            let slot = run.alloc(super::Slot::TierFault {
+                process: f.process,
+                kind: f.kind,
+            });
+            let at = base_us.saturating_add(i64::try_from(f.at_us).unwrap_or(i64::MAX));
+            run.schedule(at, slot);
+        }
         let outage = Outage {
             limit: run.cell.outage_limit,
             errors: 0,
@@ -151,21 +162,29 @@ impl Replay {
         }
         let cell = &run.cell;
         let duration_us = u64::try_from(run.now_us.saturating_sub(run.base_us)).unwrap_or(0);
-        let (dead, dead_bytes, live) = if cell.live_keys.is_empty() {
-            (None, None, None)
+        let dead = if cell.live_keys.is_empty() {
+            None
         } else {
-            let (d, b, l) = judge::count_dead(&run.aside, &cell.backends, &cell.live_keys, &cell.clock).await;
-            (Some(d), Some(b), Some(l))
+            Some(judge::count_dead(&run.aside, &cell.backends, &cell.live_keys, &cell.clock).await)
         };
         let db_queries = run.db.queries();
+        let faults = run.relay.summary().map(|mut f| {
+            f.pending_bypassed = run.rec.tally.pending_bypassed;
+            f
+        });
+        let db_faults = run.dbf.summary(&run.rec.tally);
         let run = self.run;
         let mut m = run
             .rec
             .finish(self.read_stats.snapshot(), self.write_stats.snapshot(), db_queries);
         m.duration_us = duration_us;
-        m.dead_keys = dead;
-        m.dead_bytes = dead_bytes;
-        m.live_keys = live;
+        m.dead_keys = dead.map(|d| d.dead);
+        m.dead_bytes = dead.map(|d| d.bytes);
+        m.orphaned_keys = dead.map(|d| d.orphaned);
+        m.live_keys = dead.map(|d| d.live);
+        m.faults = faults;
+        m.fail_safe_stale = db_faults.map_or(0, |d| d.fail_safe_stale);
+        m.db_faults = db_faults;
         Ok(m)
     }
 }

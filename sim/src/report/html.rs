@@ -1,7 +1,7 @@
-//! `report.html`: a recommendation line derived from the numbers, the
-//! table, and inline SVG charts with axis titles — cumulative stale reads on
+//! `report.html`: the verdict (recommendation, why not the others,
+//! evidence), the table, and inline SVG charts with axis titles — cumulative stale reads on
 //! a date axis (one small chart per cell), hit rate against memory (a
-//! `locmem:16,64,…` sweep), feed latency percentiles, and bars of hit rate,
+//! `locmem:16,64,…` sweep), feed latency of hits and misses apart, and bars of hit rate,
 //! stale rate and ops per write.
 //!
 //! Label widths are computed from the longest label (at ~7 px per
@@ -18,7 +18,7 @@ use super::{CellResult, Report};
 /// Approximate width of one character of the 12 px sans-serif font, px.
 const CHAR_PX: f64 = 7.2;
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -48,44 +48,6 @@ fn labels(report: &Report) -> Vec<String> {
         .collect()
 }
 
-/// The recommendation and what it was derived from.
-pub(crate) fn recommendation(report: &Report) -> String {
-    let (metric, correct): (&str, Vec<&CellResult>) = if report.stale_judged {
-        (
-            "0 stale reads",
-            report.results.iter().filter(|r| r.stale_reads == 0).collect(),
-        )
-    } else {
-        (
-            "0 at-risk reads",
-            report.results.iter().filter(|r| r.at_risk_reads == 0).collect(),
-        )
-    };
-    let best = correct.iter().min_by(|a, b| {
-        a.ops_per_read
-            .total_cmp(&b.ops_per_read)
-            .then(b.hit_rate.total_cmp(&a.hit_rate))
-            .then(a.strategy.cmp(&b.strategy))
-    });
-    match best {
-        Some(b) => format!(
-            "Recommendation: {} on {} — the fewest backend round trips per read ({:.2}) among the {} of {} cells with {metric}; \
-             ties go to the higher hit rate ({:.1}%). Derived from the ops/read, hit rate and {} columns below.",
-            b.strategy,
-            b.backend,
-            b.ops_per_read,
-            correct.len(),
-            report.results.len(),
-            b.hit_rate * 100.0,
-            if report.stale_judged { "stale reads" } else { "at-risk reads" }
-        ),
-        None => format!(
-            "No recommendation: no cell had {metric}. Derived from the {} column below.",
-            if report.stale_judged { "stale reads" } else { "at-risk reads" }
-        ),
-    }
-}
-
 /// The whole page.
 pub(crate) fn render(report: &Report) -> String {
     let labels = labels(report);
@@ -97,16 +59,21 @@ pub(crate) fn render(report: &Report) -> String {
         "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1150px}table{border-collapse:collapse;font-size:13px}\
          td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child,td:nth-child(2){text-align:left}\
          svg{display:block;margin:.5em 0;overflow:visible}.grid{display:flex;flex-wrap:wrap;gap:8px}\
-         .rec{background:#ecfdf5;border-left:4px solid #10b981;padding:.6em 1em}.note{color:#555;font-size:13px}</style>\n</head>\n<body>\n",
+         .rec{background:#ecfdf5;border-left:4px solid #10b981;padding:.6em 1em}.note{color:#555;font-size:13px}\
+         .warn{background:#fffbeb;border-left:4px solid #f59e0b;padding:.4em 1em;font-size:13px}td.why{text-align:left;max-width:60em}</style>\n</head>\n<body>\n",
     );
     let _ = writeln!(
         h,
-        "<h1>cache-sim: {}</h1>\n<p>{}</p>\n<p class=\"rec\" id=\"recommendation\">{}</p>",
+        "<h1>cache-sim: {}</h1>\n<p>{}</p>",
         esc(&report.scenario),
         esc(&report.caption()),
-        esc(&recommendation(report))
     );
+    if let Some(rec) = &report.recommendation {
+        h.push_str(&super::verdict::html(rec));
+    }
     table(&mut h, report);
+    db_faults(&mut h, report);
+    h.push_str(&super::verdict::evictions_html(report));
     if !report.stale_judged {
         h.push_str("<p class=\"note\">Stale reads are n/a: an access log has no database to judge them by; at-risk reads count hits from an entry filled before a write to one of the feed's scopes.</p>\n");
     }
@@ -153,7 +120,7 @@ fn table(h: &mut String, report: &Report) {
     h.push_str("<table>\n<tr><th>strategy</th><th>backend</th><th>reads</th><th>hits</th><th>hit rate</th><th>stale reads</th><th>at-risk reads</th><th>max staleness ms</th><th>ops/read</th><th>ops/write</th><th>DB queries</th><th>coalesced</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>errors</th><th>dead keys</th></tr>\n");
     for r in &report.results {
         let stale = if report.stale_judged {
-            r.stale_reads.to_string()
+            super::stale_cell(r)
         } else {
             "n/a".into()
         };
@@ -179,6 +146,34 @@ fn table(h: &mut String, report: &Report) {
         );
     }
     h.push_str("</table>\n");
+}
+
+/// The database-faults table, for runs with database faults, fail-safe
+/// or timeouts.
+fn db_faults(h: &mut String, report: &Report) {
+    if report.db_faults.is_none() {
+        return;
+    }
+    h.push_str("<section id=\"db-faults\"><h2>Database faults and fail-safe</h2>\n<p class=\"note\">Fail-safe answers are counted apart from stale reads; fail-safe stale are those the database's truth judges stale.</p>\n<table>\n<tr><th>strategy</th><th>backend</th><th>fail-safe answers</th><th>old stamps</th><th>fail-safe stale</th><th>errors returned</th><th>loads failed</th><th>loads timed out</th><th>soft timeouts</th><th>reads in fault</th><th>p99 ms in fault</th></tr>\n");
+    for r in &report.results {
+        let Some(d) = &r.db_faults else { continue };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
+            esc(&r.strategy),
+            esc(&r.backend),
+            d.fail_safe_served,
+            d.fail_safe_old_stamps,
+            d.fail_safe_stale,
+            d.failed_reads,
+            d.loads_failed,
+            d.load_timeouts,
+            d.soft_timeouts,
+            d.reads_in_fault,
+            d.latency_in_fault_p99_ms,
+        );
+    }
+    h.push_str("</table></section>\n");
 }
 
 /// Horizontal bars, one per row, with an x-axis title.
@@ -440,29 +435,38 @@ fn hit_rate_vs_memory(h: &mut String, report: &Report) {
 /// A bar series: name, colour, value.
 type Series = (&'static str, &'static str, fn(&CellResult) -> f64);
 
-/// p50, p99 and p99.9 feed latency per row, grouped bars.
+/// Feed latency of hits and of misses apart, grouped bars per row: with a
+/// hit rate under 50% the overall p50 and p99 are both a miss's and show
+/// nothing of what a hit costs (the table keeps the overall percentiles).
 fn latency(h: &mut String, report: &Report, labels: &[String]) {
-    let series: [Series; 3] = [
-        ("p50", "#93c5fd", |r| r.latency_p50_ms),
-        ("p99", "#3b82f6", |r| r.latency_p99_ms),
-        ("p99.9", "#1e3a8a", |r| r.latency_p999_ms),
+    let series: [Series; 4] = [
+        ("hit p50", "#86efac", |r| r.latency_hit_p50_ms),
+        ("hit p99", "#16a34a", |r| r.latency_hit_p99_ms),
+        ("miss p50", "#fdba74", |r| r.latency_miss_p50_ms),
+        ("miss p99", "#ea580c", |r| r.latency_miss_p99_ms),
     ];
     let bar = 7.0;
-    let row = bar * 3.0 + 8.0;
+    let row = bar * series.len() as f64 + 8.0;
     let left = 12.0 + labels.iter().map(|l| text_px(l)).fold(0.0, f64::max);
     let width = 460.0;
     let max = report
         .results
         .iter()
-        .map(|r| r.latency_p999_ms.max(r.latency_p99_ms).max(r.latency_p50_ms))
+        .flat_map(|r| series.iter().map(move |(_, _, f)| f(r)))
         .fold(0.0, f64::max);
-    let value_px = 12.0 + text_px(&format!("{max:.1} ms p99.9"));
+    let value_px = 12.0 + text_px(&format!("{max:.1} ms miss p99 (100.0% of reads)"));
     let top = 4.0;
     let height = top + row * labels.len() as f64 + 40.0;
+    let legend: String = series
+        .iter()
+        .map(|(name, color, _)| format!("<span style=\"color:{color}\">&#9632;</span> {name}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let _ = writeln!(
         h,
-        "<section id=\"chart-latency\"><h2>Feed latency percentiles</h2>\n<p class=\"note\">Virtual time: the modelled latencies of the steps each request took. \
-         <span style=\"color:#93c5fd\">&#9632;</span> p50 <span style=\"color:#3b82f6\">&#9632;</span> p99 <span style=\"color:#1e3a8a\">&#9632;</span> p99.9</p>\n\
+        "<section id=\"chart-latency\"><h2>Feed latency: hits and misses</h2>\n<p class=\"note\">Virtual time: the modelled latencies of the steps each request took; \
+         misses are every read not served from the cache (its own load, a coalesced wait, a bypass, fail-open). \
+         Overall p50 / p99 / p99.9 are in the table. {legend}</p>\n\
          <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{:.0}\" height=\"{height:.0}\" font-size=\"11\">",
         left + width + value_px
     );
@@ -479,9 +483,15 @@ fn latency(h: &mut String, report: &Report, labels: &[String]) {
             let v = f(r);
             let w = if max > 0.0 { v / max * width } else { 0.0 };
             let yy = y + bar * k as f64;
+            // The share of reads each half stands for, on its p50 bar.
+            let share = match k {
+                0 => format!(" ({:.1}% of reads)", r.hit_rate * 100.0),
+                2 => format!(" ({:.1}% of reads)", (1.0 - r.hit_rate) * 100.0),
+                _ => String::new(),
+            };
             let _ = write!(
                 h,
-                "<rect x=\"{left:.0}\" y=\"{yy:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"8\">{v:.1} ms {name}</text>",
+                "<rect x=\"{left:.0}\" y=\"{yy:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"8\">{v:.1} ms {name}{share}</text>",
                 bar - 1.0,
                 left + w + 3.0,
                 yy + bar - 1.0

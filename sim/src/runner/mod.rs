@@ -27,6 +27,7 @@ use crate::engine::{Cell, Chunk, Inputs, Metrics, Replay, RoundTrips};
 use crate::error::{Error, Result};
 use crate::report::{CellResult, Report};
 use crate::trace::{Header, Source};
+use crate::verdict::ShapeCell;
 
 /// Makes a fresh event source (each cell replays from the start).
 pub type SourceFactory = Arc<dyn Fn() -> Result<Source> + Send + Sync>;
@@ -79,6 +80,17 @@ struct CellTask {
     rt: tokio::runtime::Runtime,
     replay: Replay,
     tiers: Vec<cache_core::tier::TwoTier>,
+    /// The server's eviction counter before the cell ran, and the store to
+    /// read it from again after (servers only: see [`evictions`]).
+    evictions_before: Option<(Arc<dyn cache_core::Backend>, u64)>,
+}
+
+/// The eviction counter of the server behind `store`
+/// ([`Backend::server_stats`](cache_core::Backend::server_stats)); `None`
+/// for an in-process store, or when the server will not say (an ACL that
+/// forbids `INFO`): the report then shows nothing rather than a guess.
+async fn evictions(store: &dyn cache_core::Backend) -> Option<u64> {
+    store.server_stats().await.ok().flatten().map(|s| s.evicted_keys)
 }
 
 impl lockstep::Task for CellTask {
@@ -87,10 +99,22 @@ impl lockstep::Task for CellTask {
     }
 
     fn finish(self: Box<Self>, progress: Option<&AtomicU64>) -> Result<Metrics> {
-        let CellTask { rt, replay, tiers } = *self;
+        let CellTask {
+            rt,
+            replay,
+            tiers,
+            evictions_before,
+        } = *self;
         let mut m = rt.block_on(replay.finish(progress))?;
         if !tiers.is_empty() {
             m.tier = Some(tiers.iter().map(|t| t.stats()).fold(TierStats::default(), |a, b| a + b));
+        }
+        if let Some((store, before)) = evictions_before {
+            // Cells on a server run one at a time: what moved, moved during
+            // this cell (or for another client of the same server).
+            m.server_evictions = rt
+                .block_on(evictions(store.as_ref()))
+                .map(|after| after.saturating_sub(before));
         }
         Ok(m)
     }
@@ -109,14 +133,28 @@ fn start_cell(
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start a runtime: {e}")))?;
-    let (cell, tiers) = rt.block_on(make_cell(cfg, header, namespace, strategies, strategy, backend))?;
-    let replay = Replay::new(cell, header)?;
-    Ok(Box::new(CellTask { rt, replay, tiers }))
+    let made = rt.block_on(make_cell(cfg, header, namespace, strategies, strategy, backend))?;
+    let replay = Replay::new(made.cell, header)?;
+    Ok(Box::new(CellTask {
+        rt,
+        replay,
+        tiers: made.tiers,
+        evictions_before: made.evictions_before,
+    }))
 }
 
-/// A cell of `cfg` (its strategy, its stores connected, its options), and
-/// with a `two-tier` backend the tiers, for their counters. Called on the
-/// runtime the cell will run on (its stores' connections live there).
+/// A cell made by [`make_cell`], with what its task needs beside it.
+pub(crate) struct MadeCell {
+    pub(crate) cell: Cell,
+    /// With a `two-tier` backend the tiers, for their counters.
+    pub(crate) tiers: Vec<cache_core::tier::TwoTier>,
+    /// On a server, its eviction count before the cell ran.
+    pub(crate) evictions_before: Option<(Arc<dyn cache_core::Backend>, u64)>,
+}
+
+/// A cell of `cfg`: its strategy, its stores connected (behind `cfg`'s
+/// freezes), its options. Called on the runtime the cell will run on (its
+/// stores' connections live there).
 pub(crate) async fn make_cell(
     cfg: &RunConfig,
     header: &Header,
@@ -124,14 +162,22 @@ pub(crate) async fn make_cell(
     strategies: &StrategyFactory,
     strategy: &str,
     backend: &BackendSpec,
-) -> Result<(Cell, Vec<cache_core::tier::TwoTier>)> {
+) -> Result<MadeCell> {
     let clock = ManualClock::at_unix_millis(u64::try_from(header.start.timestamp_millis()).unwrap_or(0));
     let mut opts = cfg.strategy_options(&clock);
     if let Some(ns) = namespace {
         opts = opts.with_namespace(ns);
     }
     let strat = strategies(strategy, &opts)?;
-    let stores = connect(backend, header.processes, &clock).await?;
+    let mut stores = connect(backend, header.processes, &clock).await?;
+    // In-process stores answer `None` at once.
+    let evictions_before = match stores.backends.first() {
+        Some(store) => evictions(store.as_ref()).await.map(|n| (store.clone(), n)),
+        None => None,
+    };
+    if !cfg.faults.freezes.is_empty() {
+        stores.backends = frozen(stores.backends, cfg, header, &clock);
+    }
     let mut cell = Cell::new(strat, stores.backends, clock);
     cell.live_keys = stores.live_keys;
     // Two tiers: a read is charged per L2 round trip it made.
@@ -152,7 +198,38 @@ pub(crate) async fn make_cell(
     cell.outage_limit = cfg.outage_limit;
     cell.judge_stale = cfg.judge_stale;
     cell.fenced_writes = cfg.fenced_writes;
-    Ok((cell, stores.tiers))
+    cell.faults = cfg.faults.clone();
+    cell.tier_faults = stores.tier_faults;
+    Ok(MadeCell {
+        cell,
+        tiers: stores.tiers,
+        evictions_before,
+    })
+}
+
+/// `backends` behind one [`FreezeSwitch`](cache_core::fault::FreezeSwitch)
+/// following `cfg`'s freezes on the cell's virtual clock: the server (one
+/// store per process, or the shared one) refuses every call meanwhile.
+fn frozen(
+    backends: Vec<Arc<dyn cache_core::Backend>>,
+    cfg: &RunConfig,
+    header: &Header,
+    clock: &ManualClock,
+) -> Vec<Arc<dyn cache_core::Backend>> {
+    use cache_core::fault::{FreezeSwitch, Frozen};
+    // The engine's virtual instants: the trace's start in µs, plus offsets.
+    let start = std::time::UNIX_EPOCH + Duration::from_micros(u64::try_from(header.start_us()).unwrap_or(0));
+    let windows = cfg
+        .faults
+        .freezes
+        .iter()
+        .map(|f| start + Duration::from_micros(f.start_us)..start + Duration::from_micros(f.end_us))
+        .collect();
+    let switch = FreezeSwitch::scheduled(Arc::new(clock.clone()), windows);
+    backends
+        .into_iter()
+        .map(|b| Arc::new(Frozen::new(b, switch.clone())) as Arc<dyn cache_core::Backend>)
+        .collect()
 }
 
 /// How long one cell took in real time: not part of any report (reports
@@ -227,11 +304,17 @@ pub fn run_timed(
         .map(|(i, (s, b))| (!b.isolated_per_cell()).then(|| format!("sim-{nonce:x}-{i}-{s}")))
         .collect();
     let group = group_size(cfg, header.processes);
+    // What the traffic shows (zones, shared calendars), for the verdict:
+    // seen while the first group reads the trace.
+    let shape = ShapeCell::new(header.processes);
     let mut results: Vec<Option<(std::result::Result<Metrics, lockstep::Stop>, Duration)>> = Vec::new();
     let mut source_error = None;
     for (g, members) in cells.chunks(group).enumerate() {
         let offset = g * group;
-        let source = sources()?;
+        let mut source = sources()?;
+        if g == 0 {
+            source.events = shape.probe(source.events);
+        }
         let header = source.header.clone();
         let start = |i: usize| {
             let (s, b) = &members[i];
@@ -299,5 +382,9 @@ pub fn run_timed(
         });
         rows.push(CellResult::new(strategy, &backend.label(), &m, cfg.bucket));
     }
-    Ok((Report::new(cfg, &header, rows), timings))
+    let mut report = Report::new(cfg, &header, rows);
+    if cfg.verdict {
+        report.recommendation = Some(crate::verdict::judge(cfg, &report, &shape.shape(), &strategies));
+    }
+    Ok((report, timings))
 }

@@ -452,13 +452,25 @@ pub fn open_access_log_with(path: &Path, opts: &AccessLogOptions) -> Result<Sour
     let mut lines = Lines::new(BufReader::with_capacity(1 << 16, file), path);
     // The first feed request or write: its timestamp is the trace's start.
     let mut last_line = 0;
+    // Why the first lines were skipped, for the error when nothing is
+    // usable: a log whose every line is bad must say why, as a mixed log's
+    // report does.
+    let mut skipped: Vec<String> = Vec::new();
+    let mut skipped_total = 0u64;
     let first = loop {
         let Some(next) = lines.next_line() else {
+            let mut message = "no `GET …?start=…&end=…` feed requests or mapped writes in the log".to_owned();
+            if !skipped.is_empty() {
+                message.push_str(&format!(
+                    "; {skipped_total} line(s) skipped, the first because: {}",
+                    skipped.join("; ")
+                ));
+            }
             return Err(Error::Trace {
                 file: path.to_owned(),
                 line: last_line.max(1),
                 field: "<file>".into(),
-                message: "no `GET …?start=…&end=…` feed requests or mapped writes in the log".into(),
+                message,
             });
         };
         let (line, text, file) = next?;
@@ -467,7 +479,12 @@ pub fn open_access_log_with(path: &Path, opts: &AccessLogOptions) -> Result<Sour
             Ok(Line::Other { .. }) => {}
             Ok(l) => break (line, l),
             Err(s) if opts.strict && s.reason != reason::NOT_A_REQUEST => return Err(s.error),
-            Err(_) => {}
+            Err(s) => {
+                skipped_total += 1;
+                if skipped.len() < EXAMPLES {
+                    skipped.push(format!("{} ({})", s.error, s.reason));
+                }
+            }
         }
     };
     let start_us = match &first.1 {

@@ -1,5 +1,6 @@
 //! Reading a file line by line with bounds: every line is at most
-//! [`MAX_LINE_BYTES`] and valid UTF-8, and errors name the line.
+//! [`MAX_LINE_BYTES`] and valid UTF-8, and errors name the line. A UTF-8
+//! byte order mark at the start of the file is skipped.
 //!
 //! `BufRead::lines` would read a file without newlines into one string
 //! (memory grows with the input) and reports invalid UTF-8 without a line
@@ -10,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use super::format::MAX_LINE_BYTES;
 use crate::error::{Error, Result};
+
+/// The UTF-8 byte order mark, skipped at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// A bounded line reader over `R`.
 pub(crate) struct Lines<R> {
@@ -66,6 +70,11 @@ impl<R: BufRead> Lines<R> {
             if self.buf.last() == Some(&b'\r') {
                 self.buf.pop();
             }
+        }
+        // A UTF-8 byte order mark (Windows editors write one) before the
+        // first line is not part of it: JSON and log lines never start so.
+        if self.line == 1 && self.buf.starts_with(BOM) {
+            self.buf.drain(..BOM.len());
         }
         if self.buf.len() > MAX_LINE_BYTES {
             self.failed = true;

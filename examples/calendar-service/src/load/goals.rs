@@ -1,0 +1,158 @@
+//! The issue's goals, checked against a run's figures. A goal without the
+//! rows it needs says so instead of passing.
+
+use super::report::{Goal, RowResult, ThroughputResult};
+
+fn goal(goal: &str, met: bool, evidence: String) -> Goal {
+    Goal {
+        goal: goal.to_owned(),
+        met,
+        evidence,
+    }
+}
+
+fn list(rows: &[&RowResult], f: impl Fn(&RowResult) -> String) -> String {
+    rows.iter()
+        .map(|r| format!("`{}` {}", r.row, f(r)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Stale reads of `r` that started after fault point `point` (`sigcont`,
+/// `pubsub-kill`, …), and the last one's start, ms after it (0: none).
+fn stale_after(r: &RowResult, point: &str) -> (u64, f64) {
+    r.stale_after
+        .iter()
+        .filter(|s| s.after == point)
+        .fold((0, 0.0), |(n, last), s| {
+            (n + s.stale_reads, s.last_ms.unwrap_or(0.0).max(last))
+        })
+}
+
+/// Every goal that the rows and the throughput table can decide.
+pub(super) fn check(rows: &[RowResult], throughput: &[ThroughputResult]) -> Vec<Goal> {
+    let mut goals = Vec::new();
+    let correct_faulted: Vec<&RowResult> = rows
+        .iter()
+        .filter(|r| matches!(r.strategy.as_str(), "stamped" | "versioned"))
+        .filter(|r| matches!(r.cache.as_str(), "redis" | "memcache") && !r.faults.is_empty())
+        .collect();
+    if !correct_faulted.is_empty() {
+        goals.push(goal(
+            "stamped and versioned on Redis and Memcached: 0 stale reads in every fault run",
+            correct_faulted.iter().all(|r| r.stale_reads == 0),
+            list(&correct_faulted, |r| format!("{} stale", r.stale_reads)),
+        ));
+    }
+    let freezes: Vec<&RowResult> = correct_faulted
+        .iter()
+        .copied()
+        .filter(|r| r.faults.contains(&"stop"))
+        .collect();
+    if !freezes.is_empty() {
+        goals.push(goal(
+            "after a freeze, stale reads end within 250 ms of the server's return",
+            freezes.iter().all(|r| stale_after(r, "sigcont").1 <= 250.0),
+            list(&freezes, |r| {
+                let (n, last) = stale_after(r, "sigcont");
+                format!("{n} stale reads started after SIGCONT, the last {last:.0} ms after it")
+            }),
+        ));
+    }
+    let backplane: Vec<&RowResult> = rows.iter().filter(|r| r.cache.contains("backplane")).collect();
+    if !backplane.is_empty() {
+        let measured = backplane.iter().all(|r| r.delivery.is_some());
+        goals.push(goal(
+            "two tiers with a backplane: every stale read within the measured delivery bound",
+            measured
+                && backplane
+                    .iter()
+                    .all(|r| r.delivery.as_ref().is_some_and(|d| d.stale_beyond_delivery == 0)),
+            list(&backplane, |r| match &r.delivery {
+                Some(d) => format!(
+                    "{} stale (max {:.1} ms), delivery p99 {:.1} ms / max {:.1} ms, {} stale beyond it",
+                    r.stale_reads, r.max_staleness_ms, d.p99_ms, d.max_ms, d.stale_beyond_delivery
+                ),
+                None => "delivery not measured".into(),
+            }),
+        ));
+        let killed: Vec<&RowResult> = backplane
+            .iter()
+            .copied()
+            .filter(|r| r.faults.contains(&"pubsub-kill"))
+            .collect();
+        if !killed.is_empty() {
+            goals.push(goal(
+                "two tiers: 0 stale reads after the subscription is killed",
+                killed.iter().all(|r| stale_after(r, "pubsub-kill").0 == 0),
+                list(&killed, |r| {
+                    format!("{} stale reads started after the kill", stale_after(r, "pubsub-kill").0)
+                }),
+            ));
+        }
+    }
+    let fixed: Vec<&RowResult> = rows.iter().filter(|r| r.strategy == "fixed-month").collect();
+    if !fixed.is_empty() {
+        goals.push(goal(
+            "fixed-month serves stale reads (the seed's bug, in the world)",
+            fixed.iter().all(|r| r.stale_reads > 0),
+            list(&fixed, |r| format!("{} stale", r.stale_reads)),
+        ));
+    }
+    let all: Vec<&RowResult> = rows.iter().collect();
+    if !all.is_empty() {
+        goals.push(goal(
+            "the service fails open: no 5xx, errors only inside an outage window",
+            rows.iter().all(|r| r.errors_5xx == 0 && r.errors_outside_outages == 0),
+            list(&all, |r| {
+                format!(
+                    "{} 5xx, {} timeouts, {} connection errors, {} outside outages",
+                    r.errors_5xx, r.timeouts, r.connection_errors, r.errors_outside_outages
+                )
+            }),
+        ));
+    }
+    let modelled: Vec<&RowResult> = rows
+        .iter()
+        .filter(|r| r.agreement.is_some() && r.not_modelled.is_empty())
+        .collect();
+    if !modelled.is_empty() {
+        goals.push(goal(
+            "the simulator agrees (stale reads in kind, hit rate within 3 points, round trips per read within 5%) \
+             on every row it models",
+            modelled.iter().all(|r| r.agreement.as_ref().is_some_and(|a| a.agrees)),
+            list(&modelled, |r| match &r.agreement {
+                Some(a) => format!(
+                    "{:+.1} points, ops/read {:+.1}%, stale {}",
+                    a.hit_rate_points,
+                    a.ops_per_read_share * 100.0,
+                    if a.stale_same_kind {
+                        "same kind"
+                    } else {
+                        "**differ in kind**"
+                    }
+                ),
+                None => String::new(),
+            }),
+        ));
+    }
+    let find = |c: &str| throughput.iter().find(|t| t.cache == c);
+    if let (Some(none), Some(redis)) = (find("none"), find("redis")) {
+        let ratio = redis.throughput_rps / none.throughput_rps.max(1e-9);
+        goals.push(goal(
+            "stamped on Redis: at least 3x the no-cache feed requests/s, with a lower p99",
+            ratio >= 3.0 && redis.p99_ms < none.p99_ms,
+            format!(
+                "{:.0} vs {:.0} req/s ({ratio:.2}x), p99 {:.1} vs {:.1} ms; at {:.1}% hits, hits that cost nothing \
+                 would give at most {:.2}x",
+                redis.throughput_rps,
+                none.throughput_rps,
+                redis.p99_ms,
+                none.p99_ms,
+                redis.hit_rate * 100.0,
+                1.0 / (1.0 - redis.hit_rate).max(1e-9)
+            ),
+        ));
+    }
+    goals
+}
