@@ -28,10 +28,10 @@ use indicatif::ProgressBar;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::api::{COMMIT_SEQ_HEADER, COMMIT_US_HEADER};
+use crate::api::{COMMIT_SEQ_HEADER, COMMIT_US_HEADER, FAIL_SAFE_HEADER};
 use crate::db::history::now_us;
 
-use super::record::{digest, Failure, FeedRecord, Recording, WriteRecord};
+use super::record::{digest, FailSafeMark, Failure, FeedRecord, Recording, WriteRecord};
 use super::workload::{RequestKind, Workload};
 
 /// Where the service processes listen, and which are down.
@@ -176,9 +176,12 @@ impl Shared {
                     .send(process, Method::GET, &format!("/calendar/feed?{query}"), user, None)
                     .await;
                 let end_us = now_us();
-                let (status, failure, body) = match answer {
-                    Ok(a) => (a.status.as_u16(), None, a.body),
-                    Err(f) => (0, Some(f), Bytes::new()),
+                let (status, failure, body, fail_safe) = match answer {
+                    Ok(a) => {
+                        let mark = a.headers.get(FAIL_SAFE_HEADER).map(|v| FailSafeMark::of(v.as_bytes()));
+                        (a.status.as_u16(), None, a.body, mark)
+                    }
+                    Err(f) => (0, Some(f), Bytes::new(), None),
                 };
                 out.feeds.push(FeedRecord {
                     request,
@@ -189,6 +192,7 @@ impl Shared {
                     failure,
                     digest: digest(&body),
                     len: u32::try_from(body.len()).unwrap_or(u32::MAX),
+                    fail_safe,
                 });
             }
             RequestKind::Create { item, input } => {
