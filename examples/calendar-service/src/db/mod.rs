@@ -387,18 +387,15 @@ impl Db {
         range: TimeRange,
         filter: FeedFilter<'_>,
     ) -> Result<Vec<(Item, Calendar)>, DbError> {
-        match self.faults.now() {
-            Some(DbFaultKind::Outage) => return Err(DbError::Unavailable),
-            Some(DbFaultKind::Slow { latency_ms }) => {
-                tokio::time::sleep(std::time::Duration::from_millis(latency_ms)).await;
-            }
-            None => {}
+        let fault = self.faults.now();
+        if fault == Some(DbFaultKind::Outage) {
+            return Err(DbError::Unavailable);
         }
         let (from, to) = shown_days(range);
         let ids = calendars.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let work_type = filter.work_type.map(str::to_owned);
         let status = filter.status.map(str::to_owned);
-        self.call(move |c| {
+        let result = self.call(move |c| {
             // `ids` holds integers only, formatted by us: safe to inline.
             let sql = format!(
                 "SELECT {ITEM_COLUMNS}, c.name, c.color FROM items i JOIN calendars c ON c.id = i.calendar_id
@@ -418,7 +415,11 @@ impl Db {
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
-        .await
+        .await;
+        if let Some(DbFaultKind::Slow { latency_ms }) = fault {
+            tokio::time::sleep(std::time::Duration::from_millis(latency_ms)).await;
+        }
+        result
     }
 
     /// Item `id`, if `user` may see it.
