@@ -23,7 +23,8 @@
 //! | `redis+cluster://host:7000,host:7001` | a Redis Cluster |
 //! | `memcache://host:11211`, `memcache://a:11211,b:11211?timeout_ms=200` | Memcached, one server or a pool ([`backend_memcached`]) |
 //! | `two-tier:locmem:64+redis://host:6379/0` | two tiers: an in-process L1 (64 MiB) in front of a shared L2 (any URL above) ([`cache_core::tier`]) |
-//! | `two-tier/backplane:locmem+redis://host:6379/0` | two tiers kept coherent over Redis pub/sub: an L1 hit makes no round trip (options: [`two_tier`](crate#two-tier-urls)) |
+//! | `two-tier/tracking:locmem+redis://host:6379/0` | two tiers kept coherent by Redis itself (client tracking): an L1 hit makes no round trip (options: [`two_tier`](crate#two-tier-urls)) |
+//! | `two-tier/backplane:locmem+redis://host:6379/0` | two tiers kept coherent over Redis pub/sub: an L1 hit makes no round trip |
 //! | `none` | keeps nothing: every read is a miss, the app with its cache off, to measure what the cache buys ([`NoneBackend`]) |
 //!
 //! A password in a URL never appears in an error or a log line: [`redact`]
@@ -51,12 +52,15 @@
 //! [`cache_core::tier`] for when to choose it and what it costs.
 //!
 //! - `<l1>`: `locmem` or `locmem:<MiB>`; `<l2>`: any other URL above.
+//! - `tracking`: Redis client tracking (RESP3, Redis 6+) on the L2's
+//!   servers, every master of a cluster: the server tells each process
+//!   when a generation it read changed. Only with a Redis L2.
 //! - `backplane`: Redis pub/sub on the L2's server (a cluster's first node)
 //!   tells every process about generation bumps. Only with a Redis L2:
 //!   Memcached has no publish/subscribe.
 //! - `channel=<name>`: the pub/sub channel (default
-//!   `range-cache:generations`); `trust=<s>`: how long a known generation
-//!   is trusted without a notice (default 30).
+//!   `range-cache:generations`); `trust=<s>`: how long a generation the
+//!   backplane vouches for is trusted without a notice (default 3600).
 //!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), backend_any::Error> {
@@ -325,22 +329,34 @@ mod tests {
         check_roundtrip("two-tier:locmem+locmem").await;
         check_roundtrip(&format!("two-tier:locmem:8+{}", redis.url())).await;
         check_roundtrip(&format!("two-tier/backplane,trust=60:locmem+{}", redis.url())).await;
+        check_roundtrip(&format!("two-tier/tracking:locmem+{}", redis.url())).await;
         check_roundtrip(&format!("two-tier:locmem+{}", memcached.url())).await;
     }
 
-    /// Two processes on one `two-tier/backplane` URL: the second serves the
-    /// first's fill from its own L1 after one read, and sees the first's
-    /// write (a bump notice) without serving its outdated copy.
+    /// Two processes on one `two-tier/backplane` or `two-tier/tracking`
+    /// URL: the second serves the first's fill from its own L1 after one
+    /// read, and sees the first's write (a bump notice, an invalidation)
+    /// without serving its outdated copy.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_tier_urls_stay_coherent_across_processes() {
         use cache_testkit::redis::RedisServer;
         let redis = RedisServer::new().unwrap();
-        let url = format!("two-tier/backplane,channel=any-test:locmem+{}", redis.url());
+        for (option, name) in [
+            ("backplane,channel=any-test", "two-tier(locmem+redis+redis-pubsub)"),
+            ("tracking", "two-tier(locmem+redis+redis-tracking)"),
+        ] {
+            coherent(&format!("two-tier/{option}:locmem+{}", redis.url()), name).await;
+        }
+    }
+
+    async fn coherent(url: &str, name: &str) {
+        // A namespace per URL: the runs share one server.
+        let options = cache_core::CacheOptions::default().with_namespace(name);
         let (a, b) = (
-            range_cache(&url, "stamped").await.unwrap(),
-            range_cache(&url, "stamped").await.unwrap(),
+            range_cache_with(url, "stamped", &options).await.unwrap(),
+            range_cache_with(url, "stamped", &options).await.unwrap(),
         );
-        assert_eq!(a.backend().name(), "two-tier(locmem+redis+redis-pubsub)");
+        assert_eq!(a.backend().name(), name);
         let v = view();
         let load =
             |body: &'static str| move || async move { Ok::<_, std::io::Error>(Bytes::from_static(body.as_bytes())) };
@@ -386,6 +402,7 @@ mod tests {
             "memcache://app:hunter2@127.0.0.1:1",
             "two-tier:locmem+redis://app:hunter2@127.0.0.1:1/0",
             "two-tier/backplane:locmem+redis://app:hunter2@127.0.0.1:1/0",
+            "two-tier/tracking:locmem+redis://app:hunter2@127.0.0.1:1/0",
             "redis://app:hunter2@127.0.0.1:notaport",
         ] {
             let err = connect(url).await.unwrap_err();

@@ -9,17 +9,23 @@
 //!   once: see [`OPTIONS`].
 //!
 //! The grammar checks the shape of everything and what holds on every
-//! side (the L1 is in-process, `channel` and `trust` need a backplane);
-//! each side then takes the options it uses and refuses, saying why, a
-//! value it cannot honour. `backplane` shows the split: an application's
-//! backplane is a real Redis channel (`backplane`, no value), the
-//! simulator's a modelled delivery latency (`backplane=<µs>`).
+//! side (the L1 is in-process, `channel` and `trust` need a backplane,
+//! `backplane` and `tracking` exclude each other); each side then takes
+//! the options it uses and refuses, saying why, a value it cannot honour.
+//! `backplane` shows the split: an application's backplane is a real Redis
+//! channel (`backplane`, no value), the simulator's a modelled delivery
+//! latency (`backplane=<µs>`). `tracking` likewise: Redis client tracking
+//! for an application, a modelled delivery latency per invalidation for
+//! the simulator (which has a default, so `tracking` alone works there
+//! too).
 //!
 //! ```
 //! use backend_any::spec::{TierOption, TwoTierSpec};
 //! let spec = TwoTierSpec::parse("two-tier/backplane,trust=300:locmem:64+redis://10.0.0.5:6379/0").unwrap();
 //! assert_eq!((spec.l1, spec.l2), ("locmem:64", "redis://10.0.0.5:6379/0"));
 //! assert_eq!(spec.options, [TierOption::Backplane(None), TierOption::Trust(300)]);
+//! let spec = TwoTierSpec::parse("two-tier/tracking:locmem+redis://10.0.0.5:6379/0").unwrap();
+//! assert_eq!(spec.tracking(), Some(None));
 //! let err = TwoTierSpec::parse("two-tier/backplane,gossip:locmem+locmem").unwrap_err();
 //! assert!(err.to_string().contains("unknown option \"gossip\""));
 //! ```
@@ -51,13 +57,21 @@ pub struct OptionSyntax {
 
 /// Every option the grammar knows. A new option is a row here and a
 /// variant of [`TierOption`] (and whatever each side does with it).
-pub const OPTIONS: [OptionSyntax; 3] = [
+pub const OPTIONS: [OptionSyntax; 4] = [
     OptionSyntax {
         name: "backplane",
         value: ValueForm::OptionalMicros,
         meaning: "processes tell each other about generation bumps, so an L1 hit makes no round trip: \
                   `backplane` is Redis pub/sub on the L2's server (applications); `backplane=<µs>` a \
                   modelled delivery latency (the simulator)",
+    },
+    OptionSyntax {
+        name: "tracking",
+        value: ValueForm::OptionalMicros,
+        meaning: "the server tells each process when a generation it read changed (Redis CLIENT TRACKING), \
+                  so an L1 hit makes no round trip: `tracking` is Redis client tracking on the L2 \
+                  (applications; the simulator's default latency); `tracking=<µs>` a modelled delivery \
+                  latency per invalidation (the simulator)",
     },
     OptionSyntax {
         name: "channel",
@@ -72,8 +86,8 @@ pub const OPTIONS: [OptionSyntax; 3] = [
 ];
 
 /// The grammar in one line, for error messages.
-pub const SYNTAX: &str =
-    "two-tier[/backplane[=<µs>][,channel=<name>][,trust=<s>]]:<locmem|locmem:MiB>+<L2 spec other than two-tier>";
+pub const SYNTAX: &str = "two-tier[/backplane[=<µs>][,channel=<name>][,trust=<s>] | /tracking[=<µs>]]:\
+                          <locmem|locmem:MiB>+<L2 spec other than two-tier>";
 
 /// One option as given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +95,8 @@ pub const SYNTAX: &str =
 pub enum TierOption<'a> {
     /// `backplane` (`None`) or `backplane=<µs>`.
     Backplane(Option<u64>),
+    /// `tracking` (`None`) or `tracking=<µs>`.
+    Tracking(Option<u64>),
     /// `channel=<name>`.
     Channel(&'a str),
     /// `trust=<s>`.
@@ -92,6 +108,7 @@ impl TierOption<'_> {
     pub fn name(&self) -> &'static str {
         match self {
             TierOption::Backplane(_) => "backplane",
+            TierOption::Tracking(_) => "tracking",
             TierOption::Channel(_) => "channel",
             TierOption::Trust(_) => "trust",
         }
@@ -173,10 +190,14 @@ impl<'a> TwoTierSpec<'a> {
                 return err(format!("unknown option {name:?} (known: {})", known.join(", ")));
             };
             let whole = |v: &str| v.parse::<u64>().ok();
+            let micros = |us: Option<u64>| match name {
+                "tracking" => TierOption::Tracking(us),
+                _ => TierOption::Backplane(us),
+            };
             let opt = match (syntax.value, value) {
-                (ValueForm::OptionalMicros, None) => TierOption::Backplane(None),
+                (ValueForm::OptionalMicros, None) => micros(None),
                 (ValueForm::OptionalMicros, Some(v)) => match whole(v) {
-                    Some(us) => TierOption::Backplane(Some(us)),
+                    Some(us) => micros(Some(us)),
                     None => return err(format!("{name}={v}: expected whole microseconds")),
                 },
                 (ValueForm::Seconds, Some(v)) => match whole(v).filter(|s| *s > 0) {
@@ -196,6 +217,9 @@ impl<'a> TwoTierSpec<'a> {
             l2,
             options: parsed,
         };
+        if spec.backplane().is_some() && spec.tracking().is_some() {
+            return err("backplane or tracking, not both: tracking alone keeps the tiers coherent".into());
+        }
         if spec.backplane().is_none() && (spec.channel().is_some() || spec.trust().is_some()) {
             return err("channel and trust only apply with a backplane".into());
         }
@@ -207,6 +231,15 @@ impl<'a> TwoTierSpec<'a> {
     pub fn backplane(&self) -> Option<Option<u64>> {
         self.options.iter().find_map(|o| match o {
             TierOption::Backplane(us) => Some(*us),
+            _ => None,
+        })
+    }
+
+    /// `Some(None)` for `tracking`, `Some(Some(µs))` for `tracking=<µs>`,
+    /// `None` without tracking.
+    pub fn tracking(&self) -> Option<Option<u64>> {
+        self.options.iter().find_map(|o| match o {
+            TierOption::Tracking(us) => Some(*us),
             _ => None,
         })
     }
@@ -257,6 +290,10 @@ mod tests {
         assert_eq!(s.backplane(), Some(Some(2000)));
         let s = TwoTierSpec::parse("two-tier:locmem+memcache://h:1").unwrap();
         assert_eq!((s.options.len(), s.l1_mib()), (0, Ok(None)));
+        let s = TwoTierSpec::parse("two-tier/tracking=150:locmem+locmem").unwrap();
+        assert_eq!((s.tracking(), s.backplane()), (Some(Some(150)), None));
+        let s = TwoTierSpec::parse("two-tier/tracking:locmem+redis+cluster://a:1").unwrap();
+        assert_eq!(s.tracking(), Some(None));
     }
 
     #[test]
@@ -271,7 +308,7 @@ mod tests {
             ("two-tier:locmem+", "missing L2"),
             (
                 "two-tier/oops:locmem+locmem",
-                "unknown option \"oops\" (known: backplane, channel, trust)",
+                "unknown option \"oops\" (known: backplane, tracking, channel, trust)",
             ),
             ("two-tier/backplane=x:locmem+locmem", "whole microseconds"),
             ("two-tier/backplane,trust=0:locmem+locmem", "at least 1"),
@@ -280,6 +317,10 @@ mod tests {
             ("two-tier/backplane,channel=:locmem+locmem", "channel needs a value"),
             ("two-tier/backplane=1,backplane=2:locmem+locmem", "given twice"),
             ("two-tier/trust=5:locmem+locmem", "only apply with a backplane"),
+            ("two-tier/tracking,trust=5:locmem+locmem", "only apply with a backplane"),
+            ("two-tier/tracking=x:locmem+locmem", "whole microseconds"),
+            ("two-tier/tracking,tracking=3:locmem+locmem", "given twice"),
+            ("two-tier/backplane=1,tracking=1:locmem+locmem", "not both"),
         ] {
             let e = TwoTierSpec::parse(spec).unwrap_err().to_string();
             assert!(e.contains(why) && e.ends_with(SYNTAX), "{spec}: {e}");

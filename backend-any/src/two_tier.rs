@@ -1,29 +1,36 @@
 //! `two-tier[/<option>,…]:<l1>+<l2>` URLs: an in-process L1 per process in
 //! front of a shared L2 ([`cache_core::tier::TwoTier`]), optionally kept
-//! coherent by a Redis pub/sub backplane.
+//! coherent by Redis client tracking or a Redis pub/sub backplane.
 //!
 //! - `<l1>`: `locmem` or `locmem:<MiB>`, this process's copy.
 //! - `<l2>`: any other URL this crate takes (`redis://…`,
 //!   `redis+cluster://…`, `memcache://…`, or `locmem` for a test).
 //! - Options, comma-separated:
+//!   - `tracking`: Redis client tracking on the L2's servers (one RESP3
+//!     connection per server or cluster master,
+//!     [`RedisTracker`](backend_redis::RedisTracker)): the server tells
+//!     this process when a generation it read changed, so an L1 hit makes
+//!     no round trip. Only with a Redis L2 (Redis 6 or later).
 //!   - `backplane`: subscribe to generation bumps over Redis pub/sub on the
 //!     L2's server (the first node of a cluster), so an L1 hit makes no
 //!     round trip. Only with a Redis L2: Memcached has no publish/subscribe.
 //!   - `channel=<name>`: the pub/sub channel (default
 //!     [`DEFAULT_CHANNEL`]); every process of one application uses the same.
-//!   - `trust=<s>`: how long a known generation is trusted without a notice
+//!   - `trust=<s>`: how long a generation the backplane vouches for is
+//!     trusted without a notice
 //!     ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
-//!     default 30 s).
+//!     default an hour).
 //!
 //! The grammar is [`backend_any::spec`], shared with the simulator's
-//! `--backend`, whose `backplane=<µs>` is a modelled delivery latency: a
-//! value given here is refused with that explanation.
+//! `--backend`, whose `backplane=<µs>` and `tracking=<µs>` are modelled
+//! delivery latencies: a value given here is refused with that
+//! explanation.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::spec::{SpecError, TwoTierSpec};
-use backend_redis::RedisBackplane;
+use backend_redis::{RedisBackplane, RedisTracker};
 use cache_core::tier::TwoTier;
 use cache_core::Backend;
 
@@ -37,6 +44,7 @@ struct Spec<'a> {
     l1: &'a str,
     l2: &'a str,
     backplane: bool,
+    tracking: bool,
     channel: Option<&'a str>,
     trust: Option<Duration>,
 }
@@ -65,10 +73,27 @@ fn parse(url: &str) -> Result<Spec<'_>, Error> {
             "backplane needs a Redis L2 (Memcached has no publish/subscribe: use two-tier without backplane)",
         ));
     }
+    let tracking = match spec.tracking() {
+        None => false,
+        Some(None) => true,
+        Some(Some(_)) => {
+            return Err(ours(
+                "tracking=<µs> is the simulator's modelled delivery latency; here the server delivers the \
+                 invalidations: write `tracking`",
+            ))
+        }
+    };
+    if tracking && !spec.l2.starts_with("redis") {
+        return Err(ours(
+            "tracking needs a Redis L2 (client tracking is a Redis feature; with Memcached use a Redis \
+             backplane or no option)",
+        ));
+    }
     Ok(Spec {
         l1: spec.l1,
         l2: spec.l2,
         backplane,
+        tracking,
         channel: spec.channel(),
         trust: spec.trust().map(Duration::from_secs),
     })
@@ -108,6 +133,14 @@ pub(crate) async fn connect_two_tier(url: &str) -> Result<Arc<dyn Backend>, Erro
             })?;
         builder = builder.backplane(Arc::new(bus));
     }
+    if spec.tracking {
+        // The L2's own URL: the tracker finds a cluster's masters itself.
+        let tracker = RedisTracker::connect(spec.l2).await.map_err(|e| Error::Connect {
+            url: redact(url),
+            message: format!("tracking: {}", scrub(&e.to_string(), spec.l2)),
+        })?;
+        builder = builder.tracking(Arc::new(tracker));
+    }
     if let Some(t) = spec.trust {
         builder = builder.trust_for(t);
     }
@@ -132,6 +165,8 @@ mod tests {
         assert_eq!((s.channel, s.trust), (Some("feeds"), Some(Duration::from_secs(300))));
         let s = parse("two-tier:locmem+memcache://h:1").unwrap();
         assert!(!s.backplane && s.channel.is_none());
+        let s = parse("two-tier/tracking:locmem+redis+cluster://a:1,b:2").unwrap();
+        assert!(s.tracking && !s.backplane);
         for (url, why) in [
             ("two-tier", "missing ':'"),
             ("two-tier:locmem", "missing '+'"),
@@ -145,6 +180,11 @@ mod tests {
                 "Memcached has no publish/subscribe",
             ),
             ("two-tier/backplane:locmem+locmem", "needs a Redis L2"),
+            ("two-tier/tracking:locmem+memcache://h:1", "tracking needs a Redis L2"),
+            (
+                "two-tier/tracking=100:locmem+redis://h:1",
+                "the simulator's modelled delivery latency",
+            ),
             (
                 "two-tier/backplane=2000:locmem+redis://h:1",
                 "the simulator's modelled delivery latency",

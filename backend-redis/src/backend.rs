@@ -94,7 +94,7 @@ impl fmt::Debug for RedisBackend {
 /// What an error is about, turned into text only when an error happens so
 /// successful calls allocate nothing for it.
 #[derive(Clone, Copy)]
-enum Subject<'a> {
+pub(crate) enum Subject<'a> {
     Key(&'a Key),
     Keys(&'a [Key]),
     Entries(&'a [(Key, Bytes)]),
@@ -444,7 +444,7 @@ fn ttl_millis(ttl: Ttl) -> Option<u64> {
 /// A `MOVED`/`ASK` that reaches us means the cluster client used up its
 /// redirect retries while the topology was changing (e.g. it was sent to a
 /// master that just died): transient, so `Unavailable` too.
-fn map_error(backend: &str, timeout: Duration, e: RedisError, subject: Subject<'_>) -> Error {
+pub(crate) fn map_error(backend: &str, timeout: Duration, e: RedisError, subject: Subject<'_>) -> Error {
     if e.is_timeout() {
         return Error::Timeout {
             backend: backend.to_owned(),

@@ -1,8 +1,9 @@
 //! [`RedisBackplane`]: the two-tier cache's backplane on Redis pub/sub.
 //!
 //! Every process publishes a notice (`PUBLISH <channel> <notice>`) after it
-//! changed a generation, and keeps one subscriber connection on the same
-//! channel. The subscriber task marks the process's table
+//! changed a generation, numbered in its own sequence
+//! ([`Numbered`]: a subscriber that sees a number skipped forgets what it
+//! knows), and keeps one subscriber connection on the same channel. The subscriber task marks the process's table
 //! ([`KnownGenerations`]) subscribed only once the server confirmed the
 //! `SUBSCRIBE`, and lost the moment the connection ends, then reconnects
 //! every [`RedisBackplane::reconnect_delay`] until it is back: reads fall
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use cache_core::async_trait;
-use cache_core::tier::{Backplane, KnownGenerations, Notice};
+use cache_core::tier::{Backplane, KnownGenerations, Numbered};
 use cache_core::{Error, Result};
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
@@ -137,7 +138,7 @@ async fn listen(client: Client, channel: String, table: Weak<KnownGenerations>, 
                 let mut messages = pubsub.on_message();
                 while let Some(msg) = messages.next().await {
                     let Some(t) = table.upgrade() else { return };
-                    t.notice(&Notice::decode(msg.get_payload_bytes()));
+                    t.receive(msg.get_payload_bytes());
                 }
             }
         }
@@ -155,7 +156,7 @@ impl Backplane for RedisBackplane {
         NAME
     }
 
-    async fn publish(&self, notice: &Notice) -> Result<()> {
+    async fn publish(&self, notice: &Numbered) -> Result<()> {
         let mut conn = self.publisher.clone();
         let cmd = redis::cmd("PUBLISH").arg(&self.channel).arg(notice.encode()).to_owned();
         match tokio::time::timeout(self.publish_timeout, cmd.query_async::<i64>(&mut conn)).await {

@@ -24,8 +24,13 @@
 //! - `backend`: [`RedisBackend`] itself: commands, the `incr` script, slot
 //!   grouping for clusters, error mapping.
 //! - `backplane`: [`RedisBackplane`], Redis pub/sub as the backplane of a
-//!   [`TwoTier`](cache_core::tier::TwoTier) cache (generation-change
-//!   notices between processes, reconnecting subscriber).
+//!   [`TwoTier`](cache_core::tier::TwoTier) cache (numbered
+//!   generation-change notices between processes, reconnecting
+//!   subscriber).
+//! - `tracking`: [`RedisTracker`], Redis client tracking (RESP3
+//!   invalidation pushes) keeping the two tiers coherent instead: one
+//!   tracking connection per server or cluster master, the race between a
+//!   read and an invalidation argued in its docs.
 //!
 //! # Connecting to your own Redis / Redis Cluster
 //!
@@ -97,9 +102,11 @@
 mod backend;
 mod backplane;
 mod config;
+mod tracking;
 
 pub use backend::RedisBackend;
 pub use backplane::{RedisBackplane, DEFAULT_PUBLISH_TIMEOUT, DEFAULT_RECONNECT_DELAY};
 pub use config::{
     RedisBackendBuilder, RedisOptions, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE,
 };
+pub use tracking::{RedisTracker, DEFAULT_TRACKING_RECONNECT_DELAY};

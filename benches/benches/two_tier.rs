@@ -2,16 +2,23 @@
 //! starts (`stamped`, a month view of one calendar, one task, subjects
 //! alternating round by round, the median round reported; see `common`):
 //!
-//! | group | `baseline` | `two-tier` | `two-tier+backplane` |
-//! |---|---|---|---|
-//! | `two_tier/hit/8KiB` (the issue's feed), `…/64KiB`, `…/512KiB` | `RangeCache` on Redis: one `MGET` of the generation and the whole entry per hit | [`TwoTier`] over locmem + Redis, no backplane: one `GET` of the generation (a few bytes); the entry comes from L1 | with a [`RedisBackplane`]: the generation is known in-process, no round trip |
+//! | group | `baseline` | `two-tier` | `two-tier+backplane` | `two-tier+tracking` |
+//! |---|---|---|---|---|
+//! | `two_tier/hit/8KiB` (the issue's feed), `…/64KiB`, `…/512KiB` | `RangeCache` on Redis: one `MGET` of the generation and the whole entry per hit | [`TwoTier`] over locmem + Redis, no backplane: one `GET` of the generation (a few bytes); the entry comes from L1 | with a [`RedisBackplane`]: the generation is known in-process, no round trip | with a [`RedisTracker`] (Redis client tracking): the generation is tracked, no round trip |
 //!
-//! Goals (issue 18, checked in BENCHMARKS.md on the 8 KiB group): ≥ 5×
-//! faster than L2 alone with the backplane, ≥ 1.5× without. Every result's
+//! Goals (checked in BENCHMARKS.md on the 8 KiB group): ≥ 5× faster than L2
+//! alone with the backplane, ≥ 1.5× without (issue 18); ≥ 50× with
+//! tracking (issue 28). Every result's
 //! detail gives the L2 bytes each variant read per hit, the transfer two
 //! tiers save; the larger feeds show how the gain without a backplane
 //! grows once moving the feed costs a noticeable part of a round trip
 //! (on loopback it costs little).
+//!
+//! Last, it measures how long Redis takes to deliver an invalidation on
+//! loopback (from sending a `SET` of a tracked key on one connection until
+//! the push arrives on the tracking connection, an upper bound on the
+//! staleness window tracking leaves), and prints the percentiles: what the
+//! simulator's default `tracking` latency stands for.
 #![allow(missing_docs, clippy::print_stderr)]
 
 mod common;
@@ -20,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backend_locmem::LocmemBackend;
-use backend_redis::{RedisBackend, RedisBackplane};
+use backend_redis::{RedisBackend, RedisBackplane, RedisTracker};
 use cache_core::aside::RangeCache;
 use cache_core::strategy::{by_name, StrategyOptions};
 use cache_core::tier::TwoTier;
@@ -69,7 +76,12 @@ async fn suite() {
         .backplane(Arc::new(bus))
         .build()
         .unwrap();
-    while !with_bus.known().unwrap().is_subscribed() {
+    let tracker = RedisTracker::connect(&redis.url()).await.unwrap();
+    let tracked = TwoTier::builder(Arc::new(LocmemBackend::new()), l2.clone())
+        .tracking(Arc::new(tracker))
+        .build()
+        .unwrap();
+    while !with_bus.known().unwrap().is_subscribed() || !tracked.known().unwrap().is_connected(0) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let cache = |b: Arc<dyn Backend>| {
@@ -97,6 +109,11 @@ async fn suite() {
             cache: cache(Arc::new(with_bus.clone())),
             tier: Some(with_bus),
         },
+        Subject {
+            name: "two-tier+tracking",
+            cache: cache(Arc::new(tracked.clone())),
+            tier: Some(tracked),
+        },
     ];
     for (calendar, (label, size)) in FEEDS.into_iter().enumerate() {
         let view = view(calendar);
@@ -108,7 +125,7 @@ async fn suite() {
                 .await
                 .unwrap();
             // A few hits, so every tier holds the entry in L1 and the
-            // backplane variant has learnt the generation.
+            // backplane and tracking variants have learnt the generation.
             for _ in 0..3 {
                 hit(&s.cache, &view, size).await;
             }
@@ -143,6 +160,7 @@ async fn suite() {
             let what = match s.name {
                 "baseline" => "a stamped hit on Redis alone",
                 "two-tier" => "a stamped hit on TwoTier(locmem + Redis), no backplane",
+                "two-tier+tracking" => "a stamped hit on TwoTier(locmem + Redis) with Redis client tracking",
                 _ => "a stamped hit on TwoTier(locmem + Redis) with a Redis pub/sub backplane",
             };
             record_rounds(
@@ -154,7 +172,65 @@ async fn suite() {
             );
         }
     }
+    delivery(&redis.url()).await;
     drop(redis);
+}
+
+/// Times invalidations on loopback: a RESP3 connection tracks a key (a
+/// `GET`), another sets it, and the time from sending the `SET` to the
+/// push reaching the tracking connection's handler is one sample.
+async fn delivery(url: &str) {
+    use redis::{AsyncConnectionConfig, PushInfo, PushKind};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<std::time::Instant>();
+    let config = AsyncConnectionConfig::new().set_push_sender(move |p: PushInfo| {
+        if p.kind == PushKind::Invalidate {
+            let _ = tx.send(std::time::Instant::now());
+        }
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let client = redis::Client::open(format!("{url}?protocol=resp3")).unwrap();
+    let mut tracking = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    redis::cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("ON")
+        .query_async::<()>(&mut tracking)
+        .await
+        .unwrap();
+    let mut writer = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let samples = if common::quick() { 200 } else { 5_000 };
+    let mut us = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let _: Option<String> = redis::cmd("GET")
+            .arg("bench:tracked")
+            .query_async(&mut tracking)
+            .await
+            .unwrap();
+        let sent = std::time::Instant::now();
+        let () = redis::cmd("SET")
+            .arg("bench:tracked")
+            .arg(i)
+            .query_async(&mut writer)
+            .await
+            .unwrap();
+        let arrived = rx.recv().await.unwrap();
+        us.push(arrived.saturating_duration_since(sent).as_secs_f64() * 1e6);
+    }
+    us.sort_by(f64::total_cmp);
+    let at = |q: f64| us[((us.len() - 1) as f64 * q) as usize];
+    eprintln!(
+        "{SUITE}: invalidation delivery on loopback, {samples} samples: p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs",
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        at(1.0)
+    );
 }
 
 async fn hit(cache: &RangeCache, view: &View, size: usize) {

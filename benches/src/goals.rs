@@ -102,6 +102,14 @@ pub const GOALS: &[Goal] = &[
         source: "#18: a two-tier hit without a backplane ≥ 1.5× faster than L2 alone (Redis, 8 KiB feed, rounds alternating)",
         when_missed: "both make exactly one round trip per hit; what two tiers save is moving the feed (8 KiB against ~20 B), which on loopback costs a few µs of a ~50–100 µs round trip, so the gain needs a real network or a larger feed (see the 64 KiB and 512 KiB groups)",
     },
+    Goal {
+        group: "two_tier/hit/8KiB",
+        subject: "two-tier+tracking",
+        against: "baseline",
+        min_ratio: 50.0,
+        source: "#28: a tracked two-tier hit ≥ 50× faster than L2 alone (Redis, 8 KiB feed, rounds alternating)",
+        when_missed: "with tracked generations a hit makes no round trip; a miss here means they were not tracked (the tracking connection down, or every round's first hit re-reading them), or the in-process path (L1 get, stamp check, envelope) grew",
+    },
 ];
 
 /// A goal stated as a rate: `subject` in `group` must reach

@@ -2,7 +2,7 @@
 //!
 //! Expiry in this framework is *logical*: an entry records the instant it
 //! stops being valid according to a [`Clock`], and reads compare against the
-//! same clock. With [`SystemClock`] that is ordinary wall time; with
+//! same clock. With [`system_clock`] that is ordinary wall time; with
 //! [`ManualClock`] a test or the simulator moves time by hand, so a week of
 //! traffic replays in seconds and a 300 s TTL expires at exactly 300 s.
 //!
@@ -29,7 +29,7 @@ pub trait Clock: Send + Sync + Debug + 'static {
 
 /// Wall-clock time (`SystemTime::now()`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {

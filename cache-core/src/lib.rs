@@ -35,12 +35,13 @@
 //!   every call while frozen (by hand, or over scheduled windows of a
 //!   clock), for fault tests and the simulator.
 //! - [`tier`]: [`TwoTier`](tier::TwoTier), an in-process L1 in front of a
-//!   shared L2 for `stamped` entries, coherent across processes, with an
-//!   optional [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
+//!   shared L2 for `stamped` entries, coherent across processes, with
+//!   optional server-assisted [`Tracker`](tier::Tracker) or
+//!   [`Backplane`](tier::Backplane) so an L1 hit needs no round trip.
 //! - [`redact`]: passwords out of backend URLs, the one redactor every
 //!   crate shows URLs through.
 //! - [`error`]: the one [`Error`] type, variants by meaning.
-//! - [`clock`]: the injectable [`Clock`] ([`SystemClock`], [`ManualClock`]).
+//! - [`clock`]: the injectable [`Clock`] ([`system_clock`], [`ManualClock`]).
 //! - [`instrumented`]: [`Instrumented`], a wrapper that counts round trips,
 //!   keys and latency per operation.
 //!
@@ -112,7 +113,7 @@ internal_mod!(wire);
 
 pub use aside::{Answer, LoadError, OutboxRelay, RangeCache, RangeCacheBuilder};
 pub use backend::{Backend, Capabilities, ServerStats, Ttl};
-pub use clock::{system_clock, Clock, ManualClock, SystemClock};
+pub use clock::{system_clock, Clock, ManualClock};
 pub use error::{BoxError, Error, Result};
 pub use ext::BackendExt;
 pub use flow::{CacheMetrics, FailSafe};

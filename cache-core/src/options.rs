@@ -101,7 +101,7 @@ pub struct CacheOptions {
     pub fail_open: bool,
     /// How soon a bump that failed is first retried (default 10 ms); the
     /// delay doubles after each failed round up to
-    /// [`Self::bump_retry_max`] (see [`crate::flow::pending`]).
+    /// [`Self::bump_retry_max`] (see the sans-IO core's pending table).
     pub bump_retry_min: Duration,
     /// The longest wait between two retries of failed bumps (default
     /// 100 ms): once the server answers again, other processes are served
@@ -124,7 +124,7 @@ pub struct CacheOptions {
     /// than this long ago (an entry with old stamps that has not expired
     /// yet always qualifies). Entries are then stored for `ttl` + this
     /// long, so that they are still there when needed. Which entries a
-    /// strategy can offer is in [`crate::flow`]'s docs ("Fail-safe").
+    /// strategy can offer is in the guide's docs/failures.md ("Fail-safe").
     pub fail_safe_max_age: Option<Duration>,
     /// Soft timeout of the loader (default none; needs
     /// [`Self::fail_safe_max_age`]): a read that has a fail-safe entry and

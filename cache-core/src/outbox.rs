@@ -1,7 +1,7 @@
 //! The transactional outbox: a committed write's invalidation survives a
 //! crash of its writer.
 //!
-//! [`Pending`](crate::flow::Pending) keeps a failed bump in the writer's
+//! `RangeCache`'s retry queue keeps a failed bump in the writer's
 //! memory and retries it: that survives a frozen or unreachable cache, not
 //! a writer that dies between its commit and its bump. For that the change
 //! must be durable with the write itself, which only the application's

@@ -14,28 +14,49 @@
 //! of one L2 shared by all processes (`locmem` here means one in-process
 //! store standing in for a shared server, so no server is needed;
 //! `redis://…` or `memcache://…` a real one). With `/backplane=<µs>` the
-//! processes share a [`LocalBackplane`] that delivers each generation notice
-//! `<µs>` of virtual time after it was sent (a real Redis pub/sub's latency
-//! cannot be replayed in virtual time, so even with a Redis L2 the
-//! backplane is modelled). With `trust=<s>` a process trusts a generation
-//! it knows for that many seconds without a notice
+//! processes share a [`LocalBackplane`] that delivers each (numbered)
+//! generation notice `<µs>` of virtual time after it was sent (a real
+//! Redis pub/sub's latency cannot be replayed in virtual time, so even with
+//! a Redis L2 the backplane is modelled). With `/tracking[=<µs>]` the L2
+//! tracks what each process reads through a modelled tracking server
+//! ([`LocalTracker`]) and delivers each invalidation `<µs>` after the write
+//! ([`DEFAULT_TRACKING_US`] when no value is given), except that
+//! `tracking` with no value on a Redis L2 is the real thing: each process
+//! gets a [`RedisTracker`](backend_redis::RedisTracker) with its own
+//! tracking connection, and every write waits until all of them have its
+//! invalidations (virtual time cannot replay the tens of µs of real
+//! delivery, so it counts as 0: such a cell measures round trips, the
+//! modelled one staleness). With `trust=<s>` a
+//! process trusts a generation the backplane vouches for that many seconds
+//! without a notice
 //! ([`TwoTierBuilder::trust_for`](cache_core::tier::TwoTierBuilder::trust_for),
-//! default 30). `channel=<name>` is accepted and ignored (a real channel has
-//! nothing to model); a bare `backplane` is refused: the simulator needs
-//! the latency. The grammar is [`backend_any::spec`], the one
-//! `backend-any` URLs use. Examples: `two-tier:locmem:64+locmem`,
+//! default an hour). `channel=<name>` is accepted and ignored (a real
+//! channel has nothing to model); a bare `backplane` is refused: the
+//! simulator needs the latency. The run's tier faults (`--disconnect`,
+//! `--lose-notice`: [`crate::config::TierFault`]) act on these models
+//! ([`Connected::tier_faults`]), not on real tracking. The grammar
+//! is [`backend_any::spec`], the one `backend-any` URLs use. Examples:
+//! `two-tier:locmem:64+locmem`,
 //! `two-tier/backplane=2000:locmem+redis://127.0.0.1:6379`,
-//! `two-tier/backplane=2000,trust=300:locmem+locmem`.
+//! `two-tier/backplane=2000,trust=300:locmem+locmem`,
+//! `two-tier/tracking=200:locmem+locmem`.
 
 use std::sync::Arc;
 
 use backend_any::spec::{SpecError, TwoTierSpec};
 use backend_locmem::LocmemBackend;
+use cache_core::tier::local_tracking::LocalTracker;
 use cache_core::tier::{LocalBackplane, TwoTier};
 use cache_core::{Backend, ManualClock};
 
-use crate::engine::LiveKeys;
+use crate::config::TierFaultKind;
+use crate::engine::{LiveKeys, TierFaultFn};
 use crate::error::{Error, Result};
+
+/// The modelled delivery latency of an invalidation with `tracking` and no
+/// value, µs: what loopback Redis measured (see the docs, "Several
+/// processes").
+pub const DEFAULT_TRACKING_US: u64 = 200;
 
 /// A parsed `--backend` value. Its `Debug` and [`label`](Self::label) hide
 /// any password in a URL (`***`).
@@ -68,6 +89,14 @@ pub enum BackendSpec {
         l2: Box<BackendSpec>,
         /// Backplane delivery latency, µs; `None`: no backplane.
         backplane_us: Option<u64>,
+        /// Tracking's delivery latency per invalidation, µs; `None`: no
+        /// tracking, or Redis's own ([`Self::TwoTier::real_tracking`]).
+        tracking_us: Option<u64>,
+        /// Redis's own client tracking ([`backend_redis::RedisTracker`],
+        /// one per process) instead of a model: `tracking` with no value
+        /// on a Redis L2. Every write then waits until each process has its
+        /// invalidations (a delivery of 0 in virtual time).
+        real_tracking: bool,
         /// How long a known generation is trusted without a notice, s;
         /// `None`: the library's default.
         trust_s: Option<u64>,
@@ -96,6 +125,12 @@ fn parse_two_tier(spec: &str) -> Result<BackendSpec> {
             )))
         }
     };
+    let l2 = BackendSpec::parse(t.l2)?;
+    let real_tracking = matches!((t.tracking(), &l2), (Some(None), BackendSpec::Redis(_)));
+    let tracking_us = match t.tracking() {
+        Some(None) if real_tracking => None,
+        other => other.map(|us| us.unwrap_or(DEFAULT_TRACKING_US)),
+    };
     let l1_capacity_bytes = match BackendSpec::parse(t.l1) {
         Ok(BackendSpec::Locmem { capacity_bytes }) => capacity_bytes,
         _ => {
@@ -105,11 +140,12 @@ fn parse_two_tier(spec: &str) -> Result<BackendSpec> {
             ))))
         }
     };
-    let l2 = BackendSpec::parse(t.l2)?;
     Ok(BackendSpec::TwoTier {
         l1_capacity_bytes,
         l2: Box::new(l2),
         backplane_us,
+        tracking_us,
+        real_tracking,
         trust_s: t.trust(),
         label: spec.to_owned(),
     })
@@ -128,8 +164,9 @@ impl std::fmt::Debug for BackendSpec {
 pub use cache_core::redact::redact_url;
 
 impl BackendSpec {
-    /// Parses `locmem`, `locmem:<MiB>`, `redis://…`, `redis+cluster://…`,
-    /// `memcache://…`, `two-tier[/backplane=<µs>[,trust=<s>]]:<l1>+<l2>`, or
+    /// Parses `locmem`, `locmem:<MiB>`, `shared-locmem[:<MiB>]`,
+    /// `redis://…`, `redis+cluster://…`, `memcache://…`,
+    /// `two-tier[/backplane=<µs>[,trust=<s>] | /tracking[=<µs>]]:<l1>+<l2>`, or
     /// `env:NAME`: the value of environment variable `NAME` (so that a
     /// password need not be on the command line).
     pub fn parse(spec: &str) -> Result<Self> {
@@ -243,8 +280,12 @@ pub struct Connected {
     pub tiers: Vec<TwoTier>,
     /// The stores count feeds by their declared padding
     /// ([`crate::engine::declared_len`]): set [`crate::engine::Cell::declared_padding`].
-    /// Only plain `locmem`; remote and two-tier stores move real bytes.
+    /// Only plain `locmem`; remote, shared and two-tier stores move real
+    /// bytes.
     pub declared_padding: bool,
+    /// Per process, what a trace's fault event does to it (two tiers with
+    /// a backplane or tracking); empty otherwise.
+    pub tier_faults: Vec<TierFaultFn>,
 }
 
 impl std::fmt::Debug for Connected {
@@ -263,6 +304,8 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             l1_capacity_bytes,
             l2,
             backplane_us,
+            tracking_us,
+            real_tracking,
             trust_s,
             ..
         } => {
@@ -281,26 +324,54 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
             ))
             .await?;
             let clock_arc: Arc<dyn cache_core::Clock> = Arc::new(clock.clone());
-            let bus = backplane_us.map(|d| LocalBackplane::new(std::time::Duration::from_micros(d), clock_arc.clone()));
+            let micros = std::time::Duration::from_micros;
+            let bus = backplane_us.map(|d| LocalBackplane::new(micros(d), clock_arc.clone()));
+            let tracker = tracking_us.map(|d| LocalTracker::new(l2_store.clone(), micros(d), clock_arc.clone()));
+            // With tracking, every write reaches the shared store through
+            // the tracking server, which invalidates what others read.
+            let l2_store = tracker.as_ref().map_or(l2_store, LocalTracker::store);
+            let redis = match (real_tracking, l2.as_ref()) {
+                (true, BackendSpec::Redis(url)) => Some(redis_trackers(spec, url, processes).await?),
+                _ => None,
+            };
+            let l2_store: Arc<dyn Backend> = match &redis {
+                Some(trackers) => Arc::new(Settling {
+                    inner: l2_store,
+                    trackers: trackers.clone(),
+                }),
+                None => l2_store,
+            };
             let mut tiers = Vec::new();
-            for l1 in l1s.backends {
+            let mut tier_faults: Vec<TierFaultFn> = Vec::new();
+            for (p, l1) in l1s.backends.into_iter().enumerate() {
                 let mut b = TwoTier::builder(l1, l2_store.clone()).clock(clock_arc.clone());
+                if let Some(t) = redis.as_ref().and_then(|t| t.get(p)) {
+                    b = b.tracking(t.clone());
+                }
                 if let Some(s) = trust_s {
                     b = b.trust_for(std::time::Duration::from_secs(*s));
                 }
+                let bus = bus.as_ref().map(LocalBackplane::endpoint);
                 if let Some(bus) = &bus {
                     b = b.backplane(Arc::new(bus.clone()));
                 }
-                tiers.push(b.build().map_err(|e| Error::Backend {
+                let tracker = tracker.as_ref().map(|t| Arc::new(t.endpoint()));
+                if let Some(t) = &tracker {
+                    b = b.tracking(t.clone());
+                }
+                let tier = b.build().map_err(|e| Error::Backend {
                     spec: spec.label(),
                     message: e.to_string(),
-                })?);
+                })?;
+                tier_faults.push(fault(&tier, bus, tracker));
+                tiers.push(tier);
             }
             Ok(Connected {
                 backends: tiers.iter().map(|t| Arc::new(t.clone()) as Arc<dyn Backend>).collect(),
                 live_keys: Vec::new(),
                 tiers,
                 declared_padding: false,
+                tier_faults,
             })
         }
         BackendSpec::Locmem { capacity_bytes } => {
@@ -335,6 +406,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                     .collect(),
                 tiers: Vec::new(),
                 declared_padding: true,
+                tier_faults: Vec::new(),
             })
         }
         BackendSpec::SharedLocmem { capacity_bytes } => {
@@ -361,6 +433,7 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 live_keys: Vec::new(),
                 tiers: Vec::new(),
                 declared_padding: false,
+                tier_faults: Vec::new(),
             })
         }
         BackendSpec::Memcache(url) => {
@@ -376,9 +449,132 @@ pub async fn connect(spec: &BackendSpec, processes: u32, clock: &ManualClock) ->
                 live_keys: Vec::new(),
                 tiers: Vec::new(),
                 declared_padding: false,
+                tier_faults: Vec::new(),
             })
         }
     }
+}
+
+/// One [`RedisTracker`](backend_redis::RedisTracker) per process on `url`.
+async fn redis_trackers(
+    spec: &BackendSpec,
+    url: &str,
+    processes: u32,
+) -> Result<Vec<Arc<backend_redis::RedisTracker>>> {
+    let mut trackers = Vec::new();
+    for _ in 0..processes.max(1) {
+        let t = backend_redis::RedisTracker::connect(url)
+            .await
+            .map_err(|e| Error::Backend {
+                spec: spec.label(),
+                message: scrub(format!("cannot track: {e}"), url),
+            })?;
+        trackers.push(Arc::new(t));
+    }
+    Ok(trackers)
+}
+
+/// The shared Redis seen by processes tracking it for real: a write
+/// returns once every process's tracking connection has the invalidations
+/// it caused ([`RedisTracker::settle`](backend_redis::RedisTracker::settle)),
+/// so that in virtual time, where the next event may come right after, an
+/// invalidation is delivered with the write (real delivery takes tens of
+/// µs of real time, which virtual time cannot replay).
+#[derive(Debug)]
+struct Settling {
+    inner: Arc<dyn Backend>,
+    trackers: Vec<Arc<backend_redis::RedisTracker>>,
+}
+
+impl Settling {
+    async fn settle<T>(&self, r: cache_core::Result<T>) -> cache_core::Result<T> {
+        for t in &self.trackers {
+            t.settle().await?;
+        }
+        r
+    }
+}
+
+#[cache_core::async_trait]
+impl Backend for Settling {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> cache_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &cache_core::Key) -> cache_core::Result<Option<cache_core::Bytes>> {
+        self.inner.get(key).await
+    }
+    async fn get_many(&self, keys: &[cache_core::Key]) -> cache_core::Result<Vec<Option<cache_core::Bytes>>> {
+        self.inner.get_many(keys).await
+    }
+    async fn set(
+        &self,
+        key: &cache_core::Key,
+        value: cache_core::Bytes,
+        ttl: cache_core::Ttl,
+    ) -> cache_core::Result<()> {
+        let r = self.inner.set(key, value, ttl).await;
+        self.settle(r).await
+    }
+    async fn set_many(
+        &self,
+        entries: &[(cache_core::Key, cache_core::Bytes)],
+        ttl: cache_core::Ttl,
+    ) -> cache_core::Result<()> {
+        let r = self.inner.set_many(entries, ttl).await;
+        self.settle(r).await
+    }
+    async fn add(
+        &self,
+        key: &cache_core::Key,
+        value: cache_core::Bytes,
+        ttl: cache_core::Ttl,
+    ) -> cache_core::Result<bool> {
+        let r = self.inner.add(key, value, ttl).await;
+        self.settle(r).await
+    }
+    async fn incr(&self, key: &cache_core::Key, delta: u64) -> cache_core::Result<u64> {
+        let r = self.inner.incr(key, delta).await;
+        self.settle(r).await
+    }
+    async fn delete(&self, key: &cache_core::Key) -> cache_core::Result<bool> {
+        let r = self.inner.delete(key).await;
+        self.settle(r).await
+    }
+    async fn delete_many(&self, keys: &[cache_core::Key]) -> cache_core::Result<u64> {
+        let r = self.inner.delete_many(keys).await;
+        self.settle(r).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> cache_core::Result<u64> {
+        let r = self.inner.delete_prefix(prefix).await;
+        self.settle(r).await
+    }
+    async fn server_stats(&self) -> cache_core::Result<Option<cache_core::ServerStats>> {
+        self.inner.server_stats().await
+    }
+}
+
+/// What a fault event does to the process whose two tiers are `tier`,
+/// with its backplane endpoint or tracking connection.
+fn fault(tier: &TwoTier, bus: Option<LocalBackplane>, tracker: Option<Arc<LocalTracker>>) -> TierFaultFn {
+    let known = tier.known().cloned();
+    Arc::new(move |kind: TierFaultKind| match kind {
+        TierFaultKind::Disconnect => {
+            if let Some(t) = &tracker {
+                t.reconnect();
+            } else if let Some(k) = known.as_ref().filter(|_| bus.is_some()) {
+                k.lost();
+                k.subscribed();
+            }
+        }
+        TierFaultKind::LoseNotice => {
+            if let Some(b) = &bus {
+                b.lose_next(1);
+            }
+        }
+    })
 }
 
 /// `message` (a client library's words) with the passwords of `url`

@@ -130,6 +130,63 @@ impl DbFault {
     }
 }
 
+/// A fault of the connections that keep two tiers coherent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TierFaultKind {
+    /// `--disconnect`: the process's tracking connection, or its backplane
+    /// subscription, drops and is made again at once: it forgets every
+    /// generation that connection vouched for, and its reads ask L2 until
+    /// they are tracked (or learnt) again.
+    Disconnect,
+    /// `--lose-notice`: the next backplane notice the process publishes is
+    /// lost on the way, every connection staying up. Its number is spent,
+    /// so the others notice at the process's next notice. Nothing with
+    /// tracking: the server loses no invalidation while connected.
+    LoseNotice,
+}
+
+/// A [`TierFaultKind`] happening to one process at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct TierFault {
+    /// When, µs after the trace's start.
+    pub at_us: u64,
+    /// The app process it happens to.
+    pub process: u32,
+    /// What happens.
+    pub kind: TierFaultKind,
+}
+
+impl TierFault {
+    /// `kind` to `process` at `at_us`.
+    pub fn new(at_us: u64, process: u32, kind: TierFaultKind) -> Self {
+        TierFault { at_us, process, kind }
+    }
+
+    /// Parses `SECONDS:PROCESS` (seconds after the trace's start, decimals
+    /// allowed, e.g. `21.5:1`) as a `kind`; the error names what is wrong.
+    pub fn parse(s: &str, kind: TierFaultKind) -> Result<TierFault, String> {
+        let (at, process) = s
+            .split_once(':')
+            .ok_or_else(|| format!("expected SECONDS:PROCESS (e.g. 21:1), found {s:?}"))?;
+        let at_us = match at.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() && (0.0..=MAX_FAULT_S).contains(&x) => (x * 1e6).round() as u64,
+            _ => {
+                return Err(format!(
+                    "the instant must be seconds in 0..={MAX_FAULT_S}, found {at:?}"
+                ))
+            }
+        };
+        let process = process
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("the process must be a process number, found {process:?}"))?;
+        Ok(TierFault::new(at_us, process, kind))
+    }
+}
+
 /// Faults a run injects (none by default: reports of runs without faults
 /// do not mention them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +208,11 @@ pub struct Faults {
     /// When the database fails or is slow for feed queries (`--db-fault`,
     /// repeatable; the `db-outage` scenario).
     pub db: Vec<DbFault>,
+    /// Faults of what keeps two tiers coherent (`--disconnect`,
+    /// `--lose-notice`, repeatable; `multi-process-two-tier`), in time
+    /// order. They act on two-tier backends with a backplane or modelled
+    /// tracking and change nothing elsewhere.
+    pub tier: Vec<TierFault>,
 }
 
 impl Faults {
@@ -161,6 +223,7 @@ impl Faults {
             crash_writer_at_us: None,
             outbox: true,
             db: Vec::new(),
+            tier: Vec::new(),
         }
     }
 
@@ -173,6 +236,8 @@ impl Faults {
         self.outbox &= other.outbox;
         self.db.extend(other.db.iter().copied());
         self.db.sort_by_key(|f| f.start_us);
+        self.tier.extend(other.tier.iter().copied());
+        self.tier.sort_by_key(|f| f.at_us);
     }
 
     /// True when the run injects a fault of the cache or of a writer
@@ -285,14 +350,18 @@ impl RunConfig {
     }
 
     /// [`Self::new`] with the faults scenario `scenario` is about
-    /// ([`crate::scenarios::faults`]) and its default backend
-    /// ([`crate::scenarios::default_backend`]): what `cache-sim run
+    /// ([`crate::scenarios::faults`]) and its default backends
+    /// ([`crate::scenarios::default_backends`]): what `cache-sim run
     /// --scenario` runs without other options.
     pub fn for_scenario(scenario: &str) -> Self {
         let mut cfg = RunConfig::new(scenario);
         cfg.faults.merge(&crate::scenarios::faults(scenario));
-        if let Ok(b) = BackendSpec::parse(crate::scenarios::default_backend(scenario)) {
-            cfg.backends = vec![b];
+        let defaults: Vec<BackendSpec> = crate::scenarios::default_backends(scenario)
+            .iter()
+            .filter_map(|b| BackendSpec::parse(b).ok())
+            .collect();
+        if !defaults.is_empty() {
+            cfg.backends = defaults;
         }
         cfg
     }

@@ -71,6 +71,16 @@ fn backend_arg(s: &str) -> std::result::Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// `--disconnect SECONDS:PROCESS`.
+fn disconnect(s: &str) -> std::result::Result<sim::config::TierFault, String> {
+    sim::config::TierFault::parse(s, sim::config::TierFaultKind::Disconnect)
+}
+
+/// `--lose-notice SECONDS:PROCESS`.
+fn lose_notice(s: &str) -> std::result::Result<sim::config::TierFault, String> {
+    sim::config::TierFault::parse(s, sim::config::TierFaultKind::LoseNotice)
+}
+
 /// `locmem:16,64,256` (a memory sweep) as one spec per size; anything else
 /// as itself.
 fn expand_backend(s: &str) -> Vec<String> {
@@ -177,7 +187,7 @@ enum OnOff {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `shared-locmem[:N]` (one in-process store shared by every process, standing in for a server), `redis://[user:password@]host:port`, `redis+cluster://host:port[,host:port…]`, `memcache://host:port[,host:port…]`, `two-tier[/backplane=<µs>[,trust=<s>]]:<locmem|locmem:N>+<L2>` (an in-process L1 per process in front of a shared L2, e.g. `two-tier/backplane=2000:locmem:64+redis://127.0.0.1:6379`), or `env:NAME` to read the spec from environment variable NAME (repeatable). Passwords show as `***` everywhere. Default: `locmem`; for the `freeze`, `writer-crash` and `db-outage` scenarios, whose point is a store the processes share, `shared-locmem`.
+    /// Backend: `locmem`, `locmem:N` (N MiB per process, 1..=1048576; `locmem:16,64,256` sweeps sizes), `shared-locmem[:N]` (one in-process store shared by every process, standing in for a server), `redis://[user:password@]host:port`, `redis+cluster://host:port[,host:port…]`, `memcache://host:port[,host:port…]`, `two-tier[/backplane=<µs>[,trust=<s>] | /tracking[=<µs>]]:<locmem|locmem:N>+<L2>` (an in-process L1 per process in front of a shared L2, kept coherent by a modelled backplane or tracking with that delivery latency, or Redis's own tracking for `tracking` on a Redis L2, e.g. `two-tier/tracking:locmem:64+redis://127.0.0.1:6379`), or `env:NAME` to read the spec from environment variable NAME (repeatable). Passwords show as `***` everywhere. Default: `locmem`; for the `freeze`, `writer-crash` and `db-outage` scenarios, whose point is a store the processes share, `shared-locmem`; for `multi-process-two-tier`, five side by side (locmem, shared-locmem, two-tier, +backplane, +tracking).
     #[arg(long = "backend", value_parser = backend_arg)]
     backends: Vec<String>,
     /// Strategies: a comma list or `all`.
@@ -287,6 +297,18 @@ struct Common {
     /// stale), errors returned, timeouts, latency inside the windows.
     #[arg(long = "db-fault", value_name = "outage:START_S:DURATION_S|slow:START_S:DURATION_S:LATENCY_MS", value_parser = sim::config::DbFault::parse)]
     db_faults: Vec<sim::config::DbFault>,
+    /// Two tiers: PROCESS's tracking connection (or backplane
+    /// subscription) drops and is made again, SECONDS after the trace's
+    /// start (decimals allowed; repeatable): it forgets what that
+    /// connection vouched for and reads L2 until tracked again. Changes
+    /// nothing on other backends.
+    #[arg(long = "disconnect", value_name = "SECONDS:PROCESS", value_parser = disconnect)]
+    disconnects: Vec<sim::config::TierFault>,
+    /// Two tiers with a backplane: the next notice PROCESS publishes after
+    /// SECONDS is lost on the way (repeatable); the others notice at its
+    /// next one. Changes nothing elsewhere.
+    #[arg(long = "lose-notice", value_name = "SECONDS:PROCESS", value_parser = lose_notice)]
+    lost_notices: Vec<sim::config::TierFault>,
     /// Fail-safe: when the database fails or times out, answer with the
     /// entry stored for the view if it expired less than MAX_AGE_S seconds
     /// ago (an entry with old stamps, not yet expired, always qualifies);
@@ -320,9 +342,12 @@ impl Common {
     fn config(&self, scenario: &str) -> Result<RunConfig> {
         let mut cfg = RunConfig::new(scenario);
         cfg.seed = self.seed;
-        let default_backend = [sim::scenarios::default_backend(scenario).to_owned()];
+        let defaults: Vec<String> = sim::scenarios::default_backends(scenario)
+            .iter()
+            .map(|b| (*b).to_owned())
+            .collect();
         let backends = if self.backends.is_empty() {
-            &default_backend[..]
+            &defaults[..]
         } else {
             &self.backends[..]
         };
@@ -372,6 +397,8 @@ impl Common {
         cfg.faults.outbox = self.outbox == OnOff::On;
         cfg.faults.db = self.db_faults.clone();
         cfg.faults.db.sort_by_key(|f| f.start_us);
+        cfg.faults.tier = self.disconnects.iter().chain(&self.lost_notices).copied().collect();
+        cfg.faults.tier.sort_by_key(|f| f.at_us);
         if self.bump_retry_min_ms > self.bump_retry_max_ms {
             return Err(Error::Invalid(format!(
                 "--bump-retry-min-ms {} is above --bump-retry-max-ms {}",

@@ -99,12 +99,17 @@ pub const SCENARIOS: [ScenarioInfo; 14] = [
     ScenarioInfo {
         name: TWO_TIER,
         shows: "Three app processes each read one month view every 100 ms for 10 s, a delete commits on process \
-                0, processes 1 and 2 probe 0.5/1.5/2.5/3.5/5 ms after the commit, then 10 s more reads. With \
-                stamped: per-process locmem serves stale reads for ever; a shared L2 and two-tier without \
-                backplane (two-tier:locmem+<L2>) serve none (with --fence off: only inside the \
-                commit-to-bump window, the 0.5 ms probes), two-tier reading < 5% of the L2-only bytes; \
-                with a backplane (two-tier/backplane=<µs>:…) until the fence's notice arrives, bounded by \
-                the delivery latency + the read's own plan step (with --fence off: + commit-to-bump).",
+                0, processes 1 and 2 probe 0.5/1.5/2.5/3.5/5 ms after the commit, then 15 s more reads; in \
+                them process 1's tracking connection or backplane subscription drops and comes back (21 s), \
+                then process 0 deletes again (22 s, probed alike) with its first backplane notice lost, and \
+                writes another calendar (22.2 s). With stamped: per-process locmem serves stale reads for ever; \
+                a shared L2 (shared:locmem) and two-tier without backplane (two-tier:locmem+<L2>) serve none \
+                (with --fence off: only inside the commit-to-bump window, the 0.5 ms probes), two-tier \
+                reading < 5% of the L2-only bytes; with a backplane (two-tier/backplane=<µs>:…) until the \
+                fence's notice arrives, bounded by the delivery latency + the read's own plan step; the lost \
+                notice is caught by its number at process 0's next one (the end of the write; with --fence \
+                off the other calendar's write, 200 ms later); with tracking (two-tier/tracking[=<µs>]:…) \
+                until the server's invalidation arrives, with no round trip per L1 hit in between.",
     },
     ScenarioInfo {
         name: FREEZE,
@@ -172,19 +177,28 @@ pub fn faults(name: &str) -> Faults {
             end_us: DB_OUTAGE_AT_US + DB_OUTAGE_FOR_US,
             kind: crate::config::DbFaultKind::Outage,
         }),
+        TWO_TIER => {
+            use crate::config::{TierFault, TierFaultKind};
+            f.tier = vec![
+                TierFault::new(TWO_TIER_DISCONNECT_US, 1, TierFaultKind::Disconnect),
+                TierFault::new(TWO_TIER_SECOND_COMMIT_US - 1_000, 0, TierFaultKind::LoseNotice),
+            ];
+        }
         _ => {}
     }
     f
 }
 
-/// The `--backend` scenario `name` runs on when none is given: `locmem`
-/// (one store per process), or `shared-locmem` for the scenarios about a
+/// The `--backend`s scenario `name` runs on when none is given: `locmem`
+/// (one store per process), `shared-locmem` for the scenarios about a
 /// store the processes share (on per-process stores a write never reaches
-/// the others, and `multi-process-locmem` is all they would show).
-pub fn default_backend(name: &str) -> &'static str {
+/// the others, and `multi-process-locmem` is all they would show), and
+/// [`TWO_TIER_BACKENDS`] side by side for `multi-process-two-tier`.
+pub fn default_backends(name: &str) -> &'static [&'static str] {
     match name {
-        FREEZE | WRITER_CRASH | DB_OUTAGE => "shared-locmem",
-        _ => "locmem",
+        FREEZE | WRITER_CRASH | DB_OUTAGE => &["shared-locmem"],
+        TWO_TIER => &TWO_TIER_BACKENDS,
+        _ => &["locmem"],
     }
 }
 
@@ -284,19 +298,33 @@ fn writer_crash() -> Result<Script> {
 pub const TWO_TIER: &str = "multi-process-two-tier";
 /// When `multi-process-two-tier`'s write commits, µs from the start.
 pub const TWO_TIER_COMMIT_US: u64 = 10_000_000;
-/// When its probes read, µs after the commit.
+/// When its probes read, µs after the commit (of each delete).
 pub const TWO_TIER_PROBES_US: [u64; 5] = [500, 1_500, 2_500, 3_500, 5_000];
+/// When process 1's tracking connection (or subscription) drops and comes
+/// back, µs from the start (a fault the scenario brings:
+/// [`faults`]).
+pub const TWO_TIER_DISCONNECT_US: u64 = 21_000_000;
+/// When the second delete commits, µs from the start; process 0's first
+/// backplane notice of it is lost (the fault is set 1 ms before, since
+/// trace events go before faults at the same instant).
+pub const TWO_TIER_SECOND_COMMIT_US: u64 = 22_000_000;
+/// When process 0 writes another calendar, µs from the start: its next
+/// notice after the lost one.
+pub const TWO_TIER_OTHER_WRITE_US: u64 = 22_200_000;
 
 /// See [`TWO_TIER`]'s entry in [`SCENARIOS`].
 fn multi_process_two_tier() -> Result<Script> {
     let mut s = Script::new(3);
     s.load_month("cal:1", 1, 15)?;
+    s.load_month("cal:2", 101, 1)?;
     let oct = view(&["cal:1"], CalendarView::DayGridMonth, date(2025, 10, 6)?, 1, &PH)?;
     for p in 0..3u32 {
         let offset = u64::from(p) * 10_000;
         // Steady reads before the write and after the probes.
         for i in 0..100u64 {
             s.read_us(offset + i * 100_000, p, u64::from(p) + 1, &oct);
+        }
+        for i in 0..150u64 {
             s.read_us(
                 TWO_TIER_COMMIT_US + 50_000 + offset + i * 100_000,
                 p,
@@ -305,14 +333,30 @@ fn multi_process_two_tier() -> Result<Script> {
             );
         }
     }
-    s.write_us(TWO_TIER_COMMIT_US, 0, WriteKind::Delete, 3, "cal:1", None);
-    for d in TWO_TIER_PROBES_US {
-        for p in 1..3u32 {
-            s.read_us(TWO_TIER_COMMIT_US + d, p, 10 + u64::from(p), &oct);
+    for (commit, item) in [(TWO_TIER_COMMIT_US, 3), (TWO_TIER_SECOND_COMMIT_US, 4)] {
+        s.write_us(commit, 0, WriteKind::Delete, item, "cal:1", None);
+        for d in TWO_TIER_PROBES_US {
+            for p in 1..3u32 {
+                s.read_us(commit + d, p, 10 + u64::from(p), &oct);
+            }
         }
     }
+    let moved = item_at(date(2025, 10, 20)?, 10, 0, 0);
+    s.write_us(TWO_TIER_OTHER_WRITE_US, 0, WriteKind::Edit, 101, "cal:2", Some(moved));
     Ok(s)
 }
+
+/// What `multi-process-two-tier` compares when no backend is given: each
+/// process its own store, one shared store, two tiers, two tiers with a
+/// backplane (2 ms delivery), two tiers with tracking (the default
+/// delivery, [`DEFAULT_TRACKING_US`](crate::backends::DEFAULT_TRACKING_US)).
+pub const TWO_TIER_BACKENDS: [&str; 5] = [
+    "locmem",
+    "shared-locmem",
+    "two-tier:locmem+locmem",
+    "two-tier/backplane=2000:locmem+locmem",
+    "two-tier/tracking:locmem+locmem",
+];
 
 /// The scenario called `name`.
 pub fn info(name: &str) -> Result<ScenarioInfo> {

@@ -18,7 +18,9 @@ use cache_core::tier::TierStats;
 use cache_core::{async_trait, Backend, Bytes, Capabilities, Key, ManualClock, Result, StrategyOptions, Ttl};
 use sim::backends::{connect, BackendSpec};
 use sim::engine::{run_cell, Cell, Latencies, Metrics};
-use sim::scenarios::{self, TWO_TIER, TWO_TIER_PROBES_US};
+use sim::scenarios::{
+    self, TWO_TIER, TWO_TIER_COMMIT_US, TWO_TIER_OTHER_WRITE_US, TWO_TIER_PROBES_US, TWO_TIER_SECOND_COMMIT_US,
+};
 
 /// A shared store that counts the value bytes its reads return: the
 /// L2-only baseline's "bytes over the wire".
@@ -98,6 +100,7 @@ fn run_with(scenario: &str, spec: &str, fenced: bool) -> Run {
         let mut opts = StrategyOptions::default();
         opts.clock = Arc::new(clock.clone());
         let strategy = by_name("stamped", &opts).unwrap();
+        let mut tier_faults = Vec::new();
         let (backends, tiers, counting) = if spec == "l2-only" {
             let l2 = Arc::new(CountingL2 {
                 inner: LocmemBackend::builder().clock(Arc::new(clock.clone())).build(),
@@ -109,10 +112,14 @@ fn run_with(scenario: &str, spec: &str, fenced: bool) -> Run {
             let stores = connect(&BackendSpec::parse(spec).unwrap(), source.header.processes, &clock)
                 .await
                 .unwrap();
+            tier_faults = stores.tier_faults;
             (stores.backends, stores.tiers, None)
         };
         let mut cell = Cell::new(strategy, backends, clock);
         cell.fenced_writes = fenced;
+        // The scenario's own faults (a dropped connection, a lost notice).
+        cell.faults = scenarios::faults(scenario);
+        cell.tier_faults = tier_faults;
         let m = run_cell(source, &cell, None).await.unwrap();
         let tier = tiers.iter().map(|t| t.stats()).fold(TierStats::default(), |a, b| a + b);
         let (l2_bytes, l2_reads) = match &counting {
@@ -131,7 +138,7 @@ fn run_with(scenario: &str, spec: &str, fenced: bool) -> Run {
 fn print(label: &str, r: &Run) {
     eprintln!(
         "{label}: reads {} hits {} stale {} max_staleness_us {} db {} | L2 bytes/read {:.1} L2 trips/read {:.3} \
-         | L1 hits {} trips/L1 hit {:.3} zero-trip reads {}",
+         | L1 hits {} trips/L1 hit {:.3} zero-trip reads {} | published {} resyncs {}",
         r.m.reads,
         r.m.hits,
         r.m.stale_reads,
@@ -142,6 +149,8 @@ fn print(label: &str, r: &Run) {
         r.tier.l1_hits,
         r.tier.l1_hit_round_trips as f64 / r.tier.l1_hits.max(1) as f64,
         r.tier.zero_trip_reads,
+        r.tier.published,
+        r.tier.resyncs,
     );
 }
 
@@ -168,6 +177,22 @@ fn two_tiers_without_backplane_on_multi_process_locmem_traffic() {
     assert!(two.l2_bytes < l2.l2_bytes / 2, "{} vs {}", two.l2_bytes, l2.l2_bytes);
 }
 
+/// Probes after a commit that read before `us` after it, over both deletes'
+/// probes of processes 1 and 2 (`deletes` of them).
+fn probes_before(us: u64, deletes: u64) -> u64 {
+    TWO_TIER_PROBES_US.iter().filter(|d| **d < us).count() as u64 * 2 * deletes
+}
+
+/// Steady reads of processes 1 and 2 between the second delete and the
+/// notice of process 0's next write (other calendar) arriving after `late_us`.
+fn steady_reads_until(late_us: u64) -> u64 {
+    // Process p reads at 10.05 s + p·10 ms + i·100 ms.
+    (0..150u64)
+        .flat_map(|i| (1..3u64).map(move |p| TWO_TIER_COMMIT_US + 50_000 + p * 10_000 + i * 100_000))
+        .filter(|t| *t > TWO_TIER_SECOND_COMMIT_US && *t < TWO_TIER_OTHER_WRITE_US + late_us)
+        .count() as u64
+}
+
 #[test]
 fn two_tiers_on_multi_process_two_tier_unfenced() {
     // An app that only invalidates after the commit: the window is open.
@@ -176,22 +201,24 @@ fn two_tiers_on_multi_process_two_tier_unfenced() {
     let two = run(TWO_TIER, "two-tier:locmem+locmem");
     let delivery_us = 2_000;
     let bp = run(TWO_TIER, &format!("two-tier/backplane={delivery_us}:locmem+locmem"));
+    let tracked = run(TWO_TIER, "two-tier/tracking:locmem+locmem");
     let per_process = run(TWO_TIER, "locmem");
     for (l, r) in [
         ("locmem", &per_process),
         ("l2-only", &l2),
         ("two-tier", &two),
         ("two-tier+backplane", &bp),
+        ("two-tier+tracking", &tracked),
     ] {
         print(l, r);
     }
     let lat = Latencies::default();
-    // Per-process stores never learn of the write.
+    // Per-process stores never learn of the writes.
     assert!(per_process.m.stale_reads > 100);
     // L2 alone and two tiers: stale only inside the commit-to-bump window
-    // (the 0.5 ms probe of processes 1 and 2), by the same reads.
+    // (the 0.5 ms probes of processes 1 and 2), by the same reads.
     let window = lat.invalidate_us + lat.plan_us;
-    let in_window = TWO_TIER_PROBES_US.iter().filter(|d| **d < lat.invalidate_us).count() as u64 * 2;
+    let in_window = probes_before(lat.invalidate_us, 2);
     assert_eq!(l2.m.stale_reads, in_window);
     assert_eq!(two.m.stale_reads, l2.m.stale_reads);
     assert!(two.m.max_staleness_us <= window, "{}", two.m.max_staleness_us);
@@ -209,19 +236,42 @@ fn two_tiers_on_multi_process_two_tier_unfenced() {
     // are known (the first hit after each fill or notice still asks L2).
     assert!(bp.tier.zero_trip_reads * 10 >= bp.m.reads * 9, "{:?}", bp.tier);
     assert!(bp.tier.l1_hit_round_trips * 20 <= bp.tier.l1_hits);
-    // ... and serves stale until the notice arrives: the probes planned
-    // before bump + delivery, and never longer than that bound.
-    let bound = lat.invalidate_us + delivery_us + lat.plan_us;
-    let before_notice = TWO_TIER_PROBES_US
-        .iter()
-        .filter(|d| **d < lat.invalidate_us + delivery_us)
-        .count() as u64
-        * 2;
-    assert_eq!(bp.m.stale_reads, before_notice);
+    // ... and serves stale until the notice arrives: after the first
+    // delete, the probes planned before bump + delivery. The second
+    // delete's only notice is lost: processes 1 and 2 serve their copy
+    // until process 0's next notice (its write to another calendar) shows
+    // the skipped number, and then forget everything. Without numbers
+    // they would serve it until `trust_for` (an hour).
+    let notice = lat.invalidate_us + delivery_us;
+    let lost = probes_before(u64::MAX, 1) + steady_reads_until(notice);
+    assert_eq!(bp.m.stale_reads, probes_before(notice, 1) + lost);
+    let bound = TWO_TIER_OTHER_WRITE_US - TWO_TIER_SECOND_COMMIT_US + notice + lat.plan_us;
     assert!(bp.m.max_staleness_us <= bound, "{} > {bound}", bp.m.max_staleness_us);
-    assert!(bp.m.max_staleness_us > window, "the backplane's window is really used");
-    // The late probes L2 alone answered by a load are (stale) L1 hits here.
-    assert_eq!(bp.m.hits, l2.m.hits + (before_notice - in_window));
+    assert!(
+        bp.m.max_staleness_us > 100_000,
+        "the lost notice really went unseen until the next"
+    );
+    assert!(
+        bp.tier.resyncs >= 3,
+        "1 and 2 saw the gap, 1 lost its subscription: {:?}",
+        bp.tier
+    );
+    // Tracking: the server invalidates `tracking`'s default delivery after
+    // the bump, before the second probes; the first are inside the
+    // commit-to-bump window as for L2 alone. No notice can be lost.
+    assert_eq!(tracked.m.stale_reads, in_window);
+    assert!(tracked.m.max_staleness_us <= window);
+    assert!(
+        tracked.tier.l1_hit_round_trips * 100 <= tracked.tier.l1_hits,
+        "{:?}",
+        tracked.tier
+    );
+    assert!(
+        tracked.tier.zero_trip_reads * 10 >= tracked.m.reads * 9,
+        "{:?}",
+        tracked.tier
+    );
+    assert_eq!(tracked.tier.resyncs, 1, "process 1's connection dropped once");
 }
 
 #[test]
@@ -230,7 +280,15 @@ fn two_tiers_on_multi_process_two_tier_fenced() {
     let two = run(TWO_TIER, "two-tier:locmem+locmem");
     let delivery_us = 2_000;
     let bp = run(TWO_TIER, &format!("two-tier/backplane={delivery_us}:locmem+locmem"));
-    for (l, r) in [("l2-only", &l2), ("two-tier", &two), ("two-tier+backplane", &bp)] {
+    let tracked = run(TWO_TIER, "two-tier/tracking:locmem+locmem");
+    let slow = run(TWO_TIER, &format!("two-tier/tracking={delivery_us}:locmem+locmem"));
+    for (l, r) in [
+        ("l2-only", &l2),
+        ("two-tier", &two),
+        ("two-tier+backplane", &bp),
+        ("two-tier+tracking", &tracked),
+        ("two-tier+tracking=2000", &slow),
+    ] {
         print(l, r);
     }
     // The fence closes the commit-to-bump window: L2 alone and two tiers
@@ -240,12 +298,60 @@ fn two_tiers_on_multi_process_two_tier_fenced() {
     assert_eq!(two.m.db_queries, l2.m.db_queries);
     // With the backplane, a process learns of the fence when its notice
     // arrives: until then (the delivery latency after the commit) it
-    // serves L1 hits, and never longer.
+    // serves L1 hits. The second delete's fence notice is lost; its end
+    // notice (a commit-to-bump later) shows the skipped number.
     let lat = Latencies::default();
-    let before_notice = TWO_TIER_PROBES_US.iter().filter(|d| **d < delivery_us).count() as u64 * 2;
-    assert_eq!(bp.m.stale_reads, before_notice);
-    let bound = delivery_us + lat.plan_us;
+    let ended = lat.invalidate_us + delivery_us;
+    assert_eq!(
+        bp.m.stale_reads,
+        probes_before(delivery_us, 1) + probes_before(ended, 1)
+    );
+    let bound = ended + lat.plan_us;
     assert!(bp.m.max_staleness_us <= bound, "{} > {bound}", bp.m.max_staleness_us);
+    // With tracking, the fence's invalidation comes from the server, which
+    // loses none: stale only until it arrives, after both deletes alike.
+    assert_eq!(slow.m.stale_reads, probes_before(delivery_us, 2));
+    assert!(slow.m.max_staleness_us <= delivery_us + lat.plan_us);
+    // At its default delivery (loopback Redis), before the first probe.
+    assert_eq!(tracked.m.stale_reads, 0);
+    assert_eq!(tracked.m.db_queries, l2.m.db_queries);
+    assert!(
+        tracked.tier.l1_hit_round_trips * 100 <= tracked.tier.l1_hits,
+        "{:?}",
+        tracked.tier
+    );
+}
+
+/// `multi-process-two-tier` with no backend given compares the five
+/// setups side by side (`stamped`): what the docs' "Several processes"
+/// table says of each.
+#[test]
+fn the_scenario_compares_its_default_backends() {
+    use sim::runner::{registry, run as run_all, RunConfig};
+    let mut cfg = RunConfig::for_scenario(TWO_TIER);
+    cfg.strategies = vec!["stamped".into()];
+    let labels: Vec<String> = cfg.backends.iter().map(BackendSpec::label).collect();
+    assert_eq!(labels, scenarios::TWO_TIER_BACKENDS);
+    let r = run_all(&cfg, Arc::new(|| scenarios::source(TWO_TIER, 1)), registry(), None).unwrap();
+    let [locmem, shared, two, bp, tracked] = [0, 1, 2, 3, 4].map(|i| &r.results[i]);
+    for c in [locmem, shared, two, bp, tracked] {
+        eprintln!(
+            "{}: stale {} max {} ms hits {} tier {:?}",
+            c.backend, c.stale_reads, c.max_staleness_ms, c.hits, c.tier
+        );
+    }
+    assert!(locmem.stale_reads > 100, "each process its own store: stale for ever");
+    assert_eq!((shared.stale_reads, two.stale_reads, tracked.stale_reads), (0, 0, 0));
+    assert!(bp.stale_reads > 0 && bp.max_staleness_ms <= 3.3, "{bp:?}");
+    assert!(shared.tier.is_none() && shared.bytes_per_read > 1000.0, "{shared:?}");
+    let [t2, tb, tt] = [two, bp, tracked].map(|c| c.tier.unwrap());
+    assert!((t2.round_trips_per_l1_hit - 1.0).abs() < 1e-9);
+    assert!(
+        tb.round_trips_per_l1_hit < 0.01 && tt.round_trips_per_l1_hit < 0.01,
+        "{tb:?} {tt:?}"
+    );
+    assert!(tt.l2_bytes_per_read * 20.0 <= shared.bytes_per_read, "{tt:?}");
+    assert!(r.to_markdown().contains("two-tier/tracking:locmem+locmem"));
 }
 
 #[test]
@@ -406,5 +512,63 @@ fn a_lost_subscription_falls_back_to_l2_generations() {
         let s = b_tier.stats();
         assert_eq!(read(&b).await, "3");
         assert_eq!(b_tier.stats().zero_trip_reads, s.zero_trip_reads + 1, "caught up");
+    });
+}
+
+/// A publish that fails is offered again; one that never gets through
+/// makes the writer forget, and the others catch the lost number at its
+/// next notice. No server: [`LocalBackplane`]'s faults.
+#[test]
+fn failed_publishes_are_retried_then_forgotten_and_caught_by_number() {
+    use cache_core::tier::{LocalBackplane, TwoTier};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock = ManualClock::at_unix_millis(1_760_000_000_000);
+        let l2: Arc<dyn Backend> = Arc::new(LocmemBackend::builder().clock(Arc::new(clock.clone())).build());
+        let bus = LocalBackplane::new(std::time::Duration::ZERO, Arc::new(clock.clone()));
+        let process = |bus: &LocalBackplane| {
+            TwoTier::builder(Arc::new(LocmemBackend::builder().build()), l2.clone())
+                .clock(Arc::new(clock.clone()))
+                .backplane(Arc::new(bus.clone()))
+                .build()
+                .unwrap()
+        };
+        let (bus_a, bus_b) = (bus.endpoint(), bus.endpoint());
+        let (a, b) = (process(&bus_a), process(&bus_b));
+        let g = Key::new("g:{cal:1}").unwrap();
+        let h = Key::new("h:{cal:2}").unwrap();
+        for k in [&g, &h] {
+            a.add(k, Bytes::from_static(b"5"), None).await.unwrap();
+        }
+        // Two failures, then through: nobody forgets anything.
+        bus_a.fail_next(2);
+        assert_eq!(a.incr(&g, 1).await.unwrap(), 6);
+        let (sa, sb) = (a.stats(), b.stats());
+        assert_eq!((sa.publish_failures, sa.resyncs, sb.resyncs), (0, 0, 0), "{sa:?}");
+        // Three: the bump stands in L2, the write reports the error, and
+        // the writer forgets what it knew.
+        bus_a.fail_next(3);
+        assert!(a.incr(&g, 1).await.is_err());
+        assert_eq!(l2.get(&g).await.unwrap().as_deref(), Some(&b"7"[..]));
+        let sa = a.stats();
+        assert_eq!((sa.publish_failures, sa.resyncs), (1, 1), "{sa:?}");
+        assert_eq!(b.stats().resyncs, 0, "B cannot know yet");
+        // A's next notice, for another key, shows B the skipped number.
+        a.incr(&h, 1).await.unwrap();
+        assert_eq!(b.stats().resyncs, 1);
+        // A lost notice (every connection up) is caught the same way.
+        bus_a.lose_next(1);
+        a.incr(&g, 1).await.unwrap();
+        assert_eq!(b.stats().resyncs, 1);
+        a.incr(&h, 1).await.unwrap();
+        assert_eq!(b.stats().resyncs, 2);
+        assert_eq!(
+            a.stats().published,
+            7,
+            "every notice numbered, the failed and the lost one too"
+        );
     });
 }

@@ -39,7 +39,7 @@
 //!   database stampede.
 //! - **A committed write always invalidates.** An `end_write` or
 //!   `invalidate` that fails is not forgotten: the change is queued in this
-//!   cache ([`crate::flow::pending`]) and re-applied in the background, the
+//!   cache (the sans-IO core's pending table) and re-applied in the background, the
 //!   first time [`CacheOptions::bump_retry_min`] later, then backing off to
 //!   [`CacheOptions::bump_retry_max`] (100 ms by default), until it goes
 //!   through. Meanwhile this process reads the views the change covers from

@@ -44,10 +44,10 @@ pub struct CacheMetrics {
     pub invalidation_errors: u64,
     /// Reads that skipped the cache because this process had a bump
     /// pending for one of their scopes over their dates
-    /// ([`Outcome::pending_bypass`]).
+    /// (`Outcome::pending_bypass` in the sans-IO core).
     pub pending_bypassed: u64,
     /// Failed invalidations (`end_write`, `invalidate`) queued for retry
-    /// (see [`crate::flow::pending`]); each is also an
+    /// (see the sans-IO core's pending table); each is also an
     /// [`invalidation_errors`](Self::invalidation_errors).
     pub bumps_queued: u64,
     /// Failed invalidations that could not be queued: an error a retry

@@ -7,7 +7,7 @@
 //! at a stored entry asks the strategy's [`StoredForm`] to open it and the
 //! opened [`StoredEntry`] whether the strategy would serve it now:
 //!
-//! - the read path ([`crate::flow`]): a fetched entry is a hit only when it
+//! - the read path (the sans-IO core): a fetched entry is a hit only when it
 //!   is [`Liveness::Live`] under the read's plan;
 //! - the two-tier cache ([`crate::tier`]): an L1 copy is served only when
 //!   its stamps are the generations just read and it is fresh;

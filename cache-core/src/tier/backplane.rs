@@ -3,36 +3,42 @@
 //! simulator's in-process hub with a modelled delivery latency
 //! ([`LocalBackplane`]) are interchangeable.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::known::{KnownGenerations, Notice};
+use super::known::KnownGenerations;
+use super::notice::Numbered;
 use crate::clock::Clock;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A channel every process publishes generation changes on and listens to.
 ///
 /// # Contract
 ///
 /// - [`publish`](Backplane::publish) returns once the notice is handed to
-///   the channel; an error means some processes may never see it.
+///   the channel; an error means some processes may never see it (the
+///   caller retries, then forgets: see the [tier docs](crate::tier)).
+///   Notices of one publisher reach every subscriber in the order they
+///   were published (the caller publishes one at a time).
 /// - After [`subscribe`](Backplane::subscribe), the backplane calls
 ///   [`KnownGenerations::subscribed`] once the subscription is live, then
-///   [`KnownGenerations::notice`] for every notice published afterwards, by
-///   any process, in publishing order; [`KnownGenerations::lost`] as soon as
-///   it may have missed one (connection dropped), and `subscribed` again
-///   once it is back. It must never leave a table marked subscribed while
-///   notices can be lost: that is what makes serving from known
-///   generations safe.
+///   [`KnownGenerations::receive`] with [`Numbered::encode`]'s bytes for
+///   every notice published afterwards, by any process, in publishing
+///   order; [`KnownGenerations::lost`] as soon as it may have missed one
+///   (connection dropped), and `subscribed` again once it is back. It must
+///   never leave a table marked subscribed while notices can be lost
+///   unseen: that is what makes serving from known generations safe. A
+///   message lost with the connection up is caught by its number.
 #[async_trait]
 pub trait Backplane: Send + Sync + std::fmt::Debug + 'static {
     /// Short name for errors and reports (`"redis-pubsub"`, `"local"`).
     fn name(&self) -> &str;
 
     /// Tells every subscriber (this process included) about `notice`.
-    async fn publish(&self, notice: &Notice) -> Result<()>;
+    async fn publish(&self, notice: &Numbered) -> Result<()>;
 
     /// Starts feeding `table`; see the contract.
     fn subscribe(&self, table: Arc<KnownGenerations>) -> Result<()>;
@@ -43,7 +49,7 @@ impl<T: Backplane + ?Sized> Backplane for Arc<T> {
     fn name(&self) -> &str {
         (**self).name()
     }
-    async fn publish(&self, notice: &Notice) -> Result<()> {
+    async fn publish(&self, notice: &Numbered) -> Result<()> {
         (**self).publish(notice).await
     }
     fn subscribe(&self, table: Arc<KnownGenerations>) -> Result<()> {
@@ -55,12 +61,22 @@ impl<T: Backplane + ?Sized> Backplane for Arc<T> {
 /// clone of it hears every other's notices after `delay` on `clock`. The
 /// simulator models the delivery latency of a real backplane with it in
 /// virtual time; tests use it without a server. Its subscription never
-/// drops (unless [`Self::drop_subscriptions`] says so).
+/// drops (unless [`Self::drop_subscriptions`] says so), and no notice is
+/// lost unless [`Self::lose_next`] or [`Self::fail_next`] say so.
 #[derive(Debug, Clone)]
 pub struct LocalBackplane {
     hub: Arc<Mutex<Vec<Weak<KnownGenerations>>>>,
     delay: Duration,
     clock: Arc<dyn Clock>,
+    /// Faults of this endpoint (see [`Self::endpoint`]).
+    lose: Arc<AtomicU32>,
+    fail: Arc<AtomicU32>,
+}
+
+/// Takes one from `n` if it is above zero.
+fn take_one(n: &AtomicU32) -> bool {
+    n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
+        .is_ok()
 }
 
 impl LocalBackplane {
@@ -70,7 +86,38 @@ impl LocalBackplane {
             hub: Arc::new(Mutex::new(Vec::new())),
             delay,
             clock,
+            lose: Arc::new(AtomicU32::new(0)),
+            fail: Arc::new(AtomicU32::new(0)),
         }
+    }
+
+    /// Another endpoint on the same hub, with faults of its own: give each
+    /// process its endpoint, and [`Self::lose_next`] loses that process's
+    /// notices only. (A clone shares the faults of the endpoint it was
+    /// cloned from.)
+    pub fn endpoint(&self) -> LocalBackplane {
+        LocalBackplane {
+            hub: self.hub.clone(),
+            delay: self.delay,
+            clock: self.clock.clone(),
+            lose: Arc::new(AtomicU32::new(0)),
+            fail: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// The next `n` notices published through this endpoint vanish on the
+    /// way: `publish` succeeds and nobody hears them (a message dropped
+    /// while every connection stayed up). Their numbers are spent, so a
+    /// subscriber notices the loss at this publisher's next notice.
+    pub fn lose_next(&self, n: u32) {
+        self.lose.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The next `n` attempts to publish through this endpoint fail with
+    /// [`Error::Unavailable`] and reach nobody (a backplane server that is
+    /// down).
+    pub fn fail_next(&self, n: u32) {
+        self.fail.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The modelled delivery latency.
@@ -102,13 +149,25 @@ impl Backplane for LocalBackplane {
         "local"
     }
 
-    async fn publish(&self, notice: &Notice) -> Result<()> {
+    async fn publish(&self, notice: &Numbered) -> Result<()> {
+        if take_one(&self.fail) {
+            return Err(Error::Unavailable {
+                backend: "local".to_owned(),
+                key: None,
+                source: "the backplane is down (a modelled fault)".into(),
+            });
+        }
+        if take_one(&self.lose) {
+            return Ok(());
+        }
+        // The wire form, as a real backplane carries it.
+        let wire = notice.encode();
         let at = self.clock.now() + self.delay;
         for t in self.tables() {
             if self.delay.is_zero() {
-                t.notice(notice);
+                t.receive(&wire);
             } else {
-                t.notice_at(notice.clone(), at);
+                t.receive_at(wire.clone(), at);
             }
         }
         Ok(())

@@ -1,87 +1,16 @@
 //! The generations a process may trust without asking L2: filled from L2
-//! reads and from backplane notices that carry the new value, forgotten on
-//! notices that do not, and trusted only while the subscription is known to
+//! reads and from notices that carry the new value, forgotten on notices
+//! that do not, and trusted only while the connection that reports their
+//! changes (a backplane subscription, a tracking connection) is known to
 //! be up.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use super::notice::{Notice, Numbered};
 use crate::clock::Clock;
 use crate::hash::fnv1a;
-
-/// What one notice says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Notice {
-    /// The key under this name changed in L2 (reseeded, overwritten,
-    /// deleted) to a value the notice does not carry: forget what you know
-    /// about it.
-    Changed(String),
-    /// One `incr` moved the counter under `key` from `from` to `to`
-    /// (`to - from` is the increment). A table that knew `from` now knows
-    /// `to` without asking L2; one that knew something else forgets it
-    /// (see [`KnownGenerations`], "Bumps").
-    Bumped {
-        /// The counter's key.
-        key: String,
-        /// Its value just before the `incr`.
-        from: u64,
-        /// The value the `incr` returned.
-        to: u64,
-    },
-    /// Everything may have changed (a prefix deletion): forget all.
-    All,
-}
-
-impl Notice {
-    /// The wire form: `k <key>`, `b <from> <to> <key>` or `*`. The key
-    /// comes last, so any byte in it is fine.
-    pub fn encode(&self) -> Vec<u8> {
-        match self {
-            Notice::Changed(k) => {
-                let mut v = Vec::with_capacity(k.len() + 2);
-                v.extend_from_slice(b"k ");
-                v.extend_from_slice(k.as_bytes());
-                v
-            }
-            Notice::Bumped { key, from, to } => format!("b {from} {to} {key}").into_bytes(),
-            Notice::All => b"*".to_vec(),
-        }
-    }
-
-    /// Parses [`Self::encode`]'s form; anything else is read as
-    /// [`Notice::All`], the safe answer to a message we do not understand.
-    /// That is also what a process of a release before bump notices makes
-    /// of a `b …` notice: mixing releases during a rolling upgrade is safe,
-    /// and costs the older processes a round trip per read after each bump.
-    pub fn decode(bytes: &[u8]) -> Notice {
-        if let Some(Ok(k)) = bytes.strip_prefix(b"k ").map(std::str::from_utf8) {
-            return Notice::Changed(k.to_owned());
-        }
-        let bumped = bytes
-            .strip_prefix(b"b ")
-            .and_then(|rest| std::str::from_utf8(rest).ok())
-            .and_then(|rest| {
-                let (from, rest) = rest.split_once(' ')?;
-                let (to, key) = rest.split_once(' ')?;
-                Some(Notice::Bumped {
-                    key: key.to_owned(),
-                    from: from.parse().ok()?,
-                    to: to.parse().ok()?,
-                })
-            });
-        bumped.unwrap_or(Notice::All)
-    }
-
-    /// The key the notice names; `None` for [`Notice::All`].
-    pub fn key(&self) -> Option<&str> {
-        match self {
-            Notice::Changed(k) | Notice::Bumped { key: k, .. } => Some(k),
-            Notice::All => None,
-        }
-    }
-}
 
 /// How many past values of one counter a table remembers, to recognise a
 /// late bump notice as old news (its own echo, or one delivered after a
@@ -92,6 +21,15 @@ const PREVIOUS: usize = 4;
 /// while it was in flight; a read older than that learns nothing.
 const TOUCHED_LOG: usize = 4096;
 
+/// How many publishers' sequence numbers a table follows. Processes
+/// restart under new ids, so the map would grow for ever; past this many
+/// it starts again, after forgetting everything (a publisher it no longer
+/// follows could skip a number unseen).
+const PUBLISHERS: usize = 4096;
+
+/// The source a backplane's subscription vouches for: a backplane has one.
+const BACKPLANE: u32 = 0;
+
 /// One trusted generation.
 #[derive(Debug, Clone)]
 struct Known {
@@ -100,14 +38,17 @@ struct Known {
     since: SystemTime,
     /// Values it held before, newest first, back to when it was learnt.
     previous: [Option<u64>; PREVIOUS],
+    /// The connection whose loss makes it untrustworthy.
+    source: u32,
 }
 
 impl Known {
-    fn new(value: u64, since: SystemTime) -> Self {
+    fn new(value: u64, since: SystemTime, source: u32) -> Self {
         Known {
             value,
             since,
             previous: [None; PREVIOUS],
+            source,
         }
     }
 
@@ -123,49 +64,104 @@ impl Known {
     }
 }
 
+/// What moved the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Touch {
+    /// A notice named the key with this FNV-1a hash.
+    Key(u64),
+    /// A source went down or came up: what was read through it may predate
+    /// a change it can no longer report.
+    Source(u32),
+    /// Anything may have changed.
+    All,
+}
+
+/// A notice on its way (a modelled delivery latency).
+#[derive(Debug)]
+enum Delivery {
+    /// A notice as [`KnownGenerations::notice`] takes it.
+    Notice(Notice),
+    /// A message off a backplane, as [`KnownGenerations::receive`] takes it.
+    Wire(Vec<u8>),
+}
+
 #[derive(Debug, Default)]
 struct State {
-    /// The subscription is up and has been since it was last (re)made.
-    subscribed: bool,
-    /// Moves on every notice and every change of subscription state.
+    /// The sources up (indexed by source), each since it was last (re)made.
+    up: Vec<bool>,
+    /// Moves on every notice and every change of a source's state.
     epoch: u64,
     /// What moved the epoch, newest last, bounded: (the epoch it moved to,
-    /// FNV-1a of the key a notice named, or `None` for anything that
-    /// touches every key). A read learns only the keys that nothing named
+    /// what it touched). A read learns only the keys that nothing touched
     /// since it began: a notice may have overtaken its reply.
-    touched: VecDeque<(u64, Option<u64>)>,
+    touched: VecDeque<(u64, Touch)>,
     /// Trusted generations.
     generations: HashMap<String, Known>,
     /// Notices sent but not yet delivered (a modelled delivery latency):
     /// (deliver at, notice), in sending order.
-    in_flight: VecDeque<(SystemTime, Notice)>,
+    in_flight: VecDeque<(SystemTime, Delivery)>,
+    /// The last sequence number seen from each publisher.
+    last_seq: HashMap<u64, u64>,
+    /// Times everything was forgotten because a notice may have been missed.
+    resyncs: u64,
 }
 
 impl State {
-    fn touch(&mut self, key: Option<&str>) {
+    fn touch(&mut self, touch: Touch) {
         self.epoch += 1;
         if self.touched.len() == TOUCHED_LOG {
             self.touched.pop_front();
         }
-        self.touched.push_back((self.epoch, key.map(|k| fnv1a(k.as_bytes()))));
+        self.touched.push_back((self.epoch, touch));
+    }
+
+    fn is_up(&self, source: u32) -> bool {
+        self.up.get(source as usize).copied().unwrap_or(false)
+    }
+
+    fn set_up(&mut self, source: u32, up: bool) {
+        let i = source as usize;
+        if self.up.len() <= i {
+            self.up.resize(i + 1, false);
+        }
+        self.up[i] = up;
+    }
+
+    /// Drops what `source` vouched for: it cannot report changes any more,
+    /// or it is starting again.
+    fn reset_source(&mut self, source: u32) {
+        self.generations.retain(|_, g| g.source != source);
+        self.touch(Touch::Source(source));
+    }
+
+    /// Forgets everything: a notice may have been missed.
+    fn resync(&mut self) {
+        self.generations.clear();
+        self.resyncs += 1;
+        self.touch(Touch::All);
     }
 
     /// The key hashes touched since `epoch`; `None` when something touched
-    /// every key, or the log no longer reaches back that far.
-    fn touched_since(&self, epoch: u64) -> Option<HashSet<u64>> {
+    /// every key or `source`, or the log no longer reaches back that far.
+    fn touched_since(&self, epoch: u64, source: u32) -> Option<HashSet<u64>> {
         if self.touched.front().is_none_or(|(first, _)| *first > epoch + 1) {
             return None;
         }
-        self.touched
-            .iter()
-            .rev()
-            .take_while(|(e, _)| *e > epoch)
-            .map(|(_, h)| *h)
-            .collect()
+        let mut keys = HashSet::new();
+        for (_, t) in self.touched.iter().rev().take_while(|(e, _)| *e > epoch) {
+            match t {
+                Touch::Key(h) => {
+                    keys.insert(*h);
+                }
+                Touch::Source(s) if *s != source => {}
+                Touch::Source(_) | Touch::All => return None,
+            }
+        }
+        Some(keys)
     }
 
     fn apply(&mut self, notice: &Notice, now: SystemTime) {
-        self.touch(notice.key());
+        self.touch(notice.key().map_or(Touch::All, |k| Touch::Key(fnv1a(k.as_bytes()))));
         match notice {
             Notice::Changed(k) => {
                 self.generations.remove(k);
@@ -185,12 +181,59 @@ impl State {
             Notice::All => self.generations.clear(),
         }
     }
+
+    /// A message off a backplane: checks its number, then applies it.
+    fn receive(&mut self, wire: &[u8], now: SystemTime) {
+        let (origin, notice) = Numbered::decode(wire);
+        if let Some((publisher, seq)) = origin {
+            match self.last_seq.get(&publisher).copied() {
+                // A publisher's first notice since the subscription began:
+                // the ones before predate it, and what was learnt before it
+                // is gone.
+                None => {
+                    if self.last_seq.len() >= PUBLISHERS {
+                        self.last_seq.clear();
+                        self.resync();
+                    }
+                    self.last_seq.insert(publisher, seq);
+                }
+                Some(last) if seq == last.saturating_add(1) => {
+                    self.last_seq.insert(publisher, seq);
+                }
+                // Sent again after a publish that timed out but arrived:
+                // applying a notice twice is harmless.
+                Some(last) if seq <= last => {}
+                // A number skipped: that notice is lost.
+                Some(_) => {
+                    self.resync();
+                    self.last_seq.insert(publisher, seq);
+                }
+            }
+        }
+        self.apply(&notice, now);
+    }
+
+    fn deliver(&mut self, d: &Delivery, at: SystemTime) {
+        match d {
+            Delivery::Notice(n) => self.apply(n, at),
+            Delivery::Wire(w) => self.receive(w, at),
+        }
+    }
 }
 
-/// One process's known generations, trusted only while subscribed (see
-/// the [tier docs](crate::tier), "The backplane"). Shared (an `Arc`)
-/// between the [`TwoTier`](super::TwoTier) that reads it and the backplane
-/// subscription that feeds it.
+/// One process's known generations, trusted only while the connection that
+/// reports their changes is up (see the [tier docs](crate::tier)). Shared
+/// (an `Arc`) between the [`TwoTier`](super::TwoTier) that reads it and
+/// what feeds it: a backplane subscription, or a tracking connection per
+/// server.
+///
+/// # Sources
+///
+/// Each generation is remembered with the source that vouches for it:
+/// the backplane's one subscription ([`Self::subscribed`], [`Self::lost`]),
+/// or the tracking connection it was read through (one per node of a
+/// cluster: [`Self::connected`], [`Self::disconnected`]). A source that
+/// drops takes what it vouched for with it; the others keep theirs.
 ///
 /// # Bumps
 ///
@@ -208,6 +251,21 @@ impl State {
 /// the previous one; the one way to be fooled is a counter evicted and
 /// reseeded onto the very value a notice names, the same 2⁻³⁰-scale
 /// collision `stamped` documents for its random starting generations.
+///
+/// # Numbered notices
+///
+/// Backplane messages are [`Numbered`]: each publisher counts its notices
+/// 1, 2, 3, … . A table remembers the last number it saw from each
+/// publisher; one that skips a number means a notice was lost (a publish
+/// that failed for good, a message dropped), and the table forgets every
+/// generation it trusts ([`Self::resyncs`] counts it). A number seen again
+/// (a publish retried after a timeout that had in fact arrived) is applied
+/// again, which changes nothing. A lost notice is therefore noticed at the
+/// publisher's next one; with fenced writes every write publishes two (the
+/// fence and the bump), so a lost fence is noticed by the end of its own
+/// write. A publisher's first number is taken as it comes (the table
+/// started empty); numbers are kept across a dropped subscription, so a
+/// notice lost right after it came back is caught too.
 #[derive(Debug)]
 pub struct KnownGenerations {
     state: Mutex<State>,
@@ -219,8 +277,8 @@ pub struct KnownGenerations {
 }
 
 impl KnownGenerations {
-    /// An empty table on `clock`, not subscribed, trusting a generation for
-    /// `trust_for` at most.
+    /// An empty table on `clock`, with no source up, trusting a generation
+    /// for `trust_for` at most.
     pub fn new(clock: Arc<dyn Clock>, trust_for: Duration) -> Self {
         KnownGenerations {
             state: Mutex::new(State::default()),
@@ -236,38 +294,82 @@ impl KnownGenerations {
         let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Deliver what is due: a modelled latency is applied lazily, at the
         // next look, which is exact because only looks can observe it.
-        let now = self.clock.now();
-        while s.in_flight.front().is_some_and(|(at, _)| *at <= now) {
-            if let Some((at, n)) = s.in_flight.pop_front() {
-                s.apply(&n, at);
+        // (Nothing in flight outside the simulator: no clock read.)
+        if !s.in_flight.is_empty() {
+            let now = self.clock.now();
+            while s.in_flight.front().is_some_and(|(at, _)| *at <= now) {
+                if let Some((at, d)) = s.in_flight.pop_front() {
+                    s.deliver(&d, at);
+                }
             }
         }
         s
     }
 
-    /// The subscription is (re-)established: from now on every change is
-    /// noticed. Nothing learnt before is kept (it may have missed notices).
+    /// The backplane subscription is (re-)established: from now on every
+    /// change is noticed. Nothing learnt before is kept (it may have missed
+    /// notices). Publishers' numbers are: a publisher's next notice after a
+    /// gap in the subscription shows a gap too, which forgets again what
+    /// little was learnt since, but also catches a notice lost after the
+    /// subscription came back and before that one.
     pub fn subscribed(&self) {
         let mut s = self.lock();
-        s.generations.clear();
-        s.subscribed = true;
-        s.touch(None);
+        s.set_up(BACKPLANE, true);
+        s.reset_source(BACKPLANE);
     }
 
-    /// The subscription dropped: trust nothing until [`Self::subscribed`].
+    /// The backplane subscription dropped: trust nothing until
+    /// [`Self::subscribed`].
     pub fn lost(&self) {
         let mut s = self.lock();
-        s.generations.clear();
-        s.subscribed = false;
-        s.touch(None);
+        s.set_up(BACKPLANE, false);
+        s.reset_source(BACKPLANE);
+        s.resyncs += 1;
     }
 
-    /// Whether the subscription is up.
+    /// Whether the backplane subscription is up.
     pub fn is_subscribed(&self) -> bool {
-        self.lock().subscribed
+        self.lock().is_up(BACKPLANE)
     }
 
-    /// Applies `notice` now.
+    /// Tracking connection `source` is (re-)established and the server
+    /// confirmed it tracks what is read through it: generations read
+    /// through it from now on may be trusted. Nothing it vouched for before
+    /// is kept. Also what a server's "forget everything" (a flush) calls.
+    pub fn connected(&self, source: u32) {
+        let mut s = self.lock();
+        s.set_up(source, true);
+        s.reset_source(source);
+    }
+
+    /// Tracking connection `source` dropped (or may have lost an
+    /// invalidation): everything read through it is forgotten, and nothing
+    /// read through it is learnt until [`Self::connected`].
+    pub fn disconnected(&self, source: u32) {
+        let mut s = self.lock();
+        let was_up = s.is_up(source);
+        s.set_up(source, false);
+        s.reset_source(source);
+        if was_up {
+            s.resyncs += 1;
+        }
+    }
+
+    /// Whether tracking connection `source` is up.
+    pub fn is_connected(&self, source: u32) -> bool {
+        self.lock().is_up(source)
+    }
+
+    /// How many times the table forgot everything a source vouched for
+    /// because a notice may have been missed: a subscription or tracking
+    /// connection that dropped, a publisher that skipped a number, a
+    /// publish of this process that failed for good.
+    pub fn resyncs(&self) -> u64 {
+        self.lock().resyncs
+    }
+
+    /// Applies `notice` now (a change this process made, or a tracking
+    /// connection's invalidation).
     pub fn notice(&self, notice: &Notice) {
         let now = self.clock.now();
         self.lock().apply(notice, now);
@@ -281,52 +383,87 @@ impl KnownGenerations {
     /// learn the new value (the simulator's reads take no virtual time, so
     /// no notice can overtake one).
     pub fn notice_at(&self, notice: Notice, at: SystemTime) {
-        self.lock().in_flight.push_back((at, notice));
+        self.lock().in_flight.push_back((at, Delivery::Notice(notice)));
+    }
+
+    /// Applies a message off the backplane now: a [`Numbered`] notice
+    /// (checked for a skipped number, see "Numbered notices"), or an older
+    /// release's unnumbered one.
+    pub fn receive(&self, wire: &[u8]) {
+        let now = self.clock.now();
+        self.lock().receive(wire, now);
+    }
+
+    /// [`Self::receive`] once the clock reaches `at`, in the order given
+    /// (as [`Self::notice_at`]).
+    pub fn receive_at(&self, wire: Vec<u8>, at: SystemTime) {
+        self.lock().in_flight.push_back((at, Delivery::Wire(wire)));
+    }
+
+    /// Forgets everything (this process's own notice could not be
+    /// published: its view of what others know is no longer sure).
+    pub(crate) fn resync(&self) {
+        self.lock().resync();
     }
 
     /// The trusted generation of `key`, if any.
     pub(crate) fn get(&self, key: &str) -> Option<u64> {
         let s = self.lock();
-        if !s.subscribed {
+        let g = s.generations.get(key)?;
+        if !s.is_up(g.source) {
             return None;
         }
-        let g = s.generations.get(key)?;
+        if self.trust_for == Duration::MAX {
+            // Tracking: trusted for as long as its source is up.
+            return Some(g.value);
+        }
         let age = self.clock.now().duration_since(g.since).unwrap_or(Duration::ZERO);
         (age < self.trust_for).then_some(g.value)
     }
 
     /// The epoch to pass to [`Self::learn`] after a read from L2 started now;
-    /// `None` when not subscribed (nothing can be learnt).
+    /// `None` when no source is up (nothing can be learnt).
     pub(crate) fn begin_read(&self) -> Option<u64> {
         let s = self.lock();
-        s.subscribed.then_some(s.epoch)
+        s.up.iter().any(|u| *u).then_some(s.epoch)
     }
 
     /// Remembers generations read from L2 by a read that began at `epoch`,
-    /// except those of keys a notice named since (its reply may predate
-    /// the change), and none if the subscription changed meanwhile.
-    pub(crate) fn learn(&self, epoch: u64, learnt: impl IntoIterator<Item = (String, u64)>) {
+    /// each with the source that vouches for it (the backplane's, or the
+    /// tracking connection it was read through), except those of keys a
+    /// notice named since (its reply may predate the change), and none
+    /// whose source is down or went down or up meanwhile.
+    pub(crate) fn learn(&self, epoch: u64, learnt: impl IntoIterator<Item = (String, u64, u32)>) {
         let mut s = self.lock();
-        if !s.subscribed {
-            return;
-        }
-        let named = if s.epoch == epoch {
-            HashSet::new()
-        } else {
-            match s.touched_since(epoch) {
-                Some(named) => named,
-                None => return,
-            }
-        };
         let now = self.clock.now();
-        for (k, g) in learnt {
-            if !named.is_empty() && named.contains(&fnv1a(k.as_bytes())) {
+        // Per source: `None` when it learns nothing, else the keys named.
+        let mut named: Vec<(u32, Option<HashSet<u64>>)> = Vec::new();
+        for (k, g, source) in learnt {
+            let i = match named.iter().position(|(src, _)| *src == source) {
+                Some(i) => i,
+                None => {
+                    let keys = if !s.is_up(source) {
+                        None
+                    } else if s.epoch == epoch {
+                        Some(HashSet::new())
+                    } else {
+                        s.touched_since(epoch, source)
+                    };
+                    named.push((source, keys));
+                    named.len() - 1
+                }
+            };
+            let Some(keys) = &named[i].1 else { continue };
+            if !keys.is_empty() && keys.contains(&fnv1a(k.as_bytes())) {
                 continue;
             }
             match s.generations.get_mut(&k) {
-                Some(known) if known.value == g => known.since = now,
+                Some(known) if known.value == g => {
+                    known.since = now;
+                    known.source = source;
+                }
                 _ => {
-                    s.generations.insert(k, Known::new(g, now));
+                    s.generations.insert(k, Known::new(g, now, source));
                 }
             }
         }
@@ -334,140 +471,4 @@ impl KnownGenerations {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::ManualClock;
-
-    fn table() -> (KnownGenerations, ManualClock) {
-        let clock = ManualClock::at_unix_millis(1_000);
-        (
-            KnownGenerations::new(Arc::new(clock.clone()), Duration::from_secs(10)),
-            clock,
-        )
-    }
-
-    fn bump(key: &str, from: u64, to: u64) -> Notice {
-        Notice::Bumped {
-            key: key.into(),
-            from,
-            to,
-        }
-    }
-
-    #[test]
-    fn nothing_is_trusted_without_a_subscription() {
-        let (k, _) = table();
-        assert_eq!(k.begin_read(), None);
-        k.subscribed();
-        let e = k.begin_read().unwrap();
-        k.learn(e, [("g".to_owned(), 5)]);
-        assert_eq!(k.get("g"), Some(5));
-        k.lost();
-        assert_eq!(k.get("g"), None, "a lost subscription forgets everything");
-        k.subscribed();
-        assert_eq!(k.get("g"), None, "and a new one starts from nothing");
-    }
-
-    #[test]
-    fn a_notice_during_a_read_voids_what_it_learnt_of_that_key_only() {
-        let (k, _) = table();
-        k.subscribed();
-        let e = k.begin_read().unwrap();
-        k.notice(&Notice::Changed("g".into()));
-        k.learn(e, [("g".to_owned(), 5), ("h".to_owned(), 7)]);
-        assert_eq!(k.get("g"), None);
-        assert_eq!(k.get("h"), Some(7), "no notice named h");
-        let e = k.begin_read().unwrap();
-        k.notice(&Notice::All);
-        k.learn(e, [("h".to_owned(), 8)]);
-        assert_eq!(k.get("h"), None, "everything may have changed");
-        let e = k.begin_read().unwrap();
-        k.lost();
-        k.subscribed();
-        k.learn(e, [("h".to_owned(), 8)]);
-        assert_eq!(k.get("h"), None, "the subscription changed under the read");
-    }
-
-    #[test]
-    fn a_read_older_than_the_log_learns_nothing() {
-        let (k, _) = table();
-        k.subscribed();
-        let e = k.begin_read().unwrap();
-        for i in 0..TOUCHED_LOG {
-            k.notice(&Notice::Changed(format!("other{i}")));
-        }
-        k.learn(e, [("g".to_owned(), 5)]);
-        assert_eq!(k.get("g"), Some(5), "the log still reaches back to the read");
-        let e = k.begin_read().unwrap();
-        for i in 0..=TOUCHED_LOG {
-            k.notice(&Notice::Changed(format!("other{i}")));
-        }
-        k.learn(e, [("g".to_owned(), 6)]);
-        assert_eq!(k.get("g"), Some(5), "one notice too many: the read learns nothing");
-    }
-
-    #[test]
-    fn bumps_extend_known_values_and_forget_on_a_gap() {
-        let (k, _) = table();
-        k.subscribed();
-        k.learn(k.begin_read().unwrap(), [("g".to_owned(), 5)]);
-        k.notice(&bump("g", 5, 6));
-        assert_eq!(k.get("g"), Some(6), "extended without asking L2");
-        k.notice(&bump("g", 5, 6));
-        assert_eq!(k.get("g"), Some(6), "its own echo is old news");
-        k.notice(&bump("g", 7, 8));
-        assert_eq!(k.get("g"), None, "6→7 was missed: do not guess");
-        k.notice(&bump("g", 6, 7));
-        assert_eq!(k.get("g"), None, "unknown stays unknown");
-    }
-
-    #[test]
-    fn a_bump_already_seen_in_l2_keeps_the_value() {
-        let (k, clock) = table();
-        k.subscribed();
-        k.learn(k.begin_read().unwrap(), [("g".to_owned(), 5)]);
-        let at = clock.now() + Duration::from_millis(2);
-        k.notice_at(bump("g", 5, 6), at);
-        k.notice_at(bump("g", 6, 7), at);
-        // A read meanwhile sees L2's truth (7); the notices then arrive.
-        k.learn(k.begin_read().unwrap(), [("g".to_owned(), 7)]);
-        clock.advance(Duration::from_millis(2));
-        assert_eq!(
-            k.get("g"),
-            None,
-            "5→6 does not extend 7 and is not a value 7 passed through"
-        );
-        k.learn(k.begin_read().unwrap(), [("g".to_owned(), 7)]);
-        k.notice(&bump("g", 6, 7));
-        assert_eq!(k.get("g"), Some(7), "a bump to the known value is old news");
-    }
-
-    #[test]
-    fn delayed_notices_apply_when_due_and_trust_expires() {
-        let (k, clock) = table();
-        k.subscribed();
-        k.learn(k.begin_read().unwrap(), [("g".to_owned(), 5)]);
-        k.notice_at(Notice::Changed("g".into()), clock.now() + Duration::from_millis(2));
-        assert_eq!(k.get("g"), Some(5), "not delivered yet");
-        clock.advance(Duration::from_millis(2));
-        assert_eq!(k.get("g"), None, "delivered");
-        k.learn(k.begin_read().unwrap(), [("g".to_owned(), 6)]);
-        assert_eq!(k.get("g"), Some(6));
-        clock.advance(Duration::from_secs(10));
-        assert_eq!(k.get("g"), None, "trusted for 10 s only");
-    }
-
-    #[test]
-    fn notices_round_trip() {
-        for n in [
-            Notice::Changed("ns:s:{a b}:gen".into()),
-            bump("ns:s:{a b}:fgen", 1 << 32, (1 << 33) + 1),
-            Notice::All,
-        ] {
-            assert_eq!(Notice::decode(&n.encode()), n);
-        }
-        assert_eq!(Notice::decode(b"garbage"), Notice::All);
-        assert_eq!(Notice::decode(b"b 1 x k"), Notice::All, "a bad number is not trusted");
-        assert_eq!(Notice::decode(b"b 1 2"), Notice::All);
-    }
-}
+mod tests;

@@ -12,16 +12,21 @@
 //! | shared L2 only | none | 1 round trip carrying the whole entry (5–10 KB) |
 //! | [`TwoTier`] without backplane | none (as L2 alone) | 1 round trip carrying only the generations (~20 B) |
 //! | [`TwoTier`] with a [`Backplane`] | only within the backplane's delivery latency after a bump | no round trip |
+//! | [`TwoTier`] with a [`Tracker`] (Redis client tracking) | only within the server's invalidation delivery after a bump | no round trip while tracked |
 //!
 //! Build it once per process and hand it to [`RangeCache`](crate::RangeCache)
 //! with the `stamped` strategy:
 //!
 //! ```ignore
 //! let l2 = Arc::new(RedisBackend::connect(url).await?);
-//! let bus = Arc::new(RedisBackplane::connect(url, "feeds").await?);
-//! let cache = TwoTier::builder(Arc::new(LocmemBackend::new()), l2).backplane(bus).build()?;
+//! let tracker = Arc::new(RedisTracker::connect(url).await?);
+//! let cache = TwoTier::builder(Arc::new(LocmemBackend::new()), l2).tracking(tracker).build()?;
 //! let feeds = RangeCache::builder(Arc::new(cache)).strategy("stamped").build()?;
 //! ```
+//!
+//! Tracking needs Redis 6 or later (RESP3); with a Memcached L2, or a Redis
+//! whose proxy forbids `CLIENT TRACKING`, use a Redis pub/sub backplane
+//! (`RedisBackplane`) instead.
 //!
 //! With any other strategy the wrapper is correct but buys nothing: only
 //! stamped entries are kept in L1, because only they can be checked.
@@ -34,8 +39,8 @@
 //! - **No stamped entry in L1**: the whole batch from L2, one round trip,
 //!   exactly as without L1; a fresh entry L2 sent is copied into L1.
 //! - **A stamped entry in L1**: only the generation keys are read from L2
-//!   (one round trip of a few bytes; none when the backplane table knows
-//!   them). The L1 entry is served only when its stamps equal those
+//!   (one round trip of a few bytes; none when the table of known
+//!   generations, fed by tracking or a backplane, knows them). The L1 entry is served only when its stamps equal those
 //!   generations, in batch order, and its envelope has not expired;
 //!   otherwise the L2 entry is read (a second round trip, once per process
 //!   after each bump or expiry: another process may have refilled it).
@@ -46,6 +51,42 @@
 //!
 //! Generations live only in L2, the source of truth. Writes (`incr`,
 //! `add`, non-entry `set`s, deletes) go to L2; entries are stored in both.
+//!
+//! # Tracking
+//!
+//! With [`TwoTierBuilder::tracking`], generation reads go through the
+//! [`Tracker`]: the server remembers which keys each process's tracking
+//! connection read and tells it when one changes (Redis `CLIENT TRACKING`,
+//! `backend_redis::RedisTracker`). Generations read that way are kept in
+//! [`KnownGenerations`], each with the connection ("source") that vouches
+//! for it, and an L1 hit whose generations are all known makes no round
+//! trip. Rules:
+//!
+//! - An invalidation makes the table forget the key; the next read fetches
+//!   it through the tracker again (and tracks it again).
+//! - A connection that closes or breaks may have lost invalidations: the
+//!   table forgets everything read through it (only that server's keys on
+//!   a cluster), and reads go to L2 untracked, learning nothing, until the
+//!   tracker has a new connection with tracking on.
+//! - This process's own writes only make it forget (never chain a bump):
+//!   the server stops tracking a key for a connection once it has sent it
+//!   the invalidation, so a value chained locally would be vouched for by
+//!   nobody.
+//! - Trust does not expire ([`TwoTierBuilder::trust_for`] applies to a
+//!   backplane): the server reports every change while connected.
+//!
+//! **The race between a read and an invalidation.** A read notes the
+//! table's epoch before it is sent, and afterwards learns only keys that
+//! no notice named (and whose connection did not drop or come back) since.
+//! The server starts tracking a key for a connection when it executes the
+//! read, and queues the invalidation of any later write of that key on the
+//! same connection after the read's reply. So the invalidation is applied
+//! after the read was sent: before the read learns (it moved the epoch and
+//! named the key: the read does not learn it) or after (it removes what the
+//! read learnt). A value the server has already invalidated is never
+//! installed; staleness is bounded by the invalidation's delivery. The
+//! Redis details, and a test of this on a real server, are in
+//! `backend_redis::RedisTracker`'s docs.
 //!
 //! # The backplane
 //!
@@ -69,13 +110,22 @@
 //!   notices from different writers may arrive out of order, and one that
 //!   does not chain makes the table forget the key instead of guessing
 //!   ([`KnownGenerations`], "Bumps").
+//! - Notices cannot be lost silently ([`Numbered`]): each process numbers
+//!   the notices it publishes, and a subscriber that sees a number skipped
+//!   forgets everything it knows ([`KnownGenerations`], "Numbered
+//!   notices"). A publish that fails is offered again (three attempts in
+//!   all); if it never gets through, the publishing process forgets
+//!   everything it knows and the write returns the error (FusionCache's
+//!   backplane auto-recovery is the model). So a lost notice is caught at
+//!   its publisher's next notice; with fenced writes that is the end of
+//!   the same write.
 //! - A remembered generation is trusted for [`TwoTierBuilder::trust_for`]
-//!   at most after it was learnt or last extended by a notice: the
-//!   backstop for a notice lost while the subscription stayed up (a writer
-//!   that died between its `incr` and its publish, a failed publish). It is
-//!   also what an L1 hit can still cost: once per `trust_for`, a process
-//!   asks L2 for a generation again (see the builder for the trade-off,
-//!   measured).
+//!   at most after it was learnt or last extended by a notice (an hour by
+//!   default): the backstop for what numbering cannot catch, a publisher's
+//!   last notice lost with nothing after it, or an unfenced writer that
+//!   died between its `incr` and its publish. It is also what an L1 hit can
+//!   still cost: once per `trust_for`, a process asks L2 for a generation
+//!   again (see the builder for the trade-off, measured).
 //!
 //! The price is staleness: a process serves its L1 copy until the notice
 //! arrives, so a read can be stale for up to the delivery latency after the
@@ -86,7 +136,9 @@
 //! (`backend_redis::RedisBackplane`); Memcached has no publish/subscribe,
 //! so with a Memcached L2 use no backplane (or Redis for the backplane
 //! alone). [`LocalBackplane`] is an in-process hub with a modelled delivery
-//! latency, for the simulator and tests.
+//! latency and faults (a lost notice, a failed publish), for the simulator
+//! and tests; the simulator models tracking likewise, with a delivery
+//! latency per invalidation.
 //!
 //! # In configuration
 //!
@@ -95,8 +147,18 @@
 
 mod backplane;
 mod known;
+crate::internal_mod!(
+    /// The simulator's model of a tracking server.
+    local_tracking
+);
+mod notice;
+mod stats;
+mod tracking;
 mod two_tier;
 
 pub use backplane::{Backplane, LocalBackplane};
-pub use known::{KnownGenerations, Notice};
-pub use two_tier::{TierStats, TwoTier, TwoTierBuilder, DEFAULT_L1_TTL, DEFAULT_TRUST_FOR};
+pub use known::KnownGenerations;
+pub use notice::{Notice, Numbered};
+pub use stats::TierStats;
+pub use tracking::{TrackedValue, Tracker};
+pub use two_tier::{TwoTier, TwoTierBuilder, DEFAULT_L1_TTL, DEFAULT_TRUST_FOR};

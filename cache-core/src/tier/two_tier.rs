@@ -1,4 +1,4 @@
-//! [`TwoTier`]: the backend wrapper, its builder and its counters.
+//! [`TwoTier`]: the backend wrapper and its builder.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::backplane::Backplane;
-use super::known::{KnownGenerations, Notice};
+use super::known::KnownGenerations;
+use super::notice::{Notice, Numbered};
+use super::stats::{bump, Counters, TierStats};
+use super::tracking::Tracker;
 use crate::backend::{format_counter, parse_counter, Backend, Capabilities, Ttl};
 use crate::clock::{system_clock, Clock};
 use crate::error::Result;
@@ -17,70 +20,14 @@ use crate::strategy::{StampedForm, StoredEntry, StoredForm};
 
 /// Default longest life of an entry copy in L1.
 pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(300);
-/// Default longest trust in a known generation without a notice.
-pub const DEFAULT_TRUST_FOR: Duration = Duration::from_secs(30);
+/// Default longest trust in a generation a backplane vouches for without
+/// a notice (see [`TwoTierBuilder::trust_for`]). Tracking trusts for as
+/// long as the server tracks.
+pub const DEFAULT_TRUST_FOR: Duration = Duration::from_secs(3600);
 
-/// Live counters of one [`TwoTier`].
-#[derive(Debug, Default)]
-struct Counters {
-    reads: AtomicU64,
-    l1_hits: AtomicU64,
-    l1_hit_round_trips: AtomicU64,
-    zero_trip_reads: AtomicU64,
-    l2_round_trips: AtomicU64,
-    l2_keys_read: AtomicU64,
-    l2_bytes_read: AtomicU64,
-    l2_writes: AtomicU64,
-    published: AtomicU64,
-    l1_errors: AtomicU64,
-}
-
-/// What a [`TwoTier`] has done so far (reads are `get`/`get_many` calls).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct TierStats {
-    /// `get` / `get_many` calls.
-    pub reads: u64,
-    /// Entries served from L1 (stamps matched the current generations).
-    pub l1_hits: u64,
-    /// L2 calls made by the reads that served an L1 entry: 1 per L1 hit
-    /// without a backplane, 0 with one (while generations are known).
-    pub l1_hit_round_trips: u64,
-    /// Reads answered without any L2 call (backplane-known generations).
-    pub zero_trip_reads: u64,
-    /// L2 calls made by reads.
-    pub l2_round_trips: u64,
-    /// Keys those calls asked for.
-    pub l2_keys_read: u64,
-    /// Value bytes they brought back (what crossed the wire, keys aside).
-    pub l2_bytes_read: u64,
-    /// L2 calls made by writes (`set`, `add`, `incr`, deletes).
-    pub l2_writes: u64,
-    /// Notices published on the backplane.
-    pub published: u64,
-    /// L1 calls that failed (the read went to L2 instead).
-    pub l1_errors: u64,
-}
-
-impl std::ops::Add for TierStats {
-    type Output = TierStats;
-
-    /// Counter by counter: the tiers of several processes as one.
-    fn add(self, o: TierStats) -> TierStats {
-        TierStats {
-            reads: self.reads + o.reads,
-            l1_hits: self.l1_hits + o.l1_hits,
-            l1_hit_round_trips: self.l1_hit_round_trips + o.l1_hit_round_trips,
-            zero_trip_reads: self.zero_trip_reads + o.zero_trip_reads,
-            l2_round_trips: self.l2_round_trips + o.l2_round_trips,
-            l2_keys_read: self.l2_keys_read + o.l2_keys_read,
-            l2_bytes_read: self.l2_bytes_read + o.l2_bytes_read,
-            l2_writes: self.l2_writes + o.l2_writes,
-            published: self.published + o.published,
-            l1_errors: self.l1_errors + o.l1_errors,
-        }
-    }
-}
+/// How many times a notice is offered to the backplane before this process
+/// gives up on it (and forgets everything it knows: see the tier docs).
+const PUBLISH_ATTEMPTS: usize = 3;
 
 /// An in-process L1 in front of a shared L2; see the [tier docs](crate::tier).
 /// Cheap to clone (an `Arc`); clones share tiers, table and counters.
@@ -97,6 +44,12 @@ struct Inner {
     l1_ttl: Duration,
     known: Option<Arc<KnownGenerations>>,
     backplane: Option<Arc<dyn Backplane>>,
+    tracker: Option<Arc<dyn Tracker>>,
+    /// This process's id on the backplane.
+    publisher: u64,
+    /// The number of the last notice published; held while publishing,
+    /// so that numbers reach the backplane in order.
+    seq: tokio::sync::Mutex<u64>,
     counters: Counters,
     clock: Arc<dyn Clock>,
     form: Arc<dyn StoredForm>,
@@ -114,6 +67,9 @@ struct Inner {
 /// // With one (Redis pub/sub in production): an L1 hit makes no round trip.
 /// let bus = LocalBackplane::new(Duration::ZERO, cache_core::system_clock());
 /// let cache = TwoTier::builder(l1, l2).backplane(Arc::new(bus)).build()?;
+/// // With Redis tracking instead (`backend_redis::RedisTracker`), the
+/// // server itself tells each process what changed:
+/// // TwoTier::builder(l1, l2).tracking(Arc::new(tracker)).build()?
 /// # let _ = cache; Ok(()) }
 /// ```
 #[must_use]
@@ -122,8 +78,9 @@ pub struct TwoTierBuilder {
     l1: Arc<dyn Backend>,
     l2: Arc<dyn Backend>,
     backplane: Option<Arc<dyn Backplane>>,
+    tracker: Option<Arc<dyn Tracker>>,
     l1_ttl: Duration,
-    trust_for: Duration,
+    trust_for: Option<Duration>,
     clock: Arc<dyn Clock>,
     form: Arc<dyn StoredForm>,
 }
@@ -137,6 +94,16 @@ impl TwoTierBuilder {
         self
     }
 
+    /// Reads generations through `tracker`, whose server reports every
+    /// change of what was read (Redis `CLIENT TRACKING`): an L1 hit needs
+    /// no round trip while its generations are tracked and unchanged
+    /// (staleness: up to the invalidation's delivery after a bump). Instead
+    /// of a backplane, not with one.
+    pub fn tracking(mut self, tracker: Arc<dyn Tracker>) -> Self {
+        self.tracker = Some(tracker);
+        self
+    }
+
     /// Longest life of an entry copy in L1 (default [`DEFAULT_L1_TTL`]);
     /// the entry's own TTL applies when shorter.
     pub fn l1_ttl(mut self, ttl: Duration) -> Self {
@@ -146,23 +113,23 @@ impl TwoTierBuilder {
 
     /// Longest trust in a generation learnt while subscribed (or last
     /// extended by a bump notice) without a newer notice (default
-    /// [`DEFAULT_TRUST_FOR`], 30 s).
+    /// [`DEFAULT_TRUST_FOR`], an hour, with a backplane; no limit with
+    /// tracking, whose server reports every change while the connection
+    /// is up).
     ///
-    /// It bounds staleness only when a notice is lost while the
-    /// subscription stays up: a writer that bumped and died before
-    /// publishing, or a publish that failed. With fenced writes
-    /// (`RangeCache::begin_write` / `end_write`) a writer's death cannot
-    /// serve stale data (before its commit nothing changed; after it the
-    /// fence's notice already makes every process bypass), so only failed
-    /// publishes remain. The price is round trips: a process asks L2 for a
-    /// generation again at least once per `trust_for`, so an L1 hit on a
-    /// view read less often than that makes one. On the simulator's
-    /// 3-process `realistic` trace (fenced writes, 2 ms delivery): 0.50 L2
-    /// round trips per L1 hit at 30 s, 0.004 at 300 s, 0.0006 at an hour,
-    /// 0 stale reads in each. Raise it when writes are fenced and hit
-    /// latency matters; keep it short when they are not.
+    /// Notices are numbered and a failed publish is retried, then makes
+    /// its process forget (see the tier docs), so a lost notice is noticed
+    /// at its publisher's next one and `trust_for` is no longer what keeps
+    /// reads correct. What it still bounds: a writer that bumped without a
+    /// fence and died before publishing, and a publisher's last notice lost
+    /// with nothing after it. Its price is round trips: a process asks L2
+    /// for a generation again once per `trust_for`, so an L1 hit on a view
+    /// read less often than that makes one. On the simulator's 3-process
+    /// `realistic` trace (fenced writes, 2 ms delivery): 0.508 L2 round
+    /// trips per L1 hit at 30 s, 0.004 at 300 s, 0.0006 at an hour, 0
+    /// stale reads in each.
     pub fn trust_for(mut self, d: Duration) -> Self {
-        self.trust_for = d;
+        self.trust_for = Some(d);
         self
     }
 
@@ -182,25 +149,40 @@ impl TwoTierBuilder {
         self
     }
 
-    /// The two-tier backend; subscribes to the backplane if one was given.
+    /// The two-tier backend; subscribes to the backplane or attaches to
+    /// the tracker if one was given. Both at once is a
+    /// [`Error::Config`](crate::Error::Config).
     pub fn build(self) -> Result<TwoTier> {
-        let known = match &self.backplane {
-            Some(bp) => {
-                let table = Arc::new(KnownGenerations::new(self.clock.clone(), self.trust_for));
+        let trust_for = self.trust_for.unwrap_or(if self.tracker.is_some() {
+            Duration::MAX
+        } else {
+            DEFAULT_TRUST_FOR
+        });
+        let known = match (&self.backplane, &self.tracker) {
+            (Some(_), Some(_)) => {
+                return Err(crate::Error::Config {
+                    backend: "two-tier".to_owned(),
+                    message: "give a backplane or tracking, not both: tracking alone keeps the tiers coherent".into(),
+                })
+            }
+            (Some(bp), None) => {
+                let table = Arc::new(KnownGenerations::new(self.clock.clone(), trust_for));
                 bp.subscribe(table.clone())?;
                 Some(table)
             }
-            None => None,
+            (None, Some(tr)) => {
+                let table = Arc::new(KnownGenerations::new(self.clock.clone(), trust_for));
+                tr.attach(table.clone())?;
+                Some(table)
+            }
+            (None, None) => None,
         };
-        let name = format!(
-            "two-tier({}+{}{})",
-            self.l1.name(),
-            self.l2.name(),
-            self.backplane
-                .as_ref()
-                .map(|b| format!("+{}", b.name()))
-                .unwrap_or_default()
-        );
+        let coherence = match (&self.backplane, &self.tracker) {
+            (Some(b), _) => format!("+{}", b.name()),
+            (_, Some(t)) => format!("+{}", t.name()),
+            _ => String::new(),
+        };
+        let name = format!("two-tier({}+{}{coherence})", self.l1.name(), self.l2.name());
         Ok(TwoTier {
             inner: Arc::new(Inner {
                 l1: self.l1,
@@ -209,6 +191,9 @@ impl TwoTierBuilder {
                 l1_ttl: self.l1_ttl,
                 known,
                 backplane: self.backplane,
+                tracker: self.tracker,
+                publisher: publisher_id(),
+                seq: tokio::sync::Mutex::new(0),
                 counters: Counters::default(),
                 clock: self.clock,
                 form: self.form,
@@ -217,8 +202,15 @@ impl TwoTierBuilder {
     }
 }
 
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
+/// An id for a new publisher, unique among the processes of an
+/// application with overwhelming odds: a hash of this process's id, a
+/// counter and the time, under a key the standard library draws at random
+/// per process. Nothing a report shows depends on it.
+fn publisher_id() -> u64 {
+    use std::hash::BuildHasher;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::collections::hash_map::RandomState::new().hash_one((std::process::id(), n, std::time::SystemTime::now()))
 }
 
 impl TwoTier {
@@ -229,8 +221,9 @@ impl TwoTier {
             l1,
             l2,
             backplane: None,
+            tracker: None,
             l1_ttl: DEFAULT_L1_TTL,
-            trust_for: DEFAULT_TRUST_FOR,
+            trust_for: None,
             clock: system_clock(),
             form: Arc::new(StampedForm),
         }
@@ -238,23 +231,11 @@ impl TwoTier {
 
     /// Counters so far.
     pub fn stats(&self) -> TierStats {
-        let c = &self.inner.counters;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        TierStats {
-            reads: g(&c.reads),
-            l1_hits: g(&c.l1_hits),
-            l1_hit_round_trips: g(&c.l1_hit_round_trips),
-            zero_trip_reads: g(&c.zero_trip_reads),
-            l2_round_trips: g(&c.l2_round_trips),
-            l2_keys_read: g(&c.l2_keys_read),
-            l2_bytes_read: g(&c.l2_bytes_read),
-            l2_writes: g(&c.l2_writes),
-            published: g(&c.published),
-            l1_errors: g(&c.l1_errors),
-        }
+        let resyncs = self.inner.known.as_ref().map_or(0, |k| k.resyncs());
+        self.inner.counters.snapshot(resyncs)
     }
 
-    /// The known-generation table (only with a backplane).
+    /// The known-generation table (only with a backplane or tracking).
     pub fn known(&self) -> Option<&Arc<KnownGenerations>> {
         self.inner.known.as_ref()
     }
@@ -273,28 +254,95 @@ impl TwoTier {
         Some(ttl.map_or(self.inner.l1_ttl, |t| t.min(self.inner.l1_ttl)))
     }
 
-    async fn l2_read(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
+    fn count_read(&self, keys: usize, values: &[Option<Bytes>]) {
         let c = &self.inner.counters;
         bump(&c.l2_round_trips, 1);
-        bump(&c.l2_keys_read, keys.len() as u64);
+        bump(&c.l2_keys_read, keys as u64);
+        let bytes: usize = values.iter().flatten().map(Bytes::len).sum();
+        bump(&c.l2_bytes_read, bytes as u64);
+    }
+
+    async fn l2_read(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>> {
         let values = match keys {
             [one] => vec![self.inner.l2.get(one).await?],
             many => self.inner.l2.get_many(many).await?,
         };
-        let bytes: usize = values.iter().flatten().map(Bytes::len).sum();
-        bump(&c.l2_bytes_read, bytes as u64);
+        self.count_read(keys.len(), &values);
         Ok(values)
     }
 
-    /// Forgets `notices` here at once, then tells the other processes.
+    /// Reads the batch's generations (or the whole batch) from L2: through
+    /// the tracker when there is one and it tracks now, else plainly. The
+    /// sources say what vouches for each value (`None`: nothing, learn
+    /// nothing): the tracking connection it was read through, or the
+    /// backplane's subscription while it is up (`subscribed`).
+    async fn read_generations(&self, keys: &[Key], subscribed: bool) -> Result<(Vec<Option<Bytes>>, Option<Vec<u32>>)> {
+        if let Some(tracker) = &self.inner.tracker {
+            match tracker.read(keys).await {
+                Ok(Some(read)) if read.len() == keys.len() => {
+                    let (values, sources): (Vec<_>, Vec<_>) = read.into_iter().unzip();
+                    self.count_read(keys.len(), &values);
+                    return Ok((values, Some(sources)));
+                }
+                // Not tracking now, or the tracked read failed: L2 serves
+                // the read, and nothing is learnt until it tracks again.
+                _ => bump(&self.inner.counters.tracking_fallbacks, 1),
+            }
+            return Ok((self.l2_read(keys).await?, None));
+        }
+        let values = self.l2_read(keys).await?;
+        let sources = (subscribed && self.inner.backplane.is_some()).then(|| vec![0; keys.len()]);
+        Ok((values, sources))
+    }
+
+    /// Applies `notices` here at once, then tells the other processes.
+    ///
+    /// With tracking, here means forgetting only: a key this process wrote
+    /// is no longer tracked for it (the server untracks a key once it has
+    /// sent its invalidation), so a bump it made must not be chained into a
+    /// value no server would report a change of. The server tells the
+    /// other processes. With a backplane, each notice gets the next number
+    /// and is offered up to [`PUBLISH_ATTEMPTS`] times; if it never gets
+    /// through, this process forgets everything it knows (its own
+    /// subscription is likely down too) and the error is returned; the
+    /// others notice the lost number at this process's next notice.
     async fn announce(&self, notices: Vec<Notice>) -> Result<()> {
-        let (Some(known), Some(bp)) = (&self.inner.known, &self.inner.backplane) else {
+        let Some(known) = &self.inner.known else {
             return Ok(());
         };
+        let Some(bp) = &self.inner.backplane else {
+            for n in &notices {
+                match n.key() {
+                    Some(k) => known.notice(&Notice::Changed(k.to_owned())),
+                    None => known.notice(&Notice::All),
+                }
+            }
+            return Ok(());
+        };
+        for n in &notices {
+            known.notice(n);
+        }
+        let c = &self.inner.counters;
+        let mut seq = self.inner.seq.lock().await;
         for n in notices {
-            known.notice(&n);
-            bump(&self.inner.counters.published, 1);
-            bp.publish(&n).await?;
+            *seq += 1;
+            let numbered = Numbered::new(self.inner.publisher, *seq, n);
+            bump(&c.published, 1);
+            let mut failure = None;
+            for _ in 0..PUBLISH_ATTEMPTS {
+                match bp.publish(&numbered).await {
+                    Ok(()) => {
+                        failure = None;
+                        break;
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+            if let Some(e) = failure {
+                bump(&c.publish_failures, 1);
+                known.resync();
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -404,12 +452,15 @@ impl Backend for TwoTier {
             missing.clone()
         };
         let mut trips = 0;
+        let mut sources: Option<Vec<u32>> = None;
         if !fetch.is_empty() {
             let ks: Vec<Key> = fetch.iter().map(|&i| keys[i].clone()).collect();
             trips += 1;
-            for (&i, v) in fetch.iter().zip(self.l2_read(&ks).await?) {
+            let (values, read_through) = self.read_generations(&ks, epoch.is_some()).await?;
+            for (&i, v) in fetch.iter().zip(values) {
                 out[i] = v;
             }
+            sources = read_through;
         }
         let generations = batch_generations(&out, &candidate, |v| self.stamped(v).is_some());
 
@@ -445,17 +496,21 @@ impl Backend for TwoTier {
         }
 
         // Fill L1 with fresh entries L2 sent, and remember the generations
-        // L2 sent (only if no notice overtook this read).
+        // L2 sent with what vouches for them (only if no notice overtook
+        // this read).
         let mut fills = Vec::new();
         let mut learnt = Vec::new();
-        for &i in fetch.iter().chain(&stale) {
+        for (n, &i) in fetch.iter().chain(&stale).enumerate() {
             let Some(v) = &out[i] else { continue };
             if let Some(e) = self.stamped(v) {
                 if generations.as_deref().is_some_and(|g| e.stamped_with(g)) {
                     fills.push((keys[i].clone(), v.clone(), e));
                 }
             } else if let Some(g) = parse_counter(v) {
-                learnt.push((keys[i].as_str().to_owned(), g));
+                // Only the generation read (`fetch` comes first) has sources.
+                if let Some(source) = sources.as_ref().and_then(|s| s.get(n)) {
+                    learnt.push((keys[i].as_str().to_owned(), g, *source));
+                }
             }
         }
         if let (Some(k), Some(e)) = (known, epoch) {

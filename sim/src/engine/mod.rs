@@ -129,6 +129,10 @@ pub type LiveKeys = Arc<dyn Fn() -> Vec<(String, usize)> + Send + Sync>;
 /// `l2_round_trips`), so a step is charged per round trip it made.
 pub type RoundTrips = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// What a [`TierFault`](crate::config::TierFault) does to one process's two
+/// tiers (drops its tracking connection, loses its next backplane notice).
+pub type TierFaultFn = Arc<dyn Fn(crate::config::TierFaultKind) + Send + Sync>;
+
 /// Everything one cell needs.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -184,6 +188,11 @@ pub struct Cell {
     /// [`cache_core::fault::Frozen`]; listed here so that reads and errors
     /// are counted against them) and whether the app keeps an outbox.
     pub faults: crate::config::Faults,
+    /// Per app process: what the run's tier faults
+    /// ([`Faults::tier`](crate::config::Faults::tier), scheduled from
+    /// [`Self::faults`]) do to it; empty (the default): nothing (no two
+    /// tiers).
+    pub tier_faults: Vec<TierFaultFn>,
 }
 
 impl std::fmt::Debug for Cell {
@@ -216,6 +225,7 @@ impl Cell {
             judge_stale: true,
             fenced_writes: true,
             faults: crate::config::Faults::none(),
+            tier_faults: Vec::new(),
         }
     }
 }
@@ -264,6 +274,11 @@ enum Slot {
     Wake {
         read: u32,
         wait: u64,
+    },
+    /// A fault of `process`'s two tiers (`Faults::tier`).
+    TierFault {
+        process: u32,
+        kind: crate::config::TierFaultKind,
     },
 }
 
@@ -549,6 +564,13 @@ impl Run {
             Slot::Wake { read, wait } => {
                 self.free.push(slot);
                 self.wake(read, wait, now);
+                return;
+            }
+            Slot::TierFault { process, kind } => {
+                self.free.push(slot);
+                if let Some(fault) = self.cell.tier_faults.get(process as usize) {
+                    fault(kind);
+                }
                 return;
             }
             Slot::Free => return,

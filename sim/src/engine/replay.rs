@@ -87,6 +87,14 @@ impl Replay {
             cell,
         };
         run.set_time(base_us);
+        for f in run.cell.faults.tier.clone() {
+            let slot = run.alloc(super::Slot::TierFault {
+                process: f.process,
+                kind: f.kind,
+            });
+            let at = base_us.saturating_add(i64::try_from(f.at_us).unwrap_or(i64::MAX));
+            run.schedule(at, slot);
+        }
         let outage = Outage {
             limit: run.cell.outage_limit,
             errors: 0,

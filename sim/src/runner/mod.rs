@@ -169,6 +169,7 @@ fn start_cell(
     cell.judge_stale = cfg.judge_stale;
     cell.fenced_writes = cfg.fenced_writes;
     cell.faults = cfg.faults.clone();
+    cell.tier_faults = stores.tier_faults;
     let replay = Replay::new(cell, header)?;
     Ok(Box::new(CellTask {
         rt,

@@ -14,6 +14,7 @@ pub const FULL_ROWS: &[&str] = &[
     "stamped@memcache",
     "versioned@memcache",
     "stamped@two-tier/backplane:locmem:64+redis",
+    "stamped@two-tier/tracking:locmem:64+redis",
     "stamped@locmem",
     "stamped@redis@kill",
     "versioned@redis@kill",
@@ -24,6 +25,7 @@ pub const FULL_ROWS: &[&str] = &[
     "stamped@memcache@stop=2s",
     "versioned@memcache@stop=2s",
     "stamped@two-tier/backplane:locmem:64+redis@pubsub-kill",
+    "stamped@two-tier/tracking:locmem:64+redis@kill",
     "stamped@redis@service-restart",
     "stamped@redis@maxmemory=2mb",
     "versioned@redis@maxmemory=2mb",
@@ -72,7 +74,8 @@ fn positive(s: &str) -> Result<f64, String> {
              beside each row",
     after_help = "Rows are STRATEGY@CACHE[@FAULT,…]. CACHE is a calendar-service --cache URL in which `redis` and \
                   `memcache` stand for servers the tool starts: locmem, locmem:<MiB>, redis, memcache, none, \
-                  two-tier:locmem+memcache, two-tier/backplane:locmem:64+redis. FAULT is kill (kill -9 of the \
+                  two-tier:locmem+memcache, two-tier/backplane:locmem:64+redis, \
+                  two-tier/tracking:locmem:64+redis. FAULT is kill (kill -9 of the \
                   cache server and a restart on the same port, empty), stop[=2s] (SIGSTOP, then SIGCONT), \
                   pubsub-kill (CLIENT KILL TYPE pubsub; two-tier/backplane only), service-restart (kill -9 of \
                   service 0 and a restart), maxmemory[=2mb] (Redis with that maxmemory and allkeys-lru), \

@@ -28,7 +28,7 @@ impl CacheSpec {
         let bad = |why: &str| {
             format!(
                 "cache {s:?}: {why}; expected locmem, locmem:<MiB>, redis, memcache, none, or \
-                 two-tier[/backplane[,trust=<s>]]:locmem[:<MiB>]+redis|memcache"
+                 two-tier[/backplane[,trust=<s>] | /tracking]:locmem[:<MiB>]+redis|memcache"
             )
         };
         if let Some(rest) = s.strip_prefix("two-tier") {
@@ -45,6 +45,9 @@ impl CacheSpec {
             }
             if rest.contains("backplane") && l2 != "redis" {
                 return Err(bad("a backplane needs the redis L2"));
+            }
+            if rest.contains("tracking") && l2 != "redis" {
+                return Err(bad("tracking needs the redis L2"));
             }
         } else if !base_ok(s) {
             return Err(bad("unknown form"));
@@ -95,7 +98,9 @@ impl CacheSpec {
 
     /// The simulator's `--backend` spec for the same cache, on the given
     /// servers, with a modelled backplane delivering in `backplane_us` of
-    /// trace time; `None` for `none`, which the simulator does not have.
+    /// trace time, and tracking as Redis's own (the simulator runs a
+    /// `RedisTracker` per process, delivering with each write); `None` for
+    /// `none`, which the simulator does not have.
     pub fn sim_spec(&self, redis: Option<&str>, memcache: Option<&str>, backplane_us: u64) -> Option<String> {
         if self.is_none() {
             return None;
@@ -109,6 +114,7 @@ impl CacheSpec {
         for option in options.split(',') {
             match option {
                 "backplane" => sim_options.insert(0, format!("backplane={backplane_us}")),
+                "tracking" => sim_options.insert(0, "tracking".to_owned()),
                 o if o.starts_with("trust=") => sim_options.push(o.to_owned()),
                 // The channel name does not change what the model does.
                 _ => {}
@@ -561,6 +567,12 @@ mod tests {
             "memcache://127.0.0.1:9"
         );
         assert_eq!(CacheSpec::parse("none").unwrap().sim_spec(None, None, 0), None);
+        let tracked = CacheSpec::parse("two-tier/tracking:locmem:64+redis").unwrap();
+        assert!(tracked.uses_redis() && !tracked.has_backplane());
+        assert_eq!(
+            tracked.sim_spec(Some("redis://127.0.0.1:7/"), None, 1500).as_deref(),
+            Some("two-tier/tracking:locmem:64+redis://127.0.0.1:7/")
+        );
         for (bad, says) in [
             ("stamped", "expected STRATEGY@CACHE"),
             ("lru@redis", "unknown strategy \"lru\""),
@@ -568,6 +580,10 @@ mod tests {
             (
                 "stamped@two-tier/backplane:locmem+memcache",
                 "backplane needs the redis L2",
+            ),
+            (
+                "stamped@two-tier/tracking:locmem+memcache",
+                "tracking needs the redis L2",
             ),
             ("stamped@redis@explode", "unknown fault"),
             ("stamped@redis@stop=fast", "like 2s"),
