@@ -103,7 +103,7 @@ pub const SCENARIOS: [ScenarioInfo; 14] = [
                 them process 1's tracking connection or backplane subscription drops and comes back (21 s), \
                 then process 0 deletes again (22 s, probed alike) with its first backplane notice lost, and \
                 writes another calendar (22.2 s). With stamped: per-process locmem serves stale reads for ever; \
-                a shared L2 (shared:locmem) and two-tier without backplane (two-tier:locmem+<L2>) serve none \
+                a shared L2 (shared-locmem) and two-tier without backplane (two-tier:locmem+<L2>) serve none \
                 (with --fence off: only inside the commit-to-bump window, the 0.5 ms probes), two-tier \
                 reading < 5% of the L2-only bytes; with a backplane (two-tier/backplane=<µs>:…) until the \
                 fence's notice arrives, bounded by the delivery latency + the read's own plan step; the lost \

@@ -81,6 +81,70 @@ fn smoke_stamped_survives_a_redis_restart_and_fixed_month_is_stale() {
     assert_eq!(stamped["errors_outside_outages"], 0, "{stamped}");
 }
 
+/// A database outage under `stamped` on Redis, with fail-safe on and off
+/// (a short run of its own: two rows of 7.5 s, the outage 3 s). With
+/// fail-safe, the services answer from the cache (the header, counted by
+/// the client as the services count it), fail-safe's stale answers are
+/// judged and counted apart from the invalidation's stale reads, and a
+/// cached view fails only inside an open write to its calendars (the
+/// fence: see docs/world.md). Without, every read that reached the
+/// database failed, cached views included. The simulator's prediction for
+/// the same window agrees.
+#[test]
+fn a_database_outage_is_answered_by_fail_safe_and_predicted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (on, off) = ("stamped@redis@db-outage=3s", "stamped@redis@db-outage=3s,fail-safe=off");
+    let out = Command::new(LOAD)
+        .args(["--smoke", "--quiet", "--window-s", "900", "--service-bin", SERVICE])
+        .args(["--row", on, "--row", off, "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&std::fs::read(dir.path().join("load.json")).unwrap()).unwrap();
+    let table = std::fs::read_to_string(dir.path().join("load.md")).unwrap();
+    assert!(table.contains("Database faults and fail-safe"), "{table}");
+
+    let faults = report["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    for f in faults {
+        assert_eq!(f["kind"], "db-outage", "{f}");
+        assert_eq!(f["outage_ms"], 3000, "{f}");
+        assert!(f["at_s"].as_f64().unwrap() > 1.0, "{f}");
+    }
+    for name in [on, off] {
+        let r = row(&report, name);
+        let d = &r["db_fault"];
+        assert!(d["reads_in_fault"].as_u64().unwrap() > 100, "{r}");
+        // What the client saw is what the services counted.
+        assert_eq!(d["fail_safe_served"], d["service"]["fail_safe_served"], "{r}");
+        assert_eq!(d["failed_reads"], d["service"]["failed_reads"], "{r}");
+        assert_eq!(d["other_5xx"], 0, "{r}");
+        assert_eq!(r["stale_reads"], 0, "stamped: no invalidation stale read: {r}");
+        assert_eq!(r["errors_outside_outages"], 0, "{r}");
+        assert_eq!(r["not_modelled"], serde_json::json!([]), "{r}");
+        let p = &r["predicted"]["db_fault"];
+        assert!(p["reads_in_fault"].as_u64().unwrap() > 100, "{r}");
+        assert_eq!(r["agreement"]["db_fault"]["agrees"], true, "{r}");
+    }
+    let on = &row(&report, on)["db_fault"];
+    assert_eq!(on["settings"]["fail_safe_s"], 60, "{on}");
+    assert!(on["fail_safe_served"].as_u64().unwrap() > 50, "{on}");
+    assert!(on["fail_safe_old_stamps"].as_u64().unwrap() > 0, "{on}");
+    assert!(on["fail_safe_stale"].as_u64().unwrap() > 0, "{on}");
+    assert!(on["failed_never_cached"].as_u64().unwrap() > 0, "{on}");
+    assert_eq!(on["failed_cached"], on["failed_cached_in_write"], "{on}");
+    let off = &row(&report, off)["db_fault"];
+    assert_eq!(off["settings"]["fail_safe_s"], Value::Null, "{off}");
+    assert_eq!(off["fail_safe_served"], 0, "{off}");
+    assert!(off["failed_cached"].as_u64().unwrap() > 50, "{off}");
+    assert!(
+        off["failed_reads"].as_u64().unwrap() > on["failed_reads"].as_u64().unwrap(),
+        "fail-safe answered some: {on} {off}"
+    );
+}
+
 /// A bad flag or trace stops the run before anything starts, with an error
 /// naming it.
 #[test]
@@ -99,6 +163,13 @@ fn bad_rows_flags_and_traces_are_named() {
     assert!(e.contains("--row") && e.contains("\"mysql\""), "{e}");
     let e = run(&["--row", "stamped@locmem@kill"]);
     assert!(e.contains("needs a cache server"), "{e}");
+    let e = run(&["--row", "stamped@redis@db-slow"]);
+    assert!(e.contains("needs a latency"), "{e}");
+    let e = run(&["--row", "stamped@redis@db-outage,fail-safe=off,soft-timeout=50ms"]);
+    assert!(
+        e.contains("stamped@redis@db-outage") && e.contains("needs fail-safe on"),
+        "{e}"
+    );
     let e = run(&["--speed", "0"]);
     assert!(e.contains("--speed"), "{e}");
     let e = run(&["--backplane-ms=-1"]);

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::spec::RowSpec;
+use super::spec::{FailSafeSettings, RowSpec};
 
 /// Rows of the full run: every strategy the goals name, on every store,
 /// without faults and under each fault.
@@ -29,6 +29,8 @@ pub const FULL_ROWS: &[&str] = &[
     "stamped@redis@service-restart",
     "stamped@redis@maxmemory=2mb",
     "versioned@redis@maxmemory=2mb",
+    "stamped@redis@db-outage",
+    "stamped@redis@db-outage,fail-safe=off",
 ];
 
 /// Rows of `--smoke`: the acceptance test's run.
@@ -76,9 +78,13 @@ fn positive(s: &str) -> Result<f64, String> {
                   two-tier/tracking:locmem:64+redis. FAULT is kill (kill -9 of the \
                   cache server and a restart on the same port, empty), stop[=2s] (SIGSTOP, then SIGCONT), \
                   pubsub-kill (CLIENT KILL TYPE pubsub; two-tier/backplane only), service-restart (kill -9 of \
-                  service 0 and a restart), maxmemory[=2mb] (Redis with that maxmemory and allkeys-lru), each \
-                  optionally :<seconds after the row's start> (default: half-way). Example: \
-                  --row stamped@redis@kill:10 --row fixed-month@redis"
+                  service 0 and a restart), maxmemory[=2mb] (Redis with that maxmemory and allkeys-lru), \
+                  db-outage[=10s] (the services' feed query fails), db-slow=<latency ms>[/10s] (it takes that \
+                  much longer), each optionally :<seconds after the row's start> (default: half-way). Rows with a \
+                  database fault run their services with --test-db-faults and the fail-safe flags below; any row \
+                  may set its own: fail-safe=off|<s>, soft-timeout=off|<ms>, hard-timeout=off|<ms> in the same \
+                  list. Example: --row stamped@redis@kill:10 --row fixed-month@redis \
+                  --row stamped@redis@db-outage=5s,fail-safe=off"
 )]
 pub struct Args {
     /// A trace written by `cache-sim generate` (JSON Lines). Without it, the
@@ -138,6 +144,26 @@ pub struct Args {
     /// by --speed into trace time), 0..=10000.
     #[arg(long, default_value_t = 1.0, value_parser = milliseconds)]
     pub backplane_ms: f64,
+    /// Fail-safe max age of rows with a database fault, real seconds (the
+    /// services' --fail-safe-s; the prediction gets it times --speed):
+    /// longer than a row, so that every view answered earlier in the row
+    /// can be answered by fail-safe. 0 turns it off; a row's
+    /// `fail-safe=off|<s>` wins. 0..=86400.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub fail_safe_s: u64,
+    /// Soft timeout of the feed query in rows with a database fault, real
+    /// ms (needs fail-safe). 0: none (the default: on this shared machine a
+    /// query under load can take a few hundred ms without any fault, and a
+    /// soft timeout would answer those by fail-safe too). A row's
+    /// `soft-timeout=off|<ms>` wins. 0..=600000.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub soft_timeout_ms: u64,
+    /// Hard timeout of the feed query in rows with a database fault, real
+    /// ms: past it the request gets fail-safe or 504. Below the client's
+    /// --timeout-ms, so that a 504 is seen rather than a client timeout.
+    /// 0: none. A row's `hard-timeout=off|<ms>` wins. 0..=600000.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub hard_timeout_ms: u64,
     /// No prediction (the simulator's columns stay empty).
     #[arg(long)]
     pub no_predict: bool,
@@ -165,6 +191,16 @@ impl Args {
     /// The trace window, seconds.
     pub fn window_s(&self) -> u64 {
         self.window_s.unwrap_or(if self.smoke { 1_500 } else { 3_600 })
+    }
+
+    /// The fail-safe flags as the defaults of rows with a database fault.
+    pub fn fail_safe_defaults(&self) -> FailSafeSettings {
+        let some = |v: u64| (v > 0).then_some(v);
+        FailSafeSettings {
+            fail_safe_s: some(self.fail_safe_s),
+            soft_timeout_ms: some(self.soft_timeout_ms),
+            hard_timeout_ms: some(self.hard_timeout_ms),
+        }
     }
 
     /// Seconds per cache and round of the throughput table.

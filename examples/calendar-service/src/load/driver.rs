@@ -5,9 +5,13 @@
 //!
 //! - **Paced** (the judged rows): every request is sent at its trace time
 //!   divided by the speed, by one task per user, in the user's order, as a
-//!   browser would (a refetch after a write is sent once the write has
-//!   answered). A write to an item waits for the item's earlier writes
-//!   (an edit needs the id its create was given). Requests go to the
+//!   browser would: a write is sent and answered before the user's next
+//!   request goes (the page refetches once the write has answered), while
+//!   a feed does not hold up what follows it (FullCalendar fetches the new
+//!   range when the user navigates, whether or not the last fetch has
+//!   answered), so a slow answer delays nobody's next click, as in the
+//!   simulator's replay. A write to an item waits for the item's earlier
+//!   writes (an edit needs the id its create was given). Requests go to the
 //!   process the trace names; while that process is down (the
 //!   `service-restart` fault), to the next one, as a load balancer would.
 //! - **Closed loop** (the throughput table): a fixed number of workers,
@@ -28,10 +32,10 @@ use indicatif::ProgressBar;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::api::{COMMIT_SEQ_HEADER, COMMIT_US_HEADER};
+use crate::api::{COMMIT_SEQ_HEADER, COMMIT_US_HEADER, FAIL_SAFE_HEADER};
 use crate::db::history::now_us;
 
-use super::record::{digest, Failure, FeedRecord, Recording, WriteRecord};
+use super::record::{digest, FailSafeMark, Failure, FeedRecord, Recording, WriteRecord};
 use super::workload::{RequestKind, Workload};
 
 /// Where the service processes listen, and which are down.
@@ -176,9 +180,12 @@ impl Shared {
                     .send(process, Method::GET, &format!("/calendar/feed?{query}"), user, None)
                     .await;
                 let end_us = now_us();
-                let (status, failure, body) = match answer {
-                    Ok(a) => (a.status.as_u16(), None, a.body),
-                    Err(f) => (0, Some(f), Bytes::new()),
+                let (status, failure, body, fail_safe) = match answer {
+                    Ok(a) => {
+                        let mark = a.headers.get(FAIL_SAFE_HEADER).map(|v| FailSafeMark::of(v.as_bytes()));
+                        (a.status.as_u16(), None, a.body, mark)
+                    }
+                    Err(f) => (0, Some(f), Bytes::new(), None),
                 };
                 out.feeds.push(FeedRecord {
                     request,
@@ -189,6 +196,7 @@ impl Shared {
                     failure,
                     digest: digest(&body),
                     len: u32::try_from(body.len()).unwrap_or(u32::MAX),
+                    fail_safe,
                 });
             }
             RequestKind::Create { item, input } => {
@@ -383,6 +391,8 @@ pub async fn replay(
                 let shared = shared.clone();
                 tasks.spawn(async move {
                     let mut out = Recording::default();
+                    // The user's feeds still in flight.
+                    let mut feeds: JoinSet<Recording> = JoinSet::new();
                     for i in list {
                         let t_us = shared.workload.requests[i].t_us;
                         let due = t0 + Duration::from_secs_f64(t_us as f64 / 1e6 / speed);
@@ -391,7 +401,22 @@ pub async fn replay(
                             u64::try_from(tokio::time::Instant::now().saturating_duration_since(due).as_micros())
                                 .unwrap_or(u64::MAX),
                         );
-                        shared.run(i, &mut out).await;
+                        if matches!(shared.workload.requests[i].kind, RequestKind::Feed { .. }) {
+                            let shared = shared.clone();
+                            feeds.spawn(async move {
+                                let mut feed = Recording::default();
+                                shared.run(i, &mut feed).await;
+                                feed
+                            });
+                        } else {
+                            shared.run(i, &mut out).await;
+                        }
+                    }
+                    while let Some(done) = feeds.join_next().await {
+                        if let Ok(mut feed) = done {
+                            out.feeds.append(&mut feed.feeds);
+                            out.rerouted += feed.rerouted;
+                        }
                     }
                     out
                 });

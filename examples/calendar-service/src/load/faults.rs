@@ -1,6 +1,11 @@
 //! Injects a row's faults while its traffic runs, and logs each one with
 //! its time: what happened, when (seconds after the traffic started), how
 //! long the outage lasted.
+//!
+//! A database fault is posted to every service process
+//! (`POST /test/db-fault`: each process has its own database handle, so a
+//! fault is per process, as the service's README says); each process's
+//! window starts when its post arrives.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -10,7 +15,7 @@ use serde::Serialize;
 use crate::db::history::now_us;
 
 use super::driver::Targets;
-use super::procs::Service;
+use super::procs::{post_json, Service};
 use super::rig::Counters;
 use super::servers::Servers;
 use super::spec::{Fault, FaultKind};
@@ -19,13 +24,15 @@ use super::LoadError;
 /// One injected fault, as `load.json` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaultLog {
-    /// `kill`, `stop`, `pubsub-kill`, `service-restart`, `maxmemory`.
+    /// `kill`, `stop`, `pubsub-kill`, `service-restart`, `maxmemory`,
+    /// `db-outage`, `db-slow`.
     pub kind: &'static str,
     /// Seconds after the row's traffic started.
     pub at_s: f64,
     /// The same instant in trace time, seconds after the trace's start.
     pub trace_at_s: f64,
-    /// What it hit: `redis`, `memcached`, `redis+memcached`, `service 0`.
+    /// What it hit: `redis`, `memcached`, `redis+memcached`, `service 0`,
+    /// `database (3 services)`.
     pub target: String,
     /// How long the outage lasted, ms (down until back up; frozen until
     /// thawed); 0 for instantaneous ones.
@@ -38,6 +45,9 @@ pub struct FaultLog {
     /// Anything else worth knowing (`maxmemory=2097152 allkeys-lru`,
     /// `2 clients killed`).
     pub detail: String,
+    /// `db-slow`: the latency added to each feed query, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
 }
 
 /// What the faults act on.
@@ -96,6 +106,9 @@ pub async fn inject(
         tokio::time::sleep_until(t0 + at).await;
         let start_us = now_us();
         let target = server_names(&lock(&victims.servers));
+        // Set by faults whose outage outlasts the injection (database
+        // faults: posted, then running on their own).
+        let mut end_us = None;
         let (outage_ms, detail, target) = match fault.kind {
             FaultKind::Kill => {
                 let servers = victims.servers.clone();
@@ -133,8 +146,43 @@ pub async fn inject(
                 )
             }
             FaultKind::MaxMemory { bytes } => (0, format!("maxmemory={bytes} allkeys-lru"), "redis".to_owned()),
+            FaultKind::DbOutage { for_ms } | FaultKind::DbSlow { for_ms, .. } => {
+                let body = match fault.kind {
+                    FaultKind::DbSlow { latency_ms, .. } => {
+                        serde_json::json!({"kind": "slow", "latency_ms": latency_ms, "duration_ms": for_ms})
+                    }
+                    _ => serde_json::json!({"kind": "outage", "duration_ms": for_ms}),
+                };
+                let ports: Vec<u16> = lock(&victims.services).iter().map(Service::port).collect();
+                let n = ports.len();
+                // The last post's answer: every process's window has begun.
+                let posted = blocking(move || {
+                    for port in ports {
+                        post_json(port, "/test/db-fault", &body)?;
+                    }
+                    Ok(now_us())
+                })
+                .await?;
+                end_us = Some(posted + i64::try_from(for_ms).unwrap_or(i64::MAX / 1000) * 1000);
+                let what = match fault.kind {
+                    FaultKind::DbSlow { latency_ms, .. } => format!("every feed query {latency_ms} ms slower"),
+                    _ => "every feed query fails".to_owned(),
+                };
+                (
+                    for_ms,
+                    format!(
+                        "{what} for {for_ms} ms (POST /test/db-fault to {n} services within {:.1} ms)",
+                        (posted - start_us) as f64 / 1000.0
+                    ),
+                    format!("database ({n} services)"),
+                )
+            }
         };
-        let end_us = if outage_ms > 0 { now_us() } else { start_us };
+        let end_us = end_us.unwrap_or_else(|| if outage_ms > 0 { now_us() } else { start_us });
+        let latency_ms = match fault.kind {
+            FaultKind::DbSlow { latency_ms, .. } => Some(latency_ms),
+            _ => None,
+        };
         logs.push(FaultLog {
             kind: fault.kind.name(),
             at_s: at.as_secs_f64(),
@@ -144,6 +192,7 @@ pub async fn inject(
             start_us,
             end_us,
             detail,
+            latency_ms,
         });
     }
     Ok(logs)

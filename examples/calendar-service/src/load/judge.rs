@@ -169,6 +169,17 @@ impl Judge {
         self.committed_by.get(k).copied()
     }
 
+    /// Whether the write `seq` touched one of `calendars` (its item was in
+    /// one before or after it).
+    pub fn touches(&self, seq: i64, calendars: &[i64]) -> bool {
+        let Ok(k) = self.seqs.binary_search(&seq) else {
+            return false;
+        };
+        calendars
+            .iter()
+            .any(|c| self.writes_of.get(c).is_some_and(|ks| ks.binary_search(&k).is_ok()))
+    }
+
     /// The view of `query` for a user seeing `calendars`, as the service
     /// reads it; `None` when the service would refuse it.
     pub fn view(calendars: &[i64], query: &str) -> Option<View> {

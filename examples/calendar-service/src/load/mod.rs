@@ -26,8 +26,11 @@
 //! - [`rig`]: one row's processes together, and the services' counters.
 //! - [`driver`]: the replay over HTTP, paced or closed loop.
 //! - [`record`]: what the replay records.
-//! - [`faults`]: injecting a row's faults on time, and their log.
+//! - [`faults`]: injecting a row's faults on time, and their log (database
+//!   faults are posted to every service's `/test/db-fault`).
 //! - [`judge`]: the stale-read checker.
+//! - [`dbfault`]: fail-safe answers and failed reads in rows with a
+//!   database fault, split by each view's history.
 //! - [`predict`]: the simulator's prediction.
 //! - [`backplane`]: an independent subscriber timing the backplane's notices.
 //! - `bench.rs`: the throughput table ("what the cache buys").
@@ -42,6 +45,7 @@ use std::sync::Arc;
 pub mod args;
 pub mod backplane;
 mod bench;
+pub mod dbfault;
 pub mod driver;
 pub mod faults;
 mod goals;

@@ -9,12 +9,19 @@
 //! server's), in its own key namespace; two tiers get the simulator's
 //! modelled backplane, which delivers a notice after a fixed delay of trace
 //! time (a real pub/sub latency cannot be replayed in virtual time).
+//!
+//! A row's database faults become the simulator's `--db-fault` windows
+//! (their real instants after the row's start, times the speed), and its
+//! fail-safe max age and timeouts are multiplied by the speed too, as the
+//! TTLs are: `cache-sim replay --db-fault outage:S:D --fail-safe A
+//! --hard-timeout-ms H` with those values runs the same.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use sim::backends::BackendSpec;
+use sim::config::DbFault;
 use sim::engine::Latencies;
 use sim::runner::{registry, run, RunConfig, SourceFactory};
 use sim::trace::Source;
@@ -46,6 +53,68 @@ pub struct Prediction {
     /// Keys the prediction's own Redis evicted and expired (the model runs
     /// in virtual time: the server's own clock hardly moves).
     pub redis_keys: Option<super::servers::KeyStats>,
+    /// Database faults and fail-safe, for rows with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_fault: Option<PredictedDbFault>,
+}
+
+/// What the simulator predicts about a row's database faults and
+/// fail-safe (its report's `fail_safe_served`, `fail_safe_stale`,
+/// `failed_reads`, `errors` and database-fault summary).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredictedDbFault {
+    /// Reads that started inside a fault window.
+    pub reads_in_fault: u64,
+    /// Their latency, p50 and p99, ms of real time (trace time divided by
+    /// the speed).
+    pub latency_in_fault_ms: [f64; 2],
+    /// Reads answered by fail-safe.
+    pub fail_safe_served: u64,
+    /// Of those, from an entry with old stamps (the service's `stale`).
+    pub fail_safe_old_stamps: u64,
+    /// Of those, judged stale (never in `stale_reads`).
+    pub fail_safe_stale: u64,
+    /// Reads answered with an error.
+    pub failed_reads: u64,
+    /// The report's `errors`: failed reads plus backend errors.
+    pub errors: u64,
+    /// Loads that reached the failing database.
+    pub loads_failed: u64,
+    /// Loads given up at the hard timeout.
+    pub load_timeouts: u64,
+    /// Reads answered at the soft timeout.
+    pub soft_timeouts: u64,
+}
+
+/// A row's database faults and fail-safe settings in trace time.
+#[derive(Debug, Clone, Default)]
+pub struct DbModel {
+    /// The fault windows.
+    pub faults: Vec<DbFault>,
+    /// Fail-safe max age.
+    pub fail_safe: Option<Duration>,
+    /// Soft timeout of the loader.
+    pub soft_timeout: Option<Duration>,
+    /// Hard timeout of the loader.
+    pub hard_timeout: Option<Duration>,
+}
+
+impl DbModel {
+    /// The simulator's read options with these settings.
+    fn options(&self, base: sim::config::RunConfig) -> cache_core::CacheOptions {
+        base.aside
+            .with_fail_safe(self.fail_safe)
+            .with_load_timeouts(self.soft_timeout, self.hard_timeout)
+    }
+
+    /// Whether the simulator takes these settings (its limits are in
+    /// trace time: a max age of 365 days, timeouts of an hour); the error
+    /// says which one it refuses.
+    pub fn validate(&self) -> Result<(), String> {
+        self.options(RunConfig::new("check"))
+            .validate()
+            .map_err(|e| format!("the simulator refuses the fail-safe settings times --speed: {e}"))
+    }
 }
 
 /// How the simulator is set up beyond the workload.
@@ -63,6 +132,8 @@ pub struct ModelSettings {
     pub seed: u64,
     /// Trace seconds per real second (to report staleness in real time).
     pub speed: f64,
+    /// The row's database faults and fail-safe settings.
+    pub db: DbModel,
 }
 
 /// Replays `workload` through the simulator with `strategy` on `backend`
@@ -103,6 +174,9 @@ fn predict_blocking(
     cfg.latencies = settings.latencies;
     cfg.item_bytes = settings.item_bytes;
     cfg.threads = 1;
+    cfg.faults.db = settings.db.faults.clone();
+    cfg.aside = settings.db.options(cfg.clone());
+    settings.db.validate().map_err(LoadError::Flag)?;
     let w = workload.clone();
     let sources: SourceFactory = Arc::new(move || {
         let events = w.sim_events.clone();
@@ -126,5 +200,20 @@ fn predict_blocking(
         backend: r.backend.clone(),
         item_bytes: settings.item_bytes,
         redis_keys: None,
+        db_fault: r.db_faults.map(|d| PredictedDbFault {
+            reads_in_fault: d.reads_in_fault,
+            latency_in_fault_ms: [
+                d.latency_in_fault_p50_ms / settings.speed,
+                d.latency_in_fault_p99_ms / settings.speed,
+            ],
+            fail_safe_served: d.fail_safe_served,
+            fail_safe_old_stamps: d.fail_safe_old_stamps,
+            fail_safe_stale: d.fail_safe_stale,
+            failed_reads: d.failed_reads,
+            errors: r.errors,
+            loads_failed: d.loads_failed,
+            load_timeouts: d.load_timeouts,
+            soft_timeouts: d.soft_timeouts,
+        }),
     })
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use cache_testkit::process::{free_port, wait_for_port};
 
+use super::spec::FailSafeSettings;
 use super::LoadError;
 
 /// How long a service may take to answer after its start.
@@ -36,6 +37,10 @@ pub struct ServiceConfig {
     pub short_ttl_ms: u64,
     /// Where their logs go (`service-<i>.log`).
     pub log_dir: PathBuf,
+    /// `--fail-safe-s`, `--soft-timeout-ms`, `--hard-timeout-ms`.
+    pub fail_safe: FailSafeSettings,
+    /// `--test-db-faults`: `POST /test/db-fault` injects database faults.
+    pub test_db_faults: bool,
 }
 
 /// One running `calendar-service`; killed on drop.
@@ -90,7 +95,20 @@ impl Service {
             what: "service log".into(),
             source,
         })?;
-        let child = Command::new(&c.binary)
+        let mut command = Command::new(&c.binary);
+        for (flag, value) in [
+            ("--fail-safe-s", c.fail_safe.fail_safe_s),
+            ("--soft-timeout-ms", c.fail_safe.soft_timeout_ms),
+            ("--hard-timeout-ms", c.fail_safe.hard_timeout_ms),
+        ] {
+            if let Some(v) = value {
+                command.args([flag, &v.to_string()]);
+            }
+        }
+        if c.test_db_faults {
+            command.arg("--test-db-faults");
+        }
+        let child = command
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .arg("--db")
             .arg(&c.db)
@@ -103,6 +121,10 @@ impl Service {
             .env("RUST_LOG", "warn")
             .env_remove("CALENDAR_CACHE_URL")
             .env_remove("CALENDAR_STRATEGY")
+            .env_remove("CALENDAR_FAIL_SAFE_S")
+            .env_remove("CALENDAR_SOFT_TIMEOUT_MS")
+            .env_remove("CALENDAR_HARD_TIMEOUT_MS")
+            .env_remove("CALENDAR_TEST_DB_FAULTS")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)
@@ -204,22 +226,55 @@ pub fn check_service_binary(path: &Path) -> Result<(), LoadError> {
 /// `GET path` on `127.0.0.1:port` over plain HTTP/1.1 (blocking, 5 s
 /// timeout): the body as JSON. For the services' `/api/cache` counters.
 pub fn get_json(port: u16, path: &str) -> Result<serde_json::Value, LoadError> {
+    let (_, body) = exchange(port, "GET", path, None)?;
+    serde_json::from_str(&body).map_err(|e| LoadError::Io {
+        what: format!("GET http://127.0.0.1:{port}{path}"),
+        source: std::io::Error::other(format!("not JSON: {e}")),
+    })
+}
+
+/// `POST path` with a JSON `body` on `127.0.0.1:port` (blocking, 5 s
+/// timeout); an answer other than 2xx is an error naming its status and
+/// body. For `POST /test/db-fault`.
+pub fn post_json(port: u16, path: &str, body: &serde_json::Value) -> Result<(), LoadError> {
+    let (status, answer) = exchange(port, "POST", path, Some(&body.to_string()))?;
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    Err(LoadError::Io {
+        what: format!("POST http://127.0.0.1:{port}{path}"),
+        source: std::io::Error::other(format!("answered {status}: {answer}")),
+    })
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`: the status and the body.
+fn exchange(port: u16, method: &str, path: &str, json: Option<&str>) -> Result<(u16, String), LoadError> {
     use std::io::{Read, Write};
     let io = |source: std::io::Error| LoadError::Io {
-        what: format!("GET http://127.0.0.1:{port}{path}"),
+        what: format!("{method} http://127.0.0.1:{port}{path}"),
         source,
     };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(io)?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(io)?;
+    let body = json.unwrap_or_default();
+    let content = match json {
+        Some(b) => format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()),
+        None => String::new(),
+    };
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{content}Connection: close\r\n\r\n{body}"
     )
     .map_err(io)?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).map_err(io)?;
     let text = String::from_utf8_lossy(&response);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(body).map_err(|e| io(std::io::Error::other(format!("not JSON: {e}"))))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| io(std::io::Error::other(format!("no HTTP status in {head:?}"))))?;
+    Ok((status, body.to_owned()))
 }

@@ -29,6 +29,27 @@ pub enum Failure {
     Skipped,
 }
 
+/// A feed answered by fail-safe, as its `x-cache-fail-safe` header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailSafeMark {
+    /// `current`: the feed's calendars have not changed since it was loaded.
+    Current,
+    /// `stale` (or any other value): one of them has.
+    Stale,
+}
+
+impl FailSafeMark {
+    /// The mark a header value gives. A value this tool does not know is
+    /// still a fail-safe answer, and counted as the one that may be stale.
+    pub fn of(value: &[u8]) -> FailSafeMark {
+        match value {
+            b"current" => FailSafeMark::Current,
+            _ => FailSafeMark::Stale,
+        }
+    }
+}
+
 /// One feed request and its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeedRecord {
@@ -48,6 +69,8 @@ pub struct FeedRecord {
     pub digest: u64,
     /// The body's length in bytes.
     pub len: u32,
+    /// The response was answered by fail-safe (`x-cache-fail-safe`).
+    pub fail_safe: Option<FailSafeMark>,
 }
 
 /// One write request and its response.

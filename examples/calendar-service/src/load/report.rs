@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::dbfault::DbFaultResult;
 use super::faults::FaultLog;
 use super::predict::Prediction;
 use super::workload::WorkloadStats;
@@ -11,7 +12,18 @@ use super::workload::WorkloadStats;
 pub const HIT_RATE_POINTS: f64 = 3.0;
 /// See [`HIT_RATE_POINTS`]: round trips per read, relative.
 pub const OPS_PER_READ_SHARE: f64 = 0.05;
-
+/// See [`HIT_RATE_POINTS`]: fail-safe answers and failed reads in a row
+/// with a database fault may differ by this share of the reads that
+/// started inside the fault window, plus [`DB_FAULT_EDGE`]. A read in the
+/// window is answered by fail-safe or fails exactly when it is not a hit,
+/// so these counts follow the hit rate inside the window, which may differ
+/// by the same 3 points.
+pub const DB_FAULT_SHARE: f64 = HIT_RATE_POINTS / 100.0;
+/// See [`DB_FAULT_SHARE`]: the window's edges. The world's window opens
+/// when each process receives its post (the three within a few ms) and the
+/// replay sends requests a few ms behind schedule; at ~425 feed requests/s
+/// 10 ms holds about 4 requests.
+pub const DB_FAULT_EDGE: u64 = 10;
 /// One row: a strategy on a cache, under faults, judged.
 #[derive(Debug, Clone, Serialize)]
 pub struct RowResult {
@@ -92,6 +104,11 @@ pub struct RowResult {
     pub predicted: Option<Prediction>,
     /// Faults of this row the simulator does not model.
     pub not_modelled: Vec<&'static str>,
+    /// Database faults and fail-safe (rows with a database fault or
+    /// fail-safe settings): fail-safe answers, their stale reads, and the
+    /// failed reads split by the views' history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_fault: Option<DbFaultResult>,
     /// World vs simulator.
     pub agreement: Option<Agreement>,
 }
@@ -157,8 +174,48 @@ pub struct Agreement {
     pub ops_per_read_share: f64,
     /// Both zero or both non-zero.
     pub stale_same_kind: bool,
-    /// All three within tolerance.
+    /// Rows with a database fault: fail-safe answers and failed reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_fault: Option<DbFaultAgreement>,
+    /// All within tolerance.
     pub agrees: bool,
+}
+
+/// World vs simulator on a row with a database fault.
+#[derive(Debug, Clone, Serialize)]
+pub struct DbFaultAgreement {
+    /// How far the counts may differ: [`DB_FAULT_SHARE`] of the reads in
+    /// the fault window (the larger of the two counts) plus
+    /// [`DB_FAULT_EDGE`].
+    pub tolerance: u64,
+    /// World minus predicted: reads answered by fail-safe.
+    pub fail_safe_served_diff: i64,
+    /// World minus predicted: failed reads.
+    pub failed_reads_diff: i64,
+    /// Fail-safe answers judged stale: both zero or both non-zero.
+    pub fail_safe_stale_same_kind: bool,
+    /// All three.
+    pub agrees: bool,
+}
+
+impl DbFaultAgreement {
+    /// Compares a row's measured database-fault figures with the
+    /// prediction's.
+    pub fn of(world: &DbFaultResult, model: &super::predict::PredictedDbFault) -> DbFaultAgreement {
+        let reads = world.reads_in_fault.max(model.reads_in_fault);
+        let tolerance = (reads as f64 * DB_FAULT_SHARE).ceil() as u64 + DB_FAULT_EDGE;
+        let diff = |a: u64, b: u64| i64::try_from(a).unwrap_or(i64::MAX) - i64::try_from(b).unwrap_or(i64::MAX);
+        let served = diff(world.fail_safe_served, model.fail_safe_served);
+        let failed = diff(world.failed_reads, model.failed_reads);
+        let same_kind = (world.fail_safe_stale == 0) == (model.fail_safe_stale == 0);
+        DbFaultAgreement {
+            tolerance,
+            fail_safe_served_diff: served,
+            failed_reads_diff: failed,
+            fail_safe_stale_same_kind: same_kind,
+            agrees: served.unsigned_abs() <= tolerance && failed.unsigned_abs() <= tolerance && same_kind,
+        }
+    }
 }
 
 impl Agreement {
@@ -173,11 +230,19 @@ impl Agreement {
             f64::INFINITY
         };
         let same_kind = (world.stale_reads == 0) == (model.stale_reads == 0);
+        let db_fault = match (&world.db_fault, &model.db_fault) {
+            (Some(w), Some(m)) => Some(DbFaultAgreement::of(w, m)),
+            _ => None,
+        };
         Agreement {
             hit_rate_points: points,
             ops_per_read_share: share,
             stale_same_kind: same_kind,
-            agrees: points.abs() <= HIT_RATE_POINTS && share.abs() <= OPS_PER_READ_SHARE && same_kind,
+            agrees: points.abs() <= HIT_RATE_POINTS
+                && share.abs() <= OPS_PER_READ_SHARE
+                && same_kind
+                && db_fault.as_ref().is_none_or(|d| d.agrees),
+            db_fault,
         }
     }
 }
@@ -321,15 +386,30 @@ impl LoadReport {
             } else {
                 String::new()
             };
+            // Fail-safe's stale answers beside the invalidation's, never
+            // hidden (as `cache-sim` shows them).
+            let plus = |n: Option<u64>| match n {
+                Some(n) if n > 0 => format!(" +{n} fail-safe"),
+                _ => String::new(),
+            };
+            let fs = plus(r.db_fault.as_ref().map(|d| d.fail_safe_stale));
+            let pfs = plus(
+                r.predicted
+                    .as_ref()
+                    .and_then(|p| p.db_fault.as_ref())
+                    .map(|d| d.fail_safe_stale),
+            );
             s.push_str(&format!(
-                "| `{}` | {} | {} ({}) | {}{} ({}) | {:.0} | {:.2} ({}) | {} | {} | {} | {:.0} | {:.1} / {:.1} / {:.1} | {} |\n",
+                "| `{}` | {} | {} ({}) | {}{}{} ({}{}) | {:.0} | {:.2} ({}) | {} | {} | {} | {:.0} | {:.1} / {:.1} / {:.1} | {} |\n",
                 r.row,
                 r.feed_requests,
                 pct(r.hit_rate),
                 pred(&r.predicted, |p| pct(p.hit_rate)).unwrap_or_else(|| "–".into()),
                 r.stale_reads,
                 unmatched,
+                fs,
                 pred(&r.predicted, |p| p.stale_reads.to_string()).unwrap_or_else(|| "–".into()),
+                pfs,
                 r.max_staleness_ms,
                 r.ops_per_read,
                 pred(&r.predicted, |p| format!("{:.2}", p.ops_per_read)).unwrap_or_else(|| "–".into()),
@@ -343,6 +423,7 @@ impl LoadReport {
                 agrees
             ));
         }
+        s.push_str(&self.db_fault_markdown());
         if !self.faults.is_empty() {
             s.push_str("\n| row | fault | at s | outage ms | detail |\n|---|---|---:|---:|---|\n");
             for f in &self.faults {
@@ -383,6 +464,69 @@ impl LoadReport {
                     g.evidence
                 ));
             }
+        }
+        s
+    }
+}
+
+impl LoadReport {
+    /// The database-fault table: one line per row with a database fault
+    /// or fail-safe settings, the simulator's figures in brackets.
+    fn db_fault_markdown(&self) -> String {
+        let rows: Vec<(&RowResult, &DbFaultResult)> = self
+            .results
+            .iter()
+            .filter_map(|r| r.db_fault.as_ref().map(|d| (r, d)))
+            .collect();
+        if rows.is_empty() {
+            return String::new();
+        }
+        let mut s = String::from(
+            "\nDatabase faults and fail-safe (the simulator's figures in brackets; failed reads: 5xx and requests \
+             without an answer; `cached` = of views answered less than the max age before, which fail-safe should \
+             answer):\n\n| row | services | reads in fault | fail-safe answers | marked stale | judged stale | failed \
+             reads | 503 / 504 / no answer | failed: cached / too old / never cached | p50 / p99 in fault ms | \
+             agrees |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n",
+        );
+        for (r, d) in rows {
+            let p = r.predicted.as_ref().and_then(|p| p.db_fault.as_ref());
+            let sim = |f: &dyn Fn(&super::predict::PredictedDbFault) -> String| p.map_or_else(|| "–".to_owned(), f);
+            let agrees = match r.agreement.as_ref().and_then(|a| a.db_fault.as_ref()) {
+                Some(a) => format!(
+                    "{} (±{}: {:+} / {:+})",
+                    if a.agrees { "yes" } else { "**no**" },
+                    a.tolerance,
+                    a.fail_safe_served_diff,
+                    a.failed_reads_diff
+                ),
+                None => "n/a".to_owned(),
+            };
+            s.push_str(&format!(
+                "| `{}` | {} | {} ({}) | {} ({}) | {} ({}) | {} ({}) | {} ({}) | {} / {} / {} | {} / {} / {} | {:.1} / {:.1} \
+                 ({}) | {} |\n",
+                r.row,
+                d.settings.describe(),
+                d.reads_in_fault,
+                sim(&|p| p.reads_in_fault.to_string()),
+                d.fail_safe_served,
+                sim(&|p| p.fail_safe_served.to_string()),
+                d.fail_safe_old_stamps,
+                sim(&|p| p.fail_safe_old_stamps.to_string()),
+                d.fail_safe_stale,
+                sim(&|p| p.fail_safe_stale.to_string()),
+                d.failed_reads,
+                sim(&|p| p.failed_reads.to_string()),
+                d.status_503,
+                d.status_504,
+                d.no_answer,
+                d.failed_cached,
+                d.failed_too_old,
+                d.failed_never_cached,
+                d.latency_in_fault_ms[0],
+                d.latency_in_fault_ms[1],
+                sim(&|p| format!("{:.1} / {:.1}", p.latency_in_fault_ms[0], p.latency_in_fault_ms[1])),
+                agrees
+            ));
         }
         s
     }

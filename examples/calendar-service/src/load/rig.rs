@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::driver::Targets;
 use super::procs::{get_json, Service, ServiceConfig};
 use super::servers::Servers;
-use super::spec::CacheSpec;
+use super::spec::{CacheSpec, FailSafeSettings};
 use super::LoadError;
 
 /// What every rig of a run shares.
@@ -23,6 +23,9 @@ pub struct RigSettings {
     pub ttl_ms: u64,
     /// The services' `--short-ttl-ms`.
     pub short_ttl_ms: u64,
+    /// The fail-safe settings of rows with a database fault (the tool's
+    /// flags), unless a row sets its own.
+    pub fail_safe_defaults: FailSafeSettings,
 }
 
 /// A row's running processes; everything stops when it is dropped.
@@ -60,6 +63,22 @@ pub struct Counters {
     pub invalidation_errors: u64,
     /// Value bytes the read path got from the backend.
     pub bytes_read: u64,
+    /// Reads answered by fail-safe.
+    pub fail_safe_served: u64,
+    /// Of those, from a feed with old stamps (the header's `stale`).
+    pub fail_safe_old_stamps: u64,
+    /// Reads answered with an error: the query failed or timed out and
+    /// fail-safe had nothing.
+    pub failed_reads: u64,
+    /// Feed queries that failed.
+    pub loader_errors: u64,
+    /// Feed queries given up at the hard timeout.
+    pub load_timeouts: u64,
+    /// Reads answered by fail-safe at the soft timeout.
+    pub soft_timeouts: u64,
+    /// Reads that bypassed the cache because a write to their calendars
+    /// was open (`stamped`'s fence).
+    pub bypassed: u64,
 }
 
 impl std::ops::Add for Counters {
@@ -72,6 +91,13 @@ impl std::ops::Add for Counters {
             read_errors: self.read_errors + o.read_errors,
             invalidation_errors: self.invalidation_errors + o.invalidation_errors,
             bytes_read: self.bytes_read + o.bytes_read,
+            fail_safe_served: self.fail_safe_served + o.fail_safe_served,
+            fail_safe_old_stamps: self.fail_safe_old_stamps + o.fail_safe_old_stamps,
+            failed_reads: self.failed_reads + o.failed_reads,
+            loader_errors: self.loader_errors + o.loader_errors,
+            load_timeouts: self.load_timeouts + o.load_timeouts,
+            soft_timeouts: self.soft_timeouts + o.soft_timeouts,
+            bypassed: self.bypassed + o.bypassed,
         }
     }
 }
@@ -92,6 +118,14 @@ impl Counters {
             read_errors: n("read_errors"),
             invalidation_errors: n("invalidation_errors"),
             bytes_read: v["read_ops"]["bytes_read"].as_u64().unwrap_or(0),
+            fail_safe_served: n("fail_safe_served"),
+            // The library's `fail_safe_stale`: answered from old stamps.
+            fail_safe_old_stamps: n("fail_safe_stale"),
+            failed_reads: n("failed_reads"),
+            loader_errors: n("loader_errors"),
+            load_timeouts: n("load_timeouts"),
+            soft_timeouts: n("soft_timeouts"),
+            bypassed: n("bypassed"),
         })
     }
 
@@ -113,13 +147,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Rig {
     /// Starts a rig: the servers `cache` needs (Redis with `maxmemory`),
     /// a copy of the template database, and the services with `strategy`
-    /// in key namespace `namespace`. Blocking (it waits for ports).
+    /// in key namespace `namespace`, with `fail_safe`, and the test-only
+    /// fault endpoint when `test_db_faults`. Blocking (it waits for ports).
     pub fn start(
         settings: &RigSettings,
         cache: &CacheSpec,
         strategy: &str,
         maxmemory: Option<u64>,
         namespace: &str,
+        fail_safe: FailSafeSettings,
+        test_db_faults: bool,
     ) -> Result<Rig, LoadError> {
         let dir = tempfile::Builder::new()
             .prefix("calendar-load-")
@@ -141,6 +178,8 @@ impl Rig {
             ttl_ms: settings.ttl_ms,
             short_ttl_ms: settings.short_ttl_ms,
             log_dir: dir.path().to_owned(),
+            fail_safe,
+            test_db_faults,
         };
         let mut services = Vec::with_capacity(settings.processes);
         for i in 0..settings.processes {

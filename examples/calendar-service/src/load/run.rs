@@ -17,12 +17,13 @@ use super::backplane::Probe;
 use super::driver::{replay, Pacing};
 use super::faults::{inject, FaultLog, Victims};
 use super::judge::Judge;
-use super::predict::{predict, ModelSettings};
+use super::predict::{predict, DbModel, ModelSettings};
 use super::procs::{check_service_binary, default_service_binary};
 use super::report::{Agreement, FaultEntry, LoadReport, RowResult, RunSettings};
 use super::rig::{Rig, RigSettings};
+use super::score::RowRun;
 use super::servers::Servers;
-use super::spec::RowSpec;
+use super::spec::{FailSafeSettings, RowSpec};
 use super::workload::{self, RequestKind, Workload};
 use super::{bench, goals, score, LoadError, Say};
 
@@ -141,6 +142,15 @@ impl Context {
             })?,
         };
         check_service_binary(&service_bin)?;
+        for row in args.rows() {
+            let settings = row.fail_safe(&args.fail_safe_defaults()).map_err(LoadError::Flag)?;
+            if !args.no_predict {
+                // The simulator takes them in trace time.
+                db_model(&settings, &[], 0, args.speed)
+                    .validate()
+                    .map_err(|e| LoadError::Flag(format!("row {:?}: {e}", row.label)))?;
+            }
+        }
         let (source, trace_label) = source(&args)?;
         let window_us = args.window_s() * 1_000_000;
         let workload = workload::build(source, Some(window_us), args.min_items, args.seed)?;
@@ -182,6 +192,7 @@ impl Context {
             item_bytes: event_bytes(&workload),
             seed: args.seed,
             speed: args.speed,
+            db: DbModel::default(),
         };
         Ok(Context {
             rig: RigSettings {
@@ -190,6 +201,7 @@ impl Context {
                 processes: workload.header.processes as usize,
                 ttl_ms: scaled(TTL),
                 short_ttl_ms: scaled(SHORT_TTL),
+                fail_safe_defaults: args.fail_safe_defaults(),
             },
             views: Arc::new(views),
             workload: Arc::new(workload),
@@ -342,12 +354,24 @@ pub(crate) async fn start_rig(
     namespace: String,
 ) -> Result<Rig, LoadError> {
     let (cache, strategy, maxmemory) = (row.cache.clone(), strategy.to_owned(), row.maxmemory());
-    tokio::task::spawn_blocking(move || Rig::start(&settings, &cache, &strategy, maxmemory, &namespace))
-        .await
-        .map_err(|e| LoadError::Io {
-            what: "starting the processes".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?
+    let fail_safe = row.fail_safe(&settings.fail_safe_defaults).map_err(LoadError::Flag)?;
+    let test_db_faults = row.has_db_fault();
+    tokio::task::spawn_blocking(move || {
+        Rig::start(
+            &settings,
+            &cache,
+            &strategy,
+            maxmemory,
+            &namespace,
+            fail_safe,
+            test_db_faults,
+        )
+    })
+    .await
+    .map_err(|e| LoadError::Io {
+        what: "starting the processes".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?
 }
 
 /// One row: traffic and faults, the judge, the prediction.
@@ -405,7 +429,14 @@ async fn run_row(
     rig.stop_services();
     let db = Db::open(Some(&rig.db))?;
     let log = db.history().await?;
-    let mut result = score::judge_row(ctx, row, &recording, log, &logs, &db, delays).await?;
+    let fail_safe = row.fail_safe(&ctx.rig.fail_safe_defaults).map_err(LoadError::Flag)?;
+    let run = RowRun {
+        faults: &logs,
+        probe_delays: delays,
+        fail_safe,
+        counters,
+    };
+    let mut result = score::judge_row(ctx, row, &recording, log, &db, run).await?;
     result.hit_rate = counters.hit_rate();
     result.ops_per_read = counters.ops_per_read();
     result.bytes_per_read = counters.bytes_read as f64 / (counters.hits + counters.misses).max(1) as f64;
@@ -423,6 +454,7 @@ async fn run_row(
             None => ctx.backplane_us(),
         };
         let mut model = ctx.model.clone();
+        model.db = db_model(&fail_safe, &logs, recording.t0_us, ctx.args.speed);
         let mut p = predict_row(ctx, row, backplane_us, &model).await?;
         if row.maxmemory().is_some() && p.hit_rate > 0.0 && result.hit_rate > 0.0 && p.bytes_per_read > 0.0 {
             // Under eviction the hit rate follows the entries' size. The
@@ -468,4 +500,36 @@ async fn predict_row(
     p.redis_keys = servers.redis_key_stats();
     drop(servers);
     Ok(p)
+}
+
+/// A row's database faults and fail-safe settings for the simulator, in
+/// trace time: each fault's window from its first post to its end (`logs`,
+/// µs since the epoch, `t0_us` the row's trace time 0), the settings and
+/// latencies times the speed.
+fn db_model(settings: &FailSafeSettings, logs: &[FaultLog], t0_us: i64, speed: f64) -> DbModel {
+    let trace_us = |real_us: i64| ((real_us.max(0) as f64) * speed).round() as u64;
+    let scaled_ms = |ms: u64| Duration::from_secs_f64(ms as f64 / 1000.0 * speed);
+    let faults = logs
+        .iter()
+        .filter_map(|log| {
+            let kind = match log.kind {
+                "db-outage" => sim::config::DbFaultKind::Outage,
+                "db-slow" => sim::config::DbFaultKind::Slow {
+                    latency_us: trace_us(i64::try_from(log.latency_ms?).ok()? * 1000),
+                },
+                _ => return None,
+            };
+            Some(sim::config::DbFault {
+                start_us: trace_us(log.start_us - t0_us),
+                end_us: trace_us(log.end_us - t0_us),
+                kind,
+            })
+        })
+        .collect();
+    DbModel {
+        faults,
+        fail_safe: settings.fail_safe_s.map(|s| scaled_ms(s.saturating_mul(1000))),
+        soft_timeout: settings.soft_timeout_ms.map(scaled_ms),
+        hard_timeout: settings.hard_timeout_ms.map(scaled_ms),
+    }
 }

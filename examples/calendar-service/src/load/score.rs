@@ -1,19 +1,24 @@
 //! A row's figures from what its replay recorded: every feed response
 //! judged, stale reads timed against the faults, errors inside and outside
-//! the outages, latencies, commit durations, the backplane's delivery, and
+//! the outages, latencies, commit durations, the backplane's delivery,
+//! fail-safe answers and database-fault errors ([`super::dbfault`]), and
 //! the judge's self-check against the final database.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+use cache_core::View;
 
 use crate::db::Db;
 
+use super::dbfault;
 use super::faults::FaultLog;
 use super::judge::{Judge, Response, Verdict};
-use super::record::{quantile, Failure, Recording};
+use super::record::{quantile, Failure, FeedRecord, Recording};
 use super::report::{Delivery, ModelCheck, RowResult, StaleAfter, StaleExample};
+use super::rig::Counters;
 use super::run::Context;
-use super::spec::{FaultKind, RowSpec};
+use super::spec::{FailSafeSettings, FaultKind, RowSpec};
 use super::workload::RequestKind;
 use super::LoadError;
 
@@ -29,16 +34,33 @@ const STALE_EXAMPLES: usize = 20;
 /// Most distinct views the self-check re-reads from the final database.
 const MODEL_CHECK_VIEWS: usize = 2_000;
 
+/// What a row ran with beyond its spec, for [`judge_row`].
+pub(crate) struct RowRun<'a> {
+    /// Its faults as injected.
+    pub(crate) faults: &'a [FaultLog],
+    /// The backplane probes' delays, µs (two tiers with a backplane).
+    pub(crate) probe_delays: Option<Vec<i64>>,
+    /// The services' fail-safe settings.
+    pub(crate) fail_safe: FailSafeSettings,
+    /// The services' counters at the end.
+    pub(crate) counters: Counters,
+}
+
 /// Judges every feed response of a row, counts errors and latencies.
 pub(crate) async fn judge_row(
     ctx: &Context,
     row: &RowSpec,
     rec: &Recording,
     log: Vec<crate::db::history::Entry>,
-    faults: &[FaultLog],
     db: &Db,
-    probe_delays: Option<Vec<i64>>,
+    run: RowRun<'_>,
 ) -> Result<RowResult, LoadError> {
+    let RowRun {
+        faults,
+        probe_delays,
+        fail_safe,
+        counters,
+    } = run;
     let answered: Vec<(i64, Option<i64>, i64)> = rec
         .writes
         .iter()
@@ -84,6 +106,12 @@ pub(crate) async fn judge_row(
         })?
     };
     let model_check = model_check(ctx, rec, &judge, db).await?;
+    // Fail-safe answers are judged like every answer and counted apart
+    // (`db_fault.fail_safe_stale`): the stale reads below are the
+    // invalidation's.
+    let (fail_safe_verdicts, verdicts): (Vec<_>, Vec<_>) = verdicts
+        .into_iter()
+        .partition(|(i, _): &(usize, Verdict)| rec.feeds[*i].fail_safe.is_some());
     let mut stale = 0u64;
     let mut unmatched = 0u64;
     let mut max_staleness_us = 0i64;
@@ -193,6 +221,42 @@ pub(crate) async fn judge_row(
         .collect();
     let ms = |us: u64| us as f64 / 1000.0;
     let mut lag = rec.lag_us.clone();
+    let db_fault = (row.has_db_fault() || fail_safe.any()).then(|| {
+        let mut ids: HashMap<&View, usize> = HashMap::new();
+        let view_ids: Vec<Option<usize>> = ctx
+            .views
+            .iter()
+            .map(|v| {
+                v.as_ref().map(|v| {
+                    let next = ids.len();
+                    *ids.entry(v).or_insert(next)
+                })
+            })
+            .collect();
+        let calendars = |f: &FeedRecord| {
+            let req = ctx.workload.requests.get(f.request as usize)?;
+            Some(ctx.workload.users.get(req.user as usize)?.calendars.as_slice())
+        };
+        let write_open = |f: &FeedRecord| {
+            calendars(f).is_some_and(|cals| {
+                rec.writes.iter().any(|w| {
+                    w.start_us < f.end_us
+                        && w.end_us > f.start_us
+                        && w.commit_seq.is_some_and(|seq| judge.touches(seq, cals))
+                })
+            })
+        };
+        dbfault::measure(
+            rec.t0_us,
+            &rec.feeds,
+            |f| view_ids.get(f.request as usize).copied().flatten(),
+            write_open,
+            &fail_safe_verdicts.into_iter().collect(),
+            faults,
+            fail_safe,
+            counters,
+        )
+    });
     Ok(RowResult {
         row: row.label.clone(),
         strategy: row.strategy.clone(),
@@ -230,9 +294,10 @@ pub(crate) async fn judge_row(
         not_modelled: row
             .faults
             .iter()
-            .filter(|f| !matches!(f.kind, FaultKind::MaxMemory { .. }))
+            .filter(|f| !matches!(f.kind, FaultKind::MaxMemory { .. }) && !f.kind.is_db())
             .map(|f| f.kind.name())
             .collect(),
+        db_fault,
         agreement: None,
     })
 }

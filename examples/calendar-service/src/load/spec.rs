@@ -1,6 +1,7 @@
 //! What a run is made of: rows (`STRATEGY@CACHE[@FAULT,…]`), the cache
-//! each row uses, and the faults injected into it. Parsed from `--row`
-//! values; every error names the value and what is wrong with it.
+//! each row uses, the faults injected into it, and the fail-safe settings
+//! its services run with. Parsed from `--row` values; every error names the
+//! value and what is wrong with it.
 
 use std::time::Duration;
 
@@ -151,6 +152,20 @@ pub enum FaultKind {
         /// The `maxmemory` setting, bytes.
         bytes: u64,
     },
+    /// The services' feed query fails for a while (`POST /test/db-fault`
+    /// to every process, `{"kind": "outage"}`).
+    DbOutage {
+        /// How long, ms.
+        for_ms: u64,
+    },
+    /// The services' feed query takes `latency_ms` longer for a while
+    /// (`{"kind": "slow"}`).
+    DbSlow {
+        /// Added latency per query, ms.
+        latency_ms: u64,
+        /// How long, ms.
+        for_ms: u64,
+    },
 }
 
 impl FaultKind {
@@ -162,7 +177,14 @@ impl FaultKind {
             FaultKind::PubsubKill => "pubsub-kill",
             FaultKind::ServiceRestart => "service-restart",
             FaultKind::MaxMemory { .. } => "maxmemory",
+            FaultKind::DbOutage { .. } => "db-outage",
+            FaultKind::DbSlow { .. } => "db-slow",
         }
+    }
+
+    /// A fault of the database (the services get `--test-db-faults`).
+    pub fn is_db(&self) -> bool {
+        matches!(self, FaultKind::DbOutage { .. } | FaultKind::DbSlow { .. })
     }
 }
 
@@ -180,6 +202,16 @@ pub struct Fault {
 pub const DEFAULT_STOP: Duration = Duration::from_secs(2);
 /// Default `maxmemory`: 2 MiB, far below a row's working set.
 pub const DEFAULT_MAXMEMORY: u64 = 2 << 20;
+/// Default duration of `db-outage` and `db-slow`: 10 s, the issue's "the
+/// database locked for 10 s" (at 120x, 20 minutes of trace time).
+pub const DEFAULT_DB_FAULT: Duration = Duration::from_secs(10);
+/// The longest `db-slow` latency, ms (the simulator's limit is 10 minutes
+/// of trace time; the client's timeout ends a request long before).
+pub const MAX_DB_LATENCY_MS: u64 = 600_000;
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 fn parse_duration(s: &str) -> Option<Duration> {
     if let Some(ms) = s.strip_suffix("ms") {
@@ -208,12 +240,14 @@ fn parse_bytes(s: &str) -> Option<u64> {
 
 impl Fault {
     /// Parses `NAME[=ARG][:AT_S]`: `kill`, `kill:12`, `stop=2s`,
-    /// `stop=500ms:10`, `pubsub-kill`, `service-restart`, `maxmemory=2mb`.
+    /// `stop=500ms:10`, `pubsub-kill`, `service-restart`, `maxmemory=2mb`,
+    /// `db-outage`, `db-outage=5s:8`, `db-slow=800`, `db-slow=800ms/5s`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let bad = |why: &str| {
             format!(
-                "fault {s:?}: {why}; expected kill, stop[=<duration>], pubsub-kill, service-restart or \
-                 maxmemory[=<size, at least 1mb>], each optionally followed by :<seconds after the start>"
+                "fault {s:?}: {why}; expected kill, stop[=<duration>], pubsub-kill, service-restart, \
+                 maxmemory[=<size, at least 1mb>], db-outage[=<duration>] or db-slow=<latency ms>[/<duration>], \
+                 each optionally followed by :<seconds after the start>"
             )
         };
         let (head, at) = match s.rsplit_once(':') {
@@ -241,9 +275,7 @@ impl Fault {
                 if d.is_zero() {
                     return Err(bad("a stop lasts more than 0"));
                 }
-                FaultKind::Stop {
-                    for_ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-                }
+                FaultKind::Stop { for_ms: millis(d) }
             }
             ("pubsub-kill", None) => FaultKind::PubsubKill,
             ("service-restart", None) => FaultKind::ServiceRestart,
@@ -253,6 +285,41 @@ impl Fault {
                     None => DEFAULT_MAXMEMORY,
                 },
             },
+            ("db-outage", arg) => {
+                let d = match arg {
+                    Some(a) => parse_duration(a).ok_or_else(|| bad("the duration is like 10s or 500ms"))?,
+                    None => DEFAULT_DB_FAULT,
+                };
+                if d.is_zero() {
+                    return Err(bad("an outage lasts more than 0"));
+                }
+                FaultKind::DbOutage { for_ms: millis(d) }
+            }
+            ("db-slow", Some(a)) => {
+                let (latency, duration) = match a.split_once('/') {
+                    Some((l, d)) => (l, Some(d)),
+                    None => (a, None),
+                };
+                let latency_ms = latency
+                    .strip_suffix("ms")
+                    .unwrap_or(latency)
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| (1..=MAX_DB_LATENCY_MS).contains(ms))
+                    .ok_or_else(|| bad("the latency is milliseconds in 1..=600000, like 800 or 800ms"))?;
+                let d = match duration {
+                    Some(d) => parse_duration(d).ok_or_else(|| bad("the duration after '/' is like 10s or 500ms"))?,
+                    None => DEFAULT_DB_FAULT,
+                };
+                if d.is_zero() {
+                    return Err(bad("a slow window lasts more than 0"));
+                }
+                FaultKind::DbSlow {
+                    latency_ms,
+                    for_ms: millis(d),
+                }
+            }
+            ("db-slow", None) => return Err(bad("db-slow needs a latency, like db-slow=800")),
             (_, Some(_)) if matches!(name, "kill" | "pubsub-kill" | "service-restart") => {
                 return Err(bad("takes no argument"))
             }
@@ -274,6 +341,88 @@ impl Fault {
     }
 }
 
+/// Fail-safe and the feed query's timeouts as a row's services run with
+/// them (`--fail-safe-s`, `--soft-timeout-ms`, `--hard-timeout-ms`; `None`:
+/// not given, off).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FailSafeSettings {
+    /// The fail-safe max age, s.
+    pub fail_safe_s: Option<u64>,
+    /// The soft timeout, ms (needs fail-safe).
+    pub soft_timeout_ms: Option<u64>,
+    /// The hard timeout, ms.
+    pub hard_timeout_ms: Option<u64>,
+}
+
+impl FailSafeSettings {
+    /// Any of them set.
+    pub fn any(&self) -> bool {
+        self.fail_safe_s.is_some() || self.soft_timeout_ms.is_some() || self.hard_timeout_ms.is_some()
+    }
+
+    /// `fail-safe 60 s, hard 2000 ms` (or `fail-safe off`).
+    pub fn describe(&self) -> String {
+        let mut parts = vec![match self.fail_safe_s {
+            Some(s) => format!("fail-safe {s} s"),
+            None => "fail-safe off".to_owned(),
+        }];
+        if let Some(ms) = self.soft_timeout_ms {
+            parts.push(format!("soft {ms} ms"));
+        }
+        if let Some(ms) = self.hard_timeout_ms {
+            parts.push(format!("hard {ms} ms"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// What a row's own settings say (`fail-safe=off`, `fail-safe=30s`,
+/// `soft-timeout=200ms`, `hard-timeout=off`): `None` leaves the tool's
+/// flag, `Some(None)` turns it off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowSettings {
+    /// `fail-safe=`, s.
+    pub fail_safe_s: Option<Option<u64>>,
+    /// `soft-timeout=`, ms.
+    pub soft_timeout_ms: Option<Option<u64>>,
+    /// `hard-timeout=`, ms.
+    pub hard_timeout_ms: Option<Option<u64>>,
+}
+
+impl RowSettings {
+    /// Reads `NAME=VALUE` into these settings when NAME is one of them:
+    /// `Ok(false)` when it is not a setting (a fault, then).
+    fn parse_into(&mut self, s: &str) -> Result<bool, String> {
+        let Some((name, value)) = s.split_once('=') else {
+            return Ok(false);
+        };
+        let slot = match name {
+            "fail-safe" => &mut self.fail_safe_s,
+            "soft-timeout" => &mut self.soft_timeout_ms,
+            "hard-timeout" => &mut self.hard_timeout_ms,
+            _ => return Ok(false),
+        };
+        let bad = |why: &str| format!("setting {s:?}: {why}");
+        let parsed = if value == "off" {
+            None
+        } else {
+            let d = parse_duration(value)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| bad("expected off or a duration above 0, like 60s or 200ms"))?;
+            Some(if name == "fail-safe" {
+                if d.subsec_nanos() != 0 {
+                    return Err(bad("the service takes whole seconds (--fail-safe-s)"));
+                }
+                d.as_secs()
+            } else {
+                millis(d)
+            })
+        };
+        *slot = Some(parsed);
+        Ok(true)
+    }
+}
+
 /// One row of a run: a strategy on a cache, with faults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowSpec {
@@ -283,6 +432,8 @@ pub struct RowSpec {
     pub cache: CacheSpec,
     /// The faults, in the order given.
     pub faults: Vec<Fault>,
+    /// The row's own fail-safe settings.
+    pub settings: RowSettings,
     /// The row as written.
     pub label: String,
 }
@@ -309,7 +460,11 @@ impl RowSpec {
         }
         let cache = CacheSpec::parse(cache).map_err(|e| format!("row {s:?}: {e}"))?;
         let mut parsed = Vec::new();
+        let mut settings = RowSettings::default();
         for f in faults.into_iter().flat_map(|f| f.split(',')).filter(|f| !f.is_empty()) {
+            if settings.parse_into(f).map_err(|e| format!("row {s:?}: {e}"))? {
+                continue;
+            }
             let fault = Fault::parse(f).map_err(|e| format!("row {s:?}: {e}"))?;
             if let Some(why) = fault.unusable_with(&cache) {
                 return Err(format!("row {s:?}: fault {f:?} {why}"));
@@ -320,8 +475,45 @@ impl RowSpec {
             strategy: strategy.to_owned(),
             cache,
             faults: parsed,
+            settings,
             label: s.to_owned(),
         })
+    }
+
+    /// The row injects a database fault (`db-outage`, `db-slow`).
+    pub fn has_db_fault(&self) -> bool {
+        self.faults.iter().any(|f| f.kind.is_db())
+    }
+
+    /// The fail-safe settings of this row's services: the row's own, else
+    /// `defaults` (the tool's flags) in a row with a database fault, else
+    /// off. The error names what the service would refuse.
+    pub fn fail_safe(&self, defaults: &FailSafeSettings) -> Result<FailSafeSettings, String> {
+        let base = if self.has_db_fault() {
+            *defaults
+        } else {
+            FailSafeSettings::default()
+        };
+        let s = FailSafeSettings {
+            fail_safe_s: self.settings.fail_safe_s.unwrap_or(base.fail_safe_s),
+            soft_timeout_ms: self.settings.soft_timeout_ms.unwrap_or(base.soft_timeout_ms),
+            hard_timeout_ms: self.settings.hard_timeout_ms.unwrap_or(base.hard_timeout_ms),
+        };
+        if s.soft_timeout_ms.is_some() && s.fail_safe_s.is_none() {
+            return Err(format!(
+                "row {:?}: a soft timeout needs fail-safe on (past it a read is answered by its fail-safe feed)",
+                self.label
+            ));
+        }
+        if let (Some(soft), Some(hard)) = (s.soft_timeout_ms, s.hard_timeout_ms) {
+            if soft >= hard {
+                return Err(format!(
+                    "row {:?}: the soft timeout ({soft} ms) must be below the hard timeout ({hard} ms)",
+                    self.label
+                ));
+            }
+        }
+        Ok(s)
     }
 
     /// `maxmemory` of this row's Redis, if a fault sets it.
@@ -400,9 +592,76 @@ mod tests {
             ("stamped@memcache@maxmemory", "needs redis"),
             ("stamped@redis@maxmemory=10kb", "at least 1mb"),
             ("stamped@redis@kill@stop", "at most two"),
+            ("stamped@redis@db-slow", "needs a latency"),
+            ("stamped@redis@db-slow=fast", "latency is milliseconds"),
+            ("stamped@redis@db-slow=800/forever", "after '/'"),
+            ("stamped@redis@db-outage=0s", "more than 0"),
+            ("stamped@redis@db-outage,fail-safe=1500ms", "whole seconds"),
+            (
+                "stamped@redis@db-outage,hard-timeout=soon",
+                "expected off or a duration",
+            ),
         ] {
             let e = RowSpec::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn database_faults_and_fail_safe_settings_parse_and_resolve() {
+        let row = RowSpec::parse("stamped@redis@db-outage:12,fail-safe=off").unwrap();
+        assert_eq!(
+            row.faults,
+            [Fault {
+                kind: FaultKind::DbOutage { for_ms: 10_000 },
+                at: Some(Duration::from_secs(12))
+            }]
+        );
+        assert!(row.has_db_fault());
+        let defaults = FailSafeSettings {
+            fail_safe_s: Some(60),
+            soft_timeout_ms: None,
+            hard_timeout_ms: Some(2000),
+        };
+        assert_eq!(
+            row.fail_safe(&defaults).unwrap(),
+            FailSafeSettings {
+                fail_safe_s: None,
+                soft_timeout_ms: None,
+                hard_timeout_ms: Some(2000)
+            }
+        );
+        let slow = RowSpec::parse("stamped@memcache@db-slow=800ms/4s,soft-timeout=100ms").unwrap();
+        assert_eq!(
+            slow.faults[0].kind,
+            FaultKind::DbSlow {
+                latency_ms: 800,
+                for_ms: 4000
+            }
+        );
+        assert_eq!(slow.fail_safe(&defaults).unwrap().soft_timeout_ms, Some(100));
+        assert_eq!(
+            RowSpec::parse("stamped@redis@db-slow=300").unwrap().faults[0].kind,
+            FaultKind::DbSlow {
+                latency_ms: 300,
+                for_ms: 10_000
+            }
+        );
+        // The tool's defaults only reach rows with a database fault.
+        let plain = RowSpec::parse("stamped@redis").unwrap();
+        assert!(!plain.fail_safe(&defaults).unwrap().any());
+        let own = RowSpec::parse("stamped@redis@fail-safe=30s").unwrap();
+        assert_eq!(own.fail_safe(&defaults).unwrap().fail_safe_s, Some(30));
+        // What the service would refuse is refused here, naming the row.
+        let e = RowSpec::parse("stamped@redis@db-outage,fail-safe=off,soft-timeout=50ms")
+            .unwrap()
+            .fail_safe(&defaults)
+            .unwrap_err();
+        assert!(e.contains("needs fail-safe on"), "{e}");
+        let e = RowSpec::parse("stamped@redis@db-outage,soft-timeout=3s")
+            .unwrap()
+            .fail_safe(&defaults)
+            .unwrap_err();
+        assert!(e.contains("below the hard timeout"), "{e}");
     }
 }
