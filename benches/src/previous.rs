@@ -140,8 +140,10 @@ mod tests {
 
     #[test]
     fn only_groups_this_run_lacks_are_kept() {
-        let mut prev = Previous::default();
-        prev.commit = "abc".into();
+        let mut prev = Previous {
+            commit: "abc".into(),
+            ..Previous::default()
+        };
         for g in ["locmem/set", "redis/get"] {
             prev.results
                 .entry(g.to_owned())

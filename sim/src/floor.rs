@@ -505,7 +505,9 @@ pub fn record(
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start a runtime: {e}")))?;
-    let mut cell = rt.block_on(make_cell(cfg, &header, None, strategies, strategy, backend))?.cell;
+    let mut cell = rt
+        .block_on(make_cell(cfg, &header, None, strategies, strategy, backend))?
+        .cell;
     let log = Arc::new(Mutex::new(Log::default()));
     let start = cell.clock.now();
     cell.backends = cell

@@ -527,11 +527,11 @@ impl Run {
             // answer was taken. Needs no database truth.
             let at_risk = !fail_safe
                 && state.query.scope_ids().iter().any(|&s| {
-                self.commits.get(s as usize).is_some_and(|&(older, newer)| {
-                    let c = if newer < r.start_us { newer } else { older };
-                    c >= p.as_of_excl && c < r.start_us
-                })
-            });
+                    self.commits.get(s as usize).is_some_and(|&(older, newer)| {
+                        let c = if newer < r.start_us { newer } else { older };
+                        c >= p.as_of_excl && c < r.start_us
+                    })
+                });
             if at_risk {
                 self.rec.at_risk_reads += 1;
             }
