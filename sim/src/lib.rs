@@ -97,7 +97,7 @@
 //!
 //! # Performance
 //!
-//! Today's figures (2026-12-06, commit after the merge of main into #30's
+//! Today's figures (2026-12-06, commit 20f7428: main merged into #30's
 //! work, release build, the project's 2-core VM **shared with another
 //! engineer's builds: load average 2–5 throughout**, so every rate below is
 //! low and wide; `realistic`: 8 cells, 6.12 M feed requests, locmem at
