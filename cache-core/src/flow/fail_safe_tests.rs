@@ -10,7 +10,7 @@ use super::*;
 use crate::envelope::EntryBuf;
 use crate::key::Key;
 use crate::strategy::stamped::stamp;
-use crate::strategy::{by_name, StoredForm, StrategyOptions};
+use crate::strategy::{by_name, StoredForm, CacheOptions};
 
 const TTL: Duration = Duration::from_secs(60);
 const MAX_AGE: Duration = Duration::from_secs(600);
@@ -20,7 +20,7 @@ fn at(s: u64) -> SystemTime {
 }
 
 fn aside(strategy: &str, options: CacheOptions) -> Aside {
-    Aside::new(by_name(strategy, &StrategyOptions::default()).unwrap(), options)
+    Aside::new(by_name(strategy, &CacheOptions::default()).unwrap(), options)
 }
 
 fn fail_safe() -> CacheOptions {

@@ -57,11 +57,11 @@ fn stamp_of(generations: &[u64]) -> u64 {
 /// freshness needs one.
 ///
 /// ```
-/// use cache_core::flow::{Aside, AsideOptions, Flights, Step};
-/// use cache_core::strategy::{by_name, StrategyOptions};
+/// use cache_core::flow::{Aside, CacheOptions, Flights, Step};
+/// use cache_core::strategy::{by_name, CacheOptions};
 /// use cache_core::{Backend, View};
 /// # async fn demo(backend: &dyn Backend, view: &View) {
-/// let aside = Aside::new(by_name("versioned", &StrategyOptions::default()).unwrap(), AsideOptions::default());
+/// let aside = Aside::new(by_name("versioned", &CacheOptions::default()).unwrap(), CacheOptions::default());
 /// let mut flights = Flights::<()>::new();
 /// let mut flow = aside.read();
 /// let now = std::time::SystemTime::now();
