@@ -54,8 +54,10 @@
 //! ([`ReadFlow::has_fallback`]), opened by the strategy's stored form and
 //! classified by its [`Liveness`](crate::strategy::Liveness): `Expired`
 //! (or live but refreshed early) is [`FailSafe::Current`], `StaleStamps`
-//! is [`FailSafe::Stale`]; an entry under another key or inside an open
-//! write is never kept. It answers the read when the load fails
+//! is [`FailSafe::Stale`], and so is any entry read inside an open write
+//! (fenced: the write may have committed; the plan must have read the
+//! entry itself, as `stamped`'s does, so that this costs no round trip);
+//! an entry under another key is never kept. It answers the read when the load fails
 //! ([`ReadFlow::loaded`] with `None`), when the hard timeout passes
 //! ([`ReadFlow::load_timed_out`]), when the leader this read waited for
 //! failed or timed out ([`ReadFlow::handed`]), or at the soft timeout
