@@ -235,10 +235,12 @@ impl Strategy for Stamped {
         // database alone (see "The commit-to-bump window").
         let fenced = !generations.iter().all(|g| fence::is_settled(*g));
         // The entry as stored: the read path opens it with `StampedForm`
-        // and serves it only if its stamps are these generations.
+        // and serves it only if its stamps are these generations. A fenced
+        // plan keeps it too: never served as a hit, it is what fail-safe
+        // may answer (marked stale) if the database fails meanwhile.
         Ok(ReadPlan::new(entry_key, Some(self.options.ttl))
             .with_generations(generations)
-            .with_entry(entry.filter(|_| !fenced))
+            .with_entry(entry)
             .with_bypass(fenced))
     }
 
