@@ -124,6 +124,28 @@ async fn without_fail_safe_or_past_the_max_age_the_error_is_returned() {
     assert_eq!(value(&ok(&on, b"v3").await), (&b"v2"[..], None));
 }
 
+/// A read inside an open write (`stamped`'s fence) never hits, but when
+/// the database fails then, fail-safe answers it from the entry, marked
+/// stale (the write may have committed), and without fail-safe it fails.
+#[tokio::test]
+async fn inside_an_open_write_fail_safe_answers_stale_and_nothing_hits() {
+    for fail_safe in [true, false] {
+        let (_clock, c) = cache("stamped", |o| o.with_fail_safe(fail_safe.then_some(Duration::from_secs(30))));
+        ok(&c, b"v1").await.unwrap();
+        let _fence = c.begin_write(&change()).await.unwrap();
+        let answered = down(&c).await;
+        if fail_safe {
+            assert_eq!(value(&answered), (&b"v1"[..], Some(FailSafe::Stale)), "never as current");
+        } else {
+            assert!(matches!(answered, Err(LoadError::Loader("db down"))));
+        }
+        // The database answers: the fenced read loads and does not hit.
+        assert_eq!(value(&ok(&c, b"v2").await), (&b"v2"[..], None));
+        let m = c.metrics();
+        assert_eq!((m.hits, m.bypassed, m.fail_safe_stale), (0, 2, u64::from(fail_safe)));
+    }
+}
+
 /// A loader that takes `delay` of Tokio time, counting its calls.
 fn slow(
     calls: &Arc<AtomicU32>,

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use backend_locmem::LocmemBackend;
-use cache_core::strategy::{BucketSize, StrategyOptions};
+use cache_core::strategy::BucketSize;
 use cache_core::Backend;
+use cache_core::CacheOptions;
 use cache_testkit::strategy_suite::{self as suite, ModelOp, SeedOutcome, WithoutPrefixDelete};
 use proptest::prelude::*;
 
@@ -149,7 +150,7 @@ proptest! {
             prop_assert!(reads > 0);
         }
         run(locmem_without_prefix_delete(), "wildcard", &ops).map_err(TestCaseError::fail)?;
-        let weeks = StrategyOptions::default().with_bucket(BucketSize::Week);
+        let weeks = CacheOptions::default().with_bucket(BucketSize::Week);
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -239,10 +240,11 @@ async fn every_key_carries_the_scope_as_one_hash_tag() {
 /// serves a stale read.
 #[tokio::test]
 async fn stamped_buckets_miss_less_than_stamped_scopes() {
-    use cache_core::strategy::{BucketSize, StampGranularity, StrategyOptions};
+    use cache_core::strategy::{BucketSize, StampGranularity};
+    use cache_core::CacheOptions;
     use cache_testkit::strategy_suite::year_of_edits;
     let backend: std::sync::Arc<dyn cache_core::Backend> = std::sync::Arc::new(backend_locmem::LocmemBackend::new());
-    let base = StrategyOptions::default().with_bucket(BucketSize::Month);
+    let base = CacheOptions::default().with_bucket(BucketSize::Month);
     let scopes = year_of_edits(backend.clone(), "stamped", base.clone()).await;
     let buckets = year_of_edits(
         backend.clone(),

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use backend_locmem::LocmemBackend;
 use cache_core::aside::RangeCache;
-use cache_core::strategy::{by_name, StrategyOptions, NAMES};
+use cache_core::strategy::{by_name, NAMES};
+use cache_core::CacheOptions;
 use cache_core::{async_trait, Backend, Bytes, Capabilities, Change, Key, Result, Ttl, View};
 use cache_testkit::strategy_suite::{range, scope};
 
@@ -79,7 +80,7 @@ async fn every_key_any_strategy_writes_expires() {
     ];
     for name in NAMES {
         let spy = Arc::new(NoTtlSpy::default());
-        let strategy = by_name(name, &StrategyOptions::default().with_ttl(Duration::from_secs(60))).unwrap();
+        let strategy = by_name(name, &CacheOptions::default().with_ttl(Duration::from_secs(60))).unwrap();
         let cache = RangeCache::builder(spy.clone())
             .shared_strategy(strategy.clone())
             .build()

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backend_redis::RedisBackend;
-use cache_core::strategy::{by_name, StrategyOptions};
+use cache_core::strategy::by_name;
+use cache_core::CacheOptions;
 use cache_core::{Backend, Bytes, Change, Key, Scope, TimeRange, View};
 use cache_testkit::redis::{command, RedisServer};
 
@@ -38,7 +39,7 @@ async fn under_pressure(strategy_name: &str) -> Outcome {
     command(server.port(), &["CONFIG", "SET", "maxmemory", "2mb"]).unwrap();
     command(server.port(), &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]).unwrap();
     let backend: Arc<dyn Backend> = Arc::new(RedisBackend::connect(server.url()).await.unwrap());
-    let strategy = by_name(strategy_name, &StrategyOptions::default()).unwrap();
+    let strategy = by_name(strategy_name, &CacheOptions::default()).unwrap();
     let team = Scope::new("team:1").unwrap();
     let views: Vec<View> = (0..20)
         .map(|i| View::new([Scope::new(format!("cal:{i}")).unwrap(), team.clone()], range()).unwrap())

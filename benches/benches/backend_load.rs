@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
 use backend_redis::RedisBackend;
-use cache_core::strategy::StrategyOptions;
+use cache_core::CacheOptions;
 use cache_core::{Backend, Bytes, Key, RangeCache, Scope, TimeRange, View};
 use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
 use cache_testkit::redis::RedisServer;
@@ -59,9 +59,7 @@ async fn stamped_hit(backend: Arc<dyn Backend>, label: &str) {
         .set(&floor, payload.clone(), Some(std::time::Duration::from_secs(3600)))
         .await
         .unwrap();
-    let options = StrategyOptions::default()
-        .with_seed(7)
-        .with_namespace("bench-stamped-hit");
+    let options = CacheOptions::default().with_seed(7).with_namespace("bench-stamped-hit");
     let cache = Arc::new(
         RangeCache::builder(backend.clone())
             .options(options)

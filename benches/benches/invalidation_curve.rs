@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 use backend_locmem::LocmemBackend;
 use backend_redis::RedisBackend;
 use benches::CurvePoint;
-use cache_core::strategy::{by_name, Strategy, StrategyOptions};
+use cache_core::strategy::{by_name, Strategy};
+use cache_core::CacheOptions;
 use cache_core::{Backend, Bytes, Change, Instrumented, Key, Scope, TimeRange, View};
 use cache_testkit::redis::{command, RedisServer};
 use chrono::DateTime;
@@ -228,7 +229,7 @@ async fn invalidate(
 }
 
 async fn point(target: &Target, name: &str, shape: Shape, n: u64, calibration: u64) -> CurvePoint {
-    let options = StrategyOptions::default().with_seed(7).with_namespace("curve");
+    let options = CacheOptions::default().with_seed(7).with_namespace("curve");
     let strategy = by_name(name, &options).unwrap();
     let fill_start = Instant::now();
     let (reps, samples) = if name == "wildcard" {

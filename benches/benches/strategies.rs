@@ -29,7 +29,8 @@ use backend_locmem::LocmemBackend;
 use backend_memcached::{MemcachedBackend, MemcachedOptions};
 use backend_redis::RedisBackend;
 use cache_core::aside::RangeCache;
-use cache_core::strategy::{by_name, StampGranularity, StrategyOptions, NAMES};
+use cache_core::strategy::{by_name, StampGranularity, NAMES};
+use cache_core::CacheOptions;
 use cache_core::{Backend, Bytes, Change, Key, Scope, TimeRange, View};
 use cache_testkit::memcached::{MemcachedConfig, MemcachedServer};
 use cache_testkit::redis::{RedisCluster, RedisServer};
@@ -70,7 +71,7 @@ fn change() -> Change {
 const CLUSTER_CASES: &[&str] = &["stamped", "stamped-2scopes", "versioned", "versioned-2scopes"];
 
 fn bench_backend(c: &mut Criterion, rt: &Runtime, label: &str, backend: Arc<dyn Backend>, only: Option<&[&str]>) {
-    let options = StrategyOptions::default().with_seed(7).with_namespace("bench");
+    let options = CacheOptions::default().with_seed(7).with_namespace("bench");
     let value = Bytes::from(vec![b'x'; 2048]);
     let (view, change) = (view(), change());
     let floor_key = Key::new("bench:floor:cal-7").unwrap();
@@ -88,7 +89,7 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, label: &str, backend: Arc<dyn 
     )
     .unwrap();
     let buckets = options.clone().with_stamp_granularity(StampGranularity::Bucket);
-    let mut cases: Vec<(String, &str, &StrategyOptions, &View)> =
+    let mut cases: Vec<(String, &str, &CacheOptions, &View)> =
         NAMES.iter().map(|n| ((*n).to_owned(), *n, &options, &view)).collect();
     for name in ["versioned", "stamped"] {
         cases.push((format!("{name}-2scopes"), name, &options, &two_scopes));

@@ -29,8 +29,9 @@ use std::time::Duration;
 use backend_locmem::LocmemBackend;
 use backend_redis::{RedisBackend, RedisBackplane, RedisTracker};
 use cache_core::aside::RangeCache;
-use cache_core::strategy::{by_name, StrategyOptions};
+use cache_core::strategy::by_name;
 use cache_core::tier::TwoTier;
+use cache_core::CacheOptions;
 use cache_core::{Backend, Bytes, Scope, TimeRange, View};
 use cache_testkit::redis::RedisServer;
 use chrono::DateTime;
@@ -67,7 +68,7 @@ fn main() {
 async fn suite() {
     let redis = RedisServer::new().expect("starting redis-server (install it with .ci/install-deps)");
     let l2: Arc<dyn Backend> = Arc::new(RedisBackend::connect(redis.url()).await.unwrap());
-    let options = StrategyOptions::default().with_seed(7).with_namespace("bench-tier");
+    let options = CacheOptions::default().with_seed(7).with_namespace("bench-tier");
     let plain = TwoTier::builder(Arc::new(LocmemBackend::new()), l2.clone())
         .build()
         .unwrap();
@@ -243,7 +244,7 @@ async fn hit(cache: &RangeCache, view: &View, size: usize) {
 
 /// What one hit on L2 alone reads: `stamped`'s generation and its entry
 /// (the keys as in `cache_core::strategy::stamped`).
-async fn l2_bytes_per_hit(l2: &Arc<dyn Backend>, options: &StrategyOptions, view: &View) -> f64 {
+async fn l2_bytes_per_hit(l2: &Arc<dyn Backend>, options: &CacheOptions, view: &View) -> f64 {
     let strategy = by_name("stamped", options).unwrap();
     let mut keys = strategy.control_keys(view);
     let plan = strategy.plan_read(&LocmemBackend::new(), view).await.unwrap();

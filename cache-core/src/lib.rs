@@ -120,7 +120,7 @@ pub use flow::{CacheMetrics, FailSafe};
 pub use instrumented::{Instrumented, Op, OpSnapshot, OpStats, StatsSnapshot};
 pub use key::Key;
 pub use options::CacheOptions;
-pub use strategy::{ReadPlan, Strategy, StrategyOptions};
+pub use strategy::{ReadPlan, Strategy};
 pub use view::{Change, Scope, TimeRange, View};
 
 /// Re-exported so backends implementing [`Backend`] use the same version.

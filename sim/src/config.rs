@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cache_core::flow::AsideOptions;
+use cache_core::CacheOptions;
 use chrono::Offset;
 
 use crate::backends::BackendSpec;
@@ -295,7 +295,7 @@ pub struct RunConfig {
     /// The read policy every simulated app process uses: single-flight (on
     /// by default, as in `RangeCache`) and XFetch (off). The XFetch seed is
     /// derived from [`Self::seed`].
-    pub aside: AsideOptions,
+    pub aside: CacheOptions,
     /// How long backend calls may keep failing (no read served cleanly in
     /// between), in real time, before the run stops with
     /// [`crate::Error::BackendDown`]; `None`: never.
@@ -340,7 +340,7 @@ impl RunConfig {
             threads: 2,
             timings: false,
             home_offset: chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Utc.fix()),
-            aside: AsideOptions::default(),
+            aside: CacheOptions::default(),
             outage_limit: Some(DEFAULT_OUTAGE_LIMIT),
             judge_stale: true,
             fenced_writes: true,
@@ -370,8 +370,8 @@ impl RunConfig {
     /// TTLs, seed and home offset from this configuration, time from
     /// `clock` (the cell's virtual clock). An application that wants to
     /// see what a cell saw builds its `RangeCache` from the same options.
-    pub fn strategy_options(&self, clock: &cache_core::ManualClock) -> cache_core::strategy::StrategyOptions {
-        let mut opts = cache_core::strategy::StrategyOptions::default();
+    pub fn strategy_options(&self, clock: &cache_core::ManualClock) -> cache_core::CacheOptions {
+        let mut opts = cache_core::CacheOptions::default();
         opts.clock = std::sync::Arc::new(clock.clone());
         opts.ttl = self.ttl;
         opts.short_ttl = self.short_ttl;

@@ -20,7 +20,7 @@
 //!   cache-core::strategy ──┐
 //!   cache-core::flow  ─────┼──▶ RangeCache (async driver: real awaits, clock, channels)
 //!   (ReadFlow, Flights,    └──▶ sim::engine (virtual-time driver: latencies, request slots,
-//!    Tally, Aside)                              ground-truth judgement)
+//!    CacheMetrics, Aside)                              ground-truth judgement)
 //! ```
 //!
 //! What that models, per simulated app process: **single-flight** (on by

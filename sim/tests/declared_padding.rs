@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use cache_core::strategy::{by_name, StrategyOptions};
+use cache_core::strategy::by_name;
+use cache_core::CacheOptions;
 use cache_core::ManualClock;
 use sim::backends::{connect, BackendSpec};
 use sim::engine::{run_cell, Cell, Metrics};
@@ -23,7 +24,7 @@ async fn cell_metrics(strategy: &str, declared: bool) -> Metrics {
     t.seed = 5;
     let (header, events) = Traffic::new(t, "realistic").unwrap();
     let clock = ManualClock::at_unix_millis(u64::try_from(header.start.timestamp_millis()).unwrap());
-    let mut opts = StrategyOptions::default();
+    let mut opts = CacheOptions::default();
     opts.clock = Arc::new(clock.clone());
     let strategy = by_name(strategy, &opts).unwrap();
     let stores = connect(&BackendSpec::parse("locmem:8").unwrap(), header.processes, &clock)

@@ -55,14 +55,14 @@ fn sim_request(view: CalendarView, on: NaiveDate, opts: &ViewOptions, fmt: &Wire
 }
 
 #[derive(Default)]
-struct Tally {
+struct CacheMetrics {
     checked: usize,
     failures: Vec<String>,
     per_zone: BTreeMap<String, usize>,
     mixed_offsets: BTreeMap<String, usize>,
 }
 
-impl Tally {
+impl CacheMetrics {
     fn check(&mut self, zone: &str, what: String, want: &Value, got: &Value) {
         self.checked += 1;
         *self.per_zone.entry(zone.to_owned()).or_default() += 1;
@@ -97,7 +97,7 @@ fn header_zones(lines: &[Value], key: &str) -> Vec<String> {
 #[test]
 fn ranges_match_fullcalendar_in_every_zone_and_mode() {
     let lines = golden();
-    let mut t = Tally::default();
+    let mut t = CacheMetrics::default();
     for line in lines.iter().filter(|l| l["kind"] == "range") {
         let view = CalendarView::from_name(line["view"].as_str().unwrap()).expect("modelled view");
         let (fmt, opts) = (fmt_of(line), opts_of(line));
@@ -140,7 +140,7 @@ fn ranges_match_fullcalendar_in_every_zone_and_mode() {
 #[test]
 fn navigation_and_lazy_fetching_match_fullcalendar() {
     let lines = golden();
-    let mut t = Tally::default();
+    let mut t = CacheMetrics::default();
     for line in lines.iter().filter(|l| l["kind"] == "nav") {
         let (fmt, opts) = (fmt_of(line), opts_of(line));
         let zone = line["zone"].as_str().unwrap();
@@ -176,7 +176,7 @@ fn navigation_and_lazy_fetching_match_fullcalendar() {
 #[test]
 fn today_is_the_clients_local_date() {
     let lines = golden();
-    let mut t = Tally::default();
+    let mut t = CacheMetrics::default();
     let mut differs_from_utc = 0;
     for line in lines.iter().filter(|l| l["kind"] == "today") {
         let fmt = fmt_of(line);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use backend_locmem::LocmemBackend;
 use cache_core::strategy::by_name;
 use cache_core::tier::TierStats;
-use cache_core::{async_trait, Backend, Bytes, Capabilities, Key, ManualClock, Result, StrategyOptions, Ttl};
+use cache_core::{async_trait, Backend, Bytes, CacheOptions, Capabilities, Key, ManualClock, Result, Ttl};
 use sim::backends::{connect, BackendSpec};
 use sim::engine::{run_cell, Cell, Latencies, Metrics};
 use sim::scenarios::{
@@ -97,7 +97,7 @@ fn run_with(scenario: &str, spec: &str, fenced: bool) -> Run {
         let source = scenarios::source(scenario, 1).unwrap();
         let start_ms = u64::try_from(source.header.start.timestamp_millis()).unwrap();
         let clock = ManualClock::at_unix_millis(start_ms);
-        let mut opts = StrategyOptions::default();
+        let mut opts = CacheOptions::default();
         opts.clock = Arc::new(clock.clone());
         let strategy = by_name("stamped", &opts).unwrap();
         let mut tier_faults = Vec::new();
@@ -424,7 +424,7 @@ fn a_lost_subscription_falls_back_to_l2_generations() {
         let clock = ManualClock::at_unix_millis(1_760_000_000_000);
         let l2: Arc<dyn Backend> = Arc::new(LocmemBackend::builder().clock(Arc::new(clock.clone())).build());
         let bus = LocalBackplane::new(std::time::Duration::ZERO, Arc::new(clock.clone()));
-        let mut opts = StrategyOptions::default();
+        let mut opts = CacheOptions::default();
         opts.clock = Arc::new(clock.clone());
         let process = || {
             let tier = TwoTier::builder(

@@ -10,7 +10,7 @@ use super::*;
 use crate::envelope::EntryBuf;
 use crate::key::Key;
 use crate::strategy::stamped::stamp;
-use crate::strategy::{by_name, StoredForm, StrategyOptions};
+use crate::strategy::{by_name, StoredForm, CacheOptions};
 
 const TTL: Duration = Duration::from_secs(60);
 const MAX_AGE: Duration = Duration::from_secs(600);
@@ -20,7 +20,7 @@ fn at(s: u64) -> SystemTime {
 }
 
 fn aside(strategy: &str, options: CacheOptions) -> Aside {
-    Aside::new(by_name(strategy, &StrategyOptions::default()).unwrap(), options)
+    Aside::new(by_name(strategy, &CacheOptions::default()).unwrap(), options)
 }
 
 fn fail_safe() -> CacheOptions {
@@ -97,14 +97,28 @@ fn stamped_prefers_what_it_has_current_stamps_then_old_ones() {
     f.loaded(None, Duration::ZERO, at(100));
     assert_eq!(f.outcome().fail_safe, Some(FailSafe::Stale));
     assert_eq!(f.payload().map(|p| &p[..]), Some(&b"bumped"[..]));
-    // Fenced (a write open): never, whatever the entry.
+    // Fenced (a write open, maybe committed): stale, never current.
     let mut f = a.read();
     f.planned(Ok(ReadPlan::new(Key::new("k").unwrap(), Some(TTL))
         .with_generations(vec![7])
         .with_entry(Some(stamp(&[7], &envelope(b"x", 50))))
         .with_bypass(true)));
+    assert_eq!(f.step(), Step::Get, "with fail-safe on, the plan's entry is looked at");
+    assert!(f.fetch_key().is_none(), "without a round trip: the plan read it");
     f.fetched(Ok(None), at(100), &a);
-    assert!(!f.has_fallback(), "pre-commit data is never a fallback");
+    assert!(f.has_fallback(), "an entry inside an open write answers a failed load");
+    assert!(f.outcome().bypassed);
+    f.loaded(None, Duration::ZERO, at(100));
+    assert_eq!(f.outcome().served, Served::FailSafe);
+    assert_eq!(f.outcome().fail_safe, Some(FailSafe::Stale), "never as current: the write may have committed");
+    // Fail-safe off: a fenced read goes straight to the loader, as before.
+    let off = aside("stamped", CacheOptions::default());
+    let mut f = off.read();
+    f.planned(Ok(ReadPlan::new(Key::new("k").unwrap(), Some(TTL))
+        .with_generations(vec![7])
+        .with_entry(Some(stamp(&[7], &envelope(b"x", 50))))
+        .with_bypass(true)));
+    assert_eq!(f.step(), Step::Load);
 }
 
 #[test]

@@ -141,7 +141,3 @@ impl CacheMetrics {
         self.read_errors + self.store_errors + self.invalidation_errors
     }
 }
-
-/// The name [`CacheMetrics`] had before it became the one metrics type.
-#[doc(hidden)]
-pub type Tally = CacheMetrics;

@@ -54,8 +54,10 @@
 //! ([`ReadFlow::has_fallback`]), opened by the strategy's stored form and
 //! classified by its [`Liveness`](crate::strategy::Liveness): `Expired`
 //! (or live but refreshed early) is [`FailSafe::Current`], `StaleStamps`
-//! is [`FailSafe::Stale`]; an entry under another key or inside an open
-//! write is never kept. It answers the read when the load fails
+//! is [`FailSafe::Stale`], and so is any entry read inside an open write
+//! (fenced: the write may have committed; the plan must have read the
+//! entry itself, as `stamped`'s does, so that this costs no round trip);
+//! an entry under another key is never kept. It answers the read when the load fails
 //! ([`ReadFlow::loaded`] with `None`), when the hard timeout passes
 //! ([`ReadFlow::load_timed_out`]), when the leader this read waited for
 //! failed or timed out ([`ReadFlow::handed`]), or at the soft timeout
@@ -119,17 +121,12 @@ pub mod pending;
 pub mod read;
 
 pub use flights::{Begin, FlightId, Flights};
-pub use metrics::{CacheMetrics, Tally};
+pub use metrics::CacheMetrics;
 pub use pending::{Added, Pending, PendingId, RetryPolicy};
 pub(crate) use outcome::Policy;
 pub use outcome::{FailSafe, Handoff, Outcome, Served};
 pub use read::{ReadFlow, Step};
 
-/// The read policy's settings: single-flight, XFetch and fail-open are
-/// fields of [`CacheOptions`], the one options type (this name is kept for
-/// code written before it).
-#[doc(hidden)]
-pub type AsideOptions = CacheOptions;
 
 /// One strategy with its read policy: starts [`ReadFlow`]s and performs
 /// the strategy's backend work for the drivers. Shareable between tasks.
@@ -271,12 +268,12 @@ mod tests {
     use crate::error::Error;
     use crate::flow::flights::Flights;
     use crate::key::Key;
-    use crate::strategy::{by_name, StrategyOptions};
+    use crate::strategy::{by_name, CacheOptions};
     use bytes::Bytes;
     use std::time::UNIX_EPOCH;
 
     fn aside(single_flight: bool, beta: Option<f64>) -> Aside {
-        let s = by_name("fixed-month", &StrategyOptions::default()).unwrap();
+        let s = by_name("fixed-month", &CacheOptions::default()).unwrap();
         Aside::new(
             s,
             CacheOptions::default()

@@ -104,7 +104,7 @@ impl Policy {
 }
 
 /// Everything a read did that metrics count. Both drivers count with
-/// [`Tally::record`](crate::flow::Tally::record), so they count alike.
+/// [`CacheMetrics::record`](crate::flow::CacheMetrics::record), so they count alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Outcome {

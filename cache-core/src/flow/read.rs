@@ -57,11 +57,11 @@ fn stamp_of(generations: &[u64]) -> u64 {
 /// freshness needs one.
 ///
 /// ```
-/// use cache_core::flow::{Aside, AsideOptions, Flights, Step};
-/// use cache_core::strategy::{by_name, StrategyOptions};
+/// use cache_core::flow::{Aside, CacheOptions, Flights, Step};
+/// use cache_core::strategy::{by_name, CacheOptions};
 /// use cache_core::{Backend, View};
 /// # async fn demo(backend: &dyn Backend, view: &View) {
-/// let aside = Aside::new(by_name("versioned", &StrategyOptions::default()).unwrap(), AsideOptions::default());
+/// let aside = Aside::new(by_name("versioned", &CacheOptions::default()).unwrap(), CacheOptions::default());
 /// let mut flights = Flights::<()>::new();
 /// let mut flow = aside.read();
 /// let now = std::time::SystemTime::now();
@@ -207,12 +207,16 @@ impl ReadFlow {
     /// logical expiry less than the max age ago.
     fn keep_fallback(&mut self, entry: &crate::strategy::StoredEntry, liveness: Liveness, now: SystemTime) {
         let Some(max_age) = self.policy.fail_safe else { return };
+        let fenced = self.plan.as_ref().is_some_and(|p| p.bypass);
         let kind = match liveness {
-            Liveness::Live | Liveness::Expired => FailSafe::Current,
-            Liveness::StaleStamps => FailSafe::Stale,
-            // Under another key (nothing reads it), or inside an open
-            // write (pre-commit data): never.
-            _ => return,
+            // Inside an open write (fenced), even an entry with current
+            // stamps may miss the write, which may have committed: fail-safe
+            // exists to answer when the database cannot, and answers it
+            // marked `stale`, never as current.
+            Liveness::Live | Liveness::Expired if !fenced => FailSafe::Current,
+            Liveness::Live | Liveness::Expired | Liveness::StaleStamps | Liveness::Fenced => FailSafe::Stale,
+            // Under another key: nothing reads it.
+            Liveness::Orphaned => return,
         };
         let young = entry
             .envelope()
@@ -279,8 +283,12 @@ impl ReadFlow {
                 let bypass = p.bypass;
                 self.plan = Some(p);
                 self.step = Step::Get;
-                if bypass {
-                    // Nothing the cache holds may answer this read.
+                // Nothing the cache holds may answer this read as a hit.
+                // With fail-safe on, an entry the plan already read goes
+                // through `fetched` all the same (no round trip: the plan
+                // has it): it may answer, marked stale, if the load fails.
+                let keep = self.policy.fail_safe.is_some() && self.plan.as_ref().is_some_and(|p| p.entry.is_some());
+                if bypass && !keep {
                     if let Some(p) = self.plan.as_mut() {
                         p.entry = None;
                     }

@@ -47,7 +47,7 @@ use sha2::{Digest, Sha256};
 
 use super::generations::{bump_generation, read_generations, GenerationSource};
 use super::keys::{push_hex_lower, push_view, view_key_builder, write_date, write_year_month, year_0_9999};
-use super::{BucketSize, ReadPlan, Requirements, Strategy, StrategyOptions};
+use super::{BucketSize, CacheOptions, ReadPlan, Requirements, Strategy};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::key::{u64_digits, Key, KeyBuilder};
@@ -62,7 +62,7 @@ pub const MAX_BUCKETS: usize = 1024;
 /// The `bucketed` strategy; see the [module docs](self).
 #[derive(Debug)]
 pub struct Bucketed {
-    options: StrategyOptions,
+    options: CacheOptions,
     source: GenerationSource,
     /// Tag and last part of the generation keys' head: `b` and `gen` here;
     /// `stamped` keeps its own (fenced) bucket generations apart.
@@ -75,7 +75,7 @@ impl Bucketed {
 
     /// A `bucketed` strategy with `options` (uses `namespace`, `ttl`, `seed`,
     /// `clock`, `bucket`).
-    pub fn new(options: StrategyOptions) -> Self {
+    pub fn new(options: CacheOptions) -> Self {
         let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl());
         Bucketed {
             options,
@@ -88,7 +88,7 @@ impl Bucketed {
     /// bucket generations, under `tag` and `word` (`ns:<tag>:{scope}:<word>:<bucket>`):
     /// its fenced counters must never share a key with `bucketed`'s plain
     /// ones.
-    pub(crate) fn keyed_as(options: StrategyOptions, tag: &'static str, word: &'static str) -> Self {
+    pub(crate) fn keyed_as(options: CacheOptions, tag: &'static str, word: &'static str) -> Self {
         Bucketed {
             head: (tag, word),
             ..Self::new(options)
@@ -281,13 +281,13 @@ mod tests {
 
     #[test]
     fn buckets_follow_utc_and_half_open_ends() {
-        let months = Bucketed::new(StrategyOptions::default());
+        let months = Bucketed::new(CacheOptions::default());
         // The October grid in +08:00 starts on 2025-09-28T16:00Z.
         let oct = range("2025-09-29T00:00:00+08:00", "2025-11-10T00:00:00+08:00");
         assert_eq!(months.buckets(&oct).unwrap(), ["m2025-09", "m2025-10", "m2025-11"]);
         let exact = range("2025-10-01T00:00:00Z", "2025-11-01T00:00:00Z");
         assert_eq!(months.buckets(&exact).unwrap(), ["m2025-10"]);
-        let weeks = Bucketed::new(StrategyOptions::default().with_bucket(BucketSize::Week));
+        let weeks = Bucketed::new(CacheOptions::default().with_bucket(BucketSize::Week));
         let w = range("2025-10-05T00:00:00Z", "2025-10-14T00:00:00Z");
         assert_eq!(
             weeks.buckets(&w).unwrap(),

@@ -15,7 +15,7 @@
 //! re-created generation matches an old stamp with chance 2⁻³⁰ (plain
 //! generations: 2⁻⁶²), and about 2³⁰ writes fit before the counter's
 //! ceiling (`i64::MAX`); overflow re-creates it at a fresh start, and the
-//! key expires with [`StrategyOptions::control_ttl`](super::StrategyOptions::control_ttl)
+//! key expires with [`CacheOptions::control_ttl`](super::CacheOptions::control_ttl)
 //! long before either matters at realistic write rates.
 //!
 //! Losses: a generation lost mid-write (eviction) loses the write's fence;

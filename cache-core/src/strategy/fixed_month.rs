@@ -15,8 +15,8 @@
 //! (`2025-09-29T00:00:00+08:00 .. 2025-11-10T00:00:00+08:00`); invalidation
 //! deletes keys for fixed calendar-month boundaries (`2025-10-01 ..
 //! 2025-10-31`) for four months from "today" (per
-//! [`StrategyOptions::clock`], in UTC), for every filter combination in
-//! [`StrategyOptions::filter_combinations`]. Those keys are never the ones a
+//! [`CacheOptions::clock`], in UTC), for every filter combination in
+//! [`CacheOptions::filter_combinations`]. Those keys are never the ones a
 //! FullCalendar client reads (a month grid starts before the 1st and ends
 //! after the last day, and the end is exclusive), so the cached feed survives
 //! the write: the `seed-october-2025` hazard. Months before today are never
@@ -37,7 +37,7 @@ use async_trait::async_trait;
 use chrono::{Datelike, Days, NaiveDate, Utc};
 
 use super::keys::{push_date, scoped_view_key};
-use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
+use super::{ReadPlan, Requirements, Strategy, CacheOptions};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::key::{Key, KeyBuilder};
@@ -48,7 +48,7 @@ const TAG: &str = "fm";
 /// The `fixed-month` strategy; see the [module docs](self).
 #[derive(Debug)]
 pub struct FixedMonth {
-    options: StrategyOptions,
+    options: CacheOptions,
 }
 
 impl FixedMonth {
@@ -57,7 +57,7 @@ impl FixedMonth {
 
     /// A `fixed-month` strategy with `options` (uses `namespace`, `ttl`,
     /// `clock`, `filter_combinations`).
-    pub fn new(options: StrategyOptions) -> Self {
+    pub fn new(options: CacheOptions) -> Self {
         FixedMonth { options }
     }
 

@@ -32,7 +32,7 @@ pub(crate) struct GenerationSource {
     clock: Arc<dyn Clock>,
     counter: AtomicU64,
     /// TTL of the generation keys written (see
-    /// [`StrategyOptions::control_ttl`](super::StrategyOptions::control_ttl)).
+    /// [`CacheOptions::control_ttl`](super::CacheOptions::control_ttl)).
     ttl: Duration,
     /// Generations are [fenced](super::fence): starts have equal halves
     /// and a bump adds to both.

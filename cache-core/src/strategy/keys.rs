@@ -364,7 +364,7 @@ mod tests {
         ];
         let mut log = Vec::new();
         for bucket in [super::super::BucketSize::Month, super::super::BucketSize::Week] {
-            let options = super::super::StrategyOptions::default()
+            let options = super::super::CacheOptions::default()
                 .with_clock(clock.clone())
                 .with_seed(7)
                 .with_namespace("feed")

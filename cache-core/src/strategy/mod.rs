@@ -37,7 +37,7 @@
 //!
 //! # Keys
 //!
-//! Every key starts with the namespace ([`StrategyOptions::namespace`]), a
+//! Every key starts with the namespace ([`CacheOptions::namespace`]), a
 //! short strategy tag, and the scope as a Redis Cluster hash tag
 //! (`feed:v:{cal%3A7}:…`), so all keys of one scope share one cluster slot
 //! and a prefix deletion of a scope stays on one node. User-controlled parts
@@ -339,11 +339,6 @@ pub enum BucketSize {
     Month,
 }
 
-/// The options strategies are built from: [`CacheOptions`], the one
-/// options type (this name is kept for code written before it).
-#[doc(hidden)]
-pub type StrategyOptions = CacheOptions;
-
 fn config(message: String) -> Error {
     Error::Config {
         backend: "strategy-registry".to_owned(),
@@ -356,11 +351,11 @@ fn config(message: String) -> Error {
 /// An unknown name is an [`Error::Config`] that lists the valid ones.
 ///
 /// ```
-/// use cache_core::strategy::{by_name, StrategyOptions, NAMES};
+/// use cache_core::strategy::{by_name, CacheOptions, NAMES};
 /// for name in NAMES {
-///     assert_eq!(by_name(name, &StrategyOptions::default()).unwrap().name(), name);
+///     assert_eq!(by_name(name, &CacheOptions::default()).unwrap().name(), name);
 /// }
-/// let err = by_name("lru", &StrategyOptions::default()).unwrap_err();
+/// let err = by_name("lru", &CacheOptions::default()).unwrap_err();
 /// assert!(err.to_string().contains("versioned"));
 /// ```
 pub fn by_name(name: &str, options: &CacheOptions) -> Result<Arc<dyn Strategy>> {
@@ -381,12 +376,12 @@ mod tests {
     #[test]
     fn registry_knows_every_name_and_rejects_others() {
         for name in NAMES {
-            assert_eq!(by_name(name, &StrategyOptions::default()).unwrap().name(), name);
+            assert_eq!(by_name(name, &CacheOptions::default()).unwrap().name(), name);
         }
-        let err = by_name("Versioned", &StrategyOptions::default()).unwrap_err();
+        let err = by_name("Versioned", &CacheOptions::default()).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("\"Versioned\"") && msg.contains("bucketed"), "{msg}");
-        let bad = StrategyOptions::default().with_namespace("a{b}");
+        let bad = CacheOptions::default().with_namespace("a{b}");
         assert!(matches!(
             by_name("versioned", &bad),
             Err(Error::Setting {

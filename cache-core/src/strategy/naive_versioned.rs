@@ -39,7 +39,7 @@
 use async_trait::async_trait;
 
 use super::keys::{push_view, scope_key, view_key_builder};
-use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
+use super::{ReadPlan, Requirements, Strategy, CacheOptions};
 use crate::backend::{format_counter, parse_counter, Backend};
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -50,7 +50,7 @@ const TAG: &str = "nv";
 /// The `naive-versioned` strategy; see the [module docs](self).
 #[derive(Debug)]
 pub struct NaiveVersioned {
-    options: StrategyOptions,
+    options: CacheOptions,
 }
 
 impl NaiveVersioned {
@@ -58,7 +58,7 @@ impl NaiveVersioned {
     pub const NAME: &'static str = "naive-versioned";
 
     /// A `naive-versioned` strategy with `options` (uses `namespace`, `ttl`).
-    pub fn new(options: StrategyOptions) -> Self {
+    pub fn new(options: CacheOptions) -> Self {
         NaiveVersioned { options }
     }
 

@@ -2,7 +2,7 @@
 //! done as well as guessing allows. It exists to be measured: it misses by
 //! design whatever it did not guess.
 //!
-//! For every day (in [`StrategyOptions::home_offset`]) a change touches (at most [`MAX_DAYS`] per range), it
+//! For every day (in [`CacheOptions::home_offset`]) a change touches (at most [`MAX_DAYS`] per range), it
 //! deletes the keys of the views a FullCalendar client would most likely
 //! have cached around that day (see `SPEC.md`):
 //!
@@ -14,7 +14,7 @@
 //! - the day itself;
 //!
 //! each for every filter combination in
-//! [`StrategyOptions::filter_combinations`], all in **one canonical format**:
+//! [`CacheOptions::filter_combinations`], all in **one canonical format**:
 //! midnight in the home offset (`…T00:00:00+08:00` for a `+08:00` app; UTC by
 //! default).
 //!
@@ -43,7 +43,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, TimeDelta};
 
 use super::keys::{push_view_parts, scoped_view_key};
-use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
+use super::{ReadPlan, Requirements, Strategy, CacheOptions};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::key::{Key, KeyBuilder};
@@ -59,7 +59,7 @@ pub const MAX_DAYS: u64 = 62;
 /// The `range-expansion` strategy; see the [module docs](self).
 #[derive(Debug)]
 pub struct RangeExpansion {
-    options: StrategyOptions,
+    options: CacheOptions,
 }
 
 /// `[start, end)` of FullCalendar's month grid (`fixedWeekCount: true`) for
@@ -97,7 +97,7 @@ impl RangeExpansion {
 
     /// A `range-expansion` strategy with `options` (uses `namespace`, `ttl`,
     /// `filter_combinations`).
-    pub fn new(options: StrategyOptions) -> Self {
+    pub fn new(options: CacheOptions) -> Self {
         RangeExpansion { options }
     }
 

@@ -1,5 +1,5 @@
 //! `short-ttl`: the seed's Solution D. No invalidation at all; entries live
-//! for [`StrategyOptions::short_ttl`] (default 60 s instead of 300 s).
+//! for [`CacheOptions::short_ttl`] (default 60 s instead of 300 s).
 //!
 //! # Cost
 //!
@@ -19,7 +19,7 @@
 use async_trait::async_trait;
 
 use super::keys::scoped_view_key;
-use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
+use super::{CacheOptions, ReadPlan, Requirements, Strategy};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::key::Key;
@@ -30,7 +30,7 @@ const TAG: &str = "st";
 /// The `short-ttl` strategy; see the [module docs](self).
 #[derive(Debug)]
 pub struct ShortTtl {
-    options: StrategyOptions,
+    options: CacheOptions,
 }
 
 impl ShortTtl {
@@ -38,7 +38,7 @@ impl ShortTtl {
     pub const NAME: &'static str = "short-ttl";
 
     /// A `short-ttl` strategy with `options` (uses `namespace`, `short_ttl`).
-    pub fn new(options: StrategyOptions) -> Self {
+    pub fn new(options: CacheOptions) -> Self {
         ShortTtl { options }
     }
 }

@@ -74,7 +74,7 @@
 //!
 //! # Generation TTL
 //!
-//! Generation keys are written with [`StrategyOptions::control_ttl`]
+//! Generation keys are written with [`CacheOptions::control_ttl`]
 //! (a day, or twice the entry TTL if longer). An expired generation is a
 //! lost one: misses, never stale reads.
 
@@ -86,7 +86,7 @@ use super::fence;
 use super::generations::{bump_generation, resolve_generations, GenerationSource};
 use super::keys::{scope_key, scoped_view_key};
 use super::stored::{StoredEntry, StoredForm};
-use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
+use super::{CacheOptions, ReadPlan, Requirements, Strategy};
 use crate::backend::Backend;
 use crate::envelope::Envelope;
 use crate::error::Result;
@@ -113,7 +113,7 @@ pub enum StampGranularity {
     #[default]
     Scope,
     /// One generation per (scope, time bucket) with
-    /// [`StrategyOptions::bucket`]: a write makes only the views that span
+    /// [`CacheOptions::bucket`]: a write makes only the views that span
     /// its buckets miss (as `bucketed`), at the price of more generation
     /// keys in each read's multi-get.
     Bucket,
@@ -122,7 +122,7 @@ pub enum StampGranularity {
 /// The `stamped` strategy; see the [module docs](self).
 #[derive(Debug)]
 pub struct Stamped {
-    options: StrategyOptions,
+    options: CacheOptions,
     source: GenerationSource,
     /// Bucket arithmetic, with [`StampGranularity::Bucket`].
     buckets: Option<Bucketed>,
@@ -134,7 +134,7 @@ impl Stamped {
 
     /// A `stamped` strategy with `options` (uses `namespace`, `ttl`, `seed`,
     /// `clock`, `stamp_granularity`, and `bucket` with bucket granularity).
-    pub fn new(options: StrategyOptions) -> Self {
+    pub fn new(options: CacheOptions) -> Self {
         let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl()).fenced();
         let buckets = (options.stamp_granularity == StampGranularity::Bucket)
             .then(|| Bucketed::keyed_as(options.clone(), TAG, GENERATION));
@@ -235,10 +235,12 @@ impl Strategy for Stamped {
         // database alone (see "The commit-to-bump window").
         let fenced = !generations.iter().all(|g| fence::is_settled(*g));
         // The entry as stored: the read path opens it with `StampedForm`
-        // and serves it only if its stamps are these generations.
+        // and serves it only if its stamps are these generations. A fenced
+        // plan keeps it too: never served as a hit, it is what fail-safe
+        // may answer (marked stale) if the database fails meanwhile.
         Ok(ReadPlan::new(entry_key, Some(self.options.ttl))
             .with_generations(generations)
-            .with_entry(entry.filter(|_| !fenced))
+            .with_entry(entry)
             .with_bypass(fenced))
     }
 

@@ -8,7 +8,7 @@
 //! # What differs from the seed (`naive-versioned`)
 //!
 //! - A missing generation is created with `add` and a **random 62-bit start**
-//!   (from [`StrategyOptions::seed`], the key, the clock reading and a
+//!   (from [`CacheOptions::seed`], the key, the clock reading and a
 //!   per-instance counter), never read as 0 or reset to 1. When the
 //!   generation key is lost (eviction, restart of a Memcached node) the new
 //!   generation is a value no old entry carries, so old entries stay
@@ -49,7 +49,7 @@ use async_trait::async_trait;
 
 use super::generations::{bump_generation, read_generations, GenerationSource};
 use super::keys::{push_view, scope_key, view_key_builder};
-use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
+use super::{CacheOptions, ReadPlan, Requirements, Strategy};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::key::Key;
@@ -61,7 +61,7 @@ const TAG: &str = "v";
 /// The `versioned` strategy; see the [module docs](self).
 #[derive(Debug)]
 pub struct Versioned {
-    options: StrategyOptions,
+    options: CacheOptions,
     source: GenerationSource,
 }
 
@@ -71,7 +71,7 @@ impl Versioned {
 
     /// A `versioned` strategy with `options` (uses `namespace`, `ttl`, `seed`,
     /// `clock`).
-    pub fn new(options: StrategyOptions) -> Self {
+    pub fn new(options: CacheOptions) -> Self {
         let source = GenerationSource::new(options.seed, options.clock.clone(), options.control_ttl());
         Versioned { options, source }
     }

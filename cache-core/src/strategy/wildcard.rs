@@ -48,7 +48,7 @@
 //! [`INDEX_TTL_SLACK`], so the index outlives every entry it lists and
 //! disappears shortly after one TTL after the last miss of its scope; each
 //! invalidation empties it. Between invalidations it holds at most
-//! [`StrategyOptions::index_cap`] keys **and** at most [`INDEX_MAX_BYTES`]
+//! [`CacheOptions::index_cap`] keys **and** at most [`INDEX_MAX_BYTES`]
 //! bytes (lowered to the backend's `max_value_size` when that is smaller):
 //! when either is reached, new entries of that scope are **not cached**.
 //! Duplicates are not appended. Both bounds are needed: with keys of ~7 KB
@@ -94,7 +94,7 @@ use bytes::Bytes;
 
 use super::key_index::{decode_index, index_lists, index_with, Needle};
 use super::keys::{push_view, scope_key, view_key_builder};
-use super::{ReadPlan, Requirements, Strategy, StrategyOptions};
+use super::{CacheOptions, ReadPlan, Requirements, Strategy};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::key::{push_hash_tag, Key};
@@ -114,13 +114,13 @@ pub const INDEX_TTL_SLACK: Duration = Duration::from_secs(5);
 /// The `wildcard` strategy; see the [module docs](self).
 #[derive(Debug)]
 pub struct Wildcard {
-    options: StrategyOptions,
+    options: CacheOptions,
 }
 
 impl Wildcard {
     /// A `wildcard` strategy with `options` (uses `namespace`, `ttl`,
     /// `index_cap`).
-    pub fn new(options: StrategyOptions) -> Self {
+    pub fn new(options: CacheOptions) -> Self {
         Wildcard { options }
     }
 

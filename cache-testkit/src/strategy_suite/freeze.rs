@@ -97,7 +97,7 @@ pub async fn freeze_during_write(
 ) -> FreezeOutcome {
     let clock = ManualClock::at_unix_millis(SEED_DAY_UNIX_MILLIS);
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    let options = StrategyOptions::default()
+    let options = CacheOptions::default()
         .with_clock(shared)
         .with_namespace(unique_namespace(&format!("freeze-{strategy}")));
     // Two processes draw their generation starts from different seeds (in

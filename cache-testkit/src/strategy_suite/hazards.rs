@@ -344,7 +344,7 @@ pub struct IndexOverflow {
 /// every range. A correct strategy leaves `stale == 0`: an entry that did
 /// not fit in the index must not have been cached.
 pub async fn wildcard_index_overflow(backend: Arc<dyn Backend>, scopes: &[&str], views: usize) -> IndexOverflow {
-    let options = StrategyOptions::default().with_namespace(unique_namespace("wc_overflow"));
+    let options = CacheOptions::default().with_namespace(unique_namespace("wc_overflow"));
     let strategy = by_name("wildcard", &options).unwrap();
     let scopes: Vec<Scope> = scopes.iter().map(|s| Scope::new(*s).unwrap()).collect();
     let day = |i: usize| -> TimeRange {

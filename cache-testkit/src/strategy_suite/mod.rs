@@ -48,8 +48,9 @@ use cache_core::backend::{Backend, Capabilities, Ttl};
 use cache_core::clock::{Clock, ManualClock};
 use cache_core::error::{Error, Result};
 use cache_core::key::Key;
-use cache_core::strategy::{by_name, BucketSize, StrategyOptions};
+use cache_core::strategy::{by_name, BucketSize};
 use cache_core::view::{Change, Scope, TimeRange, View};
+use cache_core::CacheOptions;
 
 /// 2025-10-06T09:00:00Z, the date of the seed's incident: "today" for
 /// `fixed-month`.
@@ -215,12 +216,12 @@ impl Harness {
     /// A harness for `strategy` on `backend` in a fresh namespace, with the
     /// clock at the seed's date.
     pub fn new(backend: Arc<dyn Backend>, strategy: &str) -> Self {
-        Self::with_options(backend, strategy, StrategyOptions::default())
+        Self::with_options(backend, strategy, CacheOptions::default())
     }
 
     /// As [`Harness::new`], starting from `options` (namespace and clock are
     /// replaced).
-    pub fn with_options(backend: Arc<dyn Backend>, strategy: &str, options: StrategyOptions) -> Self {
+    pub fn with_options(backend: Arc<dyn Backend>, strategy: &str, options: CacheOptions) -> Self {
         let clock = ManualClock::at_unix_millis(SEED_DAY_UNIX_MILLIS);
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
         let options = options

@@ -114,14 +114,14 @@ pub fn random_ops(seed: u64, len: usize) -> Vec<ModelOp> {
 /// against the model. Returns the number of reads, or a description of the
 /// first stale one. Ends by reading every view once more.
 pub async fn model_check(backend: Arc<dyn Backend>, strategy: &str, ops: &[ModelOp]) -> Result<usize, String> {
-    model_check_with(backend, strategy, StrategyOptions::default(), ops).await
+    model_check_with(backend, strategy, CacheOptions::default(), ops).await
 }
 
 /// [`model_check`] with strategy options (e.g. week buckets for `bucketed`).
 pub async fn model_check_with(
     backend: Arc<dyn Backend>,
     strategy: &str,
-    options: StrategyOptions,
+    options: CacheOptions,
     ops: &[ModelOp],
 ) -> Result<usize, String> {
     let h = Harness::with_options(backend, strategy, options);

@@ -19,7 +19,7 @@ pub struct BucketComparison {
 /// only touch October: ten rounds of "read every view, edit an October
 /// item".
 pub async fn bucketed_vs_versioned(backend: Arc<dyn Backend>) -> BucketComparison {
-    let options = StrategyOptions::default().with_bucket(BucketSize::Month);
+    let options = CacheOptions::default().with_bucket(BucketSize::Month);
     let bucketed = year_of_edits(backend.clone(), "bucketed", options.clone()).await;
     let versioned = year_of_edits(backend, "versioned", options).await;
     BucketComparison {
@@ -45,7 +45,7 @@ pub struct Workload {
 /// its spill-over) read ten times, with an October item edited between
 /// rounds: a strategy that invalidates per time bucket keeps the views that
 /// do not show October cached.
-pub async fn year_of_edits(backend: Arc<dyn Backend>, strategy: &str, options: StrategyOptions) -> Workload {
+pub async fn year_of_edits(backend: Arc<dyn Backend>, strategy: &str, options: CacheOptions) -> Workload {
     let views: Vec<View> = (1..=12)
         .map(|m: u32| {
             let start = chrono::NaiveDate::from_ymd_opt(2025, m, 1).unwrap();

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use cache_core::flow::{Outcome, Served, Tally};
+use cache_core::flow::{Outcome, Served};
+use cache_core::CacheMetrics;
 use cache_core::StatsSnapshot;
 use hdrhistogram::Histogram;
 
@@ -119,7 +120,7 @@ pub(super) fn summarize(h: Option<&Histogram<u64>>, max_us: u64) -> LatencySumma
 
 /// Collects a cell's counts as it runs.
 pub(crate) struct Recorder {
-    pub(crate) tally: Tally,
+    pub(crate) tally: CacheMetrics,
     pub(crate) reads: u64,
     pub(crate) writes: u64,
     pub(crate) stale_reads: u64,
@@ -150,7 +151,7 @@ pub(super) const LATENCY_CAP_US: u64 = 3_600_000_000;
 impl Recorder {
     pub(crate) fn new(bucket_us: u64) -> Self {
         Recorder {
-            tally: Tally::default(),
+            tally: CacheMetrics::default(),
             reads: 0,
             writes: 0,
             stale_reads: 0,

@@ -57,7 +57,8 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cache_core::flow::{Aside, AsideOptions, Flights, Handoff, ReadFlow, Served, Step};
+use cache_core::flow::{Aside, Flights, Handoff, ReadFlow, Served, Step};
+use cache_core::CacheOptions;
 use cache_core::{Backend, Change, Instrumented, ManualClock, Strategy};
 
 use crate::db::Db;
@@ -170,7 +171,7 @@ pub struct Cell {
     /// counted, which is all the report needs and a few percent faster.
     pub time_calls: bool,
     /// The read policy: single-flight (per process) and XFetch.
-    pub aside: AsideOptions,
+    pub aside: CacheOptions,
     /// End the cell with [`Error::BackendDown`] when backend calls keep
     /// failing, with no read served cleanly in between, for this long in
     /// real time (a server that died and stays down); `None` never does.
@@ -221,7 +222,7 @@ impl Cell {
             declared_padding: false,
             bucket_us: 60_000_000,
             time_calls: false,
-            aside: AsideOptions::default(),
+            aside: CacheOptions::default(),
             outage_limit: None,
             judge_stale: true,
             fenced_writes: true,

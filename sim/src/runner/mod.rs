@@ -17,8 +17,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_core::strategy::StrategyOptions;
 use cache_core::tier::TierStats;
+use cache_core::CacheOptions;
 use cache_core::{ManualClock, Strategy};
 
 use crate::backends::{connect, BackendSpec};
@@ -33,11 +33,11 @@ use crate::verdict::ShapeCell;
 pub type SourceFactory = Arc<dyn Fn() -> Result<Source> + Send + Sync>;
 /// Builds a strategy by name ([`cache_core::strategy::by_name`] by default;
 /// tests inject their own).
-pub type StrategyFactory = Arc<dyn Fn(&str, &StrategyOptions) -> cache_core::Result<Arc<dyn Strategy>> + Send + Sync>;
+pub type StrategyFactory = Arc<dyn Fn(&str, &CacheOptions) -> cache_core::Result<Arc<dyn Strategy>> + Send + Sync>;
 
 /// The registry's strategy factory.
 pub fn registry() -> StrategyFactory {
-    Arc::new(|name: &str, opts: &StrategyOptions| cache_core::strategy::by_name(name, opts))
+    Arc::new(|name: &str, opts: &CacheOptions| cache_core::strategy::by_name(name, opts))
 }
 
 mod lockstep;

@@ -280,7 +280,7 @@ pub fn judge(cfg: &RunConfig, report: &Report, shape: &Shape, strategies: &Strat
         }
     }
     let deletes = |strategy: &str| {
-        strategies(strategy, &cache_core::strategy::StrategyOptions::default())
+        strategies(strategy, &cache_core::CacheOptions::default())
             .map(|s| s.needs().invalidates_by_delete)
             .unwrap_or(false)
     };
