@@ -1,4 +1,4 @@
-//! [`LocalTracker`]: the simulator's model of server-assisted tracking, an
+//! `LocalTracker`: the simulator's model of server-assisted tracking, an
 //! in-process shared store that remembers which process read which key and
 //! invalidates it there, after a modelled delivery latency, when anyone
 //! writes it.
