@@ -116,8 +116,8 @@
 //! | peak RSS (`/usr/bin/time -v`) | 341–346 MiB (2 threads), 334–335 MiB (1 thread) | ≤ 512 MB: met |
 //! | instructions, against main before the merge (callgrind, `replay` of a 37 k-event trace, 4 strategies, `locmem:16`) | 4.10 G vs 4.71 G: −13% | — |
 //!
-//! Reports are byte-identical to main's on every scenario `cache-sim
-//! scenarios` lists, on `realistic` (also with database faults and
+//! Reports are byte-identical to main's (0acb2b8, and again 64472ba after
+//! a later merge) on every scenario `cache-sim scenarios` lists, on `realistic` (also with database faults and
 //! fail-safe), and on a 3-process replay over locmem, shared-locmem and two
 //! tiers.
 //!
