@@ -120,7 +120,7 @@ fn table(h: &mut String, report: &Report) {
     h.push_str("<table>\n<tr><th>strategy</th><th>backend</th><th>reads</th><th>hits</th><th>hit rate</th><th>stale reads</th><th>at-risk reads</th><th>max staleness ms</th><th>ops/read</th><th>ops/write</th><th>DB queries</th><th>coalesced</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>errors</th><th>dead keys</th></tr>\n");
     for r in &report.results {
         let stale = if report.stale_judged {
-            super::stale_cell(r)
+            super::markdown::stale_cell(r)
         } else {
             "n/a".into()
         };
