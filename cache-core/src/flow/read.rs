@@ -57,8 +57,9 @@ fn stamp_of(generations: &[u64]) -> u64 {
 /// freshness needs one.
 ///
 /// ```
-/// use cache_core::flow::{Aside, CacheOptions, Flights, Step};
-/// use cache_core::strategy::{by_name, CacheOptions};
+/// use cache_core::flow::{Aside, Flights, Step};
+/// use cache_core::strategy::by_name;
+/// use cache_core::CacheOptions;
 /// use cache_core::{Backend, View};
 /// # async fn demo(backend: &dyn Backend, view: &View) {
 /// let aside = Aside::new(by_name("versioned", &CacheOptions::default()).unwrap(), CacheOptions::default());

@@ -351,7 +351,8 @@ fn config(message: String) -> Error {
 /// An unknown name is an [`Error::Config`] that lists the valid ones.
 ///
 /// ```
-/// use cache_core::strategy::{by_name, CacheOptions, NAMES};
+/// use cache_core::strategy::{by_name, NAMES};
+/// use cache_core::CacheOptions;
 /// for name in NAMES {
 ///     assert_eq!(by_name(name, &CacheOptions::default()).unwrap().name(), name);
 /// }
