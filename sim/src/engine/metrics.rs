@@ -217,9 +217,11 @@ impl Recorder {
         self.tally.backend_errors() + self.other_errors
     }
 
-    /// Reads answered so far.
+    /// Reads answered so far after a backend call, the evidence that the
+    /// backend answers: a read that bypassed the cache for a pending bump
+    /// (the writer's own scopes) made none, so it does not count.
     pub(crate) fn served_total(&self) -> u64 {
-        self.tally.hits + self.tally.misses
+        (self.tally.hits + self.tally.misses).saturating_sub(self.tally.pending_bypassed)
     }
 
     fn summary(h: Option<&Histogram<u64>>, max_us: u64) -> LatencySummary {

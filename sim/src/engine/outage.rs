@@ -9,8 +9,9 @@ use crate::error::{Error, Result};
 ///
 /// Why real time: a dead server costs each request a reconnect attempt or a
 /// command timeout, so a run that fails open on every request can take hours
-/// while every answer comes from the database. A read served without a new
-/// error ends the streak; only the clock of the error path is read, so a
+/// while every answer comes from the database. A read served after a
+/// backend call without a new error ends the streak (one that bypassed the
+/// cache for a pending bump made no call, and proves nothing); only the clock of the error path is read, so a
 /// healthy run never calls `Instant::now`.
 pub(super) struct Outage {
     pub(super) limit: Option<Duration>,
