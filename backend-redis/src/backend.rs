@@ -6,16 +6,16 @@ use std::fmt;
 use std::time::Duration;
 
 use cache_core::backend::{is_expired_ttl, parse_counter};
-use cache_core::error::describe_keys;
 use cache_core::key::escape_glob;
 use cache_core::{async_trait, Backend, Bytes, Capabilities, Error, Key, Result, ServerStats, Ttl};
 use futures::future::try_join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Script, ServerErrorKind, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Script, Value};
 
 use crate::config::{parse_target, redact_url, RedisBackendBuilder, RedisOptions, Target};
+use crate::errors::{answered_unlike_redis, map_error, Subject};
 
 /// Keys per `SCAN` step and per `UNLINK` batch in [`RedisBackend::delete_prefix`]:
 /// large enough to need few round trips, small enough that no single command
@@ -88,29 +88,6 @@ impl fmt::Debug for RedisBackend {
             .field("url", &self.url)
             .field("options", &self.options)
             .finish()
-    }
-}
-
-/// What an error is about, turned into text only when an error happens so
-/// successful calls allocate nothing for it.
-#[derive(Clone, Copy)]
-pub(crate) enum Subject<'a> {
-    Key(&'a Key),
-    Keys(&'a [Key]),
-    Entries(&'a [(Key, Bytes)]),
-    Prefix(&'a str),
-    Url(&'a str),
-}
-
-impl Subject<'_> {
-    fn describe(self) -> String {
-        match self {
-            Subject::Key(k) => k.as_str().to_owned(),
-            Subject::Keys(ks) => describe_keys(ks.iter().map(Key::as_str)),
-            Subject::Entries(es) => describe_keys(es.iter().map(|(k, _)| k.as_str())),
-            Subject::Prefix(p) => format!("{p}*"),
-            Subject::Url(u) => u.to_owned(),
-        }
     }
 }
 
@@ -418,15 +395,6 @@ impl RedisBackend {
     }
 }
 
-/// True for a client error that means the server's reply was not Redis's
-/// protocol at all (rather than a Redis error or a broken connection).
-fn answered_unlike_redis(e: &RedisError) -> bool {
-    matches!(
-        e.kind(),
-        redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType
-    )
-}
-
 /// `Some(ms)` for a TTL to send as `PX ms`: sub-millisecond parts round up
 /// (an entry must live at least its TTL); TTLs too long for the server's
 /// clock are clamped to [`MAX_PX`]; `None` for no expiry.
@@ -434,51 +402,6 @@ fn ttl_millis(ttl: Ttl) -> Option<u64> {
     let d = ttl?;
     let ms = d.as_nanos().div_ceil(1_000_000).clamp(1, MAX_PX);
     Some(u64::try_from(ms).unwrap_or(u64::MAX))
-}
-
-/// Maps a client error to the core error: unreachable or broken connections
-/// and a cluster without a master for the slot are `Unavailable` (retrying
-/// later may work), the client's own response timeout is `Timeout`, anything
-/// else is `Backend` with the server's message.
-///
-/// A `MOVED`/`ASK` that reaches us means the cluster client used up its
-/// redirect retries while the topology was changing (e.g. it was sent to a
-/// master that just died): transient, so `Unavailable` too.
-pub(crate) fn map_error(backend: &str, timeout: Duration, e: RedisError, subject: Subject<'_>) -> Error {
-    if e.is_timeout() {
-        return Error::Timeout {
-            backend: backend.to_owned(),
-            key: Some(subject.describe()),
-            after: timeout,
-        };
-    }
-    let unavailable = e.is_io_error()
-        || e.is_connection_refusal()
-        || e.is_connection_dropped()
-        || matches!(
-            e.kind(),
-            redis::ErrorKind::ClusterConnectionNotFound
-                | redis::ErrorKind::Server(
-                    ServerErrorKind::ClusterDown
-                        | ServerErrorKind::MasterDown
-                        | ServerErrorKind::TryAgain
-                        | ServerErrorKind::BusyLoading
-                        | ServerErrorKind::Moved
-                        | ServerErrorKind::Ask
-                )
-        );
-    if unavailable {
-        return Error::Unavailable {
-            backend: backend.to_owned(),
-            key: Some(subject.describe()),
-            source: Box::new(e),
-        };
-    }
-    Error::Backend {
-        backend: backend.to_owned(),
-        key: Some(subject.describe()),
-        message: e.to_string(),
-    }
 }
 
 #[async_trait]
@@ -690,29 +613,5 @@ fn info_field(info: &str, field: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn info_fields_are_read_by_exact_name() {
-        let info = "# Stats\r\nevicted_keys_x:9\r\nevicted_keys:42\r\nexpired_keys:7\r\n";
-        assert_eq!(info_field(info, "evicted_keys"), Some(42));
-        assert_eq!(info_field(info, "expired_keys"), Some(7));
-        assert_eq!(info_field(info, "evicted"), None);
-    }
-
-    #[test]
-    fn ttl_rounds_up_to_whole_milliseconds() {
-        assert_eq!(ttl_millis(None), None);
-        assert_eq!(ttl_millis(Some(Duration::from_micros(1))), Some(1));
-        assert_eq!(ttl_millis(Some(Duration::from_micros(1001))), Some(2));
-        assert_eq!(ttl_millis(Some(Duration::from_secs(2))), Some(2000));
-        for huge in [
-            Duration::MAX,
-            Duration::from_secs(u64::MAX),
-            Duration::from_secs(i64::MAX as u64),
-        ] {
-            assert_eq!(ttl_millis(Some(huge)), Some(MAX_PX as u64), "{huge:?}");
-        }
-    }
-}
+#[path = "backend_tests.rs"]
+mod tests;

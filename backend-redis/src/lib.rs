@@ -22,7 +22,9 @@
 //!
 //! - `config`: the URL forms, [`RedisOptions`] and [`RedisBackendBuilder`].
 //! - `backend`: [`RedisBackend`] itself: commands, the `incr` script, slot
-//!   grouping for clusters, error mapping.
+//!   grouping for clusters.
+//! - `errors`: client errors as the core's (unavailable, timeout, "not
+//!   Redis").
 //! - `backplane`: [`RedisBackplane`], Redis pub/sub as the backplane of a
 //!   [`TwoTier`](cache_core::tier::TwoTier) cache (numbered
 //!   generation-change notices between processes, reconnecting
@@ -102,6 +104,7 @@
 mod backend;
 mod backplane;
 mod config;
+mod errors;
 mod tracking;
 
 pub use backend::RedisBackend;

@@ -14,8 +14,8 @@ use redis::cluster_routing::Slot;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
 use redis::{PushInfo, PushKind, RedisError, Value};
 
-use crate::backend::{map_error, Subject};
 use crate::config::{redact_url, Target};
+use crate::errors::{map_error, Subject};
 
 /// Slots in a Redis Cluster.
 const SLOTS: u16 = 16384;
