@@ -201,7 +201,7 @@ async fn metrics_split_read_and_write_round_trips() {
     load(&c, b"x").await;
     c.invalidate(&change()).await.unwrap();
     let m = c.metrics();
-    let (reads, writes) = (c.read_stats().snapshot(), c.write_stats().snapshot());
+    let (reads, writes) = (c.read_stats(), c.write_stats());
     // Two reads: 2 generation gets + 2 view gets, one add (seeding), one set.
     assert_eq!(reads.op(Op::Get).calls, 4, "{reads:?}");
     assert_eq!(reads.op(Op::Add).calls, 1);

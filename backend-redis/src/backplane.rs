@@ -1,9 +1,10 @@
 //! [`RedisBackplane`]: the two-tier cache's backplane on Redis pub/sub.
 //!
 //! Every process publishes a notice (`PUBLISH <channel> <notice>`) after it
-//! changed a generation, numbered in its own sequence
-//! ([`Numbered`]: a subscriber that sees a number skipped forgets what it
-//! knows), and keeps one subscriber connection on the same channel. The subscriber task marks the process's table
+//! changed a generation, numbered in its own sequence (a subscriber that
+//! sees a number skipped forgets what it knows), and keeps one subscriber
+//! connection on the same channel. The subscriber task marks the process's
+//! table
 //! ([`KnownGenerations`]) subscribed only once the server confirmed the
 //! `SUBSCRIBE`, and lost the moment the connection ends, then reconnects
 //! every [`RedisBackplane::reconnect_delay`] until it is back: reads fall
@@ -20,7 +21,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use cache_core::async_trait;
-use cache_core::tier::{Backplane, KnownGenerations, Numbered};
+use cache_core::tier::{Backplane, KnownGenerations};
 use cache_core::{Error, Result};
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
@@ -156,9 +157,9 @@ impl Backplane for RedisBackplane {
         NAME
     }
 
-    async fn publish(&self, notice: &Numbered) -> Result<()> {
+    async fn publish(&self, message: &[u8]) -> Result<()> {
         let mut conn = self.publisher.clone();
-        let cmd = redis::cmd("PUBLISH").arg(&self.channel).arg(notice.encode()).to_owned();
+        let cmd = redis::cmd("PUBLISH").arg(&self.channel).arg(message).to_owned();
         match tokio::time::timeout(self.publish_timeout, cmd.query_async::<i64>(&mut conn)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(unavailable(&self.url, e)),

@@ -31,9 +31,6 @@
 //!   trait an application's database implements and the stored form of a
 //!   [`Change`], so a committed write's invalidation survives a crash of
 //!   its writer.
-//! - [`fault`]: [`Frozen`](fault::Frozen), a backend wrapper that refuses
-//!   every call while frozen (by hand, or over scheduled windows of a
-//!   clock), for fault tests and the simulator.
 //! - [`tier`]: [`TwoTier`](tier::TwoTier), an in-process L1 in front of a
 //!   shared L2 for `stamped` entries, coherent across processes, with
 //!   optional server-assisted [`Tracker`](tier::Tracker) or
@@ -42,15 +39,22 @@
 //!   crate shows URLs through.
 //! - [`error`]: the one [`Error`] type, variants by meaning.
 //! - [`clock`]: the injectable [`Clock`] ([`system_clock`], [`ManualClock`]).
-//! - [`instrumented`]: [`Instrumented`], a wrapper that counts round trips,
-//!   keys and latency per operation.
 //!
 //! Private modules: `flow` (the sans-IO core), `envelope` (the stored form
 //! of a view: payload, logical expiry, load time), `hash` (stable seeded
-//! hashing), `wire` (a range end as FullCalendar writes it). With the
-//! `unstable-internals` feature they are public for the simulator and the
-//! workspace's tests; they are not part of the API and change without
-//! notice.
+//! hashing), `wire` (a range end as FullCalendar writes it),
+//! `instrumented` (the wrapper that counts a [`RangeCache`]'s round trips,
+//! keys and latency per operation: [`RangeCache::read_stats`] gives its
+//! figures as a [`StatsSnapshot`]), `fault` (a
+//! backend wrapper that refuses every call while frozen, for fault tests
+//! and the simulator's `--freeze`). With the `unstable-internals` feature
+//! they are public for the simulator, the benchmarks and the workspace's
+//! tests, together with what only those use: the stored forms strategies read back
+//! (`strategy::StoredForm`), the in-process backplane
+//! (`tier::LocalBackplane`) and the strategies that exist only to be
+//! compared (`fixed-month`, `naive-versioned`, `range-expansion`,
+//! `wildcard`: by name only). They are not part of the API and change
+//! without notice.
 //!
 //! The suites every backend runs (the backend contract's conformance suite,
 //! the strategy scenarios) and the real-server harness for tests live in
@@ -97,11 +101,11 @@ pub mod error;
 pub mod ext;
 #[cfg(feature = "axum")]
 pub mod extract;
-pub mod fault;
+internal_mod!(fault);
 internal_mod!(flow);
 pub mod fullcalendar;
 internal_mod!(hash);
-pub mod instrumented;
+internal_mod!(instrumented);
 pub mod key;
 pub mod options;
 pub mod outbox;
@@ -117,10 +121,18 @@ pub use clock::{system_clock, Clock, ManualClock};
 pub use error::{BoxError, Error, Result};
 pub use ext::BackendExt;
 pub use flow::{CacheMetrics, FailSafe};
-pub use instrumented::{Instrumented, Op, OpSnapshot, OpStats, StatsSnapshot};
+/// The counting wrapper itself, for the simulator and the benchmarks.
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub use instrumented::{Instrumented, OpStats};
+pub use instrumented::{Op, OpSnapshot, StatsSnapshot};
 pub use key::Key;
 pub use options::CacheOptions;
-pub use strategy::{ReadPlan, Strategy};
+/// A strategy's plan of a read, for the simulator's driver.
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub use strategy::ReadPlan;
+pub use strategy::Strategy;
 pub use view::{Change, Scope, TimeRange, View};
 
 /// Re-exported so backends implementing [`Backend`] use the same version.

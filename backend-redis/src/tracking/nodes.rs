@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
-use cache_core::tier::{KnownGenerations, Notice};
+use cache_core::tier::KnownGenerations;
 use cache_core::{Error, Result};
 use redis::aio::MultiplexedConnection;
 use redis::cluster_routing::Slot;
@@ -286,9 +286,8 @@ fn push_handler(
                             Value::SimpleString(s) => s.clone(),
                             _ => continue,
                         };
-                        let notice = Notice::Changed(key);
                         for t in &tables {
-                            t.notice(&notice);
+                            t.changed(&key);
                         }
                     }
                 }

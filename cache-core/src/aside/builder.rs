@@ -91,8 +91,7 @@ impl RangeCacheBuilder {
     }
 
     /// The strategy by type: `build` is called with the builder's
-    /// validated options, e.g. `.strategy_with(Stamped::new)`, or the
-    /// constructor of a strategy of your own.
+    /// validated options, e.g. `.strategy_with(Stamped::new)`.
     pub fn strategy_with<S: Strategy>(mut self, build: impl FnOnce(CacheOptions) -> S + Send + 'static) -> Self {
         self.strategy = Choice::Build(Box::new(move |o| Arc::new(build(o)) as Arc<dyn Strategy>));
         self

@@ -29,8 +29,9 @@
 //!   [`RangeCache::invalidate`] are returned: a lost invalidation means stale
 //!   reads, which the caller must know about.
 //! - **Metrics**: hits, misses, loader calls, invalidations, and backend
-//!   round trips split into the read path and the write path (two
-//!   [`Instrumented`] wrappers over the same backend); the same events go
+//!   round trips split into the read path and the write path
+//!   ([`RangeCache::read_stats`], [`RangeCache::write_stats`]: two counting
+//!   wrappers over the same backend); the same events go
 //!   to the `metrics` facade and to `tracing` spans (below).
 //!
 //! - **Fail-open reads** can be turned off
@@ -139,7 +140,7 @@ use bytes::Bytes;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::flow::{Aside, CacheMetrics, Flights};
-use crate::instrumented::{Instrumented, OpStats};
+use crate::instrumented::{Instrumented, StatsSnapshot};
 use crate::options::CacheOptions;
 use crate::outbox::{Outbox, OutboxId};
 use crate::strategy::Strategy;
@@ -226,14 +227,15 @@ impl RangeCache {
         self.reader.backend.inner()
     }
 
-    /// Live round-trip counters of the read path.
-    pub fn read_stats(&self) -> &OpStats {
-        self.reader.backend.stats()
+    /// The read path's backend round trips so far, per operation (calls,
+    /// keys, errors, latency).
+    pub fn read_stats(&self) -> StatsSnapshot {
+        self.reader.backend.stats().snapshot()
     }
 
-    /// Live round-trip counters of the write path.
-    pub fn write_stats(&self) -> &OpStats {
-        self.write_backend.stats()
+    /// The write path's backend round trips so far, per operation.
+    pub fn write_stats(&self) -> StatsSnapshot {
+        self.write_backend.stats().snapshot()
     }
 
     fn tally(&self) -> std::sync::MutexGuard<'_, CacheMetrics> {

@@ -19,7 +19,7 @@
 //! | `fixed-month` | 1 | 1 | one `delete` per month × filter combination (4 by default) | none: the seed's bug |
 //! | `naive-versioned` | 2 | 1 | 1 (2 when the version is missing) | breaks when the version key is lost |
 //! | [`versioned`] | 2 (+1 `add` once) | 1 | 1 `incr` | no stale read after the bump, even across lost generations |
-//! | [`wildcard`] | 1 | 1 (3 with a key index) | 2 (`delete_prefix` + index) | stale-set race; index is lossy |
+//! | `wildcard` | 1 | 1 (3 with a key index) | 2 (`delete_prefix` + index) | stale-set race; index is lossy |
 //! | `range-expansion` | 1 | 1 | 1 `delete_many` of `K` keys | only the guessed keys |
 //! | [`short-ttl`](short_ttl) | 1 | 1 | 0 | stale for up to the TTL |
 //! | [`bucketed`] | 2 (one `get_many` of `B`) | 1 | `b` `incr`s | as `versioned`, per bucket |
@@ -29,11 +29,22 @@
 //!
 //! What a strategy stores, only that strategy decodes: the read path seals
 //! an envelope, the strategy may wrap it (`stamped`
-//! puts its stamps in front), and [`Strategy::stored_form`] opens it again
+//! puts its stamps in front), and the strategy's stored form opens it again
 //! for every layer that looks at stored entries: the read path (a hit is an
-//! entry that is [`Liveness::Live`] under the read's plan), the two-tier
-//! cache (an L1 copy is served only under current stamps) and the
-//! simulator's dead-key count (see [`StoredForm`]).
+//! entry that is live under the read's plan), the two-tier cache (an L1
+//! copy is served only under current stamps) and the simulator's dead-key
+//! count.
+//!
+//! # Choosing, not implementing
+//!
+//! Applications choose a strategy, by type ([`Stamped`], [`Versioned`],
+//! [`Bucketed`], [`ShortTtl`]:
+//! [`RangeCacheBuilder::strategy_with`](crate::RangeCacheBuilder::strategy_with)) or by name ([`by_name`],
+//! [`RangeCacheBuilder::strategy`](crate::RangeCacheBuilder::strategy)).
+//! Only this crate's strategies implement [`Strategy`]: each one's guarantee
+//! is proven by the simulator and the strategy scenarios, and its steps
+//! (plan a read, store, fence, invalidate) are the read path's business,
+//! not part of the API.
 //!
 //! # Keys
 //!
@@ -49,7 +60,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::backend::{Backend, Ttl};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::view::{Change, View};
@@ -63,6 +74,7 @@ pub(crate) mod fence;
 crate::internal_mod!(fixed_month);
 pub(crate) mod generations;
 mod key_index;
+crate::internal_mod!(plan);
 pub(crate) mod keys;
 crate::internal_mod!(naive_versioned);
 crate::internal_mod!(range_expansion);
@@ -70,7 +82,8 @@ pub mod short_ttl;
 pub mod stamped;
 mod stored;
 pub mod versioned;
-pub mod wildcard;
+// Compared, not chosen (a stale-set race; unsafe when the server evicts).
+crate::internal_mod!(wildcard);
 
 pub use bucketed::Bucketed;
 use fixed_month::FixedMonth;
@@ -79,122 +92,27 @@ use range_expansion::RangeExpansion;
 pub use short_ttl::ShortTtl;
 pub(crate) use stamped::StampedForm;
 pub use stamped::{StampGranularity, Stamped};
-pub use stored::{Liveness, StoredEntry, StoredForm};
-// The built-in forms: reached through `Strategy::stored_form`.
+// How a strategy talks to the read path: the plan of a read, what it needs
+// from a backend, and how its entries are stored. Only the strategies of
+// this crate implement `Strategy`, so these are not part of the API.
 #[cfg(feature = "unstable-internals")]
 #[doc(hidden)]
-pub use stored::EnvelopeForm;
+pub use plan::{ReadPlan, Requirements};
 #[cfg(not(feature = "unstable-internals"))]
-pub(crate) use stored::EnvelopeForm;
+pub(crate) use plan::{ReadPlan, Requirements};
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub use stored::{EnvelopeForm, Liveness, StoredEntry, StoredForm};
+#[cfg(not(feature = "unstable-internals"))]
+pub(crate) use stored::{EnvelopeForm, Liveness, StoredEntry, StoredForm};
 pub use versioned::Versioned;
-pub use wildcard::Wildcard;
+use wildcard::Wildcard;
 
-/// What [`Strategy::plan_read`] decided for one view.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ReadPlan {
-    /// The storage key to read (and, on a miss, to fill).
-    pub key: Key,
-    /// TTL to store the entry with; also its logical lifetime in
-    /// [`RangeCache`](crate::aside::RangeCache).
-    pub ttl: Ttl,
-    /// The generations the key was derived from (or, for `stamped`, that a
-    /// stored entry must carry), in the order the strategy fetched them
-    /// (empty for strategies without generations).
-    pub generations: Vec<u64>,
-    /// The entry, when the plan already read it in the same round trip as
-    /// its generations (`stamped`): `Some(None)` is a miss (absent),
-    /// `Some(Some(bytes))` the value as stored, which the read path opens
-    /// with the strategy's [`StoredForm`] and serves only if it is
-    /// [`Liveness::Live`] under this plan. `None` (every other strategy):
-    /// the entry is read with a separate `get` of [`Self::key`].
-    pub entry: Option<Option<Bytes>>,
-    /// A write to the view's scopes is open (announced with
-    /// [`Strategy::begin_write`], not yet ended): the cache must not answer
-    /// this read, nor coalesce it, nor store its result. The read path
-    /// loads it from the database alone.
-    pub bypass: bool,
-}
-
-impl ReadPlan {
-    /// A plan reading `key`, stored with `ttl`, derived from no generation.
-    /// Strategies outside this crate build their plans with this.
-    pub fn new(key: Key, ttl: Ttl) -> Self {
-        ReadPlan {
-            key,
-            ttl,
-            generations: Vec::new(),
-            entry: None,
-            bypass: false,
-        }
-    }
-
-    /// Records the generations the key was derived from (builder style).
-    #[must_use]
-    pub fn with_generations(mut self, generations: Vec<u64>) -> Self {
-        self.generations = generations;
-        self
-    }
-
-    /// Hands over the entry the plan read itself (builder style): the read
-    /// path then makes no separate `get`.
-    #[must_use]
-    pub fn with_entry(mut self, entry: Option<Bytes>) -> Self {
-        self.entry = Some(entry);
-        self
-    }
-
-    /// Marks the read as one the cache must not answer (see
-    /// [`Self::bypass`]).
-    #[must_use]
-    pub fn with_bypass(mut self, bypass: bool) -> Self {
-        self.bypass = bypass;
-        self
-    }
-}
-
-/// What a strategy needs from a backend, so callers (the simulator, a
-/// service's startup check) can tell which combinations make sense.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct Requirements {
-    /// Uses `add` and `incr` on counters (generations, versions).
-    pub counters: bool,
-    /// Uses [`Backend::delete_prefix`] when the backend has it, and works
-    /// (with weaker guarantees or more round trips) when it does not.
-    pub prefers_prefix_delete: bool,
-    /// Invalidates on writes at all (`short-ttl` does not).
-    pub invalidates: bool,
-    /// Correct only if every process shares one store: invalidation state in
-    /// a per-process cache never reaches the other processes' entries. True
-    /// for every strategy that invalidates (not `short-ttl`, whose bound on
-    /// staleness holds per process); listed so the `multi-process-locmem`
-    /// hazard has a place to be checked.
-    pub needs_shared_store: bool,
-    /// Invalidates by deleting entries (`fixed-month`, `wildcard`,
-    /// `range-expansion`): a stale entry is gone only if the delete named
-    /// it and nothing refilled it afterwards, so correctness depends on the
-    /// store keeping what the strategy told it (a key index a server may
-    /// evict) and on no reader that queried the database before the commit
-    /// storing after the delete (the stale-set race). The simulator's
-    /// verdict rules these out on a server that evicts.
-    pub invalidates_by_delete: bool,
-}
-
-impl Requirements {
-    /// What every generation-based strategy needs (`naive-versioned`,
-    /// `versioned`, `bucketed`, `stamped`): `add`/`incr` counters in a store
-    /// all processes share, no prefix deletion.
-    pub const COUNTERS: Requirements = Requirements {
-        counters: true,
-        prefers_prefix_delete: false,
-        invalidates: true,
-        needs_shared_store: true,
-        invalidates_by_delete: false,
-    };
-}
-
-/// An invalidation strategy. Strategies keep no per-backend state in memory:
+/// An invalidation strategy: choose one (see [Choosing, not
+/// implementing](self#choosing-not-implementing)); only this crate's
+/// strategies implement it, and its steps are hidden from the docs.
+///
+/// Strategies keep no per-backend state in memory:
 /// everything they need (generations, key indexes) lives in the backend, so
 /// one instance serves many backends (e.g. one per simulated app process).
 ///
@@ -214,6 +132,7 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     /// What this strategy uses from a backend. The default (provided so that
     /// strategies written before this method existed keep compiling) claims
     /// only that it invalidates through a shared store.
+    #[doc(hidden)]
     fn needs(&self) -> Requirements {
         Requirements {
             invalidates: true,
@@ -228,23 +147,27 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     /// its entries (`stamped`) returns its own form. The read path, the
     /// two-tier cache and the simulator's dead-key count all open entries
     /// through it.
+    #[doc(hidden)]
     fn stored_form(&self) -> &dyn StoredForm {
         &EnvelopeForm
     }
 
     /// Step 1 of a read: the storage key for `view` (may read or seed
     /// generation keys on `backend`).
+    #[doc(hidden)]
     async fn plan_read(&self, backend: &dyn Backend, view: &View) -> Result<ReadPlan>;
 
     /// Last step of a read miss: store the loaded `value` under `plan.key`
     /// (a strategy that keeps a key index records the key here). The
     /// default sets it with the plan's TTL, which is all most strategies do.
+    #[doc(hidden)]
     async fn store(&self, backend: &dyn Backend, view: &View, plan: &ReadPlan, value: Bytes) -> Result<()> {
         let _ = view;
         backend.set(&plan.key, value, plan.ttl).await
     }
 
     /// After a write has been committed: invalidate what `change` affects.
+    #[doc(hidden)]
     async fn invalidate(&self, backend: &dyn Backend, change: &Change) -> Result<()>;
 
     /// Before a write commits: announce it, so that reads of what `change`
@@ -252,6 +175,7 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     /// the commit-to-bump window). Pair every call with one `end_write`,
     /// whether or not the commit succeeded. The default does nothing: only
     /// `stamped` fences writes.
+    #[doc(hidden)]
     async fn begin_write(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
         let _ = (backend, change);
         Ok(())
@@ -260,6 +184,7 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     /// After a write announced with [`Strategy::begin_write`] committed (or
     /// failed): invalidate and lift the fence. The default is
     /// [`Strategy::invalidate`].
+    #[doc(hidden)]
     async fn end_write(&self, backend: &dyn Backend, change: &Change) -> Result<()> {
         self.invalidate(backend, change).await
     }
@@ -267,6 +192,7 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     /// Keys that hold this strategy's control state (generations, indexes)
     /// for the scopes and ranges of `view`; empty for strategies without any.
     /// The simulator deletes them to reproduce the `version-eviction` hazard.
+    #[doc(hidden)]
     fn control_keys(&self, view: &View) -> Vec<Key>;
 }
 

@@ -49,15 +49,14 @@
 //!   makes concurrent re-creators agree on one value.
 //! - **A lost entry** is a miss.
 //! - **The commit-to-bump window**, closed by a fence. With only
-//!   [`invalidate`](Strategy::invalidate) after the commit, a read that
+//!   [`invalidate`](crate::RangeCache::invalidate) after the commit, a read that
 //!   plans after the commit but before the bump still sees the old
 //!   generation and may be served the pre-commit entry, or join a load that
 //!   read the database before the commit (as for every invalidating
 //!   strategy). Announce the write instead:
-//!   [`begin_write`](Strategy::begin_write) before the commit,
-//!   [`end_write`](Strategy::end_write) after it
-//!   ([`RangeCache::begin_write`](crate::RangeCache::begin_write) and
-//!   [`RangeCache::end_write`](crate::RangeCache::end_write)). The
+//!   [`RangeCache::begin_write`](crate::RangeCache::begin_write) before the
+//!   commit, [`RangeCache::end_write`](crate::RangeCache::end_write) after
+//!   it. The
 //!   generations are fenced: one counter holds the writes begun (high
 //!   half) and ended (low half); `begin_write` marks them open
 //!   (one `incr`), and every read that sees an open generation goes to the

@@ -237,7 +237,7 @@ impl State {
 ///
 /// # Bumps
 ///
-/// A [`Notice::Bumped`] carries the value its `incr` returned, so a process
+/// A bump notice carries the value its `incr` returned, so a process
 /// that knew the value before it learns the new one without a round trip:
 /// after a write every process still knows its generations, and its next L1
 /// hit is free. Notices from different writers can arrive out of order (each
@@ -254,7 +254,7 @@ impl State {
 ///
 /// # Numbered notices
 ///
-/// Backplane messages are [`Numbered`]: each publisher counts its notices
+/// Backplane messages are numbered: each publisher counts its notices
 /// 1, 2, 3, … . A table remembers the last number it saw from each
 /// publisher; one that skips a number means a notice was lost (a publish
 /// that failed for good, a message dropped), and the table forgets every
@@ -368,9 +368,14 @@ impl KnownGenerations {
         self.lock().resyncs
     }
 
-    /// Applies `notice` now (a change this process made, or a tracking
-    /// connection's invalidation).
-    pub fn notice(&self, notice: &Notice) {
+    /// The key `key` changed in L2 (a tracking connection's invalidation):
+    /// forget what this table knows about it.
+    pub fn changed(&self, key: &str) {
+        self.notice(&Notice::Changed(key.to_owned()));
+    }
+
+    /// Applies `notice` now (a change this process made).
+    pub(crate) fn notice(&self, notice: &Notice) {
         let now = self.clock.now();
         self.lock().apply(notice, now);
     }
@@ -382,13 +387,13 @@ impl KnownGenerations {
     /// not know the notice is coming, and a read from L2 meanwhile may
     /// learn the new value (the simulator's reads take no virtual time, so
     /// no notice can overtake one).
-    pub fn notice_at(&self, notice: Notice, at: SystemTime) {
+    pub(crate) fn notice_at(&self, notice: Notice, at: SystemTime) {
         self.lock().in_flight.push_back((at, Delivery::Notice(notice)));
     }
 
-    /// Applies a message off the backplane now: a [`Numbered`] notice
-    /// (checked for a skipped number, see "Numbered notices"), or an older
-    /// release's unnumbered one.
+    /// Applies a message off the backplane now: a numbered notice (checked
+    /// for a skipped number, see "Numbered notices"), or an older release's
+    /// unnumbered one.
     pub fn receive(&self, wire: &[u8]) {
         let now = self.clock.now();
         self.lock().receive(wire, now);
@@ -396,7 +401,7 @@ impl KnownGenerations {
 
     /// [`Self::receive`] once the clock reaches `at`, in the order given
     /// (as [`Self::notice_at`]).
-    pub fn receive_at(&self, wire: Vec<u8>, at: SystemTime) {
+    pub(crate) fn receive_at(&self, wire: Vec<u8>, at: SystemTime) {
         self.lock().in_flight.push_back((at, Delivery::Wire(wire)));
     }
 

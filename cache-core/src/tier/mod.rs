@@ -91,8 +91,8 @@
 //! # The backplane
 //!
 //! Every write that may change a generation publishes a notice naming the
-//! key ([`Notice`]). A bump (`incr`) carries the value before and after
-//! ([`Notice::Bumped`]): a subscriber that knew the value before now knows
+//! key. A bump (`incr`) carries the value before and after
+//! (`Notice::Bumped`): a subscriber that knew the value before now knows
 //! the new one, so after a write every process still knows its
 //! generations and its next L1 hit makes no round trip. Any other change
 //! (a reseed, a delete) makes subscribers forget the key, and the next read
@@ -110,7 +110,7 @@
 //!   notices from different writers may arrive out of order, and one that
 //!   does not chain makes the table forget the key instead of guessing
 //!   ([`KnownGenerations`], "Bumps").
-//! - Notices cannot be lost silently ([`Numbered`]): each process numbers
+//! - Notices cannot be lost silently: each process numbers
 //!   the notices it publishes, and a subscriber that sees a number skipped
 //!   forgets everything it knows ([`KnownGenerations`], "Numbered
 //!   notices"). A publish that fails is offered again (three attempts in
@@ -135,7 +135,7 @@
 //! bounds on `multi-process-two-tier`). Redis pub/sub provides a backplane
 //! (`backend_redis::RedisBackplane`); Memcached has no publish/subscribe,
 //! so with a Memcached L2 use no backplane (or Redis for the backplane
-//! alone). [`LocalBackplane`] is an in-process hub with a modelled delivery
+//! alone). An in-process hub (`LocalBackplane`, `unstable-internals`) with a modelled delivery
 //! latency and faults (a lost notice, a failed publish), for the simulator
 //! and tests; the simulator models tracking likewise, with a delivery
 //! latency per invalidation.
@@ -147,6 +147,7 @@
 
 mod backplane;
 mod known;
+crate::internal_mod!(local_backplane);
 crate::internal_mod!(
     /// The simulator's model of a tracking server.
     local_tracking
@@ -156,9 +157,11 @@ mod stats;
 mod tracking;
 mod two_tier;
 
-pub use backplane::{Backplane, LocalBackplane};
+pub use backplane::Backplane;
 pub use known::KnownGenerations;
-pub use notice::{Notice, Numbered};
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub use local_backplane::LocalBackplane;
 pub use stats::TierStats;
 pub use tracking::{TrackedValue, Tracker};
 pub use two_tier::{TwoTier, TwoTierBuilder, DEFAULT_L1_TTL, DEFAULT_TRUST_FOR};

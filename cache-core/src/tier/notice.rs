@@ -5,7 +5,7 @@
 /// What one notice says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Notice {
+pub(crate) enum Notice {
     /// The key under this name changed in L2 (reseeded, overwritten,
     /// deleted) to a value the notice does not carry: forget what you know
     /// about it.
@@ -28,8 +28,10 @@ pub enum Notice {
 
 impl Notice {
     /// The wire form: `k <key>`, `b <from> <to> <key>` or `*`. The key
-    /// comes last, so any byte in it is fine.
-    pub fn encode(&self) -> Vec<u8> {
+    /// comes last, so any byte in it is fine. (Published notices are
+    /// numbered; the tests send unnumbered ones as an older release did.)
+    #[cfg(test)]
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut v = Vec::new();
         self.encode_into(&mut v);
         v
@@ -52,7 +54,7 @@ impl Notice {
     /// of a `b …` notice (and one before numbered notices of an `n …`
     /// one): mixing releases during a rolling upgrade is safe, and costs
     /// the older processes a round trip per read after each notice.
-    pub fn decode(bytes: &[u8]) -> Notice {
+    pub(crate) fn decode(bytes: &[u8]) -> Notice {
         if let Some(Ok(k)) = bytes.strip_prefix(b"k ").map(std::str::from_utf8) {
             return Notice::Changed(k.to_owned());
         }
@@ -72,7 +74,7 @@ impl Notice {
     }
 
     /// The key the notice names; `None` for [`Notice::All`].
-    pub fn key(&self) -> Option<&str> {
+    pub(crate) fn key(&self) -> Option<&str> {
         match self {
             Notice::Changed(k) | Notice::Bumped { key: k, .. } => Some(k),
             Notice::All => None,
@@ -87,25 +89,25 @@ impl Notice {
 /// (see [`KnownGenerations`](super::KnownGenerations), "Numbered notices").
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Numbered {
+pub(crate) struct Numbered {
     /// Who sent it: one id per publishing [`TwoTier`](super::TwoTier),
     /// unique among the processes of an application.
-    pub publisher: u64,
+    pub(crate) publisher: u64,
     /// Its place in the publisher's sequence, from 1, with no gaps.
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// What it says.
-    pub notice: Notice,
+    pub(crate) notice: Notice,
 }
 
 impl Numbered {
     /// Notice `seq` of `publisher`.
-    pub fn new(publisher: u64, seq: u64, notice: Notice) -> Self {
+    pub(crate) fn new(publisher: u64, seq: u64, notice: Notice) -> Self {
         Numbered { publisher, seq, notice }
     }
 
     /// The wire form: `n <publisher, 16 hex digits> <seq> ` followed by
     /// [`Notice::encode`]'s.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut v = format!("n {:016x} {} ", self.publisher, self.seq).into_bytes();
         self.notice.encode_into(&mut v);
         v

@@ -26,8 +26,8 @@ pub type TrackedValue = (Option<Bytes>, u32);
 /// - [`attach`](Tracker::attach) starts feeding `table`: the tracker calls
 ///   [`KnownGenerations::connected`] with a connection's source number once
 ///   the server confirmed it tracks what is read through it,
-///   [`KnownGenerations::notice`] with [`Notice::Changed`](super::Notice::Changed)
-///   for every invalidation the server pushes (and
+///   [`KnownGenerations::changed`] with the key of every invalidation the
+///   server pushes (and
 ///   [`KnownGenerations::connected`] again when the server says
 ///   everything changed, a flush), and [`KnownGenerations::disconnected`]
 ///   as soon as a connection may have lost an invalidation (it closed or

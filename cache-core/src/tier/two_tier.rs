@@ -59,14 +59,12 @@ struct Inner {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use std::time::Duration;
-/// use cache_core::tier::{LocalBackplane, TwoTier};
-/// # fn demo(l1: Arc<dyn cache_core::Backend>, l2: Arc<dyn cache_core::Backend>) -> cache_core::Result<()> {
+/// use cache_core::tier::{Backplane, TwoTier};
+/// # fn demo(l1: Arc<dyn cache_core::Backend>, l2: Arc<dyn cache_core::Backend>, bus: Arc<dyn Backplane>) -> cache_core::Result<()> {
 /// // Without a backplane: one small L2 round trip per hit, no payload bytes.
 /// let cache = TwoTier::builder(l1.clone(), l2.clone()).build()?;
-/// // With one (Redis pub/sub in production): an L1 hit makes no round trip.
-/// let bus = LocalBackplane::new(Duration::ZERO, cache_core::system_clock());
-/// let cache = TwoTier::builder(l1, l2).backplane(Arc::new(bus)).build()?;
+/// // With one (`backend_redis::RedisBackplane`): an L1 hit makes no round trip.
+/// let cache = TwoTier::builder(l1, l2).backplane(bus).build()?;
 /// // With Redis tracking instead (`backend_redis::RedisTracker`), the
 /// // server itself tells each process what changed:
 /// // TwoTier::builder(l1, l2).tracking(Arc::new(tracker)).build()?
@@ -137,15 +135,6 @@ impl TwoTierBuilder {
     /// passes its virtual one).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
-        self
-    }
-
-    /// How the strategy above stores its entries (default
-    /// `stamped`'s form: the tiers are for `stamped`). Only entries this form
-    /// opens with stamps are copied into L1, because only they can be
-    /// checked against the generations without the strategy's plan.
-    pub fn stored_form(mut self, form: Arc<dyn StoredForm>) -> Self {
-        self.form = form;
         self
     }
 
@@ -326,7 +315,7 @@ impl TwoTier {
         let mut seq = self.inner.seq.lock().await;
         for n in notices {
             *seq += 1;
-            let numbered = Numbered::new(self.inner.publisher, *seq, n);
+            let numbered = Numbered::new(self.inner.publisher, *seq, n).encode();
             bump(&c.published, 1);
             let mut failure = None;
             for _ in 0..PUBLISH_ATTEMPTS {

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use cache_core::aside::LoadError;
 use cache_core::extract::FeedScopes;
-use cache_core::instrumented::StatsSnapshot;
 use cache_core::outbox::OutboxId;
+use cache_core::StatsSnapshot;
 use cache_core::{Bytes, CacheMetrics, Change, RangeCache, Scope, View};
 
 use crate::db::{BeforeCommit, Calendar, Commit, DbError, FeedFilter, Item, ItemInput, STATUSES, WORK_TYPES};
@@ -368,8 +368,8 @@ impl CacheReport {
             strategy: cache.strategy().name().to_owned(),
             counts: cache.metrics(),
             pending_bumps: cache.pending_bumps(),
-            read_ops: cache.read_stats().snapshot(),
-            write_ops: cache.write_stats().snapshot(),
+            read_ops: cache.read_stats(),
+            write_ops: cache.write_stats(),
         }
     }
 }

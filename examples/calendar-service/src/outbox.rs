@@ -203,7 +203,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(warm.status(), StatusCode::OK);
-        let trips = || app.cache.write_stats().snapshot().total_calls();
+        let trips = || app.cache.write_stats().total_calls();
         let changes = || async { app.db.call(|c| Ok(c.total_changes())).await.unwrap() };
         let (trips_before, changes_before) = (trips(), changes().await);
         let mut request = Request::builder()
