@@ -19,7 +19,12 @@
 //! maintenance mode (`sim/realistic/store-only`, subject `baseline`):
 //! what the simulator's deterministic stores cost over moka's own.
 //!
-//! Rounds alternate the four measurements ([`common::rounds`]); each
+//! `store-only-2-threads` replays the same recordings two at a time on two
+//! threads: the floor of `--threads 2`, so `2-threads` over it is how close
+//! the simulator runs to its stores on two cores, and `store-only-2-threads`
+//! over `store-only` is how well the stores alone scale.
+//!
+//! Rounds alternate the five measurements ([`common::rounds`]); each
 //! figure is the median round. Results: `target/bench-results/sim.jsonl`.
 #![allow(missing_docs, clippy::print_stderr)]
 
@@ -65,6 +70,30 @@ fn replay_all(recordings: &[Recording], deterministic: bool) -> f64 {
     reads as f64 / secs
 }
 
+/// Feed requests per second of wall time when `threads` threads replay the
+/// recordings side by side (each takes the next recording not yet taken, as
+/// the simulator's workers take cells), on fresh deterministic stores: the
+/// floor of `--threads <threads>`, so whether two cells slow each other's
+/// stores is measured without the simulator.
+fn replay_parallel(recordings: &[Recording], threads: usize) -> f64 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while let Some(rec) = recordings.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let (stores, clock) = rec.stores(true);
+                    let out = rec.replay(&stores, &clock).expect("replaying a recording");
+                    assert_eq!(out.mismatches, 0, "{}: the replay diverged", rec.strategy);
+                }
+            });
+        }
+    });
+    let reads: u64 = recordings.iter().map(|r| r.reads).sum();
+    reads as f64 / start.elapsed().as_secs_f64()
+}
+
 fn main() {
     // The full run replays the scenario exactly as `cache-sim run --scenario
     // realistic --timings` does (its 1M actions, the same event source and
@@ -106,6 +135,7 @@ fn main() {
     );
 
     let (mut sim1, mut sim2, mut floor, mut default_mode) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut floor2 = Vec::new();
     let mut reads = 0;
     for _ in 0..common::rounds() {
         for (threads, rates) in [(1, &mut sim1), (2, &mut sim2)] {
@@ -116,6 +146,7 @@ fn main() {
             rates.push(reads as f64 / secs);
         }
         floor.push(replay_all(&recordings, true));
+        floor2.push(replay_parallel(&recordings, 2));
         default_mode.push(replay_all(&recordings, false));
     }
     let what = format!(
@@ -126,6 +157,13 @@ fn main() {
     common::record_rounds(SUITE, GROUP, "2-threads", &sim2, &what);
     let replayed = format!("{what}; their {calls} store calls replayed alone on 1 thread");
     common::record_rounds(SUITE, GROUP, "store-only", &floor, &replayed);
+    common::record_rounds(
+        SUITE,
+        GROUP,
+        "store-only-2-threads",
+        &floor2,
+        &format!("{what}; their {calls} store calls replayed alone, two recordings at a time on 2 threads"),
+    );
     common::record_rounds(SUITE, "sim/realistic/store-only", "deterministic", &floor, &replayed);
     common::record_rounds(
         SUITE,
