@@ -75,7 +75,7 @@ pub const GOALS: &[Goal] = &[
         against: "1-thread",
         min_ratio: 1.8,
         source: "#30: `realistic` on 2 threads ≥ 1.8× on 1 thread",
-        when_missed: "the stores themselves do not scale: the same store calls replayed alone, two cells at a time on 2 threads (`store-only-2-threads`), run at only 1.25–1.28× one thread, while a loop that touches no memory runs at 2.0× on these cores; each cell's stores hold hundreds of MB and miss the caches on most calls, so two cells share memory bandwidth and the last-level cache (`--timings`: a request's store time grows from 2.7 to 3.9 µs on 2 threads, the rest by 5%)",
+        when_missed: "two cells in one process slow each other's stores through crossbeam-epoch's process-global collector, which moka flushes to after every update and every maintenance run: the same store calls replayed alone scale 1.28× on two threads (`store-only-2-threads`), while the same cells as two processes side by side run as fast as alone (1.81×); `perf`: crossbeam-epoch 4.9% of the CPU on one thread, 12.1% on two. The `sim` crate docs' \"Performance\" has the measurements",
     },
     Goal {
         group: "redis/get/64-tasks",
@@ -165,6 +165,6 @@ pub const RATE_GOALS: &[RateGoal] = &[
         subject: "2-threads",
         min_ops_per_sec: 500_000.0,
         source: "#30: simulator ≥ 500k simulated feed requests/s on `realistic` (locmem, 2 threads; #17 asked 1M)",
-        when_missed: "the store alone is below the goal: the same store calls replayed with nothing else, two cells at a time on 2 threads (`store-only-2-threads`), reach 457–492k/s on an idle VM, so 500k/s would need a simulator that costs less than nothing above its store; the `sim` crate docs' \"Performance\" has the profile",
+        when_missed: "one thread runs 190k/s, so 500k/s needs 250k/s per core even with perfect scaling; in one process two threads also contend in crossbeam-epoch's global collector (the stores' calls alone reach 461.5k/s on two threads, `store-only-2-threads`); two cells' processes side by side reached 324k/s; the `sim` crate docs' \"Performance\" has the profile",
     },
 ];
