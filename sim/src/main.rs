@@ -257,6 +257,13 @@ struct Common {
     /// stderr (real time: never in the report).
     #[arg(long)]
     timings: bool,
+    /// Run the cells in this many processes of cache-sim instead of threads
+    /// of one, 1..=16 (in-process stores only): two cells in one process
+    /// slow each other's stores, two processes do not. Every process reads
+    /// the trace itself. The report is the same, byte for byte.
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=sim::runner::MAX_PROCESSES as u64))]
+    processes: usize,
     /// Freeze the cache server from START_S for DURATION_S (seconds after
     /// the trace's start, decimals allowed; repeatable): it keeps its data
     /// but every call fails, so bumps of writes meanwhile fail and are
@@ -452,13 +459,32 @@ fn compare(
         sources: sources.clone(),
         sequential: !cfg.backends.iter().all(BackendSpec::isolated_per_cell),
     };
-    let (mut report, timings) =
-        progress::with_progress(common.quiet, plan, |p| run_timed(&cfg, sources, registry(), p))?;
+    if let Some(worker) = sim::runner::worker_from_env()? {
+        // A worker of a `--processes` run: rows to the parent, nothing else.
+        return sim::runner::run_worker(&cfg, &worker, sources, &registry());
+    }
+    let (mut report, timings) = if common.processes > 1 {
+        let exe =
+            std::env::current_exe().map_err(|e| Error::Invalid(format!("--processes: where is cache-sim? {e}")))?;
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        progress::with_progress(common.quiet, plan, |p| -> Result<_> {
+            let strategies = registry();
+            let cells = sim::runner::run_in_processes(&cfg, common.processes, &exe, &args, sources, &strategies, p)?;
+            let report = sim::runner::assemble(&cfg, &cells.header, cells.rows, &cells.shape, &strategies);
+            Ok((report, cells.timings))
+        })?
+    } else {
+        progress::with_progress(common.quiet, plan, |p| run_timed(&cfg, sources, registry(), p))?
+    };
     report.access_log = access_log;
     let wall = started.elapsed();
     print!("{}", report.to_markdown());
     if common.timings {
-        print_timings(&timings, wall, cfg.threads);
+        let workers = match common.processes {
+            1 => format!("{} thread(s)", cfg.threads),
+            n => format!("{n} processes"),
+        };
+        print_timings(&timings, wall, &workers);
     }
     if let Some(dir) = &common.out {
         write_reports(dir, &report)?;

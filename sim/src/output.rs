@@ -10,7 +10,7 @@ use sim::trace::looks_like_access_log;
 use sim::{Error, Result};
 
 /// The `--timings` table, on stderr.
-pub(crate) fn print_timings(timings: &[CellTiming], wall: Duration, threads: usize) {
+pub(crate) fn print_timings(timings: &[CellTiming], wall: Duration, workers: &str) {
     eprintln!(
         "\n| strategy | backend | reads | wall s | reads/s | in backend s | in backend | backend calls | µs/call |"
     );
@@ -45,7 +45,7 @@ pub(crate) fn print_timings(timings: &[CellTiming], wall: Duration, threads: usi
     }
     let reads: u64 = timings.iter().map(|t| t.reads).sum();
     eprintln!(
-        "\n{reads} feed requests in {:.2} s wall on {threads} thread(s): {:.0} simulated requests/s",
+        "\n{reads} feed requests in {:.2} s wall on {workers}: {:.0} simulated requests/s",
         wall.as_secs_f64(),
         reads as f64 / wall.as_secs_f64().max(1e-9)
     );

@@ -1,7 +1,7 @@
 //! What a cell's tiers, cache-server faults and database faults did, and
 //! the run's fault plans, as the report shows them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use super::ms;
 use crate::config::RunConfig;
 
 /// What a two-tier backend's tiers did in one cell, summed over processes.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TierSummary {
     /// Value bytes read from L2 per feed read (compare with an L2-only
@@ -31,7 +31,7 @@ pub struct TierSummary {
 
 /// What injected faults did in one cell: the bumps they made fail, what
 /// the relay did about them, and the stale reads left.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct FaultSummary {
     /// Bumps that failed and were queued for retry in their process.
@@ -81,7 +81,7 @@ impl From<crate::engine::FaultMetrics> for FaultSummary {
 
 /// What database faults, fail-safe and the loader's timeouts did in one
 /// cell.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct DbFaultSummary {
     /// Reads answered by fail-safe.

@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use cache_core::Op;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 mod faults;
 mod html;
@@ -36,7 +36,7 @@ use crate::engine::{Latencies, Metrics};
 use crate::trace::{AccessLogSummary, Header, FORMAT_VERSION};
 
 /// Calls and keys of one operation kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpCount {
     /// Round trips.
     pub calls: u64,
@@ -45,7 +45,7 @@ pub struct OpCount {
 }
 
 /// One (strategy, backend) cell.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CellResult {
     /// Strategy name.
@@ -170,7 +170,7 @@ pub struct CellResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db_faults: Option<DbFaultSummary>,
     /// Round trips per operation kind (only kinds that occurred).
-    pub ops: BTreeMap<&'static str, OpCount>,
+    pub ops: BTreeMap<String, OpCount>,
     /// Staleness over time: `[bucket start s, reads, stale reads]` for every
     /// bucket with reads.
     pub timeline: Vec<[u64; 3]>,
@@ -198,7 +198,7 @@ impl CellResult {
             let (r, w) = (m.read_ops.op(op), m.write_ops.op(op));
             if r.calls + w.calls > 0 {
                 ops.insert(
-                    op.as_str(),
+                    op.as_str().to_owned(),
                     OpCount {
                         calls: r.calls + w.calls,
                         keys: r.keys + w.keys,

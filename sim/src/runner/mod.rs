@@ -12,6 +12,7 @@
 //!
 //! - `mod.rs`: [`run`], what a cell is made of, the report.
 //! - `lockstep.rs`: cells sharing one trace, read once, in chunks.
+//! - `processes.rs`: cells in worker processes (`cache-sim --processes`).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use crate::engine::{Cell, Chunk, Inputs, Metrics, Replay, RoundTrips};
 use crate::error::{Error, Result};
 use crate::report::{CellResult, Report};
 use crate::trace::{Header, Source};
-use crate::verdict::ShapeCell;
+use crate::verdict::{Shape, ShapeCell};
 
 /// Makes a fresh event source (each cell replays from the start).
 pub type SourceFactory = Arc<dyn Fn() -> Result<Source> + Send + Sync>;
@@ -41,6 +42,9 @@ pub fn registry() -> StrategyFactory {
 }
 
 mod lockstep;
+mod processes;
+
+pub use processes::{run_in_processes, run_worker, worker_from_env, Worker, MAX_PROCESSES, WORKER_ENV};
 
 /// Most cells replaying one reading of a trace together.
 const LOCKSTEP_CELLS: usize = 8;
@@ -274,6 +278,51 @@ pub fn run_timed(
     strategies: StrategyFactory,
     progress: Option<Arc<AtomicU64>>,
 ) -> Result<(Report, Vec<CellTiming>)> {
+    let cells = run_cells(cfg, sources, &strategies, progress)?;
+    let report = assemble(cfg, &cells.header, cells.rows, &cells.shape, &strategies);
+    Ok((report, cells.timings))
+}
+
+/// What [`run_cells`] measured: every cell's row and timing, in report
+/// order, with what the report is built from besides them.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Cells {
+    /// The trace's header.
+    pub header: Header,
+    /// One row per cell: backends × strategies, backend-major.
+    pub rows: Vec<CellResult>,
+    /// Each cell's timing, in the same order.
+    pub timings: Vec<CellTiming>,
+    /// What the traffic shows (zones, shared calendars), for the verdict.
+    pub shape: Shape,
+}
+
+/// The report of `rows` (every cell of `cfg`, backend-major, as
+/// [`run_cells`] gives them), with the verdict when `cfg` asks for one.
+/// Rows measured apart (in worker processes) and put back in order make
+/// the same report, byte for byte.
+pub fn assemble(
+    cfg: &RunConfig,
+    header: &Header,
+    rows: Vec<CellResult>,
+    shape: &Shape,
+    strategies: &StrategyFactory,
+) -> Report {
+    let mut report = Report::new(cfg, header, rows);
+    if cfg.verdict {
+        report.recommendation = Some(crate::verdict::judge(cfg, &report, shape, strategies));
+    }
+    report
+}
+
+/// Runs every cell of `cfg` and returns their rows, unassembled.
+pub fn run_cells(
+    cfg: &RunConfig,
+    sources: SourceFactory,
+    strategies: &StrategyFactory,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<Cells> {
     let header = sources()?.header;
     // Fail before anything runs on an unusable backend.
     {
@@ -318,7 +367,7 @@ pub fn run_timed(
         let header = source.header.clone();
         let start = |i: usize| {
             let (s, b) = &members[i];
-            start_cell(cfg, &header, namespaces[offset + i].clone(), &strategies, s, b)
+            start_cell(cfg, &header, namespaces[offset + i].clone(), strategies, s, b)
         };
         // A worker per cell, and one more to read ahead while they replay.
         let workers = cfg.threads.clamp(1, members.len() + 1);
@@ -382,9 +431,10 @@ pub fn run_timed(
         });
         rows.push(CellResult::new(strategy, &backend.label(), &m, cfg.bucket));
     }
-    let mut report = Report::new(cfg, &header, rows);
-    if cfg.verdict {
-        report.recommendation = Some(crate::verdict::judge(cfg, &report, &shape.shape(), &strategies));
-    }
-    Ok((report, timings))
+    Ok(Cells {
+        header,
+        rows,
+        timings,
+        shape: shape.shape(),
+    })
 }

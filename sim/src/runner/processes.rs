@@ -1,0 +1,298 @@
+//! Cells in worker processes (`cache-sim --processes N`).
+//!
+//! Two cells on two threads of one process slow each other's stores: moka
+//! frees entries through crossbeam-epoch's process-global collector and
+//! flushes to it after every update, so the threads contend on it and free
+//! each other's entries (the crate docs, "Performance", have the
+//! measurements). Two processes share nothing, and run side by side as fast
+//! as alone. So with `--processes N` the parent splits the strategies into
+//! `N` groups, runs the first itself and each other one in a child: the same
+//! executable with the same arguments, told its group and where to write
+//! its rows by [`WORKER_ENV`]. Rows come back as JSON (floats round-trip
+//! exactly) and are put back in report order, so the report is the same,
+//! byte for byte, as from one process.
+//!
+//! Only cells on in-process stores are independent enough for this: cells
+//! on a server share it and run one after the other anyway.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{run_cells, CellTiming, Cells, RunConfig, SourceFactory, StrategyFactory};
+use crate::error::{Error, Result};
+use crate::report::CellResult;
+
+/// The environment variable that makes `cache-sim` a worker: `<path>` and
+/// `<strategy>,<strategy>…`, separated by a tab.
+pub const WORKER_ENV: &str = "CACHE_SIM_WORKER";
+
+/// Most worker processes.
+pub const MAX_PROCESSES: usize = 16;
+
+/// A worker's assignment, from [`WORKER_ENV`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Worker {
+    /// Where to write the rows.
+    pub out: PathBuf,
+    /// The strategies to run (on every backend of the run).
+    pub strategies: Vec<String>,
+}
+
+/// The assignment in [`WORKER_ENV`], if this process is a worker.
+pub fn worker_from_env() -> Result<Option<Worker>> {
+    let Some(value) = std::env::var_os(WORKER_ENV) else {
+        return Ok(None);
+    };
+    let value = value
+        .into_string()
+        .map_err(|_| Error::Invalid(format!("{WORKER_ENV}: not UTF-8")))?;
+    let (out, strategies) = value
+        .split_once('\t')
+        .ok_or_else(|| Error::Invalid(format!("{WORKER_ENV}: expected <path>TAB<strategies>")))?;
+    Ok(Some(Worker {
+        out: PathBuf::from(out),
+        strategies: strategies.split(',').map(str::to_owned).collect(),
+    }))
+}
+
+/// A cell's timing as it crosses the process boundary.
+#[derive(Debug, Serialize, Deserialize)]
+struct Timing {
+    strategy: String,
+    backend: String,
+    reads: u64,
+    wall_ns: u64,
+    backend_ns: u64,
+    backend_calls: u64,
+    ops: Vec<(String, String, u64, u64, u64)>,
+}
+
+/// What a worker writes.
+#[derive(Debug, Serialize, Deserialize)]
+struct Output {
+    rows: Vec<CellResult>,
+    timings: Vec<Timing>,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl From<&CellTiming> for Timing {
+    fn from(t: &CellTiming) -> Self {
+        Timing {
+            strategy: t.strategy.clone(),
+            backend: t.backend.clone(),
+            reads: t.reads,
+            wall_ns: nanos(t.wall),
+            backend_ns: nanos(t.backend_time),
+            backend_calls: t.backend_calls,
+            ops: t
+                .ops
+                .iter()
+                .map(|(side, op, calls, keys, time)| {
+                    ((*side).to_owned(), op.as_str().to_owned(), *calls, *keys, nanos(*time))
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Timing {
+    fn into_cell_timing(self) -> Result<CellTiming> {
+        let mut ops = Vec::with_capacity(self.ops.len());
+        for (side, op, calls, keys, ns) in self.ops {
+            let side = match side.as_str() {
+                "read" => "read",
+                "write" => "write",
+                other => return Err(Error::Invalid(format!("worker timing: unknown side {other:?}"))),
+            };
+            let op = cache_core::Op::ALL
+                .into_iter()
+                .find(|o| o.as_str() == op)
+                .ok_or_else(|| Error::Invalid(format!("worker timing: unknown operation {op:?}")))?;
+            ops.push((side, op, calls, keys, Duration::from_nanos(ns)));
+        }
+        Ok(CellTiming {
+            strategy: self.strategy,
+            backend: self.backend,
+            reads: self.reads,
+            wall: Duration::from_nanos(self.wall_ns),
+            backend_time: Duration::from_nanos(self.backend_ns),
+            backend_calls: self.backend_calls,
+            ops,
+        })
+    }
+}
+
+/// Runs `worker`'s cells and writes their rows and timings to its path.
+pub fn run_worker(
+    cfg: &RunConfig,
+    worker: &Worker,
+    sources: SourceFactory,
+    strategies: &StrategyFactory,
+) -> Result<()> {
+    let mut cfg = cfg.clone();
+    cfg.strategies.clone_from(&worker.strategies);
+    cfg.threads = 1;
+    let cells = run_cells(&cfg, sources, strategies, None)?;
+    let out = Output {
+        rows: cells.rows,
+        timings: cells.timings.iter().map(Timing::from).collect(),
+    };
+    let json = serde_json::to_vec(&out).map_err(|e| Error::Invalid(format!("worker rows: {e}")))?;
+    std::fs::write(&worker.out, json).map_err(|e| Error::Io {
+        path: worker.out.clone(),
+        source: e,
+    })
+}
+
+/// The strategies of each process: interleaved, so that each gets a mix of
+/// cheap and expensive cells.
+fn groups(strategies: &[String], processes: usize) -> Vec<Vec<String>> {
+    let n = processes.clamp(1, strategies.len().max(1));
+    (0..n)
+        .map(|k| strategies.iter().skip(k).step_by(n).cloned().collect())
+        .collect()
+}
+
+/// A started worker.
+struct Started {
+    child: Child,
+    out: PathBuf,
+    strategies: Vec<String>,
+}
+
+/// Kills workers still running when the parent gives up (an error of its
+/// own, or of another worker).
+struct Workers(Vec<Started>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for w in &mut self.0 {
+            let _ = w.child.kill();
+            let _ = w.child.wait();
+        }
+    }
+}
+
+/// Runs `cfg`'s cells over `processes` processes: this one and children
+/// started as `exe args…` (normally `cache-sim` and its own arguments).
+/// Returns every cell, in report order, as [`run_cells`] would.
+pub fn run_in_processes(
+    cfg: &RunConfig,
+    processes: usize,
+    exe: &Path,
+    args: &[OsString],
+    sources: SourceFactory,
+    strategies: &StrategyFactory,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<Cells> {
+    if let Some(b) = cfg.backends.iter().find(|b| !b.isolated_per_cell()) {
+        return Err(Error::Invalid(format!(
+            "--processes: {} is not an in-process store; cells on a server run one after the other, in one process",
+            b.label()
+        )));
+    }
+    let groups = groups(&cfg.strategies, processes);
+    let dir = tempfile::Builder::new()
+        .prefix("cache-sim-workers")
+        .tempdir()
+        .map_err(|e| Error::Invalid(format!("--processes: cannot create a temporary directory: {e}")))?;
+    let mut workers = Workers(Vec::new());
+    for (k, group) in groups.iter().enumerate().skip(1) {
+        let out = dir.path().join(format!("worker-{k}.json"));
+        let mut assignment = OsString::from(out.as_os_str());
+        assignment.push("\t");
+        assignment.push(group.join(","));
+        let child = Command::new(exe)
+            .args(args)
+            .env(WORKER_ENV, assignment)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Error::Invalid(format!("--processes: cannot start {}: {e}", exe.display())))?;
+        workers.0.push(Started {
+            child,
+            out,
+            strategies: group.clone(),
+        });
+    }
+    let mut own = cfg.clone();
+    own.strategies.clone_from(&groups[0]);
+    own.threads = 1;
+    let mine = run_cells(&own, sources, strategies, progress)?;
+
+    let mut rows: HashMap<(String, String), CellResult> = HashMap::new();
+    let mut timings: HashMap<(String, String), CellTiming> = HashMap::new();
+    let mut add = |r: CellResult, t: CellTiming| {
+        timings.insert((t.strategy.clone(), t.backend.clone()), t);
+        rows.insert((r.strategy.clone(), r.backend.clone()), r);
+    };
+    for (r, t) in mine.rows.into_iter().zip(mine.timings) {
+        add(r, t);
+    }
+    for w in &mut workers.0 {
+        let status = w
+            .child
+            .wait()
+            .map_err(|e| Error::Invalid(format!("--processes: waiting for a worker: {e}")))?;
+        if !status.success() {
+            return Err(Error::Invalid(format!(
+                "--processes: the worker for {} failed ({status}); its error is above",
+                w.strategies.join(",")
+            )));
+        }
+        let bytes = std::fs::read(&w.out).map_err(|e| Error::Io {
+            path: w.out.clone(),
+            source: e,
+        })?;
+        let out: Output =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("--processes: a worker's rows: {e}")))?;
+        for (r, t) in out.rows.into_iter().zip(out.timings) {
+            add(r, t.into_cell_timing()?);
+        }
+    }
+    workers.0.clear();
+
+    let mut ordered_rows = Vec::new();
+    let mut ordered_timings = Vec::new();
+    for b in &cfg.backends {
+        for s in &cfg.strategies {
+            let key = (s.clone(), b.label());
+            let (Some(r), Some(t)) = (rows.remove(&key), timings.remove(&key)) else {
+                return Err(Error::Invalid(format!("--processes: no row for {s} × {}", b.label())));
+            };
+            ordered_rows.push(r);
+            ordered_timings.push(t);
+        }
+    }
+    Ok(Cells {
+        header: mine.header,
+        rows: ordered_rows,
+        timings: ordered_timings,
+        shape: mine.shape,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_interleave_and_never_leave_one_empty() {
+        let s: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(groups(&s, 2), vec![vec!["a", "c", "e"], vec!["b", "d"]]);
+        assert_eq!(groups(&s, 9).len(), 5);
+        assert_eq!(groups(&s, 1), vec![s.clone()]);
+    }
+}
