@@ -450,11 +450,13 @@ fn compare(
     access_log: Option<sim::trace::AccessLogSummary>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
+    // With `--processes`, the bar follows this process's own cells.
+    let own = sim::runner::own_strategies(&cfg.strategies, common.processes);
     let plan = progress::Plan {
         cells: cfg
             .backends
             .iter()
-            .flat_map(|b| cfg.strategies.iter().map(move |s| format!("{s} × {}", b.label())))
+            .flat_map(|b| own.iter().map(move |s| format!("{s} × {}", b.label())))
             .collect(),
         sources: sources.clone(),
         sequential: !cfg.backends.iter().all(BackendSpec::isolated_per_cell),

@@ -44,7 +44,7 @@ pub fn registry() -> StrategyFactory {
 mod lockstep;
 mod processes;
 
-pub use processes::{run_in_processes, run_worker, worker_from_env, Worker, MAX_PROCESSES, WORKER_ENV};
+pub use processes::{own_strategies, run_in_processes, run_worker, worker_from_env, Worker, MAX_PROCESSES, WORKER_ENV};
 
 /// Most cells replaying one reading of a trace together.
 const LOCKSTEP_CELLS: usize = 8;

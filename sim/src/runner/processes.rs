@@ -164,6 +164,12 @@ fn groups(strategies: &[String], processes: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The strategies this process runs itself with `--processes processes`
+/// (all of them with one).
+pub fn own_strategies(strategies: &[String], processes: usize) -> Vec<String> {
+    groups(strategies, processes).into_iter().next().unwrap_or_default()
+}
+
 /// A started worker.
 struct Started {
     child: Child,
@@ -228,7 +234,7 @@ pub fn run_in_processes(
         });
     }
     let mut own = cfg.clone();
-    own.strategies.clone_from(&groups[0]);
+    own.strategies = own_strategies(&cfg.strategies, processes);
     own.threads = 1;
     let mine = run_cells(&own, sources, strategies, progress)?;
 
