@@ -87,12 +87,34 @@ fn a_server_backend_is_refused_with_the_reason() {
 fn a_worker_that_cannot_write_its_rows_says_where() {
     let out = Command::new(env!("CARGO_BIN_EXE_cache-sim"))
         .args(["run", "--scenario", "seed-october-2025", "--quiet"])
-        .env("CACHE_SIM_WORKER", "/nonexistent-dir/rows.json\tstamped")
+        .env(
+            "CACHE_SIM_WORKER",
+            format!("{}\t/nonexistent-dir/rows.json\tstamped", std::process::id()),
+        )
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("/nonexistent-dir/rows.json"), "{stderr}");
+}
+
+#[test]
+fn a_stray_worker_variable_is_an_error_not_a_silent_run() {
+    // Set in a user's shell, not by a parent `cache-sim`: the run must not
+    // quietly become a worker that prints nothing.
+    for value in ["1\t/tmp/rows.json\tstamped", "garbage"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cache-sim"))
+            .args(["run", "--scenario", "seed-october-2025", "--quiet"])
+            .env("CACHE_SIM_WORKER", value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{value:?}");
+        assert!(
+            stderr.contains("CACHE_SIM_WORKER") && stderr.contains("unset it"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -29,8 +29,10 @@ use super::{run_cells, CellTiming, Cells, RunConfig, SourceFactory, StrategyFact
 use crate::error::{Error, Result};
 use crate::report::CellResult;
 
-/// The environment variable that makes `cache-sim` a worker: `<path>` and
-/// `<strategy>,<strategy>…`, separated by a tab.
+/// The environment variable that makes `cache-sim` a worker: the parent's
+/// process id, `<path>` and `<strategy>,<strategy>…`, separated by tabs. A
+/// worker checks that its parent is that process, so a stray variable in a
+/// user's environment is an error, never a silent run that prints nothing.
 pub const WORKER_ENV: &str = "CACHE_SIM_WORKER";
 
 /// Most worker processes.
@@ -54,9 +56,17 @@ pub fn worker_from_env() -> Result<Option<Worker>> {
     let value = value
         .into_string()
         .map_err(|_| Error::Invalid(format!("{WORKER_ENV}: not UTF-8")))?;
-    let (out, strategies) = value
-        .split_once('\t')
-        .ok_or_else(|| Error::Invalid(format!("{WORKER_ENV}: expected <path>TAB<strategies>")))?;
+    let mut fields = value.splitn(3, '\t');
+    let (Some(parent), Some(out), Some(strategies)) = (fields.next(), fields.next(), fields.next()) else {
+        return Err(Error::Invalid(format!(
+            "{WORKER_ENV} is set but is not a worker's assignment (<parent pid>TAB<path>TAB<strategies>): unset it"
+        )));
+    };
+    if parent.parse::<u32>().ok() != Some(std::os::unix::process::parent_id()) {
+        return Err(Error::Invalid(format!(
+            "{WORKER_ENV} is set, but this process was not started by `cache-sim --processes`: unset it"
+        )));
+    }
     Ok(Some(Worker {
         out: PathBuf::from(out),
         strategies: strategies.split(',').map(str::to_owned).collect(),
@@ -216,7 +226,8 @@ pub fn run_in_processes(
     let mut workers = Workers(Vec::new());
     for (k, group) in groups.iter().enumerate().skip(1) {
         let out = dir.path().join(format!("worker-{k}.json"));
-        let mut assignment = OsString::from(out.as_os_str());
+        let mut assignment = OsString::from(format!("{}\t", std::process::id()));
+        assignment.push(out.as_os_str());
         assignment.push("\t");
         assignment.push(group.join(","));
         let child = Command::new(exe)
