@@ -24,7 +24,11 @@
 //! the simulator runs to its stores on two cores, and `store-only-2-threads`
 //! over `store-only` is how well the stores alone scale.
 //!
-//! Rounds alternate the five measurements ([`common::rounds`]); each
+//! `2-processes` runs the cells in two processes (this executable started
+//! again as a worker, as `cache-sim --processes 2` does) and checks that the
+//! report is the one-thread run's, byte for byte.
+//!
+//! Rounds alternate the six measurements ([`common::rounds`]); each
 //! figure is the median round. Results: `target/bench-results/sim.jsonl`.
 #![allow(missing_docs, clippy::print_stderr)]
 
@@ -119,6 +123,12 @@ fn main() {
         cfg.threads = threads;
         cfg
     };
+    // A worker of the `2-processes` measurement (this same executable,
+    // started by `run_in_processes`): its cells, then nothing else.
+    if let Some(worker) = sim::runner::worker_from_env().expect("the worker's assignment") {
+        sim::runner::run_worker(&config(1), &worker, sources, &registry()).expect("a worker's cells");
+        return;
+    }
     let started = Instant::now();
     let backend = BackendSpec::parse("locmem").expect("locmem spec");
     let cfg = config(1);
@@ -135,7 +145,10 @@ fn main() {
     );
 
     let (mut sim1, mut sim2, mut floor, mut default_mode) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut floor2 = Vec::new();
+    let (mut floor2, mut procs2) = (Vec::new(), Vec::new());
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut one_thread_json = String::new();
     let mut reads = 0;
     for _ in 0..common::rounds() {
         for (threads, rates) in [(1, &mut sim1), (2, &mut sim2)] {
@@ -144,7 +157,21 @@ fn main() {
             let secs = start.elapsed().as_secs_f64();
             reads = report.results.iter().map(|r| r.reads).sum();
             rates.push(reads as f64 / secs);
+            if threads == 1 {
+                one_thread_json = report.to_json();
+            }
         }
+        // The same cells in two processes (`cache-sim --processes 2`).
+        let start = Instant::now();
+        let strategies = registry();
+        let cells = sim::runner::run_in_processes(&config(1), 2, &exe, &args, sources.clone(), &strategies, None)
+            .expect("the cells in two processes");
+        let report = sim::runner::assemble(&config(1), &cells.header, cells.rows, &cells.shape, &strategies);
+        procs2.push(reads as f64 / start.elapsed().as_secs_f64());
+        assert!(
+            report.to_json() == one_thread_json,
+            "two processes wrote another report"
+        );
         floor.push(replay_all(&recordings, true));
         floor2.push(replay_parallel(&recordings, 2));
         default_mode.push(replay_all(&recordings, false));
@@ -155,6 +182,13 @@ fn main() {
     );
     common::record_rounds(SUITE, GROUP, "1-thread", &sim1, &what);
     common::record_rounds(SUITE, GROUP, "2-threads", &sim2, &what);
+    common::record_rounds(
+        SUITE,
+        GROUP,
+        "2-processes",
+        &procs2,
+        &format!("{what}; the cells in two processes"),
+    );
     let replayed = format!("{what}; their {calls} store calls replayed alone on 1 thread");
     common::record_rounds(SUITE, GROUP, "store-only", &floor, &replayed);
     common::record_rounds(

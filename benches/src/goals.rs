@@ -75,7 +75,7 @@ pub const GOALS: &[Goal] = &[
         against: "1-thread",
         min_ratio: 1.8,
         source: "#30: `realistic` on 2 threads ≥ 1.8× on 1 thread",
-        when_missed: "two cells in one process slow each other's stores through crossbeam-epoch's process-global collector, which moka flushes to after every update and every maintenance run: the same store calls replayed alone scale 1.28× on two threads (`store-only-2-threads`); `perf`: crossbeam-epoch 4.9% of the CPU on one thread, 12.1% on two. Cells in two processes share nothing: `cache-sim run --scenario realistic --processes 2` runs at 1.87–2.00× `--threads 1`, with the same report (the `sim` crate docs' \"Performance\")",
+        when_missed: "two cells in one process slow each other's stores through crossbeam-epoch's process-global collector, which moka flushes to after every update and every maintenance run: the same store calls replayed alone scale only 1.22–1.29× on two threads (`store-only-2-threads`); `perf`: crossbeam-epoch 4.9% of the CPU on one thread, 12.1% on two. Cells in two processes share nothing: `2-processes` (`cache-sim --processes 2`, same report) runs at 1.91–1.93× one thread",
     },
     Goal {
         group: "redis/get/64-tasks",
@@ -165,6 +165,6 @@ pub const RATE_GOALS: &[RateGoal] = &[
         subject: "2-threads",
         min_ops_per_sec: 500_000.0,
         source: "#30: simulator ≥ 500k simulated feed requests/s on `realistic` (locmem, 2 threads; #17 asked 1M)",
-        when_missed: "one thread runs 180–195k/s, so 500k/s needs 250k/s per core even with perfect scaling; two threads of one process also contend in crossbeam-epoch's global collector (the stores' calls alone reach 461.5k/s on two threads, `store-only-2-threads`); two processes (`cache-sim --processes 2`) reach 337–366k/s; the `sim` crate docs' \"Performance\" has the profile",
+        when_missed: "one thread runs 180–200k/s, so 500k/s needs 250k/s per core even with perfect scaling; two threads of one process also contend in crossbeam-epoch's global collector (1.59×); the cells in two processes (`2-processes`, `cache-sim --processes 2`) reach 381k/s; the `sim` crate docs' \"Performance\" has the profile",
     },
 ];

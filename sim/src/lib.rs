@@ -97,29 +97,36 @@
 //!
 //! # Performance
 //!
-//! Today's figures (2026-12-06 20:07–20:17 UTC, commit dd5d23d, release
-//! build, the project's 2-core VM **idle**: load average 0.5 at the start;
-//! `realistic`: 8 cells, 6.12 M feed requests, locmem at 256 MiB per
-//! store). The history of these measurements, round by round, is in
-//! `docs/sim-performance.md`.
+//! Today's figures (2026-12-06, release build, the project's 2-core VM
+//! **idle**: load average under 1; `realistic`: 8 cells, 6.12 M feed
+//! requests, locmem at 256 MiB per store). The `sim` bench (`cargo bench -p
+//! benches --bench sim`, 3 alternating rounds) ran twice, at 20:07 (commit
+//! dd5d23d) and at 20:45 (with `2-processes`); figures are the second run's
+//! medians with both runs' spread. The history of these measurements, round
+//! by round, is in `docs/sim-performance.md`.
 //!
 //! | measure | figure | #30's goal |
 //! |---|---|---|
-//! | `realistic`, 2 threads (`sim` bench, 3 alternating rounds) | 287.9 k requests/s (282.0–303.2 k); `cache-sim run --scenario realistic --quiet --timings --threads 2`: 290.7 k | ≥ 500 k/s idle: **not met** |
-//! | the same, 1 thread | 189.6 k requests/s (184.7–194.8 k); `--threads 1`: 179.1 k | — |
-//! | 2 threads over 1 thread | 1.52× (1.49–1.56× round by round) | ≥ 1.8×: **not met** |
-//! | `--processes 2` (the cells in two processes), 3 rounds alternating with `--threads 1` and `--threads 2` (`cache-sim run --scenario realistic --quiet --timings …`) | 337.5–365.9 k requests/s: 1.87–2.00× `--threads 1` (180.1–185.7 k), where `--threads 2` gave 286.6–288.4 k (1.55–1.59×) | the 1.8× goal, met by processes rather than threads; ≥ 350 k on any VM: met in 2 of 3 rounds |
-//! | 1 thread over the store-only replay of the same calls (`store-only`) | 0.53× (0.49–0.53×): 189.6 k vs 360.8 k requests/s | ≥ 0.8×: **not met** |
-//! | the store-only replay, two cells at a time on 2 threads (`store-only-2-threads`) over one thread | 1.28× (1.25–1.28×): 461.5 k vs 360.8 k requests/s | — |
+//! | `realistic`, 1 thread | 197.7 k requests/s (184.7–200.2 k over both runs) | — |
+//! | 2 threads (`--threads 2`) | 314.2 k requests/s (282.0–314.5 k) | ≥ 500 k/s idle: **not met** |
+//! | 2 threads over 1 thread | 1.59× (1.49–1.60× round by round) | ≥ 1.8×: **not met** by threads |
+//! | the cells in 2 processes (`2-processes`: `cache-sim --processes 2`), report checked identical | 380.6 k requests/s (377.9–383.6 k): 1.91–1.93× 1 thread | the 1.8× asked of threads: met by processes; ≥ 350 k/s on any VM of this kind: met |
+//! | 1 thread over the store-only replay of the same calls (`store-only`) | 0.48× (0.47–0.53×): 197.7 k vs 411.0 k requests/s | ≥ 0.8×: **not met** |
+//! | the store-only replay, two cells at a time on 2 threads (`store-only-2-threads`), over one thread | 1.25× (1.22–1.29×): 515.0 k vs 411.0 k requests/s | — |
 //! | the store's share of a cell (`--timings`) | 50%, 2.70 µs per feed request on 1 thread; 57%, 3.86 µs on 2 threads | — |
-//! | deterministic store vs moka's default mode, replaying the same calls | 1.14× the time (360.8 k vs 410.4 k requests/s) | — |
+//! | deterministic store vs moka's default mode, replaying the same calls | 1.09× the time (411.0 k vs 446.7 k requests/s; 1.14× in the first run) | — |
 //! | a deterministic `set` vs a default-mode one (`locmem` bench, 17:54 UTC) | 1.30× by the means in BENCHMARKS.md (2.22 vs 1.71 µs), 1.23×, 1.11× and 1.09× by criterion's slope in three runs | ≤ 1.3×: met, at the edge |
 //! | peak RSS (`/usr/bin/time -v`) | 346 MiB (2 threads), 333 MiB (1 thread), at most 201 MiB per process with `--processes 2` | ≤ 512 MB: met |
+//!
+//! `cache-sim run --scenario realistic --quiet --timings`, three rounds
+//! alternating `--threads 1`, `--threads 2` and `--processes 2`: 180.1–185.7
+//! k, 286.6–288.4 k (1.55–1.59×) and 337.5–365.9 k requests/s (1.87–2.00×).
 //!
 //! Reports are byte-identical to those before #30's work on every scenario
 //! `cache-sim scenarios` lists, on `realistic` (also with database faults
 //! and fail-safe), and on a 3-process replay over locmem, shared-locmem and
-//! two tiers; `realistic` again at dd5d23d, and on 1 and 2 threads.
+//! two tiers; `realistic` again at dd5d23d, on 1 and 2 threads and in 2
+//! processes.
 //!
 //! **Why the floor ratio is missed.** A `perf record` of `realistic` on one
 //! thread (44.6 k samples) puts 41% in the store (moka's table lookups and
@@ -129,8 +136,8 @@
 //! in the simulator (the per-view slot lookup 4.1%, the database's answers
 //! 4.6%, the event loop and the judgement) and 9% in memcpy, memcmp and
 //! the allocator, shared by all. For 0.8× the store-only replay, everything
-//! above the store must cost at most a quarter of the store: about 0.7 µs
-//! per request against 2.5 µs today, less than the library's read path
+//! above the store must cost at most a quarter of the store: about 0.6 µs
+//! per request against 2.6 µs today, less than the library's read path
 //! alone (~1 µs), which the simulator runs on purpose: it is the code being
 //! judged.
 //!
@@ -149,8 +156,8 @@
 //! (`Local::flush`, `with_handle`, `Global::collect`, `try_advance`), and
 //! deferred drops run on whichever thread collects, so one cell's entries
 //! are freed on the other cell's core (moka's `MiniArc::drop` 2.5% → 3.6%).
-//! The store-only replay shows the same: its calls alone scale 1.28× on
-//! two threads, where a loop that touches no memory scales 2.0×
+//! The store-only replay shows the same: its calls alone scale 1.22–1.29×
+//! on two threads, where a loop that touches no memory scales 2.0×
 //! (`perl -e '$i++ while $i < 6e7'`: 0.82 s alone, 0.84 s each of a pair).
 //! So the cells can run in worker processes instead: `--processes N`
 //! ([`runner::run_in_processes`]) starts `cache-sim` itself for all but one
@@ -158,7 +165,7 @@
 //! exactly) and assembles the same report, byte for byte. Two processes
 //! run `realistic` at 1.87–2.00× one thread (table above), each at most
 //! 206 MB resident. 500 k/s is out of reach even so: it needs 250 k/s per
-//! core, and one thread runs at 180–195 k/s.
+//! core, and one thread runs at 180–200 k/s.
 //!
 //! **Processes of a multi-process trace in parallel** is not built. They
 //! are judged against one database whose writes come from every process,
