@@ -163,10 +163,8 @@ fn main() {
         }
         // The same cells in two processes (`cache-sim --processes 2`).
         let start = Instant::now();
-        let strategies = registry();
-        let cells = sim::runner::run_in_processes(&config(1), 2, &exe, &args, sources.clone(), &strategies, None)
+        let (report, _) = sim::runner::run_in_processes(&config(1), 2, &exe, &args, sources.clone(), &registry(), None)
             .expect("the cells in two processes");
-        let report = sim::runner::assemble(&config(1), &cells.header, cells.rows, &cells.shape, &strategies);
         procs2.push(reads as f64 / start.elapsed().as_secs_f64());
         assert!(
             report.to_json() == one_thread_json,

@@ -471,11 +471,8 @@ fn compare(
         let exe =
             std::env::current_exe().map_err(|e| Error::Invalid(format!("--processes: where is cache-sim? {e}")))?;
         let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-        progress::with_progress(common.quiet, plan, |p| -> Result<_> {
-            let strategies = registry();
-            let cells = sim::runner::run_in_processes(&cfg, common.processes, &exe, &args, sources, &strategies, p)?;
-            let report = sim::runner::assemble(&cfg, &cells.header, cells.rows, &cells.shape, &strategies);
-            Ok((report, cells.timings))
+        progress::with_progress(common.quiet, plan, |p| {
+            sim::runner::run_in_processes(&cfg, common.processes, &exe, &args, sources, &registry(), p)
         })?
     } else {
         progress::with_progress(common.quiet, plan, |p| run_timed(&cfg, sources, registry(), p))?

@@ -115,13 +115,12 @@ impl Backplane for LocalBackplane {
         if take_one(&self.lose) {
             return Ok(());
         }
-        let wire = message;
         let at = self.clock.now() + self.delay;
         for t in self.tables() {
             if self.delay.is_zero() {
-                t.receive(wire);
+                t.receive(message);
             } else {
-                t.receive_at(wire.to_vec(), at);
+                t.receive_at(message.to_vec(), at);
             }
         }
         Ok(())

@@ -283,23 +283,22 @@ pub fn run_timed(
     Ok((report, cells.timings))
 }
 
-/// What [`run_cells`] measured: every cell's row and timing, in report
+/// What `run_cells` measured: every cell's row and timing, in report
 /// order, with what the report is built from besides them.
 #[derive(Debug)]
-#[non_exhaustive]
-pub struct Cells {
+pub(crate) struct Cells {
     /// The trace's header.
-    pub header: Header,
+    pub(crate) header: Header,
     /// One row per cell: backends × strategies, backend-major.
-    pub rows: Vec<CellResult>,
+    pub(crate) rows: Vec<CellResult>,
     /// Each cell's timing, in the same order.
-    pub timings: Vec<CellTiming>,
+    pub(crate) timings: Vec<CellTiming>,
     /// What the traffic shows (zones, shared calendars), for the verdict.
-    pub shape: Shape,
+    pub(crate) shape: Shape,
 }
 
 /// The report of `rows` (every cell of `cfg`, backend-major, as
-/// [`run_cells`] gives them), with the verdict when `cfg` asks for one.
+/// `run_cells` gives them), with the verdict when `cfg` asks for one.
 /// Rows measured apart (in worker processes) and put back in order make
 /// the same report, byte for byte.
 pub fn assemble(
@@ -317,7 +316,7 @@ pub fn assemble(
 }
 
 /// Runs every cell of `cfg` and returns their rows, unassembled.
-pub fn run_cells(
+pub(crate) fn run_cells(
     cfg: &RunConfig,
     sources: SourceFactory,
     strategies: &StrategyFactory,

@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{run_cells, CellTiming, Cells, RunConfig, SourceFactory, StrategyFactory};
+use super::{assemble, run_cells, CellTiming, RunConfig, SourceFactory, StrategyFactory};
 use crate::error::{Error, Result};
-use crate::report::CellResult;
+use crate::report::{CellResult, Report};
 
 /// The environment variable that makes `cache-sim` a worker: the parent's
 /// process id, `<path>` and `<strategy>,<strategy>…`, separated by tabs. A
@@ -200,9 +200,10 @@ impl Drop for Workers {
     }
 }
 
-/// Runs `cfg`'s cells over `processes` processes: this one and children
-/// started as `exe args…` (normally `cache-sim` and its own arguments).
-/// Returns every cell, in report order, as [`run_cells`] would.
+/// [`run_timed`](super::run_timed) over `processes` processes: this one
+/// and children started as `exe args…` (normally `cache-sim` and its own
+/// arguments). The report is the one a single process builds, byte for
+/// byte; the timings are every cell's, in report order.
 pub fn run_in_processes(
     cfg: &RunConfig,
     processes: usize,
@@ -211,7 +212,7 @@ pub fn run_in_processes(
     sources: SourceFactory,
     strategies: &StrategyFactory,
     progress: Option<Arc<AtomicU64>>,
-) -> Result<Cells> {
+) -> Result<(Report, Vec<CellTiming>)> {
     if let Some(b) = cfg.backends.iter().find(|b| !b.isolated_per_cell()) {
         return Err(Error::Invalid(format!(
             "--processes: {} is not an in-process store; cells on a server run one after the other, in one process",
@@ -249,11 +250,10 @@ pub fn run_in_processes(
     own.threads = 1;
     let mine = run_cells(&own, sources, strategies, progress)?;
 
-    let mut rows: HashMap<(String, String), CellResult> = HashMap::new();
-    let mut timings: HashMap<(String, String), CellTiming> = HashMap::new();
+    // Every cell's row and timing, by (strategy, backend label).
+    let mut cells: HashMap<(String, String), (CellResult, CellTiming)> = HashMap::new();
     let mut add = |r: CellResult, t: CellTiming| {
-        timings.insert((t.strategy.clone(), t.backend.clone()), t);
-        rows.insert((r.strategy.clone(), r.backend.clone()), r);
+        cells.insert((r.strategy.clone(), r.backend.clone()), (r, t));
     };
     for (r, t) in mine.rows.into_iter().zip(mine.timings) {
         add(r, t);
@@ -281,24 +281,18 @@ pub fn run_in_processes(
     }
     workers.0.clear();
 
-    let mut ordered_rows = Vec::new();
-    let mut ordered_timings = Vec::new();
+    let mut rows = Vec::new();
+    let mut timings = Vec::new();
     for b in &cfg.backends {
         for s in &cfg.strategies {
-            let key = (s.clone(), b.label());
-            let (Some(r), Some(t)) = (rows.remove(&key), timings.remove(&key)) else {
+            let Some((r, t)) = cells.remove(&(s.clone(), b.label())) else {
                 return Err(Error::Invalid(format!("--processes: no row for {s} × {}", b.label())));
             };
-            ordered_rows.push(r);
-            ordered_timings.push(t);
+            rows.push(r);
+            timings.push(t);
         }
     }
-    Ok(Cells {
-        header: mine.header,
-        rows: ordered_rows,
-        timings: ordered_timings,
-        shape: mine.shape,
-    })
+    Ok((assemble(cfg, &mine.header, rows, &mine.shape, strategies), timings))
 }
 
 #[cfg(test)]
