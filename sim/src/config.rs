@@ -281,7 +281,10 @@ pub struct RunConfig {
     pub item_bytes: usize,
     /// Staleness-over-time bucket width.
     pub bucket: Duration,
-    /// Worker threads for cells.
+    /// Worker threads for cells. With fewer cells than threads, a cell on
+    /// plain `locmem` whose trace has several app processes (and no
+    /// injected faults) is split by process into shards that replay in
+    /// parallel ([`crate::runner`]); the report is the same, byte for byte.
     pub threads: usize,
     /// Time backend calls (for [`CellTiming::backend_time`](crate::runner::CellTiming::backend_time)); off, only
     /// counted.

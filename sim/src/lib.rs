@@ -71,8 +71,9 @@
 //! - [`backends`]: `--backend` specs and connecting them.
 //! - [`config`]: [`config::RunConfig`], what a comparison runs.
 //! - [`runner`]: runs all cells (on worker threads, cells on in-process
-//!   stores sharing one reading of the trace, or in worker processes with
-//!   `--processes`) and assembles the report (its own `# Layout`).
+//!   stores sharing one reading of the trace, a cell's app processes as
+//!   parallel shards when threads are left over, or in worker processes
+//!   with `--processes`) and assembles the report (its own `# Layout`).
 //! - [`floor`]: the store-only floor: a cell's store calls recorded once
 //!   and replayed against fresh stores with nothing else running (what
 //!   the `sim` benchmark compares the simulator with).

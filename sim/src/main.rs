@@ -200,9 +200,12 @@ struct Common {
     /// Write report.{json,csv,md,html} into this directory.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Worker threads (cells run in parallel on locmem), 1..=64. On
-    /// in-process stores `--processes` is faster: two cells on two threads
-    /// of one process slow each other's stores.
+    /// Worker threads (cells run in parallel on locmem), 1..=64. With
+    /// fewer cells than threads, a cell on plain `locmem` whose trace has
+    /// several app processes (and no injected faults) replays them in
+    /// parallel, as shards; the report is the same. On in-process stores
+    /// `--processes` is faster: two cells on two threads of one process
+    /// slow each other's stores.
     #[arg(long, default_value_t = 2,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS))]
     threads: usize,

@@ -49,6 +49,12 @@ pub(crate) fn print_timings(timings: &[CellTiming], wall: Duration, workers: &st
         wall.as_secs_f64(),
         reads as f64 / wall.as_secs_f64().max(1e-9)
     );
+    if let Some(n) = timings.iter().map(|t| t.shards).max().filter(|n| *n > 1) {
+        eprintln!(
+            "each cell replayed as {n} shards of its app processes, in parallel (wall s: their sum; \
+             every shard applies every write to its own database)"
+        );
+    }
     // The store's share: what a replay of the same calls alone would cost
     // at most (the `sim` benchmark measures that replay).
     let in_cells: f64 = timings.iter().map(|t| t.wall.as_secs_f64()).sum();

@@ -87,6 +87,42 @@ pub struct CacheMetrics {
     pub background_refreshes: u64,
 }
 
+impl std::ops::Add for CacheMetrics {
+    type Output = CacheMetrics;
+
+    /// Counter by counter: several caches (one per process, say) as one.
+    fn add(self, o: CacheMetrics) -> CacheMetrics {
+        CacheMetrics {
+            hits: self.hits + o.hits,
+            misses: self.misses + o.misses,
+            loader_calls: self.loader_calls + o.loader_calls,
+            loader_errors: self.loader_errors + o.loader_errors,
+            cache_failures: self.cache_failures + o.cache_failures,
+            coalesced: self.coalesced + o.coalesced,
+            early_refreshes: self.early_refreshes + o.early_refreshes,
+            read_errors: self.read_errors + o.read_errors,
+            store_errors: self.store_errors + o.store_errors,
+            corrupt_entries: self.corrupt_entries + o.corrupt_entries,
+            bypassed: self.bypassed + o.bypassed,
+            invalidations: self.invalidations + o.invalidations,
+            invalidation_errors: self.invalidation_errors + o.invalidation_errors,
+            pending_bypassed: self.pending_bypassed + o.pending_bypassed,
+            bumps_queued: self.bumps_queued + o.bumps_queued,
+            bumps_dropped: self.bumps_dropped + o.bumps_dropped,
+            bump_retries: self.bump_retries + o.bump_retries,
+            bumps_reapplied: self.bumps_reapplied + o.bumps_reapplied,
+            outbox_applied: self.outbox_applied + o.outbox_applied,
+            outbox_quarantined: self.outbox_quarantined + o.outbox_quarantined,
+            fail_safe_served: self.fail_safe_served + o.fail_safe_served,
+            fail_safe_stale: self.fail_safe_stale + o.fail_safe_stale,
+            failed_reads: self.failed_reads + o.failed_reads,
+            load_timeouts: self.load_timeouts + o.load_timeouts,
+            soft_timeouts: self.soft_timeouts + o.soft_timeouts,
+            background_refreshes: self.background_refreshes + o.background_refreshes,
+        }
+    }
+}
+
 impl CacheMetrics {
     /// Counts one answered read. For a read answered at the soft timeout
     /// while its own load went on (`Outcome::soft_timed_out`) the load's
@@ -139,5 +175,48 @@ impl CacheMetrics {
     /// Backend errors of any kind (read path, store, invalidation).
     pub fn backend_errors(&self) -> u64 {
         self.read_errors + self.store_errors + self.invalidation_errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every counter of `m`, by name.
+    fn counters(m: &CacheMetrics) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(m) {
+            Ok(serde_json::Value::Object(map)) => map,
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn adding_sums_every_counter_by_name() {
+        let mut a = CacheMetrics::default();
+        let mut b = CacheMetrics::default();
+        let hit = Outcome {
+            served: Served::Hit,
+            ..Outcome::default()
+        };
+        let load = Outcome {
+            served: Served::Loaded,
+            loader_called: true,
+            store_error: true,
+            ..Outcome::default()
+        };
+        a.record(&hit);
+        a.record(&load);
+        a.record_invalidation(false);
+        b.record(&hit);
+        b.record(&hit);
+        b.record_invalidation(true);
+        let (ca, cb, sum) = (counters(&a), counters(&b), counters(&(a + b)));
+        assert_eq!(sum.len(), ca.len());
+        for (name, v) in &sum {
+            let want = ca[name].as_u64().unwrap_or(0) + cb[name].as_u64().unwrap_or(0);
+            assert_eq!(v.as_u64(), Some(want), "{name}");
+        }
+        assert_eq!((a + b).hits, 3);
+        assert_eq!((a + b).invalidations + (a + b).invalidation_errors, 2);
     }
 }

@@ -17,9 +17,9 @@ impl Run {
                 committed,
             } => {
                 let written = if self.cell.fenced_writes {
-                    self.aside.end_write(&self.write[store], &change).await
+                    self.aside(store).end_write(&self.write[store], &change).await
                 } else {
-                    self.aside.invalidate(&self.write[store], &change).await
+                    self.aside(store).invalidate(&self.write[store], &change).await
                 };
                 let ok = written.is_ok();
                 self.rec.tally.record_invalidation(ok);
@@ -56,7 +56,7 @@ impl Run {
             match r.flow.step() {
                 Step::Plan => {
                     let before = self.trips(r.store);
-                    let plan = self.aside.plan(&self.read[r.store], &r.info.view).await;
+                    let plan = self.aside(r.store).plan(&self.read[r.store], &r.info.view).await;
                     r.flow.planned(plan);
                     break now.saturating_add(self.charge(r.store, before, lat.plan_us));
                 }
@@ -71,7 +71,7 @@ impl Run {
                         }
                         None => (Ok(None), now),
                     };
-                    r.flow.fetched(got, instant(now), &self.aside);
+                    r.flow.fetched(got, instant(now), self.aside(r.store));
                     if r.flow.step() == Step::Done {
                         self.serve(&r, at);
                         self.release(slot);
@@ -124,7 +124,10 @@ impl Run {
                             None => self.unbounded_ttl = true,
                         }
                     }
-                    let stored = self.aside.store(&self.read[r.store], &r.info.view, &r.flow).await;
+                    let stored = self
+                        .aside(r.store)
+                        .store(&self.read[r.store], &r.info.view, &r.flow)
+                        .await;
                     r.flow.stored(stored);
                     if r.flow.step() == Step::Done {
                         self.release(slot);

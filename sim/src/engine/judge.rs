@@ -64,16 +64,20 @@ pub(crate) struct DeadCount {
 /// it is live under the plan a read of its view makes now. An expired
 /// entry is dead without asking for a plan (a plan may seed generations).
 pub(crate) async fn count_dead(
-    aside: &Aside,
+    asides: &[Aside],
     backends: &[std::sync::Arc<dyn Backend>],
     listers: &[LiveKeys],
     clock: &dyn Clock,
 ) -> DeadCount {
     let now = clock.now();
-    let form = aside.strategy().stored_form();
     let mut count = DeadCount::default();
     for (p, lister) in listers.iter().enumerate() {
         let Some(raw) = backends.get(p) else { continue };
+        // The store's own strategy instance (one for all when they share).
+        let Some(aside) = asides.get(p % asides.len().max(1)) else {
+            continue;
+        };
+        let form = aside.strategy().stored_form();
         let mut entries = lister();
         entries.sort();
         count.live += entries.len() as u64;

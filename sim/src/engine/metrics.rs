@@ -212,6 +212,41 @@ impl Recorder {
         }
     }
 
+    /// Adds `other`'s counts (another shard of the same cell, see
+    /// `part.rs`): sums, maxima, the timelines bucket by bucket and the
+    /// latency histograms.
+    pub(crate) fn merge(&mut self, mut other: Recorder) {
+        self.flush_bucket();
+        self.current = (0, 0, 0);
+        other.flush_bucket();
+        self.tally = self.tally + other.tally;
+        self.reads += other.reads;
+        self.writes += other.writes;
+        self.stale_reads += other.stale_reads;
+        self.at_risk_reads += other.at_risk_reads;
+        self.max_staleness_us = self.max_staleness_us.max(other.max_staleness_us);
+        self.other_errors += other.other_errors;
+        self.control_evictions += other.control_evictions;
+        for (b, (r, s)) in other.timeline {
+            let e = self.timeline.entry(b).or_insert((0, 0));
+            e.0 += r;
+            e.1 += s;
+        }
+        for (mine, theirs) in [
+            (&mut self.latency, other.latency),
+            (&mut self.hit_latency, other.hit_latency),
+            (&mut self.miss_latency, other.miss_latency),
+        ] {
+            if let (Some(m), Some(t)) = (mine.as_mut(), theirs) {
+                // Same bounds on both sides: the addition cannot fail.
+                let _ = m.add(&t);
+            }
+        }
+        self.max_latency_us = self.max_latency_us.max(other.max_latency_us);
+        self.max_hit_us = self.max_hit_us.max(other.max_hit_us);
+        self.max_miss_us = self.max_miss_us.max(other.max_miss_us);
+    }
+
     /// Backend and strategy errors so far.
     pub(crate) fn error_total(&self) -> u64 {
         self.tally.backend_errors() + self.other_errors

@@ -54,6 +54,8 @@
 //!   what they cost.
 //! - `metrics.rs`: [`Metrics`] and the recorder (sparse timeline, latency
 //!   percentiles).
+//! - `part.rs`: a replay's metrics in a form that adds up over the shards
+//!   of a cell ([`Shard`]).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -74,6 +76,7 @@ mod input;
 mod judge;
 mod metrics;
 mod outage;
+mod part;
 mod payload;
 mod relay;
 mod replay;
@@ -83,6 +86,7 @@ pub(crate) use input::{Chunk, Inputs};
 
 pub use dbfault::DbFaultMetrics;
 pub use metrics::{LatencySummary, Metrics};
+pub(crate) use part::Part;
 pub use payload::declared_len;
 pub(crate) use payload::stand_in;
 pub use relay::FaultMetrics;
@@ -199,6 +203,29 @@ pub struct Cell {
     /// [`Self::faults`]) do to it; empty (the default): nothing (no two
     /// tiers).
     pub tier_faults: Vec<TierFaultFn>,
+    /// One strategy instance per store of [`Self::backends`], for stores
+    /// that are each one app process's own: every process of an
+    /// application builds its own, so its generation starts and XFetch
+    /// draws do not depend on what the other processes did. Empty (the
+    /// default): [`Self::strategy`] serves every store.
+    pub store_strategies: Vec<Arc<dyn Strategy>>,
+    /// Serve only the app processes of this shard (see [`Shard`]); `None`
+    /// (the default): every process.
+    pub(crate) shard: Option<Shard>,
+}
+
+/// A part of a cell: the app processes `p` with `p % of == index`. Every
+/// shard applies every write to its own database (the truth every
+/// response is judged against) but serves, invalidates and counts only its
+/// own processes' requests, so the shards of a cell whose processes share
+/// nothing but the database (a store and a strategy instance each, no
+/// injected faults) add up to the whole cell, exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shard {
+    /// This shard's number, `0..of`.
+    pub(crate) index: u32,
+    /// How many shards the cell is split into.
+    pub(crate) of: u32,
 }
 
 impl std::fmt::Debug for Cell {
@@ -232,6 +259,8 @@ impl Cell {
             fenced_writes: true,
             faults: crate::config::Faults::none(),
             tier_faults: Vec::new(),
+            store_strategies: Vec::new(),
+            shard: None,
         }
     }
 }
@@ -298,7 +327,9 @@ fn us(d: u64) -> i64 {
 
 struct Run {
     cell: Cell,
-    aside: Aside,
+    /// One per store when the cell has [`Cell::store_strategies`], else
+    /// one for every store (see [`Run::aside`]).
+    asides: Vec<Aside>,
     read: Vec<Instrumented<Arc<dyn Backend>>>,
     write: Vec<Instrumented<Arc<dyn Backend>>>,
     /// Single-flight tables by app process (index = process id, grown on
@@ -358,6 +389,16 @@ impl Run {
         self.heap.push(Reverse((at_us, self.seq, slot)));
     }
 
+    /// The cache-aside core of the processes served by store `store`.
+    fn aside(&self, store: usize) -> &Aside {
+        &self.asides[store % self.asides.len()]
+    }
+
+    /// Whether this run serves app process `process` (see [`Shard`]).
+    fn serves(&self, process: u32) -> bool {
+        self.cell.shard.is_none_or(|s| process % s.of == s.index)
+    }
+
     /// Round trips store `store` has made so far, if it counts them.
     fn trips(&self, store: usize) -> Option<u64> {
         self.cell.round_trips.get(store).map(|f| f())
@@ -399,6 +440,7 @@ impl Run {
             .ok_or_else(|| Error::Invalid(format!("event time {} µs is out of range", input.t_us())))?;
         self.set_time(t);
         let ev = match input {
+            Input::Read { process, .. } if !self.serves(*process) => return Ok(()),
             Input::Read { process, view, .. } => {
                 self.rec.reads += 1;
                 // Resolved now, as each read arrives, so that the database
@@ -410,7 +452,7 @@ impl Run {
                     start_us: t,
                     process: *process,
                     store,
-                    flow: self.relay.read_for(&self.aside, *process, &view.view),
+                    flow: self.relay.read_for(self.aside(store), *process, &view.view),
                     as_of_excl: t,
                     wait: 0,
                     deferred: None,
@@ -434,7 +476,6 @@ impl Run {
                 if write.kind == crate::db::WriteKind::Load {
                     return Ok(());
                 }
-                self.rec.writes += 1;
                 if let Some(s) = self.db.scope_index(&c.scope) {
                     let s = s as usize;
                     if self.commits.len() <= s {
@@ -443,12 +484,24 @@ impl Run {
                     let last = &mut self.commits[s];
                     *last = (last.1, t);
                 }
+                // Another shard's process: the truth above is every
+                // shard's, the invalidation and the count are its own.
+                if !self.serves(*process) {
+                    return Ok(());
+                }
+                self.rec.writes += 1;
                 let change = c.change()?;
                 let store = self.store_index(*process);
                 // The app announces the write before its commit and ends it
                 // after: nothing runs between this and the commit above at
                 // this virtual instant, so the order is the app's.
-                if self.cell.fenced_writes && self.aside.begin_write(&self.write[store], &change).await.is_err() {
+                if self.cell.fenced_writes
+                    && self
+                        .aside(store)
+                        .begin_write(&self.write[store], &change)
+                        .await
+                        .is_err()
+                {
                     self.rec.tally.record_invalidation(false);
                     self.relay.begin_failed(t);
                 }
@@ -464,11 +517,12 @@ impl Run {
                 });
                 self.schedule(t.saturating_add(us(self.cell.latencies.invalidate_us)), slot);
             }
+            Event::EvictControl { process, .. } if !self.serves(*process) => {}
             Event::EvictControl { process, view, .. } => {
                 self.rec.control_evictions += 1;
-                let keys = self.aside.strategy().control_keys(view);
+                let p = self.store_index(*process);
+                let keys = self.aside(p).strategy().control_keys(view);
                 if !keys.is_empty() {
-                    let p = self.store_index(*process);
                     // The raw store: an eviction is not app traffic.
                     if self.cell.backends[p].delete_many(&keys).await.is_err() {
                         self.rec.other_errors += 1;

@@ -312,7 +312,7 @@ impl Run {
             };
             self.relay.m.bump_retries += 1;
             let ok = self
-                .aside
+                .aside(store)
                 .reapply(&self.write[store], &change, tag.fenced)
                 .await
                 .is_ok();
@@ -355,7 +355,7 @@ impl Run {
         for (id, change) in due {
             let mut ok = true;
             for &s in &stores {
-                ok &= self.aside.reapply(&self.write[s], &change, true).await.is_ok();
+                ok &= self.aside(s).reapply(&self.write[s], &change, true).await.is_ok();
             }
             if !ok {
                 break;

@@ -12,6 +12,7 @@ use cache_core::{Instrumented, OpStats};
 use super::input::{Input, Inputs};
 use super::metrics::{Metrics, Recorder};
 use super::outage::Outage;
+use super::part::Part;
 use super::views::ViewStates;
 use super::{declared_len, judge, Cell, Run};
 use crate::db::Db;
@@ -55,11 +56,26 @@ impl Replay {
         };
         let (read_stats, write_stats) = (stats(), stats());
         let base_us = header.start_us();
-        let aside = Aside::new(cell.strategy.clone(), cell.aside.clone());
+        let asides: Vec<Aside> = if cell.store_strategies.is_empty() {
+            vec![Aside::new(cell.strategy.clone(), cell.aside.clone())]
+        } else if cell.store_strategies.len() == cell.backends.len() {
+            cell.store_strategies
+                .iter()
+                .map(|s| Aside::new(s.clone(), cell.aside.clone()))
+                .collect()
+        } else {
+            return Err(Error::Invalid(format!(
+                "a cell has {} stores and {} strategy instances for them",
+                cell.backends.len(),
+                cell.store_strategies.len()
+            )));
+        };
+        // Every instance has the same options: the first stands for all.
+        let first = &asides[0];
         let mut run = Run {
-            relay: super::relay::Relay::new(&cell.faults, &aside, base_us),
-            dbf: super::dbfault::DbFaults::new(&cell.faults.db, aside.options(), base_us),
-            aside,
+            relay: super::relay::Relay::new(&cell.faults, first, base_us),
+            dbf: super::dbfault::DbFaults::new(&cell.faults.db, first.options(), base_us),
+            asides,
             read: cell
                 .backends
                 .iter()
@@ -147,7 +163,13 @@ impl Replay {
 
     /// Runs what is still queued after the last event, counts dead keys and
     /// returns the cell's metrics.
-    pub(crate) async fn finish(mut self, progress: Option<&AtomicU64>) -> Result<Metrics> {
+    pub(crate) async fn finish(self, progress: Option<&AtomicU64>) -> Result<Metrics> {
+        Ok(self.finish_part(progress).await?.into_metrics())
+    }
+
+    /// [`Replay::finish`], with the metrics still in a form that adds up
+    /// with the other shards of the same cell ([`Part::merge`]).
+    pub(crate) async fn finish_part(mut self, progress: Option<&AtomicU64>) -> Result<Part> {
         let run = &mut self.run;
         loop {
             self.outage.check(&run.rec)?;
@@ -165,7 +187,7 @@ impl Replay {
         let dead = if cell.live_keys.is_empty() {
             None
         } else {
-            Some(judge::count_dead(&run.aside, &cell.backends, &cell.live_keys, &cell.clock).await)
+            Some(judge::count_dead(&run.asides, &cell.backends, &cell.live_keys, &cell.clock).await)
         };
         let db_queries = run.db.queries();
         let faults = run.relay.summary().map(|mut f| {
@@ -173,19 +195,18 @@ impl Replay {
             f
         });
         let db_faults = run.dbf.summary(&run.rec.tally);
-        let run = self.run;
-        let mut m = run
-            .rec
-            .finish(self.read_stats.snapshot(), self.write_stats.snapshot(), db_queries);
-        m.duration_us = duration_us;
-        m.dead_keys = dead.map(|d| d.dead);
-        m.dead_bytes = dead.map(|d| d.bytes);
-        m.orphaned_keys = dead.map(|d| d.orphaned);
-        m.live_keys = dead.map(|d| d.live);
-        m.faults = faults;
-        m.fail_safe_stale = db_faults.map_or(0, |d| d.fail_safe_stale);
-        m.db_faults = db_faults;
-        Ok(m)
+        Ok(Part {
+            rec: self.run.rec,
+            read_ops: self.read_stats.snapshot(),
+            write_ops: self.write_stats.snapshot(),
+            db_queries,
+            duration_us,
+            dead,
+            faults,
+            db_faults,
+            tier: None,
+            server_evictions: None,
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::engine::{Chunk, Inputs, Metrics};
+use crate::engine::{Chunk, Inputs, Part};
 use crate::error::{Error, Result};
 
 /// Events per chunk: enough that a turn (a cell replaying a chunk, some
@@ -31,7 +31,7 @@ pub(super) trait Task: Send {
     /// Replays `chunk`'s inputs.
     fn feed(&mut self, chunk: &Chunk, progress: Option<&AtomicU64>) -> Result<()>;
     /// Ends the replay after the last chunk.
-    fn finish(self: Box<Self>, progress: Option<&AtomicU64>) -> Result<Metrics>;
+    fn finish(self: Box<Self>, progress: Option<&AtomicU64>) -> Result<Part>;
 }
 
 /// Why a cell of a group stopped short.
@@ -47,7 +47,7 @@ pub(super) enum Stop {
 pub(super) struct Group {
     /// Per cell: its metrics or why it stopped, and the time spent on it;
     /// `None` for cells that did not finish because another one failed.
-    pub(super) cells: Vec<Option<(std::result::Result<Metrics, Stop>, Duration)>>,
+    pub(super) cells: Vec<Option<(std::result::Result<Part, Stop>, Duration)>>,
     /// The error the source stopped with, if it did.
     pub(super) source_error: Option<Error>,
 }
@@ -65,7 +65,7 @@ struct CellSlot {
     /// Index of the next chunk it replays.
     next: usize,
     spent: Duration,
-    result: Option<std::result::Result<Metrics, Stop>>,
+    result: Option<std::result::Result<Part, Stop>>,
 }
 
 struct State {
@@ -233,7 +233,7 @@ fn work(
 #[allow(clippy::large_enum_variant)]
 enum After {
     Idle(Box<dyn Task>),
-    Finished(std::result::Result<Metrics, Stop>),
+    Finished(std::result::Result<Part, Stop>),
 }
 
 /// Cell `i` replays `chunk` (made first if `task` is `None`), and finishes

@@ -13,6 +13,8 @@
 //! - `mod.rs`: [`run`], what a cell is made of, the report.
 //! - `lockstep.rs`: cells sharing one trace, read once, in chunks.
 //! - `processes.rs`: cells in worker processes (`cache-sim --processes`).
+//! - `shards.rs`: a cell's app processes replayed in parallel, when the
+//!   cells are fewer than the threads.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use cache_core::{ManualClock, Strategy};
 
 use crate::backends::{connect, BackendSpec};
 pub use crate::config::RunConfig;
-use crate::engine::{Cell, Chunk, Inputs, Metrics, Replay, RoundTrips};
+use crate::engine::{Cell, Chunk, Inputs, Metrics, Part, Replay, RoundTrips, Shard};
 use crate::error::{Error, Result};
 use crate::report::{CellResult, Report};
 use crate::trace::{Header, Source};
@@ -43,6 +45,7 @@ pub fn registry() -> StrategyFactory {
 
 mod lockstep;
 mod processes;
+mod shards;
 
 pub use processes::{own_strategies, run_in_processes, run_worker, worker_from_env, Worker, MAX_PROCESSES, WORKER_ENV};
 
@@ -87,6 +90,9 @@ struct CellTask {
     /// The server's eviction counter before the cell ran, and the store to
     /// read it from again after (servers only: see [`evictions`]).
     evictions_before: Option<(Arc<dyn cache_core::Backend>, u64)>,
+    /// Advances the progress counter: every shard of a cell replays every
+    /// event, and only its first one counts them.
+    counts_progress: bool,
 }
 
 /// The eviction counter of the server behind `store`
@@ -99,51 +105,56 @@ async fn evictions(store: &dyn cache_core::Backend) -> Option<u64> {
 
 impl lockstep::Task for CellTask {
     fn feed(&mut self, chunk: &Chunk, progress: Option<&AtomicU64>) -> Result<()> {
+        let progress = progress.filter(|_| self.counts_progress);
         self.rt.block_on(self.replay.feed(&chunk.inputs, progress))
     }
 
-    fn finish(self: Box<Self>, progress: Option<&AtomicU64>) -> Result<Metrics> {
+    fn finish(self: Box<Self>, progress: Option<&AtomicU64>) -> Result<Part> {
         let CellTask {
             rt,
             replay,
             tiers,
             evictions_before,
+            counts_progress,
         } = *self;
-        let mut m = rt.block_on(replay.finish(progress))?;
+        let mut part = rt.block_on(replay.finish_part(progress.filter(|_| counts_progress)))?;
         if !tiers.is_empty() {
-            m.tier = Some(tiers.iter().map(|t| t.stats()).fold(TierStats::default(), |a, b| a + b));
+            part.tier = Some(tiers.iter().map(|t| t.stats()).fold(TierStats::default(), |a, b| a + b));
         }
         if let Some((store, before)) = evictions_before {
             // Cells on a server run one at a time: what moved, moved during
             // this cell (or for another client of the same server).
-            m.server_evictions = rt
+            part.server_evictions = rt
                 .block_on(evictions(store.as_ref()))
                 .map(|after| after.saturating_sub(before));
         }
-        Ok(m)
+        Ok(part)
     }
 }
 
-/// Makes a cell: its strategy, its stores (connected), its replay.
+/// Makes a cell (or shard `shard` of it): its strategy, its stores
+/// (connected), its replay.
 fn start_cell(
     cfg: &RunConfig,
     header: &Header,
     namespace: Option<String>,
     strategies: &StrategyFactory,
-    strategy: &str,
-    backend: &BackendSpec,
+    (strategy, backend): (&str, &BackendSpec),
+    shard: Option<Shard>,
 ) -> Result<Box<dyn lockstep::Task>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start a runtime: {e}")))?;
-    let made = rt.block_on(make_cell(cfg, header, namespace, strategies, strategy, backend))?;
+    let mut made = rt.block_on(make_cell(cfg, header, namespace, strategies, strategy, backend))?;
+    made.cell.shard = shard;
     let replay = Replay::new(made.cell, header)?;
     Ok(Box::new(CellTask {
         rt,
         replay,
         tiers: made.tiers,
         evictions_before: made.evictions_before,
+        counts_progress: shard.is_none_or(|s| s.index == 0),
     }))
 }
 
@@ -182,7 +193,19 @@ pub(crate) async fn make_cell(
     if !cfg.faults.freezes.is_empty() {
         stores.backends = frozen(stores.backends, cfg, header, &clock);
     }
+    // A store per process and nothing shared: each process has its own
+    // strategy instance, as an application's processes do (and as a cell
+    // split by process needs, see `shards.rs`). On a shared store they
+    // share one, as they always have here.
+    let store_strategies = if matches!(backend, BackendSpec::Locmem { .. }) && stores.backends.len() > 1 {
+        (0..stores.backends.len())
+            .map(|_| strategies(strategy, &opts))
+            .collect::<cache_core::Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
     let mut cell = Cell::new(strat, stores.backends, clock);
+    cell.store_strategies = store_strategies;
     cell.live_keys = stores.live_keys;
     // Two tiers: a read is charged per L2 round trip it made.
     cell.round_trips = stores
@@ -255,6 +278,9 @@ pub struct CellTiming {
     pub backend_time: Duration,
     /// Backend calls made.
     pub backend_calls: u64,
+    /// App-process shards the cell was replayed as, in parallel (1: whole;
+    /// see [`RunConfig::threads`]). `wall` is their sum.
+    pub shards: u32,
     /// The same per side and operation: (`"read"` or `"write"`, operation,
     /// calls, keys, time inside the calls), operations with calls only.
     pub ops: Vec<(&'static str, cache_core::Op, u64, u64, Duration)>,
@@ -352,21 +378,24 @@ pub(crate) fn run_cells(
         .map(|(i, (s, b))| (!b.isolated_per_cell()).then(|| format!("sim-{nonce:x}-{i}-{s}")))
         .collect();
     let group = group_size(cfg, header.processes);
+    // Fewer cells than threads: a cell's processes may replay apart.
+    let shards = shards::per_cell(cfg, cells.len(), header.processes);
+    let tasks = shards::tasks(cells.len(), shards);
     // What the traffic shows (zones, shared calendars), for the verdict:
     // seen while the first group reads the trace.
     let shape = ShapeCell::new(header.processes);
-    let mut results: Vec<Option<(std::result::Result<Metrics, lockstep::Stop>, Duration)>> = Vec::new();
+    let mut results: Vec<Option<(std::result::Result<Part, lockstep::Stop>, Duration)>> = Vec::new();
     let mut source_error = None;
-    for (g, members) in cells.chunks(group).enumerate() {
-        let offset = g * group;
+    for (g, members) in tasks.chunks(group).enumerate() {
         let mut source = sources()?;
         if g == 0 {
             source.events = shape.probe(source.events);
         }
         let header = source.header.clone();
-        let start = |i: usize| {
-            let (s, b) = &members[i];
-            start_cell(cfg, &header, namespaces[offset + i].clone(), strategies, s, b)
+        let start = |t: usize| {
+            let (i, shard) = members[t];
+            let (s, b) = &cells[i];
+            start_cell(cfg, &header, namespaces[i].clone(), strategies, (s, b), shard)
         };
         // A worker per cell, and one more to read ahead while they replay.
         let workers = cfg.threads.clamp(1, members.len() + 1);
@@ -384,10 +413,11 @@ pub(crate) fn run_cells(
             break;
         }
     }
-    results.resize_with(cells.len(), || None);
+    results.resize_with(tasks.len(), || None);
     // The first failed cell's error, not "did not run" for those skipped after it.
-    if let Some(i) = results.iter().position(|r| matches!(r, Some((Err(_), _)))) {
-        if let Some((Err(stop), _)) = results.swap_remove(i) {
+    if let Some(t) = results.iter().position(|r| matches!(r, Some((Err(_), _)))) {
+        if let Some((Err(stop), _)) = results.swap_remove(t) {
+            let i = tasks[t].0;
             return Err(match stop {
                 lockstep::Stop::Cell(Error::BackendDown {
                     errors, after, streak, ..
@@ -406,10 +436,24 @@ pub(crate) fn run_cells(
     }
     let mut rows = Vec::with_capacity(cells.len());
     let mut timings = Vec::with_capacity(cells.len());
-    for ((strategy, backend), r) in cells.iter().zip(results) {
-        let (m, wall) =
-            r.ok_or_else(|| Error::Invalid(format!("cell {strategy} × {} did not run", backend.label())))?;
-        let m = m.map_err(|_| Error::Invalid(format!("cell {strategy} × {} failed", backend.label())))?;
+    let mut results = results.into_iter();
+    for (strategy, backend) in &cells {
+        // The cell's shards, in order: their parts add up to the cell.
+        let mut whole: Option<(Part, Duration)> = None;
+        for _ in 0..shards {
+            let (part, wall) = results
+                .next()
+                .flatten()
+                .ok_or_else(|| Error::Invalid(format!("cell {strategy} × {} did not run", backend.label())))?;
+            let part = part.map_err(|_| Error::Invalid(format!("cell {strategy} × {} failed", backend.label())))?;
+            whole = Some(match whole {
+                None => (part, wall),
+                Some((p, w)) => (p.merge(part), w + wall),
+            });
+        }
+        let (part, wall) =
+            whole.ok_or_else(|| Error::Invalid(format!("cell {strategy} × {} did not run", backend.label())))?;
+        let m: Metrics = part.into_metrics();
         let sides = [("read", &m.read_ops), ("write", &m.write_ops)];
         let ops: Vec<_> = sides
             .iter()
@@ -427,6 +471,7 @@ pub(crate) fn run_cells(
             backend_time: Duration::from_nanos(nanos),
             backend_calls: calls,
             ops,
+            shards,
         });
         rows.push(CellResult::new(strategy, &backend.label(), &m, cfg.bucket));
     }

@@ -83,6 +83,7 @@ struct Timing {
     backend_ns: u64,
     backend_calls: u64,
     ops: Vec<(String, String, u64, u64, u64)>,
+    shards: u32,
 }
 
 /// What a worker writes.
@@ -112,6 +113,7 @@ impl From<&CellTiming> for Timing {
                     ((*side).to_owned(), op.as_str().to_owned(), *calls, *keys, nanos(*time))
                 })
                 .collect(),
+            shards: t.shards,
         }
     }
 }
@@ -139,6 +141,7 @@ impl Timing {
             backend_time: Duration::from_nanos(self.backend_ns),
             backend_calls: self.backend_calls,
             ops,
+            shards: self.shards,
         })
     }
 }

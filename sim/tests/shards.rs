@@ -1,0 +1,104 @@
+//! A cell split by app process (`runner`'s shards): when a run has fewer
+//! cells than threads and its processes share nothing but the database
+//! (plain `locmem`), the processes replay in parallel and their parts add
+//! up to the report one replay writes, byte for byte, for every strategy,
+//! with a store that evicts and one that does not.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cache_sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cache-sim"))
+        .args(args)
+        .output()
+        .expect("running cache-sim")
+}
+
+fn read(dir: &Path, file: &str) -> Vec<u8> {
+    std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()))
+}
+
+/// A 3-process trace of generated traffic.
+fn trace(dir: &Path) -> String {
+    let path = dir.join("t3.jsonl");
+    let p = path.to_str().unwrap();
+    let out = cache_sim(&[
+        "generate",
+        "--scenario",
+        "realistic",
+        "--processes",
+        "3",
+        "--actions",
+        "12000",
+        "--days",
+        "2",
+        "--out",
+        p,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    p.to_owned()
+}
+
+/// Replays `trace` and returns the `--timings` output.
+fn replay(trace: &str, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["replay", trace, "--quiet", "--timings", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let run = cache_sim(&args);
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{extra:?}: {stderr}");
+    stderr
+}
+
+fn same_reports(a: &Path, b: &Path, what: &str) {
+    for file in ["report.json", "report.md", "report.csv", "report.html"] {
+        assert!(read(a, file) == read(b, file), "{what}: {file} differs");
+    }
+}
+
+#[test]
+fn shards_add_up_to_the_whole_cell_for_every_strategy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = trace(tmp.path());
+    for backend in ["locmem", "locmem:1"] {
+        for strategy in cache_core::strategy::NAMES {
+            let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
+            let args = ["--strategies", strategy, "--backend", backend];
+            let one = replay(&t, &whole, &[&args[..], &["--threads", "1"]].concat());
+            assert!(!one.contains("shards"), "{one}");
+            let two = replay(&t, &split, &[&args[..], &["--threads", "2"]].concat());
+            assert!(two.contains("replayed as 2 shards"), "{strategy} on {backend}: {two}");
+            same_reports(&whole, &split, &format!("{strategy} on {backend}"));
+        }
+    }
+}
+
+#[test]
+fn several_cells_split_when_threads_are_left_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = trace(tmp.path());
+    let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
+    let args = ["--strategies", "versioned,stamped", "--backend", "locmem:1"];
+    replay(&t, &whole, &[&args[..], &["--threads", "1"]].concat());
+    // 4 threads for 2 cells: 2 shards each, 3 processes over them.
+    let four = replay(&t, &split, &[&args[..], &["--threads", "4"]].concat());
+    assert!(four.contains("replayed as 2 shards"), "{four}");
+    same_reports(&whole, &split, "two cells on four threads");
+}
+
+#[test]
+fn a_shared_store_or_faults_keep_the_cell_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = trace(tmp.path());
+    let out = tmp.path().join("out");
+    for extra in [
+        &["--backend", "shared-locmem"][..],
+        &["--backend", "two-tier:locmem:1+locmem:4"],
+        &["--freeze", "10:5"],
+        &["--fail-safe", "600"],
+    ] {
+        let args = [&["--strategies", "versioned", "--threads", "2"][..], extra].concat();
+        let timings = replay(&t, &out, &args);
+        assert!(!timings.contains("shards"), "{extra:?}: {timings}");
+    }
+}
