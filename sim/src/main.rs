@@ -456,7 +456,8 @@ fn compare(
 ) -> Result<()> {
     let started = std::time::Instant::now();
     // With `--processes`, the bar follows this process's own cells.
-    let own = sim::runner::own_strategies(&cfg.strategies, common.processes);
+    let app_processes = sources()?.header.processes;
+    let own = sim::runner::own_strategies(&cfg, common.processes, app_processes);
     let plan = progress::Plan {
         cells: cfg
             .backends

@@ -102,3 +102,21 @@ fn a_shared_store_or_faults_keep_the_cell_whole() {
         assert!(!timings.contains("shards"), "{extra:?}: {timings}");
     }
 }
+
+#[test]
+fn worker_processes_replay_a_shard_of_every_cell_and_add_up_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = trace(tmp.path());
+    let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
+    let args = ["--strategies", "versioned,stamped,wildcard", "--backend", "locmem:1"];
+    replay(&t, &whole, &[&args[..], &["--threads", "1"]].concat());
+    // 3 cells, 4 processes: a shard per app process (3), each worker
+    // replaying its shard of all three cells.
+    let four = replay(&t, &split, &[&args[..], &["--processes", "4"]].concat());
+    assert!(four.contains("on 4 processes"), "{four}");
+    assert!(four.contains("replayed as 3 shards"), "{four}");
+    same_reports(&whole, &split, "three cells in shards over processes");
+    // As many cells as processes: the strategies are split, not the cells.
+    let two = replay(&t, &split, &["--strategies", "versioned,stamped", "--processes", "2"]);
+    assert!(!two.contains("shards"), "{two}");
+}

@@ -2,7 +2,7 @@
 //! kept the same way by every driver ([`RangeCache::metrics`](crate::RangeCache::metrics)
 //! returns them; the simulator sums them per cell).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::flow::outcome::{FailSafe, Outcome, Served};
 
@@ -10,7 +10,7 @@ use crate::flow::outcome::{FailSafe, Outcome, Served};
 /// and for what [`RangeCache::metrics`](crate::RangeCache::metrics)
 /// returns. The same events also go to the `metrics` facade (see
 /// [`crate::aside`]'s "Observability").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CacheMetrics {
     /// Requests served from the cache.

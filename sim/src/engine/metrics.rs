@@ -144,6 +144,23 @@ pub(crate) struct Recorder {
     max_miss_us: u64,
 }
 
+/// A [`Recorder`] as JSON carries it from a worker process.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RecorderWire {
+    tally: CacheMetrics,
+    /// Reads, writes, stale reads, at-risk reads, the longest staleness,
+    /// other errors, control evictions.
+    counts: [u64; 7],
+    timeline: Vec<(u64, u64, u64)>,
+    bucket_us: u64,
+    /// Each latency histogram's buckets: (a value in it, its count).
+    latency: Vec<(u64, u64)>,
+    hit_latency: Vec<(u64, u64)>,
+    miss_latency: Vec<(u64, u64)>,
+    /// The slowest request, hit and miss.
+    maxima: [u64; 3],
+}
+
 /// Latencies are kept to 3 significant digits up to an hour; slower
 /// requests count as an hour (only a pathological trace has any).
 pub(super) const LATENCY_CAP_US: u64 = 3_600_000_000;
@@ -245,6 +262,68 @@ impl Recorder {
         self.max_latency_us = self.max_latency_us.max(other.max_latency_us);
         self.max_hit_us = self.max_hit_us.max(other.max_hit_us);
         self.max_miss_us = self.max_miss_us.max(other.max_miss_us);
+    }
+
+    /// The recorder as it crosses a process boundary (a shard run by a
+    /// worker of `cache-sim --processes`).
+    pub(crate) fn into_wire(mut self) -> RecorderWire {
+        self.flush_bucket();
+        // Each bucket by a value inside it and its count: recorded again,
+        // the counts land in the same buckets and every quantile repeats.
+        let buckets = |h: &Option<Histogram<u64>>| {
+            h.as_ref().map_or_else(Vec::new, |h| {
+                h.iter_recorded()
+                    .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                    .collect()
+            })
+        };
+        RecorderWire {
+            tally: self.tally,
+            counts: [
+                self.reads,
+                self.writes,
+                self.stale_reads,
+                self.at_risk_reads,
+                self.max_staleness_us,
+                self.other_errors,
+                self.control_evictions,
+            ],
+            timeline: self.timeline.into_iter().map(|(b, (r, s))| (b, r, s)).collect(),
+            bucket_us: self.bucket_us,
+            latency: buckets(&self.latency),
+            hit_latency: buckets(&self.hit_latency),
+            miss_latency: buckets(&self.miss_latency),
+            maxima: [self.max_latency_us, self.max_hit_us, self.max_miss_us],
+        }
+    }
+
+    /// The recorder [`Recorder::into_wire`] sent.
+    pub(crate) fn from_wire(w: RecorderWire) -> crate::error::Result<Recorder> {
+        let mut r = Recorder::new(w.bucket_us);
+        r.tally = w.tally;
+        [
+            r.reads,
+            r.writes,
+            r.stale_reads,
+            r.at_risk_reads,
+            r.max_staleness_us,
+            r.other_errors,
+            r.control_evictions,
+        ] = w.counts;
+        r.timeline = w.timeline.into_iter().map(|(b, r, s)| (b, (r, s))).collect();
+        for (h, buckets) in [
+            (&mut r.latency, w.latency),
+            (&mut r.hit_latency, w.hit_latency),
+            (&mut r.miss_latency, w.miss_latency),
+        ] {
+            let Some(h) = h.as_mut() else { continue };
+            for (value, count) in buckets {
+                h.record_n(value, count)
+                    .map_err(|e| crate::error::Error::Invalid(format!("a shard's latency of {value} µs: {e:?}")))?;
+            }
+        }
+        [r.max_latency_us, r.max_hit_us, r.max_miss_us] = w.maxima;
+        Ok(r)
     }
 
     /// Backend and strategy errors so far.

@@ -86,7 +86,7 @@ pub(crate) use input::{Chunk, Inputs};
 
 pub use dbfault::DbFaultMetrics;
 pub use metrics::{LatencySummary, Metrics};
-pub(crate) use part::Part;
+pub(crate) use part::{Part, PartWire};
 pub use payload::declared_len;
 pub(crate) use payload::stand_in;
 pub use relay::FaultMetrics;

@@ -1,13 +1,15 @@
 //! What a replay measured before it becomes a cell's [`Metrics`]: in a
 //! form that adds up, so that the shards of one cell (its app processes
 //! replayed apart, see [`Shard`](super::Shard)) give the cell's metrics,
-//! exactly as one replay of all its processes would.
+//! exactly as one replay of all its processes would; and their wire form,
+//! for shards replayed in worker processes.
 
 use cache_core::StatsSnapshot;
 
 use super::judge::DeadCount;
-use super::metrics::{Metrics, Recorder};
+use super::metrics::{Metrics, Recorder, RecorderWire};
 use super::{DbFaultMetrics, FaultMetrics};
+use crate::error::{Error, Result};
 
 /// A replay's counts, histograms and end-of-run figures.
 pub(crate) struct Part {
@@ -88,6 +90,122 @@ impl Part {
         m.tier = self.tier;
         m.server_evictions = self.server_evictions;
         m
+    }
+}
+
+/// One operation's counters as JSON carries them.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct OpWire {
+    op: String,
+    /// Calls, keys, errors, total, slowest, p50 and p99 nanoseconds.
+    n: [u64; 7],
+}
+
+/// Counters of every operation as JSON carries them.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StatsWire {
+    ops: Vec<OpWire>,
+    bytes_read: u64,
+}
+
+fn stats_to_wire(s: &StatsSnapshot) -> StatsWire {
+    StatsWire {
+        ops: s
+            .ops
+            .iter()
+            .map(|o| OpWire {
+                op: o.op.as_str().to_owned(),
+                n: [
+                    o.calls,
+                    o.keys,
+                    o.errors,
+                    o.total_nanos,
+                    o.max_nanos,
+                    o.p50_nanos,
+                    o.p99_nanos,
+                ],
+            })
+            .collect(),
+        bytes_read: s.bytes_read,
+    }
+}
+
+fn stats_from_wire(w: StatsWire) -> Result<StatsSnapshot> {
+    // Every operation in its place, whatever the sender listed.
+    let mut s = cache_core::OpStats::counts_only().snapshot();
+    for o in w.ops {
+        let Some(mine) = s.ops.iter_mut().find(|m| m.op.as_str() == o.op) else {
+            return Err(Error::Invalid(format!(
+                "a shard's counters name an unknown operation {:?}",
+                o.op
+            )));
+        };
+        [
+            mine.calls,
+            mine.keys,
+            mine.errors,
+            mine.total_nanos,
+            mine.max_nanos,
+            mine.p50_nanos,
+            mine.p99_nanos,
+        ] = o.n;
+    }
+    s.bytes_read = w.bytes_read;
+    Ok(s)
+}
+
+/// A [`Part`] as JSON carries it from a worker process (`cache-sim
+/// --processes` splitting cells by app process).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PartWire {
+    rec: RecorderWire,
+    read_ops: StatsWire,
+    write_ops: StatsWire,
+    db_queries: u64,
+    duration_us: u64,
+    /// Dead, their bytes, orphaned, live.
+    dead: Option<[u64; 4]>,
+}
+
+impl Part {
+    /// This part as it crosses a process boundary. Only parts of runs
+    /// without faults or tiers cross (the runner splits no others): the
+    /// rest is an error rather than a silently thinner report.
+    pub(crate) fn into_wire(self) -> Result<PartWire> {
+        if self.faults.is_some() || self.db_faults.is_some() || self.tier.is_some() || self.server_evictions.is_some() {
+            return Err(Error::Invalid(
+                "a cell with faults, tiers or a server cannot be split across processes".into(),
+            ));
+        }
+        Ok(PartWire {
+            read_ops: stats_to_wire(&self.read_ops),
+            write_ops: stats_to_wire(&self.write_ops),
+            rec: self.rec.into_wire(),
+            db_queries: self.db_queries,
+            duration_us: self.duration_us,
+            dead: self.dead.map(|d| [d.dead, d.bytes, d.orphaned, d.live]),
+        })
+    }
+
+    /// The part [`Part::into_wire`] sent.
+    pub(crate) fn from_wire(w: PartWire) -> Result<Part> {
+        Ok(Part {
+            rec: Recorder::from_wire(w.rec)?,
+            read_ops: stats_from_wire(w.read_ops)?,
+            write_ops: stats_from_wire(w.write_ops)?,
+            db_queries: w.db_queries,
+            duration_us: w.duration_us,
+            dead: w.dead.map(|[dead, bytes, orphaned, live]| DeadCount {
+                dead,
+                bytes,
+                orphaned,
+                live,
+            }),
+            faults: None,
+            db_faults: None,
+            tier: None,
+            server_evictions: None,
+        })
     }
 }
 

@@ -11,6 +11,8 @@
 //! # Layout
 //!
 //! - `mod.rs`: [`run`], what a cell is made of, the report.
+//! - `cells.rs`: the cells of a run (whole, or split into shards) on the
+//!   worker threads, and their rows.
 //! - `lockstep.rs`: cells sharing one trace, read once, in chunks.
 //! - `processes.rs`: cells in worker processes (`cache-sim --processes`).
 //! - `shards.rs`: a cell's app processes replayed in parallel, when the
@@ -26,11 +28,11 @@ use cache_core::{ManualClock, Strategy};
 
 use crate::backends::{connect, BackendSpec};
 pub use crate::config::RunConfig;
-use crate::engine::{Cell, Chunk, Inputs, Metrics, Part, Replay, RoundTrips, Shard};
+use crate::engine::{Cell, Chunk, Part, Replay, RoundTrips, Shard};
 use crate::error::{Error, Result};
 use crate::report::{CellResult, Report};
 use crate::trace::{Header, Source};
-use crate::verdict::{Shape, ShapeCell};
+use crate::verdict::Shape;
 
 /// Makes a fresh event source (each cell replays from the start).
 pub type SourceFactory = Arc<dyn Fn() -> Result<Source> + Send + Sync>;
@@ -43,9 +45,12 @@ pub fn registry() -> StrategyFactory {
     Arc::new(|name: &str, opts: &CacheOptions| cache_core::strategy::by_name(name, opts))
 }
 
+mod cells;
 mod lockstep;
 mod processes;
 mod shards;
+
+use cells::{rows_of, run_cells, run_shard};
 
 pub use processes::{own_strategies, run_in_processes, run_worker, worker_from_env, Worker, MAX_PROCESSES, WORKER_ENV};
 
@@ -309,20 +314,6 @@ pub fn run_timed(
     Ok((report, cells.timings))
 }
 
-/// What `run_cells` measured: every cell's row and timing, in report
-/// order, with what the report is built from besides them.
-#[derive(Debug)]
-pub(crate) struct Cells {
-    /// The trace's header.
-    pub(crate) header: Header,
-    /// One row per cell: backends × strategies, backend-major.
-    pub(crate) rows: Vec<CellResult>,
-    /// Each cell's timing, in the same order.
-    pub(crate) timings: Vec<CellTiming>,
-    /// What the traffic shows (zones, shared calendars), for the verdict.
-    pub(crate) shape: Shape,
-}
-
 /// The report of `rows` (every cell of `cfg`, backend-major, as
 /// `run_cells` gives them), with the verdict when `cfg` asks for one.
 /// Rows measured apart (in worker processes) and put back in order make
@@ -339,146 +330,4 @@ pub fn assemble(
         report.recommendation = Some(crate::verdict::judge(cfg, &report, shape, strategies));
     }
     report
-}
-
-/// Runs every cell of `cfg` and returns their rows, unassembled.
-pub(crate) fn run_cells(
-    cfg: &RunConfig,
-    sources: SourceFactory,
-    strategies: &StrategyFactory,
-    progress: Option<Arc<AtomicU64>>,
-) -> Result<Cells> {
-    let header = sources()?.header;
-    // Fail before anything runs on an unusable backend.
-    {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Invalid(format!("cannot start a runtime: {e}")))?;
-        for b in &cfg.backends {
-            rt.block_on(connect(b, 1, &ManualClock::at_unix_millis(0)))?;
-        }
-    }
-    let cells: Vec<(String, BackendSpec)> = cfg
-        .backends
-        .iter()
-        .flat_map(|b| cfg.strategies.iter().map(move |s| (s.clone(), b.clone())))
-        .collect();
-    // On a shared server each cell writes under its own namespace. The run
-    // nonce only names keys: no result depends on it, so reports stay
-    // byte-identical across runs.
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-        ^ u64::from(std::process::id()).rotate_left(40);
-    let namespaces: Vec<Option<String>> = cells
-        .iter()
-        .enumerate()
-        .map(|(i, (s, b))| (!b.isolated_per_cell()).then(|| format!("sim-{nonce:x}-{i}-{s}")))
-        .collect();
-    let group = group_size(cfg, header.processes);
-    // Fewer cells than threads: a cell's processes may replay apart.
-    let shards = shards::per_cell(cfg, cells.len(), header.processes);
-    let tasks = shards::tasks(cells.len(), shards);
-    // What the traffic shows (zones, shared calendars), for the verdict:
-    // seen while the first group reads the trace.
-    let shape = ShapeCell::new(header.processes);
-    let mut results: Vec<Option<(std::result::Result<Part, lockstep::Stop>, Duration)>> = Vec::new();
-    let mut source_error = None;
-    for (g, members) in tasks.chunks(group).enumerate() {
-        let mut source = sources()?;
-        if g == 0 {
-            source.events = shape.probe(source.events);
-        }
-        let header = source.header.clone();
-        let start = |t: usize| {
-            let (i, shard) = members[t];
-            let (s, b) = &cells[i];
-            start_cell(cfg, &header, namespaces[i].clone(), strategies, (s, b), shard)
-        };
-        // A worker per cell, and one more to read ahead while they replay.
-        let workers = cfg.threads.clamp(1, members.len() + 1);
-        let out = lockstep::run(
-            Inputs::new(source.events),
-            members.len(),
-            workers,
-            &start,
-            progress.as_deref(),
-        );
-        let failed = out.cells.iter().any(|c| !matches!(c, Some((Ok(_), _))));
-        results.extend(out.cells);
-        source_error = out.source_error;
-        if failed {
-            break;
-        }
-    }
-    results.resize_with(tasks.len(), || None);
-    // The first failed cell's error, not "did not run" for those skipped after it.
-    if let Some(t) = results.iter().position(|r| matches!(r, Some((Err(_), _)))) {
-        if let Some((Err(stop), _)) = results.swap_remove(t) {
-            let i = tasks[t].0;
-            return Err(match stop {
-                lockstep::Stop::Cell(Error::BackendDown {
-                    errors, after, streak, ..
-                }) => Error::BackendDown {
-                    backend: cells[i].1.label(),
-                    errors,
-                    after,
-                    streak,
-                },
-                lockstep::Stop::Cell(e) => e,
-                lockstep::Stop::Source => {
-                    source_error.unwrap_or_else(|| Error::Invalid("the trace failed to read".into()))
-                }
-            });
-        }
-    }
-    let mut rows = Vec::with_capacity(cells.len());
-    let mut timings = Vec::with_capacity(cells.len());
-    let mut results = results.into_iter();
-    for (strategy, backend) in &cells {
-        // The cell's shards, in order: their parts add up to the cell.
-        let mut whole: Option<(Part, Duration)> = None;
-        for _ in 0..shards {
-            let (part, wall) = results
-                .next()
-                .flatten()
-                .ok_or_else(|| Error::Invalid(format!("cell {strategy} × {} did not run", backend.label())))?;
-            let part = part.map_err(|_| Error::Invalid(format!("cell {strategy} × {} failed", backend.label())))?;
-            whole = Some(match whole {
-                None => (part, wall),
-                Some((p, w)) => (p.merge(part), w + wall),
-            });
-        }
-        let (part, wall) =
-            whole.ok_or_else(|| Error::Invalid(format!("cell {strategy} × {} did not run", backend.label())))?;
-        let m: Metrics = part.into_metrics();
-        let sides = [("read", &m.read_ops), ("write", &m.write_ops)];
-        let ops: Vec<_> = sides
-            .iter()
-            .flat_map(|(side, s)| s.ops.iter().map(move |o| (*side, o)))
-            .filter(|(_, o)| o.calls > 0)
-            .map(|(side, o)| (side, o.op, o.calls, o.keys, Duration::from_nanos(o.total_nanos)))
-            .collect();
-        let nanos: u64 = ops.iter().map(|o| o.4.as_nanos() as u64).sum();
-        let calls: u64 = ops.iter().map(|o| o.2).sum();
-        timings.push(CellTiming {
-            strategy: strategy.clone(),
-            backend: backend.label(),
-            reads: m.reads,
-            wall,
-            backend_time: Duration::from_nanos(nanos),
-            backend_calls: calls,
-            ops,
-            shards,
-        });
-        rows.push(CellResult::new(strategy, &backend.label(), &m, cfg.bucket));
-    }
-    Ok(Cells {
-        header,
-        rows,
-        timings,
-        shape: shape.shape(),
-    })
 }

@@ -12,6 +12,12 @@
 //! exactly) and are put back in report order, so the report is the same,
 //! byte for byte, as from one process.
 //!
+//! With fewer cells than processes, and cells that can be split by app
+//! process (`shards.rs`), the workers split the cells instead: each
+//! replays one shard of every cell and sends back its counts in a form
+//! that adds up ([`crate::engine`]'s parts, histograms as their buckets),
+//! and the parent adds them up into the rows.
+//!
 //! Only cells on in-process stores are independent enough for this: cells
 //! on a server share it and run one after the other anyway.
 
@@ -25,12 +31,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{assemble, run_cells, CellTiming, RunConfig, SourceFactory, StrategyFactory};
+use super::{assemble, rows_of, run_cells, run_shard, shards, CellTiming, RunConfig, SourceFactory, StrategyFactory};
+use crate::engine::{Part, PartWire, Shard};
 use crate::error::{Error, Result};
 use crate::report::{CellResult, Report};
 
 /// The environment variable that makes `cache-sim` a worker: the parent's
-/// process id, `<path>` and `<strategy>,<strategy>…`, separated by tabs. A
+/// process id, `<path>` and `<strategy>,<strategy>…`, and for a worker
+/// replaying one shard of every cell `<index>/<shards>`, separated by tabs. A
 /// worker checks that its parent is that process, so a stray variable in a
 /// user's environment is an error, never a silent run that prints nothing.
 pub const WORKER_ENV: &str = "CACHE_SIM_WORKER";
@@ -46,6 +54,10 @@ pub struct Worker {
     pub out: PathBuf,
     /// The strategies to run (on every backend of the run).
     pub strategies: Vec<String>,
+    /// Replay only shard `.0` of `.1` of every cell (its app processes
+    /// `p` with `p % .1 == .0`) and send back parts, not rows; `None`:
+    /// whole cells.
+    pub shard: Option<(u32, u32)>,
 }
 
 /// The assignment in [`WORKER_ENV`], if this process is a worker.
@@ -56,7 +68,7 @@ pub fn worker_from_env() -> Result<Option<Worker>> {
     let value = value
         .into_string()
         .map_err(|_| Error::Invalid(format!("{WORKER_ENV}: not UTF-8")))?;
-    let mut fields = value.splitn(3, '\t');
+    let mut fields = value.splitn(4, '\t');
     let (Some(parent), Some(out), Some(strategies)) = (fields.next(), fields.next(), fields.next()) else {
         return Err(Error::Invalid(format!(
             "{WORKER_ENV} is set but is not a worker's assignment (<parent pid>TAB<path>TAB<strategies>): unset it"
@@ -67,9 +79,25 @@ pub fn worker_from_env() -> Result<Option<Worker>> {
             "{WORKER_ENV} is set, but this process was not started by `cache-sim --processes`: unset it"
         )));
     }
+    let shard = match fields.next() {
+        None => None,
+        Some(f) => {
+            let bad = || Error::Invalid(format!("{WORKER_ENV}: bad shard {f:?} (<index>/<shards>)"));
+            let (i, n) = f.split_once('/').ok_or_else(bad)?;
+            let (i, n) = (
+                i.parse::<u32>().map_err(|_| bad())?,
+                n.parse::<u32>().map_err(|_| bad())?,
+            );
+            if i >= n {
+                return Err(bad());
+            }
+            Some((i, n))
+        }
+    };
     Ok(Some(Worker {
         out: PathBuf::from(out),
         strategies: strategies.split(',').map(str::to_owned).collect(),
+        shard,
     }))
 }
 
@@ -91,6 +119,9 @@ struct Timing {
 struct Output {
     rows: Vec<CellResult>,
     timings: Vec<Timing>,
+    /// A shard worker's parts, one per cell in report order, with the
+    /// nanoseconds spent on each (instead of rows and timings).
+    parts: Vec<(PartWire, u64)>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -156,10 +187,23 @@ pub fn run_worker(
     let mut cfg = cfg.clone();
     cfg.strategies.clone_from(&worker.strategies);
     cfg.threads = 1;
-    let cells = run_cells(&cfg, sources, strategies, None)?;
-    let out = Output {
-        rows: cells.rows,
-        timings: cells.timings.iter().map(Timing::from).collect(),
+    let out = if let Some((index, of)) = worker.shard {
+        let (_, parts, _) = run_shard(&cfg, sources, strategies, None, Shard { index, of })?;
+        Output {
+            rows: Vec::new(),
+            timings: Vec::new(),
+            parts: parts
+                .into_iter()
+                .map(|(p, wall)| Ok((p.into_wire()?, nanos(wall))))
+                .collect::<Result<_>>()?,
+        }
+    } else {
+        let cells = run_cells(&cfg, sources, strategies, None)?;
+        Output {
+            rows: cells.rows,
+            timings: cells.timings.iter().map(Timing::from).collect(),
+            parts: Vec::new(),
+        }
     };
     let json = serde_json::to_vec(&out).map_err(|e| Error::Invalid(format!("worker rows: {e}")))?;
     std::fs::write(&worker.out, json).map_err(|e| Error::Io {
@@ -178,16 +222,76 @@ fn groups(strategies: &[String], processes: usize) -> Vec<Vec<String>> {
 }
 
 /// The strategies this process runs itself with `--processes processes`
-/// (all of them with one).
-pub fn own_strategies(strategies: &[String], processes: usize) -> Vec<String> {
-    groups(strategies, processes).into_iter().next().unwrap_or_default()
+/// on a trace of `app_processes` app processes: all of them with one
+/// process, or when the cells are split by app process (each process then
+/// replays a shard of every cell).
+pub fn own_strategies(cfg: &RunConfig, processes: usize, app_processes: u32) -> Vec<String> {
+    let cells = cfg.strategies.len() * cfg.backends.len();
+    if shards::across_processes(cfg, cells, app_processes, processes) > 1 {
+        return cfg.strategies.clone();
+    }
+    groups(&cfg.strategies, processes)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
 }
 
 /// A started worker.
 struct Started {
     child: Child,
     out: PathBuf,
+    /// What it was given, for its error.
+    what: String,
+}
+
+impl Started {
+    /// Waits for the worker and reads what it wrote.
+    fn output(&mut self) -> Result<Output> {
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| Error::Invalid(format!("--processes: waiting for a worker: {e}")))?;
+        if !status.success() {
+            return Err(Error::Invalid(format!(
+                "--processes: the worker for {} failed ({status}); its error is above",
+                self.what
+            )));
+        }
+        let bytes = std::fs::read(&self.out).map_err(|e| Error::Io {
+            path: self.out.clone(),
+            source: e,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("--processes: a worker's rows: {e}")))
+    }
+}
+
+/// Starts `exe args…` as a worker running `strategies` (shard `shard` of
+/// each cell, if given), writing to `out`.
+fn start_worker(
+    exe: &Path,
+    args: &[OsString],
+    out: PathBuf,
     strategies: Vec<String>,
+    shard: Option<Shard>,
+) -> Result<Started> {
+    let mut assignment = OsString::from(format!("{}\t", std::process::id()));
+    assignment.push(out.as_os_str());
+    assignment.push("\t");
+    assignment.push(strategies.join(","));
+    let mut what = strategies.join(",");
+    if let Some(s) = shard {
+        assignment.push(format!("\t{}/{}", s.index, s.of));
+        what = format!("shard {} of {} of {what}", s.index + 1, s.of);
+    }
+    let child = Command::new(exe)
+        .args(args)
+        .env(WORKER_ENV, assignment)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| Error::Invalid(format!("--processes: cannot start {}: {e}", exe.display())))?;
+    Ok(Started { child, out, what })
 }
 
 /// Kills workers still running when the parent gives up (an error of its
@@ -222,6 +326,12 @@ pub fn run_in_processes(
             b.label()
         )));
     }
+    let header = sources()?.header;
+    let cells = cfg.strategies.len() * cfg.backends.len();
+    let split = shards::across_processes(cfg, cells, header.processes, processes);
+    if split > 1 {
+        return run_shards_in_processes(cfg, split, exe, args, sources, strategies, progress);
+    }
     let groups = groups(&cfg.strategies, processes);
     let dir = tempfile::Builder::new()
         .prefix("cache-sim-workers")
@@ -230,26 +340,10 @@ pub fn run_in_processes(
     let mut workers = Workers(Vec::new());
     for (k, group) in groups.iter().enumerate().skip(1) {
         let out = dir.path().join(format!("worker-{k}.json"));
-        let mut assignment = OsString::from(format!("{}\t", std::process::id()));
-        assignment.push(out.as_os_str());
-        assignment.push("\t");
-        assignment.push(group.join(","));
-        let child = Command::new(exe)
-            .args(args)
-            .env(WORKER_ENV, assignment)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| Error::Invalid(format!("--processes: cannot start {}: {e}", exe.display())))?;
-        workers.0.push(Started {
-            child,
-            out,
-            strategies: group.clone(),
-        });
+        workers.0.push(start_worker(exe, args, out, group.clone(), None)?);
     }
     let mut own = cfg.clone();
-    own.strategies = own_strategies(&cfg.strategies, processes);
+    own.strategies = groups.first().cloned().unwrap_or_default();
     own.threads = 1;
     let mine = run_cells(&own, sources, strategies, progress)?;
 
@@ -262,22 +356,7 @@ pub fn run_in_processes(
         add(r, t);
     }
     for w in &mut workers.0 {
-        let status = w
-            .child
-            .wait()
-            .map_err(|e| Error::Invalid(format!("--processes: waiting for a worker: {e}")))?;
-        if !status.success() {
-            return Err(Error::Invalid(format!(
-                "--processes: the worker for {} failed ({status}); its error is above",
-                w.strategies.join(",")
-            )));
-        }
-        let bytes = std::fs::read(&w.out).map_err(|e| Error::Io {
-            path: w.out.clone(),
-            source: e,
-        })?;
-        let out: Output =
-            serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("--processes: a worker's rows: {e}")))?;
+        let out = w.output()?;
         for (r, t) in out.rows.into_iter().zip(out.timings) {
             add(r, t.into_cell_timing()?);
         }
@@ -296,6 +375,67 @@ pub fn run_in_processes(
         }
     }
     Ok((assemble(cfg, &mine.header, rows, &mine.shape, strategies), timings))
+}
+
+/// [`run_in_processes`] with every cell split into `split` shards by app
+/// process: this process replays shard 0 of every cell, worker `k` shard
+/// `k`, and the parts add up to each cell's row (`shards.rs`).
+fn run_shards_in_processes(
+    cfg: &RunConfig,
+    split: u32,
+    exe: &Path,
+    args: &[OsString],
+    sources: SourceFactory,
+    strategies: &StrategyFactory,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<(Report, Vec<CellTiming>)> {
+    let dir = tempfile::Builder::new()
+        .prefix("cache-sim-workers")
+        .tempdir()
+        .map_err(|e| Error::Invalid(format!("--processes: cannot create a temporary directory: {e}")))?;
+    let mut workers = Workers(Vec::new());
+    for index in 1..split {
+        let out = dir.path().join(format!("worker-{index}.json"));
+        let shard = Shard { index, of: split };
+        workers
+            .0
+            .push(start_worker(exe, args, out, cfg.strategies.clone(), Some(shard))?);
+    }
+    let mut own = cfg.clone();
+    own.threads = 1;
+    let (header, mine, shape) = run_shard(&own, sources, strategies, progress, Shard { index: 0, of: split })?;
+    // By shard, then by cell; `rows_of` wants them by cell, then by shard.
+    let cells = mine.len();
+    let mut by_shard: Vec<std::vec::IntoIter<(Part, Duration)>> = vec![mine.into_iter()];
+    for w in &mut workers.0 {
+        let out = w.output()?;
+        if out.parts.len() != cells {
+            return Err(Error::Invalid(format!(
+                "--processes: a worker sent {} parts for {cells} cells",
+                out.parts.len()
+            )));
+        }
+        let parts = out
+            .parts
+            .into_iter()
+            .map(|(p, ns)| Ok((Part::from_wire(p)?, Duration::from_nanos(ns))))
+            .collect::<Result<Vec<_>>>()?;
+        by_shard.push(parts.into_iter());
+    }
+    workers.0.clear();
+    let mut parts = Vec::with_capacity(cells * by_shard.len());
+    for _ in 0..cells {
+        for shard in &mut by_shard {
+            parts.extend(shard.next());
+        }
+    }
+    let cell_list: Vec<(String, crate::backends::BackendSpec)> = cfg
+        .backends
+        .iter()
+        .flat_map(|b| cfg.strategies.iter().map(move |s| (s.clone(), b.clone())))
+        .collect();
+    let (rows, timings) = rows_of(cfg, &cell_list, parts, split)?;
+    Ok((assemble(cfg, &header, rows, &shape, strategies), timings))
 }
 
 #[cfg(test)]
