@@ -55,7 +55,7 @@
 //! - `metrics.rs`: [`Metrics`] and the recorder (sparse timeline, latency
 //!   percentiles).
 //! - `part.rs`: a replay's metrics in a form that adds up over the shards
-//!   of a cell ([`Shard`]).
+//!   of a cell (`Shard`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

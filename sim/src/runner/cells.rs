@@ -85,12 +85,15 @@ fn prepare(cfg: &RunConfig, sources: &SourceFactory) -> Result<(Header, Vec<(Str
             rt.block_on(connect(b, 1, &ManualClock::at_unix_millis(0)))?;
         }
     }
-    let cells = cfg
-        .backends
+    Ok((header, cells_of(cfg)))
+}
+
+/// The cells of `cfg`: backends × strategies, backend-major (report order).
+pub(crate) fn cells_of(cfg: &RunConfig) -> Vec<(String, BackendSpec)> {
+    cfg.backends
         .iter()
         .flat_map(|b| cfg.strategies.iter().map(move |s| (s.clone(), b.clone())))
-        .collect();
-    Ok((header, cells))
+        .collect()
 }
 
 /// Runs `tasks` (a cell of `cells`, whole or one shard of it, each) on a

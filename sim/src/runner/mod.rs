@@ -50,7 +50,7 @@ mod lockstep;
 mod processes;
 mod shards;
 
-use cells::{rows_of, run_cells, run_shard};
+use cells::{cells_of, rows_of, run_cells, run_shard};
 
 pub use processes::{own_strategies, run_in_processes, run_worker, worker_from_env, Worker, MAX_PROCESSES, WORKER_ENV};
 

@@ -31,7 +31,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{assemble, rows_of, run_cells, run_shard, shards, CellTiming, RunConfig, SourceFactory, StrategyFactory};
+use super::{
+    assemble, cells_of, rows_of, run_cells, run_shard, shards, CellTiming, RunConfig, SourceFactory, StrategyFactory,
+};
 use crate::engine::{Part, PartWire, Shard};
 use crate::error::{Error, Result};
 use crate::report::{CellResult, Report};
@@ -265,6 +267,14 @@ impl Started {
     }
 }
 
+/// A temporary directory for the workers' output, removed after the run.
+fn worker_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("cache-sim-workers")
+        .tempdir()
+        .map_err(|e| Error::Invalid(format!("--processes: cannot create a temporary directory: {e}")))
+}
+
 /// Starts `exe args…` as a worker running `strategies` (shard `shard` of
 /// each cell, if given), writing to `out`.
 fn start_worker(
@@ -333,10 +343,7 @@ pub fn run_in_processes(
         return run_shards_in_processes(cfg, split, exe, args, sources, strategies, progress);
     }
     let groups = groups(&cfg.strategies, processes);
-    let dir = tempfile::Builder::new()
-        .prefix("cache-sim-workers")
-        .tempdir()
-        .map_err(|e| Error::Invalid(format!("--processes: cannot create a temporary directory: {e}")))?;
+    let dir = worker_dir()?;
     let mut workers = Workers(Vec::new());
     for (k, group) in groups.iter().enumerate().skip(1) {
         let out = dir.path().join(format!("worker-{k}.json"));
@@ -389,10 +396,7 @@ fn run_shards_in_processes(
     strategies: &StrategyFactory,
     progress: Option<Arc<AtomicU64>>,
 ) -> Result<(Report, Vec<CellTiming>)> {
-    let dir = tempfile::Builder::new()
-        .prefix("cache-sim-workers")
-        .tempdir()
-        .map_err(|e| Error::Invalid(format!("--processes: cannot create a temporary directory: {e}")))?;
+    let dir = worker_dir()?;
     let mut workers = Workers(Vec::new());
     for index in 1..split {
         let out = dir.path().join(format!("worker-{index}.json"));
@@ -429,12 +433,7 @@ fn run_shards_in_processes(
             parts.extend(shard.next());
         }
     }
-    let cell_list: Vec<(String, crate::backends::BackendSpec)> = cfg
-        .backends
-        .iter()
-        .flat_map(|b| cfg.strategies.iter().map(move |s| (s.clone(), b.clone())))
-        .collect();
-    let (rows, timings) = rows_of(cfg, &cell_list, parts, split)?;
+    let (rows, timings) = rows_of(cfg, &cells_of(cfg), parts, split)?;
     Ok((assemble(cfg, &header, rows, &shape, strategies), timings))
 }
 
