@@ -28,7 +28,13 @@
 //! again as a worker, as `cache-sim --processes 2` does) and checks that the
 //! report is the one-thread run's, byte for byte.
 //!
-//! Rounds alternate the six measurements ([`common::rounds`]); each
+//! `sim/one-cell-4-processes/locmem` replays one strategy (`versioned`) on
+//! a trace of four app processes (`realistic` spread over 4 processes,
+//! 500k actions): on 1 thread, on 2 threads and in 2 processes the cell is
+//! split into shards of its app processes (the runner's shards), and both
+//! reports are checked identical to the 1-thread one.
+//!
+//! Rounds alternate the measurements ([`common::rounds`]); each
 //! figure is the median round. Results: `target/bench-results/sim.jsonl`.
 #![allow(missing_docs, clippy::print_stderr)]
 
@@ -53,6 +59,11 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const SUITE: &str = "sim";
 const GROUP: &str = "sim/realistic/locmem";
 const SEED: u64 = 1;
+/// The group of one cell on a 4-process trace, split into shards.
+const SHARD_GROUP: &str = "sim/one-cell-4-processes/locmem";
+/// The argument that makes a worker of this executable replay the shard
+/// measurement's trace rather than `realistic`.
+const SHARD_WORKER: &str = "one-cell-4-processes";
 
 /// Feed requests per second of a replay of every recording, one after the
 /// other on this thread, each on fresh stores (deterministic as in the
@@ -123,10 +134,31 @@ fn main() {
         cfg.threads = threads;
         cfg
     };
-    // A worker of the `2-processes` measurement (this same executable,
+    // One cell on a trace of 4 app processes, for the shard figures.
+    let shard_actions = if quick { 20_000 } else { 500_000 };
+    let shard_sources: SourceFactory = Arc::new(move || {
+        let mut traffic = realistic_config(SEED);
+        traffic.actions = shard_actions;
+        traffic.processes = 4;
+        let (header, events) = Traffic::new(traffic, "realistic")?;
+        Ok(Source {
+            header,
+            events: Box::new(events),
+        })
+    });
+    let shard_config = |threads: usize| {
+        let mut cfg = config(threads);
+        cfg.strategies = vec!["versioned".to_owned()];
+        cfg
+    };
+    // A worker of a `2-processes` measurement (this same executable,
     // started by `run_in_processes`): its cells, then nothing else.
     if let Some(worker) = sim::runner::worker_from_env().expect("the worker's assignment") {
-        sim::runner::run_worker(&config(1), &worker, sources, &registry()).expect("a worker's cells");
+        if std::env::args().any(|a| a == SHARD_WORKER) {
+            sim::runner::run_worker(&shard_config(1), &worker, shard_sources, &registry()).expect("a worker's shard");
+        } else {
+            sim::runner::run_worker(&config(1), &worker, sources, &registry()).expect("a worker's cells");
+        }
         return;
     }
     let started = Instant::now();
@@ -150,6 +182,9 @@ fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let mut one_thread_json = String::new();
     let mut reads = 0;
+    let (mut shard1, mut shard2, mut shard_procs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut shard_reads = 0;
+    let shard_args: Vec<std::ffi::OsString> = args.iter().cloned().chain([SHARD_WORKER.into()]).collect();
     for _ in 0..common::rounds() {
         for (threads, rates) in [(1, &mut sim1), (2, &mut sim2)] {
             let start = Instant::now();
@@ -169,6 +204,35 @@ fn main() {
         assert!(
             report.to_json() == one_thread_json,
             "two processes wrote another report"
+        );
+        // One cell of a 4-process trace: whole, in 2 shards on 2 threads,
+        // in 2 shards in 2 processes.
+        let start = Instant::now();
+        let whole = run(&shard_config(1), shard_sources.clone(), registry(), None).expect("the whole cell");
+        shard_reads = whole.results.iter().map(|r| r.reads).sum();
+        shard1.push(shard_reads as f64 / start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        let split = run(&shard_config(2), shard_sources.clone(), registry(), None).expect("the cell in 2 shards");
+        shard2.push(shard_reads as f64 / start.elapsed().as_secs_f64());
+        assert!(
+            split.to_json() == whole.to_json(),
+            "2 shards on 2 threads wrote another report"
+        );
+        let start = Instant::now();
+        let (split, _) = sim::runner::run_in_processes(
+            &shard_config(1),
+            2,
+            &exe,
+            &shard_args,
+            shard_sources.clone(),
+            &registry(),
+            None,
+        )
+        .expect("the cell in 2 shards in 2 processes");
+        shard_procs.push(shard_reads as f64 / start.elapsed().as_secs_f64());
+        assert!(
+            split.to_json() == whole.to_json(),
+            "2 shards in 2 processes wrote another report"
         );
         floor.push(replay_all(&recordings, true));
         floor2.push(replay_parallel(&recordings, 2));
@@ -195,6 +259,22 @@ fn main() {
         "store-only-2-threads",
         &floor2,
         &format!("{what}; their {calls} store calls replayed alone, two recordings at a time on 2 threads"),
+    );
+    let one_cell = format!("{shard_reads} feed requests of `versioned` on a 4-process trace ({shard_actions} actions)");
+    common::record_rounds(SUITE, SHARD_GROUP, "1-thread", &shard1, &one_cell);
+    common::record_rounds(
+        SUITE,
+        SHARD_GROUP,
+        "2-threads",
+        &shard2,
+        &format!("{one_cell}; 2 shards of its app processes on 2 threads"),
+    );
+    common::record_rounds(
+        SUITE,
+        SHARD_GROUP,
+        "2-processes",
+        &shard_procs,
+        &format!("{one_cell}; 2 shards of its app processes in 2 processes"),
     );
     common::record_rounds(SUITE, "sim/realistic/store-only", "deterministic", &floor, &replayed);
     common::record_rounds(
