@@ -75,7 +75,7 @@ pub const GOALS: &[Goal] = &[
         against: "1-thread",
         min_ratio: 1.8,
         source: "#30: `realistic` on 2 threads ≥ 1.8× on 1 thread",
-        when_missed: "two cells in one process slow each other's stores through crossbeam-epoch's process-global collector, which moka flushes to after every update and every maintenance run: the same store calls replayed alone scale only 1.22–1.29× on two threads (`store-only-2-threads`); `perf`: crossbeam-epoch 4.9% of the CPU on one thread, 12.1% on two. Cells in two processes share nothing: `2-processes` (`cache-sim --processes 2`, same report) runs at 1.91–1.93× one thread",
+        when_missed: "two cells in one process slow each other's stores through crossbeam-epoch's process-global collector, which moka flushes to after every update and every maintenance run: the same store calls replayed alone scale only 1.22–1.29× on two threads (`store-only-2-threads`); `perf`: crossbeam-epoch 4.9% of the CPU on one thread, 12.1% on two. Cells in two processes share nothing: `2-processes` (`cache-sim --processes 2`, same report) runs at 1.91–1.93× one thread (1.94–2.14× at 23:09 UTC). One cell of a multi-process trace splits into shards of its app processes (`sim/one-cell-4-processes`)",
     },
     Goal {
         group: "redis/get/64-tasks",
@@ -165,6 +165,6 @@ pub const RATE_GOALS: &[RateGoal] = &[
         subject: "2-threads",
         min_ops_per_sec: 500_000.0,
         source: "#30: simulator ≥ 500k simulated feed requests/s on `realistic` (locmem, 2 threads; #17 asked 1M)",
-        when_missed: "one thread runs 180–200k/s, so 500k/s needs 250k/s per core even with perfect scaling; two threads of one process also contend in crossbeam-epoch's global collector (1.59×); the cells in two processes (`2-processes`, `cache-sim --processes 2`) reach 381k/s; the `sim` crate docs' \"Performance\" has the profile",
+        when_missed: "one thread runs 180–200k/s, so 500k/s needs 250k/s per core even with perfect scaling; two threads of one process also contend in crossbeam-epoch's global collector (1.59–1.70×); the cells in two processes (`2-processes`, `cache-sim --processes 2`) reach 381k/s (304k/s in the 23:09 UTC run, the VM 20–25% slower in every figure); the `sim` crate docs' \"Performance\" has the profile",
     },
 ];
