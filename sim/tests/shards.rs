@@ -2,7 +2,8 @@
 //! cells than threads and its processes share nothing but the database
 //! (plain `locmem`), the processes replay in parallel and their parts add
 //! up to the report one replay writes, byte for byte, for every strategy,
-//! with a store that evicts and one that does not.
+//! with a store that evicts and one that does not; in worker processes
+//! too; and a worker given a malformed shard says so.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -119,4 +120,23 @@ fn worker_processes_replay_a_shard_of_every_cell_and_add_up_the_same() {
     // As many cells as processes: the strategies are split, not the cells.
     let two = replay(&t, &split, &["--strategies", "versioned,stamped", "--processes", "2"]);
     assert!(!two.contains("shards"), "{two}");
+}
+
+#[test]
+fn a_worker_given_a_bad_shard_says_so() {
+    // A worker's parent is this test process, so only the shard is wrong.
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = tmp.path().join("rows.json");
+    for shard in ["2/2", "1/0", "x/2", "1"] {
+        let value = format!("{}\t{}\tversioned\t{shard}", std::process::id(), rows.display());
+        let out = Command::new(env!("CARGO_BIN_EXE_cache-sim"))
+            .args(["run", "--scenario", "seed-october-2025", "--quiet"])
+            .env("CACHE_SIM_WORKER", value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{shard}");
+        assert!(stderr.contains("bad shard"), "{shard}: {stderr}");
+        assert!(!rows.exists(), "{shard}: a worker with a bad shard wrote rows");
+    }
 }
