@@ -44,9 +44,13 @@ fn compare(
     access_log: Option<sim::trace::AccessLogSummary>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    // With `--processes`, the bar follows this process's own cells.
-    let app_processes = sources()?.header.processes;
-    let own = sim::runner::own_strategies(&cfg, common.processes, app_processes);
+    // With `--processes`, the bar follows this process's own cells (which
+    // depend on the trace's app processes: its header, read only then).
+    let own = if common.processes > 1 {
+        sim::runner::own_strategies(&cfg, common.processes, sources()?.header.processes)
+    } else {
+        cfg.strategies.clone()
+    };
     let plan = progress::Plan {
         cells: cfg
             .backends

@@ -4,22 +4,14 @@
 //! the reason; a worker that fails fails the run.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn cache_sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cache-sim"))
-        .args(args)
-        .output()
-        .expect("running cache-sim")
-}
+use std::process::Command;
+
+use common::{cache_sim, read};
 
 fn sim_strategies() -> [&'static str; 8] {
     cache_core::strategy::NAMES
-}
-
-fn read(dir: &Path, file: &str) -> Vec<u8> {
-    std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()))
 }
 
 #[test]

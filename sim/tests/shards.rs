@@ -6,19 +6,12 @@
 //! too; and a worker given a malformed shard says so.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn cache_sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cache-sim"))
-        .args(args)
-        .output()
-        .expect("running cache-sim")
-}
-
-fn read(dir: &Path, file: &str) -> Vec<u8> {
-    std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()))
-}
+use common::{cache_sim, read};
 
 /// A 3-process trace of generated traffic.
 fn trace(dir: &Path) -> String {

@@ -203,8 +203,9 @@ pub(crate) async fn make_cell(
     // split by process needs, see `shards.rs`). On a shared store they
     // share one, as they always have here.
     let store_strategies = if matches!(backend, BackendSpec::Locmem { .. }) && stores.backends.len() > 1 {
-        (0..stores.backends.len())
-            .map(|_| strategies(strategy, &opts))
+        // The first process's is the cell's own.
+        std::iter::once(Ok(strat.clone()))
+            .chain((1..stores.backends.len()).map(|_| strategies(strategy, &opts)))
             .collect::<cache_core::Result<Vec<_>>>()?
     } else {
         Vec::new()

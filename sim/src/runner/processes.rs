@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::cells::TimedPart;
 use super::{
     assemble, cells_of, rows_of, run_cells, run_shard, shards, CellTiming, RunConfig, SourceFactory, StrategyFactory,
 };
@@ -410,7 +411,7 @@ fn run_shards_in_processes(
     let (header, mine, shape) = run_shard(&own, sources, strategies, progress, Shard { index: 0, of: split })?;
     // By shard, then by cell; `rows_of` wants them by cell, then by shard.
     let cells = mine.len();
-    let mut by_shard: Vec<std::vec::IntoIter<(Part, Duration)>> = vec![mine.into_iter()];
+    let mut by_shard: Vec<std::vec::IntoIter<TimedPart>> = vec![mine.into_iter()];
     for w in &mut workers.0 {
         let out = w.output()?;
         if out.parts.len() != cells {
